@@ -1,0 +1,376 @@
+#include "ops.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "codec.h"
+#include "errors.h"
+
+static const char *const ROLE_NAMES[ROLE__COUNT] = {"facilitator", "owner", "member", "observer"};
+
+const char *role_name(int role)
+{
+    return role >= 0 && role < ROLE__COUNT ? ROLE_NAMES[role] : NULL;
+}
+
+int role_parse(const char *s, size_t n)
+{
+    for (int r = 0; r < ROLE__COUNT; r++)
+        if (strlen(ROLE_NAMES[r]) == n && memcmp(ROLE_NAMES[r], s, n) == 0)
+            return r;
+    return -1;
+}
+
+#define ID_MAX    64
+#define SEQ_MAX   9007199254740991u /* 2^53 - 1: exact in every client's numbers */
+#define NAME_MAX_ 100
+#define TITLE_MAX 200
+
+static const char *const ROLE_CHOICES[] = {"facilitator", "owner", "member", "observer", NULL};
+static const char *const KIND_CHOICES[] = {"story", "epic", "spike", "bug", "task", NULL};
+static const char *const MOSCOW_CHOICES[] = {"must", "should", "could", "wont", NULL};
+static const char *const STATUS_CHOICES[] = {"draft", "ready", "done", NULL};
+
+const struct field_spec ops_item_fields[] = {
+    {"title", FT_STR, FF_REQUIRED, TITLE_MAX, 0, NULL, "one line that names the item"},
+    {"kind", FT_STR, 0, 16, 0, KIND_CHOICES, "default `story`"},
+    {"persona", FT_STR, FF_EMPTY_OK, 1000, 0, NULL, "As a ..."},
+    {"goal", FT_STR, FF_EMPTY_OK, 1000, 0, NULL, "I want ..."},
+    {"benefit", FT_STR, FF_EMPTY_OK, 1000, 0, NULL, "so that ..."},
+    {"notes", FT_STR, FF_EMPTY_OK, 10000, 0, NULL, "free text"},
+    {"acceptance", FT_STR_LIST, 0, 50, 1000, NULL, "acceptance criteria"},
+    {"estimate", FT_STR, FF_NIL_OK, 16, 0, NULL, "the card, or nil"},
+    {"value", FT_UINT, FF_NIL_OK, 100, 0, NULL, "business value, or nil"},
+    {"moscow", FT_STR, FF_NIL_OK, 8, 0, MOSCOW_CHOICES, "or nil"},
+    {"status", FT_STR, 0, 8, 0, STATUS_CHOICES, "default `draft`; `split` is set by item.split"},
+    {"labels", FT_STR_LIST, 0, 20, 50, NULL, "free labels"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct field_spec F_ROOM_CREATE[] = {
+    {"name", FT_STR, FF_REQUIRED, TITLE_MAX, 0, NULL, "the room's name"},
+    {"deck", FT_DECK, 0, DECK_MAX_CARDS, DECK_CARD_MAX, NULL, "deck name or list of cards"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_JOIN[] = {
+    {"room", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "room id"},
+    {"token", FT_STR, 0, ID_MAX, 0, NULL, "a role token (not needed with pid + secret)"},
+    {"name", FT_STR, FF_REQUIRED, NAME_MAX_, 0, NULL, "display name"},
+    {"since", FT_UINT, 0, SEQ_MAX, 0, NULL, "last seq the client has"},
+    {"pid", FT_STR, 0, ID_MAX, 0, NULL, "participant id, to rejoin"},
+    {"secret", FT_STR, 0, ID_MAX, 0, NULL, "participant secret, to rejoin"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_ROLE_SET[] = {
+    {"pid", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "participant id"},
+    {"role", FT_STR, FF_REQUIRED, 16, 0, ROLE_CHOICES, "new role"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_ROOM_UPDATE[] = {
+    {"name", FT_STR, 0, TITLE_MAX, 0, NULL, "new name"},
+    {"deck", FT_DECK, 0, DECK_MAX_CARDS, DECK_CARD_MAX, NULL, "deck name or list of cards"},
+    {"auto_reveal", FT_BOOL, 0, 0, 0, NULL, "reveal when every online voter has voted"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_ITEM_ADD[] = {
+    {"item", FT_MAP, FF_REQUIRED, 0, 0, NULL, "item fields"},
+    {"after", FT_STR, FF_NIL_OK, ID_MAX, 0, NULL, "absent: bottom; nil: top; id: below it"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_ITEM_UPDATE[] = {
+    {"item", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "item id"},
+    {"set", FT_MAP, FF_REQUIRED, 0, 0, NULL, "item fields to change"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_ITEM_MOVE[] = {
+    {"item", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "item id"},
+    {"after", FT_STR, FF_REQUIRED | FF_NIL_OK, ID_MAX, 0, NULL, "nil: top; id: below it"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_ITEM[] = {
+    {"item", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "item id"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_ITEM_SPLIT[] = {
+    {"item", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "item id"},
+    {"children", FT_MAP_LIST, FF_REQUIRED, 20, 0, NULL, "item maps, in order"},
+    {"pattern", FT_STR, 0, 100, 0, NULL, "the splitting pattern used"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_FOCUS[] = {
+    {"item", FT_STR, FF_REQUIRED | FF_NIL_OK, ID_MAX, 0, NULL, "item id or nil"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const struct op_spec OPS[OP__COUNT] = {
+    {"room.create", OP_ROOM_CREATE, 0, OPF_NO_JOIN, F_ROOM_CREATE, NULL, "create a room"},
+    {"join", OP_JOIN, 0, OPF_NO_JOIN, F_JOIN, NULL, "join a room"},
+    {"role.set", OP_ROLE_SET, R_FAC, OPF_CHANGES, F_ROLE_SET, "participant.updated",
+     "change a participant's role"},
+    {"room.update", OP_ROOM_UPDATE, R_FAC, OPF_CHANGES, F_ROOM_UPDATE, "room.updated",
+     "change room settings"},
+    {"item.add", OP_ITEM_ADD, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_ITEM_ADD, "item.added",
+     "add a backlog item"},
+    {"item.update", OP_ITEM_UPDATE, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_ITEM_UPDATE,
+     "item.updated", "change item fields"},
+    {"item.move", OP_ITEM_MOVE, R_FAC | R_OWN, OPF_CHANGES, F_ITEM_MOVE, "item.moved",
+     "reorder the backlog"},
+    {"item.remove", OP_ITEM_REMOVE, R_FAC | R_OWN, OPF_CHANGES, F_ITEM, "item.removed",
+     "remove an item"},
+    {"item.split", OP_ITEM_SPLIT, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_ITEM_SPLIT, "item.split",
+     "split an item into children"},
+    {"focus", OP_FOCUS, R_FAC, OPF_CHANGES, F_FOCUS, "focus", "point everyone at an item"},
+};
+
+const struct op_spec *ops_find(const char *s, size_t n)
+{
+    for (int i = 0; i < OP__COUNT; i++)
+        if (strlen(OPS[i].name) == n && memcmp(OPS[i].name, s, n) == 0)
+            return &OPS[i];
+    return NULL;
+}
+
+const struct op_spec *ops_get(enum op_id id)
+{
+    return (unsigned)id < OP__COUNT ? &OPS[id] : NULL;
+}
+
+bool ops_allows(const struct op_spec *op, int role)
+{
+    if (op->flags & OPF_NO_JOIN)
+        return true;
+    return role >= 0 && role < ROLE__COUNT && (op->roles & (1u << role));
+}
+
+static const char *const DECK_FIBONACCI[] = {"0",  "1",  "2",  "3", "5",      "8", "13",
+                                             "21", "34", "55", "89", "?", "coffee", NULL};
+static const char *const DECK_MODIFIED[] = {"0",  "½",  "1",   "2", "3",      "5", "8",
+                                            "13", "20", "40", "100", "?", "coffee", NULL};
+static const char *const DECK_TSHIRT[] = {"XS", "S", "M", "L", "XL", "XXL", "?", "coffee", NULL};
+static const char *const DECK_POWERS[] = {"0",  "1",  "2", "4",      "8", "16",
+                                          "32", "64", "?", "coffee", NULL};
+
+const char *const *deck_builtin(const char *name, size_t n)
+{
+    static const struct {
+        const char *name;
+        const char *const *cards;
+    } decks[] = {{"fibonacci", DECK_FIBONACCI},
+                 {"modified", DECK_MODIFIED},
+                 {"tshirt", DECK_TSHIRT},
+                 {"powers", DECK_POWERS}};
+    for (size_t i = 0; i < sizeof decks / sizeof decks[0]; i++)
+        if (strlen(decks[i].name) == n && memcmp(decks[i].name, name, n) == 0)
+            return decks[i].cards;
+    return NULL;
+}
+
+static bool in_choices(const char *const *choices, const char *s, size_t n)
+{
+    for (; *choices; choices++)
+        if (strlen(*choices) == n && memcmp(*choices, s, n) == 0)
+            return true;
+    return false;
+}
+
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        snprintf(why, whysz, __VA_ARGS__);                                                         \
+        return RF_EBAD_REQUEST;                                                                    \
+    } while (0)
+
+static int check_deck(const struct field_spec *f, const msgpack_object *v, char *why, size_t whysz)
+{
+    if (v->type == MSGPACK_OBJECT_STR) {
+        if (!deck_builtin(v->via.str.ptr, v->via.str.size))
+            FAIL("Field '%s' must be fibonacci, modified, tshirt, powers or a list of cards.",
+                 f->name);
+        return 0;
+    }
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        FAIL("Field '%s' must be a deck name or a list of cards.", f->name);
+    uint32_t n = v->via.array.size;
+    if (n < 1 || n > f->max)
+        FAIL("A custom deck holds 1 to %u cards; this one has %u.", (unsigned)f->max, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *c = &v->via.array.ptr[i];
+        if (c->type != MSGPACK_OBJECT_STR || c->via.str.size < 1 || c->via.str.size > f->max2)
+            FAIL("Every card of a custom deck is a string of 1 to %u bytes.", f->max2);
+        for (uint32_t k = 0; k < i; k++) {
+            const msgpack_object *d = &v->via.array.ptr[k];
+            if (d->via.str.size == c->via.str.size &&
+                memcmp(d->via.str.ptr, c->via.str.ptr, c->via.str.size) == 0)
+                FAIL("The custom deck has the card '%.*s' twice; cards must be distinct.",
+                     (int)c->via.str.size, c->via.str.ptr);
+        }
+    }
+    return 0;
+}
+
+static int check_field(const struct field_spec *f, const msgpack_object *v, char *why,
+                       size_t whysz)
+{
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        if (f->flags & FF_NIL_OK)
+            return 0;
+        FAIL("Field '%s' may not be nil.", f->name);
+    }
+    switch (f->type) {
+    case FT_STR:
+        if (v->type != MSGPACK_OBJECT_STR)
+            FAIL("Field '%s' must be a string.", f->name);
+        if (v->via.str.size == 0 && !(f->flags & FF_EMPTY_OK))
+            FAIL("Field '%s' may not be empty.", f->name);
+        if (v->via.str.size > f->max)
+            FAIL("Field '%s' is %u bytes long; the limit is %u.", f->name, v->via.str.size,
+                 (unsigned)f->max);
+        if (f->choices && !in_choices(f->choices, v->via.str.ptr, v->via.str.size))
+            FAIL("Field '%s' has the unknown value '%.*s'.", f->name, (int)v->via.str.size,
+                 v->via.str.ptr);
+        return 0;
+    case FT_UINT:
+        if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > f->max)
+            FAIL("Field '%s' must be a whole number from 0 to %" PRIu64 ".", f->name, f->max);
+        return 0;
+    case FT_BOOL:
+        if (v->type != MSGPACK_OBJECT_BOOLEAN)
+            FAIL("Field '%s' must be true or false.", f->name);
+        return 0;
+    case FT_STR_LIST:
+        if (v->type != MSGPACK_OBJECT_ARRAY)
+            FAIL("Field '%s' must be a list of strings.", f->name);
+        if (v->via.array.size > f->max)
+            FAIL("Field '%s' holds at most %u entries.", f->name, (unsigned)f->max);
+        for (uint32_t i = 0; i < v->via.array.size; i++) {
+            const msgpack_object *e = &v->via.array.ptr[i];
+            if (e->type != MSGPACK_OBJECT_STR || e->via.str.size > f->max2)
+                FAIL("Every entry of '%s' is a string of at most %u bytes.", f->name, f->max2);
+        }
+        return 0;
+    case FT_MAP:
+        if (v->type != MSGPACK_OBJECT_MAP)
+            FAIL("Field '%s' must be a map.", f->name);
+        return 0;
+    case FT_MAP_LIST:
+        if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size < 1 || v->via.array.size > f->max)
+            FAIL("Field '%s' must be a list of 1 to %u maps.", f->name, (unsigned)f->max);
+        for (uint32_t i = 0; i < v->via.array.size; i++)
+            if (v->via.array.ptr[i].type != MSGPACK_OBJECT_MAP)
+                FAIL("Every entry of '%s' must be a map.", f->name);
+        return 0;
+    case FT_DECK:
+        return check_deck(f, v, why, whysz);
+    }
+    FAIL("Field '%s' has an unknown type.", f->name);
+}
+
+int ops_validate_fields(const struct field_spec *fields, const msgpack_object *map, bool partial,
+                        bool strict, char *why, size_t whysz)
+{
+    if (map->type != MSGPACK_OBJECT_MAP)
+        FAIL("Expected a map.");
+    if (strict) {
+        for (uint32_t i = 0; i < map->via.map.size; i++) {
+            const msgpack_object *k = &map->via.map.ptr[i].key;
+            if (k->type != MSGPACK_OBJECT_STR)
+                FAIL("Every key must be a string.");
+            const struct field_spec *f = fields;
+            while (f->name && !codec_str_eq_n(k->via.str.ptr, k->via.str.size, f->name))
+                f++;
+            if (!f->name)
+                FAIL("Field '%.*s' cannot be set here.", (int)k->via.str.size, k->via.str.ptr);
+        }
+    }
+    for (const struct field_spec *f = fields; f->name; f++) {
+        const msgpack_object *v = codec_get(map, f->name);
+        if (!v) {
+            if ((f->flags & FF_REQUIRED) && !partial)
+                FAIL("Field '%s' is required.", f->name);
+            continue;
+        }
+        int rc = check_field(f, v, why, whysz);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int ops_validate(const struct op_spec *op, const msgpack_object *map, char *why, size_t whysz)
+{
+    return ops_validate_fields(op->fields, map, false, false, why, whysz);
+}
+
+static const char *type_doc(const struct field_spec *f, char *buf, size_t n)
+{
+    const char *nil = (f->flags & FF_NIL_OK) ? " or nil" : "";
+    switch (f->type) {
+    case FT_STR:
+        if (f->choices) {
+            size_t off = 0;
+            for (const char *const *c = f->choices; *c && off < n; c++)
+                off += (size_t)snprintf(buf + off, n - off, "%s`%s`", c == f->choices ? "" : ", ",
+                                        *c);
+            if (off < n)
+                snprintf(buf + off, n - off, "%s", nil);
+            return buf;
+        }
+        snprintf(buf, n, "string, %s..%u bytes%s", (f->flags & FF_EMPTY_OK) ? "0" : "1",
+                 (unsigned)f->max, nil);
+        return buf;
+    case FT_UINT:
+        snprintf(buf, n, "integer 0..%" PRIu64 "%s", f->max, nil);
+        return buf;
+    case FT_BOOL:
+        return "boolean";
+    case FT_STR_LIST:
+        snprintf(buf, n, "array of at most %u strings of at most %u bytes", (unsigned)f->max,
+                 f->max2);
+        return buf;
+    case FT_MAP:
+        return "map";
+    case FT_MAP_LIST:
+        snprintf(buf, n, "array of 1..%u maps", (unsigned)f->max);
+        return buf;
+    case FT_DECK:
+        snprintf(buf, n, "deck name, or array of 1..%u distinct cards of 1..%u bytes",
+                 (unsigned)f->max, f->max2);
+        return buf;
+    }
+    return "?";
+}
+
+void ops_print_markdown(FILE *out)
+{
+    char buf[256];
+    fprintf(out, "<!-- BEGIN GENERATED: operations -->\n");
+    fprintf(out, "| op | roles | event | what it does |\n| --- | --- | --- | --- |\n");
+    for (int i = 0; i < OP__COUNT; i++) {
+        const struct op_spec *op = &OPS[i];
+        fprintf(out, "| `%s` | ", op->name);
+        if (op->flags & OPF_NO_JOIN) {
+            fprintf(out, "anyone (no join needed)");
+        } else {
+            int first = 1;
+            for (int r = 0; r < ROLE__COUNT; r++)
+                if (op->roles & (1u << r)) {
+                    fprintf(out, "%s%s", first ? "" : ", ", role_name(r));
+                    first = 0;
+                }
+        }
+        fprintf(out, " | %s%s%s | %s |\n", op->event ? "`" : "", op->event ? op->event : "-",
+                op->event ? "`" : "", op->doc);
+    }
+    fprintf(out, "\nFields of each request (besides `t` and `id`):\n\n");
+    fprintf(out, "| op | field | type | required | meaning |\n| --- | --- | --- | --- | --- |\n");
+    for (int i = 0; i < OP__COUNT; i++)
+        for (const struct field_spec *f = OPS[i].fields; f->name; f++)
+            fprintf(out, "| `%s` | `%s` | %s | %s | %s |\n", OPS[i].name, f->name,
+                    type_doc(f, buf, sizeof buf), (f->flags & FF_REQUIRED) ? "yes" : "no", f->doc);
+    fprintf(out, "\nItem fields a client may send (`item.add`'s `item`, `item.update`'s `set`, "
+                 "`item.split`'s `children`):\n\n");
+    fprintf(out, "| field | type | required in item.add | meaning |\n| --- | --- | --- | --- |\n");
+    for (const struct field_spec *f = ops_item_fields; f->name; f++)
+        fprintf(out, "| `%s` | %s | %s | %s |\n", f->name, type_doc(f, buf, sizeof buf),
+                (f->flags & FF_REQUIRED) ? "yes" : "no", f->doc);
+    fprintf(out, "<!-- END GENERATED: operations -->\n");
+}

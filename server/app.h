@@ -1,0 +1,35 @@
+/* The application: the one struct that holds everything the server owns.
+ * Reached from lws' context user pointer and from libuv handles' data. */
+#ifndef REFINE_APP_H
+#define REFINE_APP_H
+
+#include <libwebsockets.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "map.h"
+
+struct store;
+struct outbox;
+struct conn;
+
+struct app {
+    struct config cfg;
+    uv_loop_t *loop;
+    struct lws_context *lws;
+    struct lws_vhost *vhost;
+    struct store *store;
+    struct outbox *outbox;
+    struct map rooms;      /* room id -> struct room *, rooms loaded in memory */
+    struct conn *conns;    /* every open WebSocket connection */
+    uint64_t join_serial;  /* stamps joins and outgoing broadcasts (see outbox.h) */
+    uv_prepare_t turn_end; /* end of each loop turn: group commit, release output */
+    uv_signal_t sigint, sigterm;
+    uv_timer_t shutdown_timer;
+    int stopping;
+    uint64_t stop_deadline; /* uv_now() by which shutdown stops waiting */
+    int exit_code;
+};
+
+#endif

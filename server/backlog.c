@@ -1,0 +1,636 @@
+#include "backlog.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "dispatch.h"
+#include "errors.h"
+#include "log.h"
+#include "ops.h"
+#include "room.h"
+#include "store.h"
+#include "token.h"
+
+static size_t nfields(void)
+{
+    static size_t n;
+    if (!n)
+        while (ops_item_fields[n].name)
+            n++;
+    return n;
+}
+
+static int field_index(const char *s, size_t n)
+{
+    for (size_t i = 0; ops_item_fields[i].name; i++)
+        if (codec_str_eq_n(s, n, ops_item_fields[i].name))
+            return (int)i;
+    return -1;
+}
+
+/* ---- values ------------------------------------------------------------ */
+
+static void ival_free(struct ival *v)
+{
+    if (v->type == IV_STR) {
+        free(v->u.s);
+    } else if (v->type == IV_LIST) {
+        for (uint32_t i = 0; i < v->u.l.n; i++)
+            free(v->u.l.v[i]);
+        free(v->u.l.v);
+    }
+    v->type = IV_NIL;
+}
+
+/* A value from a validated object o for field spec f. */
+static int ival_from(const struct field_spec *f, const msgpack_object *o, struct ival *out)
+{
+    out->type = IV_NIL;
+    if (o->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    switch (f->type) {
+    case FT_STR:
+        out->type = IV_STR;
+        return (out->u.s = codec_strdup(o)) ? 0 : RF_ENOMEM;
+    case FT_UINT:
+        out->type = IV_INT;
+        out->u.i = (int64_t)o->via.u64;
+        return 0;
+    case FT_STR_LIST:
+        out->type = IV_LIST;
+        out->u.l.n = 0;
+        out->u.l.v = calloc(o->via.array.size ? o->via.array.size : 1, sizeof(char *));
+        if (!out->u.l.v)
+            return RF_ENOMEM;
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (!(out->u.l.v[i] = codec_strdup(&o->via.array.ptr[i]))) {
+                ival_free(out);
+                return RF_ENOMEM;
+            }
+            out->u.l.n++;
+        }
+        return 0;
+    default:
+        return RF_EBAD_REQUEST;
+    }
+}
+
+/* The default of field f: its first choice, "" or nil, or an empty list. */
+static int ival_default(const struct field_spec *f, struct ival *out)
+{
+    out->type = IV_NIL;
+    if (f->type == FT_STR_LIST) {
+        out->type = IV_LIST;
+        out->u.l.n = 0;
+        return (out->u.l.v = calloc(1, sizeof(char *))) ? 0 : RF_ENOMEM;
+    }
+    if (f->type == FT_STR && !(f->flags & FF_NIL_OK)) {
+        out->type = IV_STR;
+        out->u.s = strdup(f->choices ? f->choices[0] : "");
+        return out->u.s ? 0 : RF_ENOMEM;
+    }
+    return 0;
+}
+
+static void ival_pack(const struct ival *v, msgpack_packer *pk)
+{
+    switch (v->type) {
+    case IV_NIL:
+        msgpack_pack_nil(pk);
+        break;
+    case IV_STR:
+        codec_pack_str(pk, v->u.s);
+        break;
+    case IV_INT:
+        msgpack_pack_int64(pk, v->u.i);
+        break;
+    case IV_LIST:
+        msgpack_pack_array(pk, v->u.l.n);
+        for (uint32_t i = 0; i < v->u.l.n; i++)
+            codec_pack_str(pk, v->u.l.v[i]);
+        break;
+    }
+}
+
+/* ---- items ------------------------------------------------------------- */
+
+static void item_free(struct item *it)
+{
+    if (!it)
+        return;
+    if (it->f)
+        for (size_t i = 0; i < nfields(); i++)
+            ival_free(&it->f[i]);
+    free(it->f);
+    free(it->parent);
+    free(it);
+}
+
+static struct item *item_new(const char *id)
+{
+    struct item *it = calloc(1, sizeof *it);
+    if (!it || !(it->f = calloc(nfields(), sizeof *it->f)))
+        goto fail;
+    snprintf(it->id, sizeof it->id, "%s", id);
+    for (size_t i = 0; i < nfields(); i++)
+        if (ival_default(&ops_item_fields[i], &it->f[i]))
+            goto fail;
+    return it;
+fail:
+    item_free(it);
+    return NULL;
+}
+
+/* Sets the fields present in the validated map. On failure the item is
+ * unchanged. */
+static int item_apply(struct item *it, const msgpack_object *map)
+{
+    size_t n = map->via.map.size;
+    struct ival *vals = calloc(n ? n : 1, sizeof *vals);
+    int *idx = calloc(n ? n : 1, sizeof *idx);
+    int rc = vals && idx ? 0 : RF_ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        idx[i] = k->type == MSGPACK_OBJECT_STR ? field_index(k->via.str.ptr, k->via.str.size) : -1;
+        if (idx[i] >= 0)
+            rc = ival_from(&ops_item_fields[idx[i]], &map->via.map.ptr[i].val, &vals[i]);
+    }
+    for (size_t i = 0; i < n && vals; i++) {
+        if (!rc && idx[i] >= 0) {
+            ival_free(&it->f[idx[i]]);
+            it->f[idx[i]] = vals[i];
+        } else {
+            ival_free(&vals[i]);
+        }
+    }
+    free(vals);
+    free(idx);
+    return rc;
+}
+
+void item_pack(const struct item *it, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 4 + nfields());
+    codec_pack_kv_str(pk, "id", it->id);
+    codec_pack_kv_str(pk, "rank", it->rank);
+    codec_pack_kv_str(pk, "parent", it->parent);
+    codec_pack_kv_i64(pk, "updated_at", it->updated_at);
+    for (size_t i = 0; i < nfields(); i++) {
+        codec_pack_str(pk, ops_item_fields[i].name);
+        ival_pack(&it->f[i], pk);
+    }
+}
+
+static int save_item(struct app *app, struct room *r, const struct item *it)
+{
+    struct codec_buf b;
+    msgpack_packer pk;
+    codec_buf_init(&b, 0);
+    codec_packer_init(&pk, &b);
+    item_pack(it, &pk);
+    size_t len;
+    char *data = codec_buf_take(&b, &len);
+    int rc = data ? store_put_item(app->store, r->id, it->id, it->rank, data, len) : RF_ENOMEM;
+    free(data);
+    return rc;
+}
+
+/* ---- the ordered list --------------------------------------------------- */
+
+void backlog_free(struct backlog *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        item_free(b->v[i]);
+    free(b->v);
+    map_free(&b->by_id);
+    memset(b, 0, sizeof *b);
+}
+
+struct item *backlog_get(const struct backlog *b, const char *id, size_t n)
+{
+    return map_get(&b->by_id, id, n);
+}
+
+/* Position of the first item whose rank is >= rank. */
+static size_t lower_bound(const struct backlog *b, const char *rank)
+{
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(b->v[mid]->rank, rank) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static size_t index_of(const struct backlog *b, const struct item *it)
+{
+    return lower_bound(b, it->rank);
+}
+
+/* Inserts it (with its rank set) in order; the by_id entry too. */
+static int insert_sorted(struct backlog *b, struct item *it)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 32;
+        struct item **v = realloc(b->v, cap * sizeof *v);
+        if (!v)
+            return RF_ENOMEM;
+        b->v = v;
+        b->cap = cap;
+    }
+    if (map_put(&b->by_id, it->id, it))
+        return RF_ENOMEM;
+    size_t at = lower_bound(b, it->rank);
+    memmove(&b->v[at + 1], &b->v[at], (b->n - at) * sizeof *b->v);
+    b->v[at] = it;
+    b->n++;
+    return 0;
+}
+
+static void remove_at(struct backlog *b, size_t at)
+{
+    map_del(&b->by_id, b->v[at]->id);
+    memmove(&b->v[at], &b->v[at + 1], (b->n - at - 1) * sizeof *b->v);
+    b->n--;
+}
+
+int backlog_load_item(struct backlog *b, const char *id, const char *rank, const void *data,
+                      size_t len)
+{
+    msgpack_zone z;
+    msgpack_object o;
+    const char *why;
+    int rc = RF_EINTERNAL;
+    struct item *it = NULL;
+    msgpack_zone_init(&z, 1024);
+    if (strlen(id) >= ITEM_ID_MAX || strlen(rank) > RANK_MAX ||
+        codec_decode(data, len, &z, &o, &why) || !(it = item_new(id)))
+        goto out;
+    strcpy(it->rank, rank);
+    const msgpack_object *parent = codec_get(&o, "parent");
+    if (parent && parent->type == MSGPACK_OBJECT_STR && !(it->parent = codec_strdup(parent)))
+        goto out;
+    const msgpack_object *at = codec_get(&o, "updated_at");
+    if (at && at->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        it->updated_at = (int64_t)at->via.u64;
+    /* Stored items hold every field, status "split" included: apply them
+     * without the client-side checks. */
+    if (item_apply(it, &o) || insert_sorted(b, it))
+        goto out;
+    it = NULL;
+    rc = 0;
+out:
+    item_free(it);
+    msgpack_zone_destroy(&z);
+    return rc;
+}
+
+/* Gives every item a fresh, evenly spaced key and announces it. */
+static int rebalance(struct req *q)
+{
+    struct room *r = q->room;
+    struct backlog *b = &r->backlog;
+    char(*keys)[RANK_MAX + 1] = malloc((b->n ? b->n : 1) * sizeof *keys);
+    if (!keys || rank_spread(b->n, keys)) {
+        free(keys);
+        return RF_ENOMEM;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        strcpy(b->v[i]->rank, keys[i]);
+        if (save_item(q->app, r, b->v[i])) {
+            free(keys);
+            room_evict(q->app, r->id);
+            return RF_ENOMEM;
+        }
+    }
+    free(keys);
+    log_info("room %s: rank keys rebalanced over %zu items", r->id, b->n);
+    struct event ev;
+    room_event_begin(&ev, r, "items.reranked", q->who, 1);
+    codec_pack_str(&ev.pk, "ranks");
+    msgpack_pack_map(&ev.pk, b->n);
+    for (size_t i = 0; i < b->n; i++)
+        codec_pack_kv_str(&ev.pk, b->v[i]->id, b->v[i]->rank);
+    return room_event_commit(q->app, &ev) ? 0 : RF_ENOMEM;
+}
+
+/* Computes a rank for a new position: right after `prev` (NULL: at the top),
+ * before the item that follows it (skipping `skip`). Rebalances first when
+ * the key would grow too long. */
+static int rank_for(struct req *q, const struct item *prev, const struct item *skip,
+                    char out[RANK_MAX + 1])
+{
+    struct backlog *b = &q->room->backlog;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        size_t next = prev ? index_of(b, prev) + 1 : 0;
+        if (next < b->n && b->v[next] == skip)
+            next++;
+        const char *lo = prev ? prev->rank : NULL;
+        const char *hi = next < b->n ? b->v[next]->rank : NULL;
+        if (rank_between(lo, hi, out, RANK_MAX + 1) == 0 && strlen(out) <= RANK_REBALANCE)
+            return 0;
+        if (attempt == 0) {
+            int rc = rebalance(q);
+            if (rc)
+                return rc;
+        }
+    }
+    log_error("room %s: no rank key even after rebalancing", q->room->id);
+    return RF_EINTERNAL;
+}
+
+/* Resolves `after` of item.add / item.move: *prev is the item to go below,
+ * NULL for the top; absent (for item.add) means the bottom. */
+static int resolve_after(struct req *q, const struct item *moving, const struct item **prev)
+{
+    struct backlog *b = &q->room->backlog;
+    const msgpack_object *after = codec_get(q->msg, "after");
+    if (!after) {
+        *prev = b->n ? b->v[b->n - 1] : NULL;
+        return 0;
+    }
+    if (after->type == MSGPACK_OBJECT_NIL) {
+        *prev = NULL;
+        return 0;
+    }
+    *prev = backlog_get(b, after->via.str.ptr, after->via.str.size);
+    if (!*prev)
+        return req_fail(q, RF_ENOT_FOUND, "There is no item '%.*s' to place it after.",
+                        (int)after->via.str.size, after->via.str.ptr);
+    if (*prev == moving)
+        return req_fail(q, RF_EBAD_REQUEST, "An item cannot be placed after itself.");
+    return 0;
+}
+
+static struct item *get_item(struct req *q, const char *field)
+{
+    const msgpack_object *id = codec_get(q->msg, field);
+    struct item *it = backlog_get(&q->room->backlog, id->via.str.ptr, id->via.str.size);
+    if (!it)
+        req_fail(q, RF_ENOT_FOUND, "There is no item '%.*s' in this room.", (int)id->via.str.size,
+                 id->via.str.ptr);
+    return it;
+}
+
+/* A new item from a client's map (validated here); not yet in the backlog. */
+static struct item *new_item_from(struct req *q, const msgpack_object *map, int *rc)
+{
+    struct room *r = q->room;
+    *rc = ops_validate_fields(ops_item_fields, map, false, true, q->why, sizeof q->why);
+    if (*rc)
+        return NULL;
+    char id[ITEM_ID_MAX];
+    snprintf(id, sizeof id, "i%llu", (unsigned long long)r->next_item);
+    struct item *it = item_new(id);
+    if (!it || item_apply(it, map)) {
+        item_free(it);
+        *rc = RF_ENOMEM;
+        return NULL;
+    }
+    it->updated_at = now_ms();
+    r->next_item++;
+    return it;
+}
+
+/* ---- handlers ------------------------------------------------------------ */
+
+int backlog_handle_add(struct req *q)
+{
+    struct room *r = q->room;
+    const struct item *prev;
+    int rc;
+    if (r->backlog.n >= BACKLOG_MAX_ITEMS)
+        return req_fail(q, RF_ETOO_LARGE, "The backlog has %d items, the most a room holds.",
+                        BACKLOG_MAX_ITEMS);
+    if ((rc = resolve_after(q, NULL, &prev)))
+        return rc;
+    struct item *it = new_item_from(q, codec_get(q->msg, "item"), &rc);
+    if (!it)
+        return rc;
+    if ((rc = rank_for(q, prev, NULL, it->rank)) || (rc = insert_sorted(&r->backlog, it))) {
+        item_free(it);
+        return rc;
+    }
+    if (save_item(q->app, r, it) || room_save_meta(q->app, r)) {
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    room_event_begin(&ev, r, "item.added", q->who, 1);
+    codec_pack_str(&ev.pk, "item");
+    item_pack(it, &ev.pk);
+    uint64_t seq = room_event_commit(q->app, &ev);
+    if (seq) {
+        struct codec_buf b;
+        msgpack_packer pk;
+        req_ok_begin(q, &b, &pk, 2);
+        codec_pack_kv_u64(&pk, "seq", seq);
+        codec_pack_kv_str(&pk, "item", it->id);
+        req_ok_end(q, &b);
+    }
+    return 0;
+}
+
+int backlog_handle_update(struct req *q)
+{
+    struct room *r = q->room;
+    struct item *it = get_item(q, "item");
+    if (!it)
+        return RF_ENOT_FOUND;
+    const msgpack_object *set = codec_get(q->msg, "set");
+    if (set->via.map.size == 0)
+        return req_fail(q, RF_EBAD_REQUEST, "Field 'set' must hold at least one item field.");
+    int rc = ops_validate_fields(ops_item_fields, set, true, true, q->why, sizeof q->why);
+    if (rc)
+        return rc;
+    if ((rc = item_apply(it, set)))
+        return rc;
+    it->updated_at = now_ms();
+    if (save_item(q->app, r, it)) {
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    room_event_begin(&ev, r, "item.updated", q->who, 2);
+    codec_pack_kv_str(&ev.pk, "item", it->id);
+    codec_pack_str(&ev.pk, "set");
+    codec_pack_obj(&ev.pk, set);
+    uint64_t seq = room_event_commit(q->app, &ev);
+    if (seq)
+        req_ok_seq(q, seq);
+    return 0;
+}
+
+int backlog_handle_move(struct req *q)
+{
+    struct room *r = q->room;
+    struct item *it = get_item(q, "item");
+    const struct item *prev;
+    char rank[RANK_MAX + 1];
+    int rc;
+    if (!it)
+        return RF_ENOT_FOUND;
+    if ((rc = resolve_after(q, it, &prev)) || (rc = rank_for(q, prev, it, rank)))
+        return rc;
+    remove_at(&r->backlog, index_of(&r->backlog, it));
+    strcpy(it->rank, rank);
+    it->updated_at = now_ms();
+    if (insert_sorted(&r->backlog, it) || save_item(q->app, r, it)) {
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    room_event_begin(&ev, r, "item.moved", q->who, 3);
+    codec_pack_kv_str(&ev.pk, "item", it->id);
+    codec_pack_kv_str(&ev.pk, "after", prev ? prev->id : NULL);
+    codec_pack_kv_str(&ev.pk, "rank", it->rank);
+    uint64_t seq = room_event_commit(q->app, &ev);
+    if (seq)
+        req_ok_seq(q, seq);
+    return 0;
+}
+
+int backlog_handle_remove(struct req *q)
+{
+    struct room *r = q->room;
+    struct item *it = get_item(q, "item");
+    if (!it)
+        return RF_ENOT_FOUND;
+    if (store_del_item(q->app->store, r->id, it->id))
+        return RF_ENOMEM;
+    remove_at(&r->backlog, index_of(&r->backlog, it));
+    if (r->focus && strcmp(r->focus, it->id) == 0) {
+        free(r->focus);
+        r->focus = NULL;
+        if (room_save_meta(q->app, r)) {
+            item_free(it);
+            room_evict(q->app, r->id);
+            return RF_ENOMEM;
+        }
+    }
+    struct event ev;
+    room_event_begin(&ev, r, "item.removed", q->who, 1);
+    codec_pack_kv_str(&ev.pk, "item", it->id);
+    item_free(it);
+    uint64_t seq = room_event_commit(q->app, &ev);
+    if (seq)
+        req_ok_seq(q, seq);
+    return 0;
+}
+
+int backlog_handle_split(struct req *q)
+{
+    struct room *r = q->room;
+    struct item *parent = get_item(q, "item");
+    const msgpack_object *children = codec_get(q->msg, "children");
+    const msgpack_object *pattern = codec_get(q->msg, "pattern");
+    uint32_t n = children->via.array.size;
+    int rc = 0;
+    if (!parent)
+        return RF_ENOT_FOUND;
+    if (parent->f[field_index("status", 6)].type == IV_STR &&
+        strcmp(parent->f[field_index("status", 6)].u.s, "split") == 0)
+        return req_fail(q, RF_ECONFLICT, "This item has been split already; split its children.");
+    if (r->backlog.n + n > BACKLOG_MAX_ITEMS)
+        return req_fail(q, RF_ETOO_LARGE, "The backlog would pass %d items, the most a room holds.",
+                        BACKLOG_MAX_ITEMS);
+    /* Validate every child before changing anything: all or nothing. */
+    for (uint32_t i = 0; i < n; i++) {
+        if ((rc = ops_validate_fields(ops_item_fields, &children->via.array.ptr[i], false, true,
+                                      q->why, sizeof q->why))) {
+            size_t len = strlen(q->why);
+            snprintf(q->why + len, sizeof q->why - len, " (child %u)", i + 1);
+            return rc;
+        }
+    }
+    struct item **kids = calloc(n, sizeof *kids);
+    if (!kids)
+        return RF_ENOMEM;
+    uint64_t first_id = r->next_item;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        kids[i] = new_item_from(q, &children->via.array.ptr[i], &rc);
+        if (kids[i] && !(kids[i]->parent = strdup(parent->id)))
+            rc = RF_ENOMEM;
+    }
+    /* Ranks: between the parent and the item after it, in the given order. */
+    const struct item *prev = parent;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        if (!(rc = rank_for(q, prev, NULL, kids[i]->rank)))
+            rc = insert_sorted(&r->backlog, kids[i]);
+        if (!rc)
+            prev = kids[i];
+        else
+            break;
+    }
+    if (rc) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (kids[i] && backlog_get(&r->backlog, kids[i]->id, strlen(kids[i]->id)))
+                remove_at(&r->backlog, index_of(&r->backlog, kids[i]));
+            item_free(kids[i]);
+        }
+        free(kids);
+        r->next_item = first_id;
+        return rc;
+    }
+    struct ival *status = &parent->f[field_index("status", 6)];
+    ival_free(status);
+    status->type = IV_STR;
+    status->u.s = strdup("split");
+    parent->updated_at = now_ms();
+    int bad = !status->u.s || save_item(q->app, r, parent) || room_save_meta(q->app, r);
+    for (uint32_t i = 0; i < n && !bad; i++)
+        bad = save_item(q->app, r, kids[i]);
+    if (bad) {
+        free(kids);
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    room_event_begin(&ev, r, "item.split", q->who, 3);
+    codec_pack_kv_str(&ev.pk, "item", parent->id);
+    codec_pack_str(&ev.pk, "children");
+    msgpack_pack_array(&ev.pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        item_pack(kids[i], &ev.pk);
+    codec_pack_str(&ev.pk, "pattern");
+    if (pattern)
+        codec_pack_obj(&ev.pk, pattern);
+    else
+        msgpack_pack_nil(&ev.pk);
+    free(kids);
+    uint64_t seq = room_event_commit(q->app, &ev);
+    if (seq)
+        req_ok_seq(q, seq);
+    return 0;
+}
+
+int backlog_handle_focus(struct req *q)
+{
+    struct room *r = q->room;
+    const msgpack_object *id = codec_get(q->msg, "item");
+    char *focus = NULL;
+    if (id->type == MSGPACK_OBJECT_STR) {
+        struct item *it = get_item(q, "item");
+        if (!it)
+            return RF_ENOT_FOUND;
+        if (!(focus = strdup(it->id)))
+            return RF_ENOMEM;
+    }
+    free(r->focus);
+    r->focus = focus;
+    if (room_save_meta(q->app, r)) {
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    room_event_begin(&ev, r, "focus", q->who, 1);
+    codec_pack_kv_str(&ev.pk, "item", focus);
+    uint64_t seq = room_event_commit(q->app, &ev);
+    if (seq)
+        req_ok_seq(q, seq);
+    return 0;
+}

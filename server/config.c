@@ -1,0 +1,174 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "ops.h"
+
+static const char USAGE[] =
+    "Usage: refine-server [options]\n"
+    "\n"
+    "Refine: a real-time server for backlog refinement meetings.\n"
+    "Every option can also be set with the environment variable shown; the flag wins.\n"
+    "\n"
+    "  --port N            TCP port for HTTP and WebSocket (REFINE_PORT, default 8080)\n"
+    "  --db FILE           SQLite database file, created if missing (REFINE_DB, default refine.db)\n"
+    "  --web DIR           directory of the web client's static files\n"
+    "                      (REFINE_WEB, default web-client)\n"
+    "  --log-level LEVEL   error, warn, info or debug (REFINE_LOG_LEVEL, default info)\n"
+    "  --max-message N     largest message accepted, in bytes (REFINE_MAX_MESSAGE, default 65536)\n"
+    "  --replay-events N   recent events kept per room for rejoin with `since`\n"
+    "                      (REFINE_REPLAY_EVENTS, default 512)\n"
+    "  --max-queue N       bytes queued to one slow connection before it is closed\n"
+    "                      (REFINE_MAX_QUEUE, default 1048576)\n"
+    "  --durability MODE   normal: WAL, synchronous=NORMAL (survives a process crash);\n"
+    "                      full: synchronous=FULL (survives power loss)\n"
+    "                      (REFINE_DURABILITY, default normal)\n"
+    "  --allow-origin O    also accept WebSocket handshakes from browser origin O, e.g.\n"
+    "                      https://refine.example.com; repeatable (REFINE_ALLOW_ORIGIN,\n"
+    "                      comma-separated). The server's own origin is always allowed.\n"
+    "  --print-protocol    print the operation tables of protocol/PROTOCOL.md and exit\n"
+    "  --help              print this help and exit\n";
+
+static int parse_size(const char *s, size_t min, size_t max, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+        return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+static int add_origins(struct config *c, const char *list, FILE *err)
+{
+    /* The environment's list stays allocated for the process's life. */
+    char *copy = strdup(list);
+    if (!copy)
+        return -1;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (c->norigins == CONFIG_MAX_ORIGINS) {
+            fprintf(err, "refine-server: at most %d allowed origins\n", CONFIG_MAX_ORIGINS);
+            return -1;
+        }
+        c->origins[c->norigins++] = tok;
+    }
+    return 0;
+}
+
+static int set_option(struct config *c, const char *name, const char *val, FILE *err)
+{
+    size_t v;
+    if (strcmp(name, "port") == 0) {
+        if (parse_size(val, 1, 65535, &v))
+            goto bad;
+        c->port = (int)v;
+    } else if (strcmp(name, "db") == 0) {
+        c->db = val;
+    } else if (strcmp(name, "web") == 0) {
+        c->web = val;
+    } else if (strcmp(name, "log-level") == 0) {
+        if ((c->log_level = log_parse_level(val)) < 0)
+            goto bad;
+    } else if (strcmp(name, "max-message") == 0) {
+        if (parse_size(val, 256, 16u << 20, &c->max_message))
+            goto bad;
+    } else if (strcmp(name, "replay-events") == 0) {
+        if (parse_size(val, 0, 1u << 20, &c->replay_events))
+            goto bad;
+    } else if (strcmp(name, "max-queue") == 0) {
+        if (parse_size(val, 4096, (size_t)1 << 32, &c->max_queue))
+            goto bad;
+    } else if (strcmp(name, "durability") == 0) {
+        if (strcmp(val, "normal") && strcmp(val, "full"))
+            goto bad;
+        c->durability = val;
+    } else if (strcmp(name, "allow-origin") == 0) {
+        return add_origins(c, val, err);
+    } else {
+        fprintf(err, "refine-server: unknown option --%s (see --help)\n", name);
+        return -1;
+    }
+    return 0;
+bad:
+    fprintf(err, "refine-server: invalid value '%s' for --%s (see --help)\n", val, name);
+    return -1;
+}
+
+int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
+{
+    static const struct {
+        const char *env, *name;
+    } envs[] = {{"REFINE_PORT", "port"},
+                {"REFINE_DB", "db"},
+                {"REFINE_WEB", "web"},
+                {"REFINE_LOG_LEVEL", "log-level"},
+                {"REFINE_MAX_MESSAGE", "max-message"},
+                {"REFINE_REPLAY_EVENTS", "replay-events"},
+                {"REFINE_MAX_QUEUE", "max-queue"},
+                {"REFINE_DURABILITY", "durability"},
+                {"REFINE_ALLOW_ORIGIN", "allow-origin"}};
+
+    memset(c, 0, sizeof *c);
+    c->port = 8080;
+    c->db = "refine.db";
+    c->web = "web-client";
+    c->log_level = LOG_INFO;
+    c->max_message = 65536;
+    c->replay_events = 512;
+    c->max_queue = 1u << 20;
+    c->durability = "normal";
+
+    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+        const char *v = getenv(envs[i].env);
+        if (v && *v && set_option(c, envs[i].name, v, err)) {
+            fprintf(err, "refine-server: (from the environment variable %s)\n", envs[i].env);
+            return -1;
+        }
+    }
+    int env_origins = (int)c->norigins;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(USAGE, out);
+            return 1;
+        }
+        if (strcmp(a, "--print-protocol") == 0) {
+            ops_print_markdown(out);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(err, "refine-server: unexpected argument '%s' (see --help)\n", a);
+            return -1;
+        }
+        const char *name = a + 2, *val;
+        char buf[64];
+        const char *eq = strchr(name, '=');
+        if (eq) {
+            size_t n = (size_t)(eq - name);
+            if (n >= sizeof buf)
+                n = sizeof buf - 1;
+            memcpy(buf, name, n);
+            buf[n] = '\0';
+            name = buf;
+            val = eq + 1;
+        } else {
+            if (i + 1 >= argc) {
+                fprintf(err, "refine-server: --%s needs a value (see --help)\n", name);
+                return -1;
+            }
+            val = argv[++i];
+        }
+        if (strcmp(name, "allow-origin") == 0 && env_origins >= 0) {
+            c->norigins = 0; /* flags replace the environment's list */
+            env_origins = -1;
+        }
+        if (set_option(c, name, val, err))
+            return -1;
+    }
+    return 0;
+}

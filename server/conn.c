@@ -1,0 +1,198 @@
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "dispatch.h"
+#include "frame.h"
+#include "log.h"
+#include "room.h"
+
+struct qnode {
+    struct qnode *next;
+    struct frame *frame;
+};
+
+struct conn *conn_new(struct app *app, struct lws *wsi)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->app = app;
+    c->wsi = wsi;
+    c->refs = 1;
+    c->all_next = app->conns;
+    if (app->conns)
+        app->conns->all_prev = c;
+    app->conns = c;
+    return c;
+}
+
+struct conn *conn_ref(struct conn *c)
+{
+    c->refs++;
+    return c;
+}
+
+static void queue_clear(struct conn *c)
+{
+    struct qnode *q = c->qhead;
+    while (q) {
+        struct qnode *next = q->next;
+        frame_unref(q->frame);
+        free(q);
+        q = next;
+    }
+    c->qhead = c->qtail = NULL;
+    c->qbytes = 0;
+}
+
+void conn_unref(struct conn *c)
+{
+    if (!c || --c->refs > 0)
+        return;
+    queue_clear(c);
+    free(c->rx);
+    free(c);
+}
+
+void conn_send(struct conn *c, struct frame *f)
+{
+    if (!c->wsi || c->close_code)
+        return;
+    if (c->qbytes + f->len > c->app->cfg.max_queue) {
+        log_info("closing a connection whose outgoing queue passed %zu bytes",
+                 c->app->cfg.max_queue);
+        queue_clear(c);
+        conn_close(c, CLOSE_SLOW);
+        return;
+    }
+    struct qnode *q = malloc(sizeof *q);
+    if (!q) {
+        conn_close(c, CLOSE_INTERNAL);
+        return;
+    }
+    q->next = NULL;
+    q->frame = frame_ref(f);
+    if (c->qtail)
+        c->qtail->next = q;
+    else
+        c->qhead = q;
+    c->qtail = q;
+    c->qbytes += f->len;
+    lws_callback_on_writable(c->wsi);
+}
+
+void conn_close(struct conn *c, int code)
+{
+    if (!c->wsi || c->close_code)
+        return;
+    c->close_code = code;
+    if (code == CLOSE_TOO_BIG || code == CLOSE_SLOW)
+        queue_clear(c);
+    lws_callback_on_writable(c->wsi);
+}
+
+int conn_on_writeable(struct conn *c)
+{
+    struct qnode *q = c->qhead;
+    if (!q) {
+        if (c->close_code) {
+            static const char *const reasons[] = {"", "server shutting down", "message too big",
+                                                  "server error: rejoin", "too slow: rejoin"};
+            int r = c->close_code == CLOSE_GOING_AWAY ? 1
+                    : c->close_code == CLOSE_TOO_BIG  ? 2
+                    : c->close_code == CLOSE_INTERNAL ? 3
+                    : c->close_code == CLOSE_SLOW     ? 4
+                                                      : 0;
+            lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                             (unsigned char *)reasons[r], strlen(reasons[r]));
+            return -1;
+        }
+        return 0;
+    }
+    struct frame *f = q->frame;
+    int n = lws_write(c->wsi, f->data, f->len, LWS_WRITE_BINARY);
+    c->qhead = q->next;
+    if (!c->qhead)
+        c->qtail = NULL;
+    c->qbytes -= f->len;
+    frame_unref(f);
+    free(q);
+    if (n < 0)
+        return -1;
+    if (c->qhead || c->close_code)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+int conn_on_receive(struct conn *c, const void *in, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    int first = lws_is_first_fragment(wsi);
+    int last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    int binary = lws_frame_is_binary(wsi);
+    size_t max = c->app->cfg.max_message;
+
+    if (first && c->rxlen == 0 && last) {
+        if (len > max)
+            goto too_big;
+        dispatch_message(c, in, len, binary);
+        return 0;
+    }
+    /* The rest of a message too large is refused before it is buffered,
+     * and so is what is announced: lws_remaining_packet_payload counts the
+     * bytes of this frame still to come. */
+    if (c->rxlen + len + lws_remaining_packet_payload(wsi) > max)
+        goto too_big;
+    if (c->rxlen + len > c->rxcap) {
+        size_t cap = c->rxcap ? c->rxcap : 4096;
+        while (cap < c->rxlen + len)
+            cap *= 2;
+        unsigned char *rx = realloc(c->rx, cap);
+        if (!rx)
+            goto too_big;
+        c->rx = rx;
+        c->rxcap = cap;
+    }
+    memcpy(c->rx + c->rxlen, in, len);
+    c->rxlen += len;
+    if (last) {
+        size_t n = c->rxlen;
+        c->rxlen = 0;
+        dispatch_message(c, c->rx, n, binary);
+        if (c->rxcap > 65536) { /* do not keep a large buffer for an idle connection */
+            free(c->rx);
+            c->rx = NULL;
+            c->rxcap = 0;
+        }
+    }
+    return 0;
+
+too_big:
+    log_info("closing a connection that sent a message over %zu bytes", max);
+    c->rxlen = 0;
+    queue_clear(c);
+    c->close_code = CLOSE_TOO_BIG;
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"message too big",
+                     15);
+    return -1;
+}
+
+void conn_on_closed(struct conn *c)
+{
+    struct app *app = c->app;
+    if (c->room)
+        room_leave(c);
+    c->wsi = NULL;
+    queue_clear(c);
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        app->conns = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    c->all_prev = c->all_next = NULL;
+    conn_unref(c);
+}

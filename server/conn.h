@@ -1,0 +1,67 @@
+/* A WebSocket connection: its outgoing queue, its incoming reassembly
+ * buffer, and which room and participant it is joined as.
+ *
+ * The outgoing queue holds references to shared frames and is drained from
+ * lws' WRITEABLE callback, one frame per callback, so a broadcast never
+ * waits on a slow reader. A connection whose queue passes --max-queue bytes
+ * is closed (status 4001: rejoin with `since`) instead of growing.
+ *
+ * A conn is reference-counted: held output (outbox.h) keeps a reference, so
+ * the struct outlives its socket until the last reference is dropped. */
+#ifndef REFINE_CONN_H
+#define REFINE_CONN_H
+
+#include <libwebsockets.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct app;
+struct room;
+struct participant;
+struct frame;
+struct qnode;
+
+#define CLOSE_GOING_AWAY 1001
+#define CLOSE_TOO_BIG    1009
+#define CLOSE_INTERNAL   1011
+#define CLOSE_SLOW       4001
+
+struct conn {
+    struct app *app;
+    struct lws *wsi;      /* NULL once the socket has closed */
+    uint32_t refs;
+    int close_code;       /* nonzero: close with this code at the next WRITEABLE */
+    struct room *room;    /* joined room, or NULL */
+    struct participant *part;
+    uint64_t join_serial; /* app->join_serial when it joined */
+    struct qnode *qhead, *qtail;
+    size_t qbytes;
+    unsigned char *rx; /* reassembly of a fragmented message */
+    size_t rxlen, rxcap;
+    bool rx_discard;   /* dropping the rest of a refused message */
+    struct conn *room_prev, *room_next;
+    struct conn *all_prev, *all_next;
+};
+
+/* A new connection for wsi with one reference (the socket's). */
+struct conn *conn_new(struct app *app, struct lws *wsi);
+struct conn *conn_ref(struct conn *c);
+/* Drops one reference; frees the conn (and its queue) on the last. NULL is a no-op. */
+void conn_unref(struct conn *c);
+
+/* Queues f (borrowed: the queue takes its own reference) for sending. A
+ * closed or closing connection drops it. */
+void conn_send(struct conn *c, struct frame *f);
+
+/* Asks lws to close the connection with a WebSocket status code once what is
+ * already queued before it has been written (at once for CLOSE_TOO_BIG). */
+void conn_close(struct conn *c, int code);
+
+/* lws callbacks, called by net.c. Each returns what the lws callback should. */
+int conn_on_receive(struct conn *c, const void *in, size_t len);
+int conn_on_writeable(struct conn *c);
+/* The socket is gone: leaves the room and drops the socket's reference. */
+void conn_on_closed(struct conn *c);
+
+#endif

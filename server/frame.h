@@ -1,0 +1,35 @@
+/* A frame: one encoded message, stored once and reference-counted while it
+ * waits in any number of connection queues (and in a room's replay ring).
+ * The bytes sit after LWS_PRE bytes of headroom, as lws_write() wants. */
+#ifndef REFINE_FRAME_H
+#define REFINE_FRAME_H
+
+#include <libwebsockets.h>
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+
+struct frame {
+    uint32_t refs;
+    uint32_t len;
+    unsigned char *data; /* = bytes + LWS_PRE */
+    unsigned char bytes[];
+};
+
+/* Headroom to pass to codec_buf_init() for a buffer that becomes a frame. */
+#define FRAME_HEAD (sizeof(struct frame) + LWS_PRE)
+
+/* Turns an encoded buffer (started with codec_buf_init(b, FRAME_HEAD)) into
+ * a frame with one reference; takes b's memory. NULL on out of memory. */
+struct frame *frame_from_buf(struct codec_buf *b);
+
+/* A frame holding a copy of data[0..len). NULL on out of memory. */
+struct frame *frame_copy(const void *data, size_t len);
+
+struct frame *frame_ref(struct frame *f);
+/* Drops one reference; frees on the last. NULL is a no-op. */
+void frame_unref(struct frame *f);
+
+#endif

@@ -1,0 +1,131 @@
+/* refine-server: start-up, the loop, and shutdown.
+ *
+ * One libuv loop owns everything: libwebsockets runs on it as a foreign
+ * loop, rooms live on it, and the store's writer thread reports back to it.
+ * SIGINT/SIGTERM: stop accepting, let committed output drain and close every
+ * WebSocket with 1001, write what is pending, and exit 0. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "conn.h"
+#include "log.h"
+#include "net.h"
+#include "outbox.h"
+#include "room.h"
+#include "store.h"
+
+#define SHUTDOWN_GRACE_MS 2000
+
+static void on_turn_end(uv_prepare_t *h)
+{
+    struct app *app = h->data;
+    store_flush(app->store);
+    outbox_release(app);
+}
+
+static void on_commit(void *arg)
+{
+    outbox_release(arg);
+}
+
+static void on_store_fail(void *arg, const char *room)
+{
+    room_evict(arg, room);
+}
+
+static void finish_shutdown(struct app *app)
+{
+    uv_timer_stop(&app->shutdown_timer);
+    uv_close((uv_handle_t *)&app->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&app->turn_end, NULL);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    net_stop(app); /* closes the remaining sockets; rooms see them leave */
+    store_close(app->store);
+    app->store = NULL;
+}
+
+static void on_shutdown_tick(uv_timer_t *t)
+{
+    struct app *app = t->data;
+    if (!app->conns || uv_now(app->loop) >= app->stop_deadline)
+        finish_shutdown(app);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct app *app = h->data;
+    if (app->stopping)
+        return;
+    app->stopping = 1;
+    log_info("received %s: closing connections and writing what is pending",
+             signum == SIGINT ? "SIGINT" : "SIGTERM");
+    /* Write what is pending now, so its output can still be sent. */
+    store_flush(app->store);
+    for (struct conn *c = app->conns; c; c = c->all_next)
+        conn_close(c, CLOSE_GOING_AWAY);
+    app->stop_deadline = uv_now(app->loop) + SHUTDOWN_GRACE_MS;
+    uv_timer_start(&app->shutdown_timer, on_shutdown_tick, 20, 20);
+}
+
+int main(int argc, char **argv)
+{
+    static struct app app;
+    uv_loop_t loop;
+    int rc = config_parse(&app.cfg, argc, argv, stdout, stderr);
+    if (rc)
+        return rc > 0 ? 0 : 2;
+    log_set_level(app.cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (uv_loop_init(&loop)) {
+        log_error("cannot create the event loop");
+        return 1;
+    }
+    app.loop = &loop;
+    struct store_hooks hooks = {&app, on_commit, on_store_fail};
+    if (outbox_new(&app.outbox) ||
+        store_open(&app.store, app.cfg.db, strcmp(app.cfg.durability, "full") == 0, &loop,
+                   &hooks)) {
+        log_error("cannot open the database %s", app.cfg.db);
+        outbox_free(app.outbox);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    if (net_start(&app)) {
+        store_close(app.store);
+        net_stop(&app);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        net_destroy(&app);
+        outbox_free(app.outbox);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    uv_prepare_init(&loop, &app.turn_end);
+    app.turn_end.data = &app;
+    uv_prepare_start(&app.turn_end, on_turn_end);
+    uv_timer_init(&loop, &app.shutdown_timer);
+    app.shutdown_timer.data = &app;
+    uv_signal_init(&loop, &app.sigint);
+    uv_signal_init(&loop, &app.sigterm);
+    app.sigint.data = app.sigterm.data = &app;
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+
+    log_info("refine-server listening on port %d (database %s, %s durability, web client %s)",
+             app.cfg.port, app.cfg.db, app.cfg.durability, app.cfg.web);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    net_destroy(&app);
+    room_free_all(&app);
+    outbox_free(app.outbox);
+    rc = uv_loop_close(&loop);
+    if (rc)
+        log_error("the event loop closed with handles still open");
+    log_info("refine-server stopped");
+    return rc ? 1 : app.exit_code;
+}

@@ -1,0 +1,228 @@
+#include "net.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "conn.h"
+#include "errors.h"
+#include "log.h"
+#include "store.h"
+
+#define SUBPROTOCOL "refine.v1"
+
+struct ws_session {
+    struct conn *conn;
+};
+
+struct http_session {
+    int status;
+};
+
+static struct app *app_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
+
+static int header(struct lws *wsi, enum lws_token_indexes t, char *buf, int len)
+{
+    if (lws_hdr_total_length(wsi, t) <= 0 || lws_hdr_total_length(wsi, t) >= len)
+        return -1;
+    return lws_hdr_copy(wsi, buf, len, t) < 0 ? -1 : 0;
+}
+
+/* 1 when the handshake may go on: the path is /ws, the subprotocol is ours,
+ * and an Origin, if any, is the server's own or an allowed one. */
+static int handshake_allowed(struct app *app, struct lws *wsi)
+{
+    char uri[64], proto[128], origin[256], host[256], own[300];
+    if (header(wsi, WSI_TOKEN_GET_URI, uri, sizeof uri) || strcmp(uri, "/ws") != 0) {
+        log_info("refused a WebSocket handshake on a path other than /ws");
+        return 0;
+    }
+    int has_proto = 0;
+    if (!header(wsi, WSI_TOKEN_PROTOCOL, proto, sizeof proto)) {
+        for (char *save = NULL, *tok = strtok_r(proto, ", ", &save); tok;
+             tok = strtok_r(NULL, ", ", &save))
+            has_proto |= strcmp(tok, SUBPROTOCOL) == 0;
+    }
+    if (!has_proto) {
+        log_info("refused a WebSocket handshake without the subprotocol " SUBPROTOCOL);
+        return 0;
+    }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+        return 1; /* not a browser: the token is what authorises */
+    if (header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin)) {
+        log_info("refused a WebSocket handshake with an unreadable Origin");
+        return 0;
+    }
+    if (!header(wsi, WSI_TOKEN_HOST, host, sizeof host)) {
+        snprintf(own, sizeof own, "http://%s", host);
+        if (strcmp(origin, own) == 0)
+            return 1;
+        snprintf(own, sizeof own, "https://%s", host);
+        if (strcmp(origin, own) == 0)
+            return 1;
+    }
+    for (size_t i = 0; i < app->cfg.norigins; i++)
+        if (strcmp(origin, app->cfg.origins[i]) == 0)
+            return 1;
+    log_info("refused a WebSocket handshake from origin %s", origin);
+    return 0;
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len)
+{
+    struct ws_session *s = user;
+    struct app *app = app_of(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return app->stopping || !handshake_allowed(app, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        s->conn = conn_new(app, wsi);
+        return s->conn ? 0 : -1;
+    case LWS_CALLBACK_RECEIVE:
+        return s->conn ? conn_on_receive(s->conn, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return s->conn ? conn_on_writeable(s->conn) : -1;
+    case LWS_CALLBACK_CLOSED:
+        if (s->conn)
+            conn_on_closed(s->conn);
+        s->conn = NULL;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
+{
+    struct http_session *s = user;
+    struct app *app = app_of(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        log_info("refused a WebSocket handshake without the subprotocol " SUBPROTOCOL);
+        return 1; /* an upgrade that did not name our subprotocol */
+    case LWS_CALLBACK_HTTP: {
+        /* Only the /healthz mount reaches here. */
+        unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
+                                          *end = buf + sizeof buf - 1;
+        s->status = !app->stopping && store_healthy(app->store) ? HTTP_STATUS_OK
+                                                                : HTTP_STATUS_SERVICE_UNAVAILABLE;
+        const char *body = s->status == HTTP_STATUS_OK ? "ok\n" : "unavailable\n";
+        if (lws_add_http_common_headers(wsi, (unsigned)s->status, "text/plain", strlen(body), &p,
+                                        end) ||
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+                                         (unsigned char *)"no-store", 8, &p, end) ||
+            lws_finalize_write_http_header(wsi, start, &p, end))
+            return 1;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+        unsigned char buf[LWS_PRE + 32];
+        const char *body = s->status == HTTP_STATUS_OK ? "ok\n" : "unavailable\n";
+        size_t n = strlen(body);
+        memcpy(buf + LWS_PRE, body, n);
+        if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) != (int)n)
+            return 1;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols PROTOCOLS[] = {
+    {"http", http_callback, sizeof(struct http_session), 0, 0, NULL, 0},
+    {SUBPROTOCOL, ws_callback, sizeof(struct ws_session), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static int lws_level(int ours)
+{
+    switch (ours) {
+    case LOG_DEBUG:
+        return LLL_ERR | LLL_WARN | LLL_NOTICE;
+    case LOG_INFO:
+    case LOG_WARN:
+        return LLL_ERR | LLL_WARN;
+    default:
+        return LLL_ERR;
+    }
+}
+
+static void lws_logger(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    log_msg(level == LLL_ERR ? LOG_ERROR : level == LLL_WARN ? LOG_WARN : LOG_DEBUG,
+            "libwebsockets: %.*s", (int)n, line);
+}
+
+int net_start(struct app *app)
+{
+    static struct lws_http_mount health, root;
+    static char web_dir[PATH_MAX];
+    void *foreign_loops[1] = {app->loop};
+    struct lws_context_creation_info info;
+
+    lws_set_log_level(lws_level(app->cfg.log_level), lws_logger);
+    if (!realpath(app->cfg.web, web_dir)) {
+        log_warn("web client directory %s not found; only /ws and /healthz will answer",
+                 app->cfg.web);
+        snprintf(web_dir, sizeof web_dir, "%s", app->cfg.web);
+    }
+    memset(&root, 0, sizeof root);
+    root.mountpoint = "/";
+    root.mountpoint_len = 1;
+    root.origin = web_dir;
+    root.def = "index.html";
+    root.origin_protocol = LWSMPRO_FILE;
+    memset(&health, 0, sizeof health);
+    health.mount_next = &root;
+    health.mountpoint = "/healthz";
+    health.mountpoint_len = 8;
+    health.origin = "http";
+    health.origin_protocol = LWSMPRO_CALLBACK;
+
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.foreign_loops = foreign_loops;
+    info.user = app;
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    app->lws = lws_create_context(&info);
+    if (!app->lws) {
+        log_error("cannot start libwebsockets on the libuv loop (is the package "
+                  "libwebsockets-evlib-uv installed?)");
+        return RF_EINTERNAL;
+    }
+    info.port = app->cfg.port;
+    info.protocols = PROTOCOLS;
+    info.mounts = &health;
+    info.vhost_name = "refine";
+    info.timeout_secs = 20;
+    app->vhost = lws_create_vhost(app->lws, &info);
+    if (!app->vhost) {
+        log_error("cannot listen on port %d (is it in use?)", app->cfg.port);
+        return RF_EINTERNAL;
+    }
+    return 0;
+}
+
+void net_stop(struct app *app)
+{
+    if (app->lws)
+        lws_context_destroy(app->lws);
+}
+
+void net_destroy(struct app *app)
+{
+    if (app->lws)
+        lws_context_destroy(app->lws);
+    app->lws = NULL;
+}

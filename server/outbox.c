@@ -1,0 +1,111 @@
+#include "outbox.h"
+
+#include <stdlib.h>
+
+#include "app.h"
+#include "conn.h"
+#include "frame.h"
+#include "log.h"
+#include "room.h"
+#include "store.h"
+
+struct entry {
+    uint64_t need;   /* store_added() when made */
+    uint64_t serial; /* app->join_serial when made (room entries) */
+    struct frame *frame;
+    struct conn *conn; /* one recipient, or the one excluded from a room entry */
+    struct room *room; /* NULL for a one-connection entry */
+};
+
+struct outbox {
+    struct entry *v; /* ring buffer */
+    size_t cap, head, count;
+};
+
+int outbox_new(struct outbox **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? 0 : -1;
+}
+
+static void entry_drop(struct entry *e)
+{
+    frame_unref(e->frame);
+    conn_unref(e->conn);
+    room_unref(e->room);
+}
+
+void outbox_free(struct outbox *ob)
+{
+    if (!ob)
+        return;
+    for (size_t i = 0; i < ob->count; i++)
+        entry_drop(&ob->v[(ob->head + i) % ob->cap]);
+    free(ob->v);
+    free(ob);
+}
+
+static void deliver(struct app *app, struct entry *e)
+{
+    if (!e->room) {
+        conn_send(e->conn, e->frame);
+        return;
+    }
+    for (struct conn *c = room_conns(e->room); c; c = c->room_next)
+        if (c != e->conn && c->join_serial < e->serial)
+            conn_send(c, e->frame);
+    (void)app;
+}
+
+static void push(struct app *app, struct entry e)
+{
+    struct outbox *ob = app->outbox;
+    if (ob->count == 0 && e.need <= store_durable(app->store)) {
+        deliver(app, &e); /* nothing earlier is waiting: no need to hold it */
+        entry_drop(&e);
+        return;
+    }
+    if (ob->count == ob->cap) {
+        size_t cap = ob->cap ? ob->cap * 2 : 64;
+        struct entry *v = malloc(cap * sizeof *v);
+        if (!v) {
+            log_error("out of memory holding output; dropping a message");
+            entry_drop(&e);
+            return;
+        }
+        for (size_t i = 0; i < ob->count; i++)
+            v[i] = ob->v[(ob->head + i) % ob->cap];
+        free(ob->v);
+        ob->v = v;
+        ob->cap = cap;
+        ob->head = 0;
+    }
+    ob->v[(ob->head + ob->count) % ob->cap] = e;
+    ob->count++;
+}
+
+void outbox_to_conn(struct app *app, struct conn *c, struct frame *f)
+{
+    struct entry e = {store_added(app->store), 0, frame_ref(f), conn_ref(c), NULL};
+    push(app, e);
+}
+
+void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct conn *except)
+{
+    struct entry e = {store_added(app->store), ++app->join_serial, frame_ref(f),
+                      except ? conn_ref(except) : NULL, room_ref(r)};
+    push(app, e);
+}
+
+void outbox_release(struct app *app)
+{
+    struct outbox *ob = app->outbox;
+    uint64_t durable = store_durable(app->store);
+    while (ob->count && ob->v[ob->head].need <= durable) {
+        struct entry e = ob->v[ob->head];
+        ob->head = (ob->head + 1) % ob->cap;
+        ob->count--;
+        deliver(app, &e);
+        entry_drop(&e);
+    }
+}

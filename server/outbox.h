@@ -1,0 +1,37 @@
+/* The outbox holds every outgoing message until the changes it depends on
+ * are committed, then hands it to its connection(s), in creation order.
+ *
+ * An entry records how many store records existed when it was made
+ * (store_added); it is released when store_durable reaches that number. So
+ * an event, and the `ok` of the change that made it, leave the server only
+ * after the change is in the database, and a connection receives its
+ * messages in the order they were produced.
+ *
+ * Room-wide entries (events, presence) are stamped with app->join_serial and
+ * delivered to the connections of the room that had joined before the entry
+ * was made (later joiners got the state in their snapshot or replay). */
+#ifndef REFINE_OUTBOX_H
+#define REFINE_OUTBOX_H
+
+#include <stdint.h>
+
+struct app;
+struct outbox;
+struct conn;
+struct room;
+struct frame;
+
+int outbox_new(struct outbox **out);
+void outbox_free(struct outbox *ob);
+
+/* Queues f (borrowed) for one connection. */
+void outbox_to_conn(struct app *app, struct conn *c, struct frame *f);
+/* Queues f (borrowed) for every connection of room that joined before now,
+ * except `except` (may be NULL). */
+void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct conn *except);
+
+/* Delivers every entry whose records are durable. Called at the end of each
+ * loop turn and whenever the store reports a commit. */
+void outbox_release(struct app *app);
+
+#endif

@@ -1,0 +1,695 @@
+#include "room.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "conn.h"
+#include "dispatch.h"
+#include "errors.h"
+#include "frame.h"
+#include "log.h"
+#include "outbox.h"
+#include "store.h"
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static struct room *room_alloc(struct app *app)
+{
+    struct room *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->refs = 1;
+    r->ring_cap = app->cfg.replay_events;
+    if (r->ring_cap && !(r->ring = calloc(r->ring_cap, sizeof *r->ring))) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void free_cards(struct room *r)
+{
+    for (size_t i = 0; i < r->ncards; i++)
+        free(r->cards[i]);
+    free(r->cards);
+    free(r->deck_name);
+    r->cards = NULL;
+    r->ncards = 0;
+    r->deck_name = NULL;
+}
+
+static void room_free(struct room *r)
+{
+    for (size_t i = 0; i < r->nparts; i++) {
+        free(r->parts[i]->name);
+        free(r->parts[i]);
+    }
+    free(r->parts);
+    for (size_t i = 0; i < r->ring_count; i++)
+        frame_unref(r->ring[(r->ring_head + i) % r->ring_cap]);
+    free(r->ring);
+    backlog_free(&r->backlog);
+    free_cards(r);
+    free(r->name);
+    free(r->focus);
+    free(r);
+}
+
+struct room *room_ref(struct room *r)
+{
+    r->refs++;
+    return r;
+}
+
+void room_unref(struct room *r)
+{
+    if (r && --r->refs == 0)
+        room_free(r);
+}
+
+struct conn *room_conns(struct room *r)
+{
+    return r->conns;
+}
+
+/* ---- settings and participants as stored ------------------------------ */
+
+/* Sets the deck from a validated FT_DECK object. */
+static int set_deck(struct room *r, const msgpack_object *o)
+{
+    free_cards(r);
+    if (!o) {
+        r->deck_name = strdup("fibonacci");
+        return r->deck_name ? 0 : RF_ENOMEM;
+    }
+    if (o->type == MSGPACK_OBJECT_STR) {
+        r->deck_name = codec_strdup(o);
+        return r->deck_name ? 0 : RF_ENOMEM;
+    }
+    r->cards = calloc(o->via.array.size ? o->via.array.size : 1, sizeof *r->cards);
+    if (!r->cards)
+        return RF_ENOMEM;
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        if (!(r->cards[i] = codec_strdup(&o->via.array.ptr[i])))
+            return RF_ENOMEM;
+        r->ncards++;
+    }
+    return 0;
+}
+
+void room_pack_deck(const struct room *r, msgpack_packer *pk)
+{
+    if (r->deck_name) {
+        codec_pack_str(pk, r->deck_name);
+        return;
+    }
+    msgpack_pack_array(pk, r->ncards);
+    for (size_t i = 0; i < r->ncards; i++)
+        codec_pack_str(pk, r->cards[i]);
+}
+
+int room_save_meta(struct app *app, struct room *r)
+{
+    struct codec_buf b;
+    msgpack_packer pk;
+    codec_buf_init(&b, 0);
+    codec_packer_init(&pk, &b);
+    msgpack_pack_map(&pk, 6);
+    codec_pack_kv_str(&pk, "name", r->name);
+    codec_pack_kv_str(&pk, "focus", r->focus);
+    codec_pack_str(&pk, "deck");
+    room_pack_deck(r, &pk);
+    codec_pack_kv_bool(&pk, "auto_reveal", r->auto_reveal);
+    codec_pack_kv_u64(&pk, "next_item", r->next_item);
+    codec_pack_str(&pk, "tokens");
+    msgpack_pack_array(&pk, ROLE__COUNT);
+    for (int i = 0; i < ROLE__COUNT; i++) {
+        msgpack_pack_bin(&pk, TOKEN_HASH);
+        msgpack_pack_bin_body(&pk, r->token_hash[i], TOKEN_HASH);
+    }
+    size_t len;
+    char *data = codec_buf_take(&b, &len);
+    int rc = data ? store_put_room(app->store, r->id, r->created_at, data, len) : RF_ENOMEM;
+    free(data);
+    return rc;
+}
+
+static int save_participant(struct app *app, struct room *r, const struct participant *p)
+{
+    struct codec_buf b;
+    msgpack_packer pk;
+    codec_buf_init(&b, 0);
+    codec_packer_init(&pk, &b);
+    msgpack_pack_map(&pk, 3);
+    codec_pack_kv_str(&pk, "name", p->name);
+    codec_pack_kv_str(&pk, "role", role_name(p->role));
+    codec_pack_str(&pk, "secret");
+    msgpack_pack_bin(&pk, TOKEN_HASH);
+    msgpack_pack_bin_body(&pk, p->secret_hash, TOKEN_HASH);
+    size_t len;
+    char *data = codec_buf_take(&b, &len);
+    int rc = data ? store_put_participant(app->store, r->id, p->pid, data, len) : RF_ENOMEM;
+    free(data);
+    return rc;
+}
+
+static struct participant *find_participant(const struct room *r, const char *pid, size_t n)
+{
+    for (size_t i = 0; i < r->nparts; i++)
+        if (strlen(r->parts[i]->pid) == n && memcmp(r->parts[i]->pid, pid, n) == 0)
+            return r->parts[i];
+    return NULL;
+}
+
+static struct participant *add_participant(struct room *r)
+{
+    if (r->nparts == r->capparts) {
+        size_t cap = r->capparts ? r->capparts * 2 : 8;
+        struct participant **v = realloc(r->parts, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        r->parts = v;
+        r->capparts = cap;
+    }
+    struct participant *p = calloc(1, sizeof *p);
+    if (p)
+        r->parts[r->nparts++] = p;
+    return p;
+}
+
+/* ---- the replay ring and events --------------------------------------- */
+
+static void ring_push(struct room *r, struct frame *f)
+{
+    if (!r->ring_cap)
+        return;
+    if (r->ring_count == r->ring_cap) {
+        frame_unref(r->ring[r->ring_head]);
+        r->ring[r->ring_head] = f;
+        r->ring_head = (r->ring_head + 1) % r->ring_cap;
+    } else {
+        r->ring[(r->ring_head + r->ring_count) % r->ring_cap] = f;
+        r->ring_count++;
+    }
+}
+
+void room_event_begin(struct event *ev, struct room *r, const char *type,
+                      const struct participant *by, size_t nfields)
+{
+    ev->room = r;
+    ev->type = type;
+    ev->by = by ? by->pid : NULL;
+    ev->seq = ++r->seq;
+    ev->at = now_ms();
+    codec_buf_init(&ev->buf, FRAME_HEAD);
+    codec_packer_init(&ev->pk, &ev->buf);
+    msgpack_pack_map(&ev->pk, 4 + nfields);
+    codec_pack_kv_str(&ev->pk, "t", type);
+    codec_pack_kv_u64(&ev->pk, "seq", ev->seq);
+    codec_pack_kv_i64(&ev->pk, "at", ev->at);
+    codec_pack_kv_str(&ev->pk, "by", ev->by);
+}
+
+uint64_t room_event_commit(struct app *app, struct event *ev)
+{
+    struct room *r = ev->room;
+    struct frame *f = frame_from_buf(&ev->buf);
+    if (!f || store_add_event(app->store, r->id, ev->seq, ev->at, ev->by, ev->type, f->data,
+                              f->len)) {
+        /* The in-memory room is now ahead of what can be stored: drop it. */
+        log_error("out of memory recording an event of room %s", r->id);
+        frame_unref(f);
+        room_evict(app, r->id);
+        return 0;
+    }
+    ring_push(r, frame_ref(f));
+    outbox_to_room(app, r, f, NULL);
+    frame_unref(f);
+    return ev->seq;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void *meta,
+                         size_t len)
+{
+    struct room *r = arg;
+    msgpack_zone z;
+    msgpack_object o;
+    const char *why;
+    int rc = RF_EINTERNAL;
+    msgpack_zone_init(&z, 1024);
+    if (codec_decode(meta, len, &z, &o, &why))
+        goto out;
+    r->created_at = created_at;
+    r->seq = seq;
+    r->name = codec_strdup(codec_get(&o, "name"));
+    const msgpack_object *focus = codec_get(&o, "focus");
+    if (focus && focus->type == MSGPACK_OBJECT_STR && !(r->focus = codec_strdup(focus)))
+        goto out;
+    const msgpack_object *ar = codec_get(&o, "auto_reveal");
+    r->auto_reveal = ar && ar->type == MSGPACK_OBJECT_BOOLEAN && ar->via.boolean;
+    codec_get_uint(&o, "next_item", &r->next_item);
+    const msgpack_object *t = codec_get(&o, "tokens");
+    if (!r->name || set_deck(r, codec_get(&o, "deck")) || !t ||
+        t->type != MSGPACK_OBJECT_ARRAY || t->via.array.size != ROLE__COUNT)
+        goto out;
+    for (int i = 0; i < ROLE__COUNT; i++) {
+        const msgpack_object *h = &t->via.array.ptr[i];
+        if (h->type != MSGPACK_OBJECT_BIN || h->via.bin.size != TOKEN_HASH)
+            goto out;
+        memcpy(r->token_hash[i], h->via.bin.ptr, TOKEN_HASH);
+    }
+    rc = 0;
+out:
+    msgpack_zone_destroy(&z);
+    return rc;
+}
+
+static int load_participant(void *arg, const char *pid, const void *data, size_t len)
+{
+    struct room *r = arg;
+    msgpack_zone z;
+    msgpack_object o;
+    const char *why;
+    int rc = RF_EINTERNAL;
+    msgpack_zone_init(&z, 256);
+    if (codec_decode(data, len, &z, &o, &why) || strlen(pid) > TOKEN_LEN)
+        goto out;
+    const msgpack_object *role = codec_get(&o, "role"), *sec = codec_get(&o, "secret");
+    struct participant *p;
+    if (!role || role->type != MSGPACK_OBJECT_STR || !sec || sec->type != MSGPACK_OBJECT_BIN ||
+        sec->via.bin.size != TOKEN_HASH || !(p = add_participant(r)))
+        goto out;
+    strcpy(p->pid, pid);
+    p->role = role_parse(role->via.str.ptr, role->via.str.size);
+    memcpy(p->secret_hash, sec->via.bin.ptr, TOKEN_HASH);
+    p->name = codec_strdup(codec_get(&o, "name"));
+    rc = p->name && p->role >= 0 ? 0 : RF_EINTERNAL;
+out:
+    msgpack_zone_destroy(&z);
+    return rc;
+}
+
+static int load_item(void *arg, const char *id, const char *rank, const void *data, size_t len)
+{
+    struct room *r = arg;
+    return backlog_load_item(&r->backlog, id, rank, data, len);
+}
+
+static int load_event(void *arg, uint64_t seq, const void *payload, size_t len)
+{
+    struct room *r = arg;
+    (void)seq;
+    struct frame *f = frame_copy(payload, len);
+    if (!f)
+        return RF_ENOMEM;
+    ring_push(r, f);
+    return 0;
+}
+
+/* The room with id[0..n), from memory or else from the store; NULL with *err
+ * set when it does not exist or cannot be read. */
+static struct room *room_get(struct app *app, const char *id, size_t n, int *err)
+{
+    struct room *r = map_get(&app->rooms, id, n);
+    if (r)
+        return r;
+    if (n > TOKEN_LEN) {
+        *err = RF_ENOT_FOUND;
+        return NULL;
+    }
+    if (!(r = room_alloc(app))) {
+        *err = RF_ENOMEM;
+        return NULL;
+    }
+    memcpy(r->id, id, n);
+    r->id[n] = '\0';
+    struct store_room_reader reader = {r, load_room_row, load_participant, load_item, load_event};
+    int rc = store_load_room(app->store, r->id, app->cfg.replay_events, &reader);
+    if (rc == 0 && r->ring_count > r->seq)
+        rc = RF_EINTERNAL;
+    if (rc == 0 && (rc = map_put(&app->rooms, r->id, r)) == 0) {
+        log_info("room %s loaded: %zu items, %zu participants, seq %llu", r->id, r->backlog.n,
+                 r->nparts, (unsigned long long)r->seq);
+        return r;
+    }
+    if (rc != RF_ENOT_FOUND)
+        log_error("room %s could not be loaded (%s)", r->id, rf_err_code(rc));
+    room_free(r);
+    *err = rc;
+    return NULL;
+}
+
+/* ---- snapshot ------------------------------------------------------------ */
+
+static void pack_participant(const struct participant *p, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 4);
+    codec_pack_kv_str(pk, "pid", p->pid);
+    codec_pack_kv_str(pk, "name", p->name);
+    codec_pack_kv_str(pk, "role", role_name(p->role));
+    codec_pack_kv_bool(pk, "online", p->online > 0);
+}
+
+static void pack_participants(const struct room *r, msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, r->nparts);
+    for (size_t i = 0; i < r->nparts; i++)
+        pack_participant(r->parts[i], pk);
+}
+
+static struct frame *snapshot_frame(const struct room *r)
+{
+    struct codec_buf b;
+    msgpack_packer pk;
+    codec_buf_init(&b, FRAME_HEAD);
+    codec_packer_init(&pk, &b);
+    msgpack_pack_map(&pk, 8);
+    codec_pack_kv_str(&pk, "t", "snapshot");
+    codec_pack_kv_u64(&pk, "seq", r->seq);
+    codec_pack_str(&pk, "room");
+    msgpack_pack_map(&pk, 5);
+    codec_pack_kv_str(&pk, "id", r->id);
+    codec_pack_kv_str(&pk, "name", r->name);
+    codec_pack_str(&pk, "deck");
+    room_pack_deck(r, &pk);
+    codec_pack_kv_bool(&pk, "auto_reveal", r->auto_reveal);
+    codec_pack_kv_i64(&pk, "created_at", r->created_at);
+    codec_pack_str(&pk, "participants");
+    pack_participants(r, &pk);
+    codec_pack_str(&pk, "items");
+    msgpack_pack_array(&pk, r->backlog.n);
+    for (size_t i = 0; i < r->backlog.n; i++)
+        item_pack(r->backlog.v[i], &pk);
+    codec_pack_kv_nil(&pk, "round");
+    codec_pack_kv_str(&pk, "focus", r->focus);
+    codec_pack_kv_nil(&pk, "timer");
+    return frame_from_buf(&b);
+}
+
+/* ---- presence -------------------------------------------------------------- */
+
+static void notice(struct app *app, struct room *r, struct conn *except, const char *type,
+                   const struct participant *p)
+{
+    struct codec_buf b;
+    msgpack_packer pk;
+    codec_buf_init(&b, FRAME_HEAD);
+    codec_packer_init(&pk, &b);
+    int joined = strcmp(type, "participant.joined") == 0;
+    msgpack_pack_map(&pk, joined ? 5 : 3);
+    codec_pack_kv_str(&pk, "t", type);
+    codec_pack_kv_i64(&pk, "at", now_ms());
+    codec_pack_kv_str(&pk, "pid", p->pid);
+    if (joined) {
+        codec_pack_kv_str(&pk, "name", p->name);
+        codec_pack_kv_str(&pk, "role", role_name(p->role));
+    }
+    struct frame *f = frame_from_buf(&b);
+    if (f)
+        outbox_to_room(app, r, f, except);
+    frame_unref(f);
+}
+
+void room_leave(struct conn *c)
+{
+    struct room *r = c->room;
+    struct participant *p = c->part;
+    if (c->room_prev)
+        c->room_prev->room_next = c->room_next;
+    else
+        r->conns = c->room_next;
+    if (c->room_next)
+        c->room_next->room_prev = c->room_prev;
+    c->room_prev = c->room_next = NULL;
+    c->room = NULL;
+    c->part = NULL;
+    if (--p->online == 0 && !r->dead && !c->app->stopping)
+        notice(c->app, r, NULL, "participant.left", p);
+    room_unref(r);
+}
+
+void room_evict(struct app *app, const char *id)
+{
+    struct room *r = map_del(&app->rooms, id);
+    if (!r)
+        return;
+    r->dead = true;
+    for (struct conn *c = r->conns; c; c = c->room_next)
+        conn_close(c, CLOSE_INTERNAL);
+    room_unref(r);
+}
+
+static void unref_room(void *value, void *arg)
+{
+    (void)arg;
+    room_unref(value);
+}
+
+void room_free_all(struct app *app)
+{
+    map_each(&app->rooms, unref_room, NULL);
+    map_free(&app->rooms);
+}
+
+/* ---- handlers ---------------------------------------------------------- */
+
+int room_handle_create(struct req *q)
+{
+    struct app *app = q->app;
+    char tokens[ROLE__COUNT][TOKEN_LEN + 1];
+    struct room *r = room_alloc(app);
+    if (!r)
+        return RF_ENOMEM;
+    if (token_new(r->id))
+        goto fail;
+    for (int i = 0; i < ROLE__COUNT; i++) {
+        if (token_new(tokens[i]))
+            goto fail;
+        token_hash(tokens[i], TOKEN_LEN, r->token_hash[i]);
+    }
+    r->name = codec_strdup(codec_get(q->msg, "name"));
+    r->created_at = now_ms();
+    r->next_item = 1;
+    if (!r->name || set_deck(r, codec_get(q->msg, "deck")) || map_put(&app->rooms, r->id, r))
+        goto fail;
+    if (room_save_meta(app, r)) {
+        map_del(&app->rooms, r->id);
+        goto fail;
+    }
+    log_info("room %s created", r->id);
+
+    struct codec_buf b;
+    msgpack_packer pk;
+    req_ok_begin(q, &b, &pk, 2);
+    codec_pack_kv_str(&pk, "room", r->id);
+    codec_pack_str(&pk, "tokens");
+    msgpack_pack_map(&pk, ROLE__COUNT);
+    for (int i = 0; i < ROLE__COUNT; i++)
+        codec_pack_kv_str(&pk, role_name(i), tokens[i]);
+    req_ok_end(q, &b);
+    return 0;
+fail:
+    room_free(r);
+    return RF_EINTERNAL;
+}
+
+static int role_of_token(const struct room *r, const msgpack_object *tok)
+{
+    int role = -1;
+    /* Check all four, so the time taken does not tell which matched. */
+    for (int i = 0; i < ROLE__COUNT; i++)
+        if (token_matches(tok->via.str.ptr, tok->via.str.size, r->token_hash[i]))
+            role = i;
+    return role;
+}
+
+int room_handle_join(struct req *q)
+{
+    struct app *app = q->app;
+    struct conn *c = q->conn;
+    const msgpack_object *rid = codec_get(q->msg, "room"), *tok = codec_get(q->msg, "token"),
+                         *name = codec_get(q->msg, "name"), *pid = codec_get(q->msg, "pid"),
+                         *sec = codec_get(q->msg, "secret");
+    uint64_t since = 0;
+    int has_since = codec_get_uint(q->msg, "since", &since);
+    int err = 0;
+
+    if (c->room)
+        return req_fail(q, RF_ECONFLICT,
+                        "This connection has joined a room already; open another connection.");
+    if ((pid != NULL) != (sec != NULL))
+        return req_fail(q, RF_EBAD_REQUEST, "Send pid and secret together to rejoin.");
+    if (!pid && !tok)
+        return req_fail(q, RF_EBAD_REQUEST, "Send a token, or pid and secret to rejoin.");
+    struct room *r = room_get(app, rid->via.str.ptr, rid->via.str.size, &err);
+    if (!r) {
+        if (err == RF_ENOT_FOUND)
+            return req_fail(q, err, "There is no room with this id; check the invite link.");
+        return err;
+    }
+
+    struct participant *p;
+    char secret[TOKEN_LEN + 1];
+    int is_new = 0;
+    if (pid) {
+        p = find_participant(r, pid->via.str.ptr, pid->via.str.size);
+        if (!p || !token_matches(sec->via.str.ptr, sec->via.str.size, p->secret_hash))
+            return req_fail(q, RF_EAUTH_FAILED,
+                            "This participant id and secret do not match the room; join with "
+                            "a token instead.");
+        snprintf(secret, sizeof secret, "%.*s", (int)sec->via.str.size, sec->via.str.ptr);
+    } else {
+        int role = role_of_token(r, tok);
+        if (role < 0)
+            return req_fail(q, RF_EAUTH_FAILED,
+                            "This token does not open the room; ask the facilitator for a "
+                            "new invite link.");
+        if (!(p = add_participant(r)))
+            return RF_ENOMEM;
+        if (token_new(p->pid) || token_new(secret)) {
+            r->nparts--;
+            free(p);
+            return RF_EINTERNAL;
+        }
+        token_hash(secret, TOKEN_LEN, p->secret_hash);
+        p->role = role;
+        is_new = 1;
+    }
+    if (!p->name || !codec_str_eq(name, p->name)) {
+        char *old = p->name, *n = codec_strdup(name);
+        p->name = n;
+        if (!n || save_participant(app, r, p)) {
+            p->name = old;
+            free(n);
+            if (is_new) {
+                r->nparts--;
+                free(p);
+            }
+            return RF_ENOMEM;
+        }
+        free(old);
+    }
+
+    c->room = room_ref(r);
+    c->part = p;
+    c->room_next = r->conns;
+    if (r->conns)
+        r->conns->room_prev = c;
+    r->conns = c;
+    c->join_serial = ++app->join_serial;
+    p->online++;
+
+    int replay = has_since && since <= r->seq && r->seq - since <= r->ring_count;
+    struct codec_buf b;
+    msgpack_packer pk;
+    req_ok_begin(q, &b, &pk, replay ? 7 : 6);
+    codec_pack_kv_str(&pk, "pid", p->pid);
+    codec_pack_kv_str(&pk, "secret", secret);
+    codec_pack_kv_str(&pk, "role", role_name(p->role));
+    codec_pack_kv_str(&pk, "name", p->name);
+    codec_pack_kv_u64(&pk, "seq", r->seq);
+    codec_pack_kv_str(&pk, "mode", replay ? "replay" : "snapshot");
+    if (replay) {
+        codec_pack_str(&pk, "participants");
+        pack_participants(r, &pk);
+    }
+    req_ok_end(q, &b);
+    if (replay) {
+        for (uint64_t s = since + 1; s <= r->seq; s++) {
+            size_t back = (size_t)(r->seq - s); /* 0 for the newest */
+            size_t idx = (r->ring_head + r->ring_count - 1 - back) % r->ring_cap;
+            outbox_to_conn(app, c, r->ring[idx]);
+        }
+    } else {
+        struct frame *f = snapshot_frame(r);
+        if (!f) {
+            conn_close(c, CLOSE_INTERNAL);
+            return 0;
+        }
+        outbox_to_conn(app, c, f);
+        frame_unref(f);
+    }
+    if (p->online == 1)
+        notice(app, r, c, "participant.joined", p);
+    log_debug("participant %s joined room %s as %s", p->pid, r->id, role_name(p->role));
+    return 0;
+}
+
+int room_handle_role_set(struct req *q)
+{
+    struct room *r = q->room;
+    const msgpack_object *pid = codec_get(q->msg, "pid"), *role = codec_get(q->msg, "role");
+    struct participant *p = find_participant(r, pid->via.str.ptr, pid->via.str.size);
+    if (!p)
+        return req_fail(q, RF_ENOT_FOUND, "There is no participant with this id in the room.");
+    int nr = role_parse(role->via.str.ptr, role->via.str.size);
+    if (p->role == ROLE_FACILITATOR && nr != ROLE_FACILITATOR) {
+        size_t facilitators = 0;
+        for (size_t i = 0; i < r->nparts; i++)
+            facilitators += r->parts[i]->role == ROLE_FACILITATOR;
+        if (facilitators == 1)
+            return req_fail(q, RF_ECONFLICT,
+                            "A room keeps at least one facilitator; make someone else "
+                            "facilitator first.");
+    }
+    int old = p->role;
+    p->role = nr;
+    if (save_participant(q->app, r, p)) {
+        p->role = old;
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    room_event_begin(&ev, r, "participant.updated", q->who, 2);
+    codec_pack_kv_str(&ev.pk, "pid", p->pid);
+    codec_pack_kv_str(&ev.pk, "role", role_name(nr));
+    uint64_t seq = room_event_commit(q->app, &ev);
+    if (seq)
+        req_ok_seq(q, seq);
+    return 0;
+}
+
+int room_handle_update(struct req *q)
+{
+    struct room *r = q->room;
+    const msgpack_object *name = codec_get(q->msg, "name"), *deck = codec_get(q->msg, "deck"),
+                         *ar = codec_get(q->msg, "auto_reveal");
+    size_t n = (name != NULL) + (deck != NULL) + (ar != NULL);
+    if (!n)
+        return req_fail(q, RF_EBAD_REQUEST, "Send at least one of name, deck and auto_reveal.");
+    char *new_name = name ? codec_strdup(name) : NULL;
+    if (name && !new_name)
+        return RF_ENOMEM;
+    if (deck && set_deck(r, deck)) {
+        free(new_name);
+        return RF_ENOMEM;
+    }
+    if (new_name) {
+        free(r->name);
+        r->name = new_name;
+    }
+    if (ar)
+        r->auto_reveal = ar->via.boolean;
+    if (room_save_meta(q->app, r)) {
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    room_event_begin(&ev, r, "room.updated", q->who, 1);
+    codec_pack_str(&ev.pk, "set");
+    msgpack_pack_map(&ev.pk, n);
+    if (name)
+        codec_pack_kv_str(&ev.pk, "name", r->name);
+    if (deck) {
+        codec_pack_str(&ev.pk, "deck");
+        room_pack_deck(r, &ev.pk);
+    }
+    if (ar)
+        codec_pack_kv_bool(&ev.pk, "auto_reveal", r->auto_reveal);
+    uint64_t seq = room_event_commit(q->app, &ev);
+    if (seq)
+        req_ok_seq(q, seq);
+    return 0;
+}

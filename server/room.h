@@ -1,0 +1,97 @@
+/* A room: its settings, participants, presence, the replay ring of recent
+ * events, and the connections joined to it. The backlog (backlog.h) lives in
+ * the room. Rooms are loaded from the store's state tables on first join.
+ *
+ * Events: room_event_begin() starts an event map {t, seq, at, by, ...} with
+ * the room's next seq; room_event_commit() persists it (with the state
+ * records the handler appended to the store in the same turn), keeps it in
+ * the replay ring and queues it to the room's connections. */
+#ifndef REFINE_ROOM_H
+#define REFINE_ROOM_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backlog.h"
+#include "codec.h"
+#include "ops.h"
+#include "token.h"
+
+struct app;
+struct conn;
+struct req;
+struct frame;
+
+struct participant {
+    char pid[TOKEN_LEN + 1];
+    uint8_t secret_hash[TOKEN_HASH];
+    char *name;
+    int role;
+    int online; /* open connections */
+};
+
+struct room {
+    char id[TOKEN_LEN + 1];
+    char *name;
+    char *deck_name; /* built-in deck, or NULL for the custom cards */
+    char **cards;
+    size_t ncards;
+    bool auto_reveal;
+    int64_t created_at;
+    uint8_t token_hash[ROLE__COUNT][TOKEN_HASH];
+    uint64_t seq;
+    uint64_t next_item;
+    struct participant **parts;
+    size_t nparts, capparts;
+    struct backlog backlog;
+    char *focus;
+    struct frame **ring; /* the last ring_count events, oldest at ring_head */
+    size_t ring_cap, ring_count, ring_head;
+    struct conn *conns;
+    uint32_t refs;
+    bool dead; /* dropped from memory after a storage failure */
+};
+
+struct event {
+    struct codec_buf buf;
+    msgpack_packer pk;
+    struct room *room;
+    const char *type;
+    const char *by;
+    uint64_t seq;
+    int64_t at;
+};
+
+/* Starts event `type` by participant `by` (NULL: the server) with nfields
+ * more key/value pairs for the caller to pack into ev->pk. */
+void room_event_begin(struct event *ev, struct room *r, const char *type,
+                      const struct participant *by, size_t nfields);
+/* Finishes, persists and broadcasts the event; returns its seq, or 0 when out
+ * of memory (the server then closes the room's connections). */
+uint64_t room_event_commit(struct app *app, struct event *ev);
+
+struct room *room_ref(struct room *r);
+/* NULL is a no-op. */
+void room_unref(struct room *r);
+struct conn *room_conns(struct room *r);
+
+/* Persists the room's settings row. */
+int room_save_meta(struct app *app, struct room *r);
+/* Packs the room's deck (name or list of cards). */
+void room_pack_deck(const struct room *r, msgpack_packer *pk);
+
+/* The connection's socket closed: presence and bookkeeping. */
+void room_leave(struct conn *c);
+/* Drops room id from memory after a storage failure, closing its connections. */
+void room_evict(struct app *app, const char *id);
+/* Frees every room (shutdown). */
+void room_free_all(struct app *app);
+
+/* Handlers (dispatch.c calls them through the operation table). */
+int room_handle_create(struct req *r);
+int room_handle_join(struct req *r);
+int room_handle_role_set(struct req *r);
+int room_handle_update(struct req *r);
+
+#endif

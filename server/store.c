@@ -1,0 +1,569 @@
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "log.h"
+
+enum rec_kind { REC_ROOM, REC_PART, REC_ITEM, REC_DEL_ITEM, REC_EVENT, REC__COUNT, REC_SKIP };
+
+struct rec {
+    enum rec_kind kind;
+    char *room, *a, *b; /* owned */
+    int64_t i1, i2;
+    void *blob; /* owned */
+    size_t len;
+};
+
+struct batch {
+    struct rec *v;
+    size_t n, cap;
+    int ok;
+};
+
+struct store {
+    sqlite3 *wdb; /* writer thread only */
+    sqlite3 *rdb; /* loop thread only */
+    sqlite3_stmt *w[REC__COUNT];
+    sqlite3_stmt *r_room, *r_seq, *r_parts, *r_items, *r_events, *r_ping;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    struct batch *accum;    /* loop thread */
+    struct batch *inflight; /* handed to the writer (loop thread's view) */
+    int work_ready;         /* under mu: inflight waits for the writer */
+    struct batch *done;     /* under mu: the writer finished this one */
+    int quit;               /* under mu */
+    uint64_t added, durable;
+    uv_async_t async;
+    struct store_hooks hooks;
+};
+
+static const char *const MIGRATIONS[] = {
+    /* 1: the first schema */
+    "CREATE TABLE rooms(id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, meta BLOB NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE participants(room TEXT NOT NULL, pid TEXT NOT NULL, data BLOB NOT NULL,"
+    " PRIMARY KEY(room, pid)) WITHOUT ROWID;"
+    "CREATE TABLE items(room TEXT NOT NULL, id TEXT NOT NULL, rank TEXT NOT NULL,"
+    " data BLOB NOT NULL, PRIMARY KEY(room, id)) WITHOUT ROWID;"
+    "CREATE INDEX items_rank ON items(room, rank);"
+    "CREATE TABLE events(room TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,"
+    " author TEXT, type TEXT NOT NULL, payload BLOB NOT NULL, PRIMARY KEY(room, seq))"
+    " WITHOUT ROWID;",
+};
+
+static const char *const WRITE_SQL[REC__COUNT] = {
+    [REC_ROOM] = "INSERT INTO rooms(id, created_at, meta) VALUES(?1, ?2, ?3)"
+                 " ON CONFLICT(id) DO UPDATE SET meta = excluded.meta",
+    [REC_PART] = "INSERT INTO participants(room, pid, data) VALUES(?1, ?2, ?3)"
+                 " ON CONFLICT(room, pid) DO UPDATE SET data = excluded.data",
+    [REC_ITEM] = "INSERT INTO items(room, id, rank, data) VALUES(?1, ?2, ?3, ?4)"
+                 " ON CONFLICT(room, id) DO UPDATE SET rank = excluded.rank, data = excluded.data",
+    [REC_DEL_ITEM] = "DELETE FROM items WHERE room = ?1 AND id = ?2",
+    [REC_EVENT] = "INSERT INTO events(room, seq, at, author, type, payload)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+};
+
+static void rec_free(struct rec *r)
+{
+    free(r->room);
+    free(r->a);
+    free(r->b);
+    free(r->blob);
+}
+
+static void batch_free(struct batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        rec_free(&b->v[i]);
+    free(b->v);
+    free(b);
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK) {
+        log_error("sqlite: %s (in: %.60s)", err ? err : sqlite3_errstr(rc), sql);
+        sqlite3_free(err);
+        return RF_EINTERNAL;
+    }
+    return 0;
+}
+
+static int migrate(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int version = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return RF_EINTERNAL;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    int latest = (int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]);
+    if (version > latest) {
+        log_error("the database has schema version %d, newer than this server's %d", version,
+                  latest);
+        return RF_EINTERNAL;
+    }
+    for (int v = version; v < latest; v++) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        if (exec(db, "BEGIN IMMEDIATE") || exec(db, MIGRATIONS[v]) || exec(db, pragma) ||
+            exec(db, "COMMIT")) {
+            exec(db, "ROLLBACK");
+            return RF_EINTERNAL;
+        }
+        log_info("database migrated to schema version %d", v + 1);
+    }
+    return 0;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static int write_rec(struct store *s, const struct rec *r)
+{
+    if (r->kind == REC_SKIP)
+        return 0;
+    sqlite3_stmt *st = s->w[r->kind];
+    int n = (int)r->len;
+    bind_text(st, 1, r->room);
+    switch (r->kind) {
+    case REC_ROOM:
+        sqlite3_bind_int64(st, 2, r->i1);
+        sqlite3_bind_blob(st, 3, r->blob, n, SQLITE_STATIC);
+        break;
+    case REC_PART:
+        bind_text(st, 2, r->a);
+        sqlite3_bind_blob(st, 3, r->blob, n, SQLITE_STATIC);
+        break;
+    case REC_ITEM:
+        bind_text(st, 2, r->a);
+        bind_text(st, 3, r->b);
+        sqlite3_bind_blob(st, 4, r->blob, n, SQLITE_STATIC);
+        break;
+    case REC_DEL_ITEM:
+        bind_text(st, 2, r->a);
+        break;
+    case REC_EVENT:
+        sqlite3_bind_int64(st, 2, r->i1);
+        sqlite3_bind_int64(st, 3, r->i2);
+        bind_text(st, 4, r->a);
+        bind_text(st, 5, r->b);
+        sqlite3_bind_blob(st, 6, r->blob, n, SQLITE_STATIC);
+        break;
+    default:
+        break;
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        log_error("sqlite write failed: %s", sqlite3_errmsg(s->wdb));
+        return RF_EINTERNAL;
+    }
+    return 0;
+}
+
+/* Writer thread: one transaction per batch. */
+static int write_batch(struct store *s, struct batch *b)
+{
+    if (exec(s->wdb, "BEGIN IMMEDIATE"))
+        return 0;
+    for (size_t i = 0; i < b->n; i++)
+        if (write_rec(s, &b->v[i]))
+            goto fail;
+    if (exec(s->wdb, "COMMIT"))
+        goto fail;
+    return 1;
+fail:
+    exec(s->wdb, "ROLLBACK");
+    return 0;
+}
+
+static void *writer_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->work_ready && !s->quit)
+            pthread_cond_wait(&s->work_cv, &s->mu);
+        if (!s->work_ready)
+            break;
+        struct batch *b = s->inflight;
+        s->work_ready = 0;
+        pthread_mutex_unlock(&s->mu);
+        b->ok = write_batch(s, b);
+        pthread_mutex_lock(&s->mu);
+        s->done = b;
+        pthread_cond_signal(&s->done_cv);
+        uv_async_send(&s->async);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+static void submit(struct store *s)
+{
+    struct batch *next = calloc(1, sizeof *next);
+    if (!next)
+        return; /* try again at the next turn */
+    pthread_mutex_lock(&s->mu);
+    s->inflight = s->accum;
+    s->accum = next;
+    s->work_ready = 1;
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void store_flush(struct store *s)
+{
+    if (!s->inflight && s->accum->n > 0)
+        submit(s);
+}
+
+/* On the loop thread: the writer finished the batch in flight. */
+static void finish(struct store *s, struct batch *b, int notify)
+{
+    s->inflight = NULL;
+    if (!b->ok) {
+        for (size_t i = 0; i < b->n; i++) {
+            const char *room = b->v[i].room;
+            int seen = 0;
+            for (size_t k = 0; k < i && !seen; k++)
+                seen = strcmp(b->v[k].room, room) == 0;
+            if (seen)
+                continue;
+            log_error("a transaction failed: nothing of it was committed; dropping room %s "
+                      "from memory",
+                      room);
+            for (size_t k = 0; k < s->accum->n; k++)
+                if (s->accum->v[k].kind != REC_SKIP && strcmp(s->accum->v[k].room, room) == 0)
+                    s->accum->v[k].kind = REC_SKIP;
+            if (notify && s->hooks.on_fail)
+                s->hooks.on_fail(s->hooks.arg, room);
+        }
+    }
+    s->durable += b->n;
+    batch_free(b);
+    if (notify && s->hooks.on_commit)
+        s->hooks.on_commit(s->hooks.arg);
+}
+
+static void on_async(uv_async_t *h)
+{
+    struct store *s = h->data;
+    pthread_mutex_lock(&s->mu);
+    struct batch *b = s->done;
+    s->done = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (!b)
+        return;
+    finish(s, b, 1);
+    store_flush(s);
+}
+
+static int open_db(const char *path, sqlite3 **db)
+{
+    int rc = sqlite3_open_v2(path, db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+    if (rc != SQLITE_OK) {
+        log_error("cannot open database %s: %s", path,
+                  *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+        return RF_EINTERNAL;
+    }
+    sqlite3_busy_timeout(*db, 5000);
+    return 0;
+}
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+        log_error("sqlite prepare failed: %s", sqlite3_errmsg(db));
+        return RF_EINTERNAL;
+    }
+    return 0;
+}
+
+static void free_store(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void close_dbs(struct store *s)
+{
+    for (int i = 0; i < REC__COUNT; i++)
+        sqlite3_finalize(s->w[i]);
+    sqlite3_finalize(s->r_room);
+    sqlite3_finalize(s->r_seq);
+    sqlite3_finalize(s->r_parts);
+    sqlite3_finalize(s->r_items);
+    sqlite3_finalize(s->r_events);
+    sqlite3_finalize(s->r_ping);
+    sqlite3_close(s->rdb);
+    sqlite3_close(s->wdb);
+}
+
+int store_open(struct store **out, const char *path, bool full_sync, uv_loop_t *loop,
+               const struct store_hooks *hooks)
+{
+    struct store *s = calloc(1, sizeof *s);
+    if (!s)
+        return RF_ENOMEM;
+    s->hooks = *hooks;
+    s->accum = calloc(1, sizeof *s->accum);
+    if (!s->accum)
+        goto fail;
+    if (open_db(path, &s->wdb))
+        goto fail;
+    if (exec(s->wdb, "PRAGMA journal_mode = WAL") ||
+        exec(s->wdb, full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") ||
+        exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb))
+        goto fail;
+    for (int i = 0; i < REC__COUNT; i++)
+        if (prepare(s->wdb, WRITE_SQL[i], &s->w[i]))
+            goto fail;
+    if (open_db(path, &s->rdb) || exec(s->rdb, "PRAGMA wal_autocheckpoint = 0") ||
+        prepare(s->rdb, "SELECT created_at, meta FROM rooms WHERE id = ?1", &s->r_room) ||
+        prepare(s->rdb, "SELECT coalesce(max(seq), 0) FROM events WHERE room = ?1", &s->r_seq) ||
+        prepare(s->rdb, "SELECT pid, data FROM participants WHERE room = ?1", &s->r_parts) ||
+        prepare(s->rdb, "SELECT id, rank, data FROM items WHERE room = ?1 ORDER BY rank",
+                &s->r_items) ||
+        prepare(s->rdb,
+                "SELECT seq, payload FROM (SELECT seq, payload FROM events WHERE room = ?1"
+                " ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+                &s->r_events) ||
+        prepare(s->rdb, "SELECT 1", &s->r_ping))
+        goto fail;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    if (uv_async_init(loop, &s->async, on_async))
+        goto fail;
+    s->async.data = s;
+    if (pthread_create(&s->thread, NULL, writer_main, s)) {
+        uv_close((uv_handle_t *)&s->async, NULL);
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    close_dbs(s);
+    batch_free(s->accum);
+    free(s);
+    return RF_EINTERNAL;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    /* Drain: write what is in flight and what is still accumulating. */
+    for (;;) {
+        if (!s->inflight) {
+            if (s->accum->n == 0)
+                break;
+            submit(s);
+        }
+        pthread_mutex_lock(&s->mu);
+        while (!s->done)
+            pthread_cond_wait(&s->done_cv, &s->mu);
+        struct batch *b = s->done;
+        s->done = NULL;
+        pthread_mutex_unlock(&s->mu);
+        finish(s, b, 0);
+    }
+    pthread_mutex_lock(&s->mu);
+    s->quit = 1;
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    close_dbs(s);
+    batch_free(s->accum);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->done_cv);
+    uv_close((uv_handle_t *)&s->async, free_store);
+}
+
+uint64_t store_added(const struct store *s)
+{
+    return s->added;
+}
+
+uint64_t store_durable(const struct store *s)
+{
+    return s->durable;
+}
+
+static char *dup_or_null(const char *s, int *oom)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *oom = 1;
+    return d;
+}
+
+static int append(struct store *s, enum rec_kind kind, const char *room, const char *a,
+                  const char *b, int64_t i1, int64_t i2, const void *blob, size_t len)
+{
+    struct batch *bt = s->accum;
+    if (bt->n == bt->cap) {
+        size_t cap = bt->cap ? bt->cap * 2 : 64;
+        struct rec *v = realloc(bt->v, cap * sizeof *v);
+        if (!v)
+            return RF_ENOMEM;
+        bt->v = v;
+        bt->cap = cap;
+    }
+    int oom = 0;
+    struct rec r = {kind, dup_or_null(room, &oom), dup_or_null(a, &oom), dup_or_null(b, &oom),
+                    i1, i2, NULL, len};
+    if (blob && len) {
+        r.blob = malloc(len);
+        if (r.blob)
+            memcpy(r.blob, blob, len);
+        else
+            oom = 1;
+    }
+    if (oom) {
+        rec_free(&r);
+        return RF_ENOMEM;
+    }
+    bt->v[bt->n++] = r;
+    s->added++;
+    return 0;
+}
+
+int store_put_room(struct store *s, const char *room, int64_t created_at, const void *meta,
+                   size_t len)
+{
+    return append(s, REC_ROOM, room, NULL, NULL, created_at, 0, meta, len);
+}
+
+int store_put_participant(struct store *s, const char *room, const char *pid, const void *data,
+                          size_t len)
+{
+    return append(s, REC_PART, room, pid, NULL, 0, 0, data, len);
+}
+
+int store_put_item(struct store *s, const char *room, const char *id, const char *rank,
+                   const void *data, size_t len)
+{
+    return append(s, REC_ITEM, room, id, rank, 0, 0, data, len);
+}
+
+int store_del_item(struct store *s, const char *room, const char *id)
+{
+    return append(s, REC_DEL_ITEM, room, id, NULL, 0, 0, NULL, 0);
+}
+
+int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,
+                    const char *type, const void *payload, size_t len)
+{
+    return append(s, REC_EVENT, room, by, type, (int64_t)seq, at, payload, len);
+}
+
+static int read_rows(sqlite3_stmt *st, const char *room, int (*row)(void *, sqlite3_stmt *),
+                     void *arg)
+{
+    int rc = 0, step;
+    bind_text(st, 1, room);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = row(arg, st)))
+            break;
+    if (!rc && step != SQLITE_DONE && step != SQLITE_ROW) {
+        log_error("sqlite read failed: %s", sqlite3_errstr(step));
+        rc = RF_EINTERNAL;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+struct load_ctx {
+    const struct store_room_reader *r;
+    int found;
+    uint64_t seq;
+};
+
+static int row_seq(void *arg, sqlite3_stmt *st)
+{
+    ((struct load_ctx *)arg)->seq = (uint64_t)sqlite3_column_int64(st, 0);
+    return 0;
+}
+
+static int row_room(void *arg, sqlite3_stmt *st)
+{
+    struct load_ctx *c = arg;
+    c->found = 1;
+    return c->r->room(c->r->arg, sqlite3_column_int64(st, 0), c->seq, sqlite3_column_blob(st, 1),
+                      (size_t)sqlite3_column_bytes(st, 1));
+}
+
+static int row_part(void *arg, sqlite3_stmt *st)
+{
+    struct load_ctx *c = arg;
+    return c->r->participant(c->r->arg, (const char *)sqlite3_column_text(st, 0),
+                             sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+}
+
+static int row_item(void *arg, sqlite3_stmt *st)
+{
+    struct load_ctx *c = arg;
+    return c->r->item(c->r->arg, (const char *)sqlite3_column_text(st, 0),
+                      (const char *)sqlite3_column_text(st, 1), sqlite3_column_blob(st, 2),
+                      (size_t)sqlite3_column_bytes(st, 2));
+}
+
+static int row_event(void *arg, sqlite3_stmt *st)
+{
+    struct load_ctx *c = arg;
+    return c->r->event(c->r->arg, (uint64_t)sqlite3_column_int64(st, 0),
+                       sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+}
+
+int store_load_room(struct store *s, const char *room, size_t max_events,
+                    const struct store_room_reader *r)
+{
+    struct load_ctx c = {r, 0, 0};
+    int rc;
+    /* One read transaction, so the parts agree with each other. */
+    if (exec(s->rdb, "BEGIN"))
+        return RF_EINTERNAL;
+    if ((rc = read_rows(s->r_seq, room, row_seq, &c)) ||
+        (rc = read_rows(s->r_room, room, row_room, &c)))
+        goto out;
+    if (!c.found) {
+        rc = RF_ENOT_FOUND;
+        goto out;
+    }
+    if ((rc = read_rows(s->r_parts, room, row_part, &c)) ||
+        (rc = read_rows(s->r_items, room, row_item, &c)))
+        goto out;
+    sqlite3_bind_int64(s->r_events, 2, (sqlite3_int64)max_events);
+    rc = read_rows(s->r_events, room, row_event, &c);
+out:
+    exec(s->rdb, "COMMIT");
+    return rc;
+}
+
+int store_healthy(struct store *s)
+{
+    int ok = sqlite3_step(s->r_ping) == SQLITE_ROW;
+    sqlite3_reset(s->r_ping);
+    return ok;
+}

@@ -1,0 +1,84 @@
+/* The store: SQLite in WAL mode, written by one writer thread with group
+ * commit, read on the loop thread.
+ *
+ * Changes are appended as records to the batch of the current loop turn
+ * (store_put_*, store_add_event); they are counted by store_added(). At the
+ * end of the turn store_flush() hands the batch to the writer thread, which
+ * runs it in one transaction (while one batch is being written, the next
+ * one keeps growing, so several turns may share a transaction; one turn is
+ * never split). When the transaction commits, store_durable() catches up and
+ * the on_commit callback runs on the loop thread. No fsync or checkpoint ever
+ * runs on the loop thread.
+ *
+ * If a transaction fails, nothing of it is in the database: on_fail is
+ * called with each room id the batch touched before store_durable() moves
+ * past it, and the records of those rooms still waiting in the next batch
+ * are discarded. The owner must drop those rooms' in-memory state.
+ *
+ * Schema (versioned with PRAGMA user_version, migrated at open):
+ *   rooms(id, created_at, meta)           meta: MessagePack room settings
+ *   participants(room, pid, data)         data: MessagePack
+ *   items(room, id, rank, data)           data: MessagePack item
+ *   events(room, seq, at, author, type, payload)  the append-only log */
+#ifndef REFINE_STORE_H
+#define REFINE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct store;
+
+struct store_hooks {
+    void *arg;
+    void (*on_commit)(void *arg);
+    void (*on_fail)(void *arg, const char *room);
+};
+
+/* Opens (creating and migrating) the database at path and starts the writer
+ * thread. full_sync selects synchronous=FULL. Returns 0 or a negative code
+ * with a message logged. */
+int store_open(struct store **out, const char *path, bool full_sync, uv_loop_t *loop,
+               const struct store_hooks *hooks);
+/* Writes everything pending, stops the writer and closes the database.
+ * Blocks; call only at shutdown. NULL is a no-op. */
+void store_close(struct store *s);
+
+uint64_t store_added(const struct store *s);
+uint64_t store_durable(const struct store *s);
+
+/* Record appenders. Every pointer argument is borrowed (copied). Each returns
+ * 0 or RF_ENOMEM (then nothing was appended). */
+int store_put_room(struct store *s, const char *room, int64_t created_at, const void *meta,
+                   size_t len);
+int store_put_participant(struct store *s, const char *room, const char *pid, const void *data,
+                          size_t len);
+int store_put_item(struct store *s, const char *room, const char *id, const char *rank,
+                   const void *data, size_t len);
+int store_del_item(struct store *s, const char *room, const char *id);
+int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,
+                    const char *type, const void *payload, size_t len);
+
+/* End of a loop turn: starts writing the current batch unless one is being
+ * written. */
+void store_flush(struct store *s);
+
+/* Reading a room, on the loop thread. Each callback borrows its arguments
+ * for the duration of the call and returns 0 to go on or a negative code to
+ * stop (which store_load_room returns). Events are the last `max_events` of
+ * the room, oldest first. Returns RF_ENOT_FOUND when the room does not exist. */
+struct store_room_reader {
+    void *arg;
+    int (*room)(void *arg, int64_t created_at, uint64_t seq, const void *meta, size_t len);
+    int (*participant)(void *arg, const char *pid, const void *data, size_t len);
+    int (*item)(void *arg, const char *id, const char *rank, const void *data, size_t len);
+    int (*event)(void *arg, uint64_t seq, const void *payload, size_t len);
+};
+int store_load_room(struct store *s, const char *room, size_t max_events,
+                    const struct store_room_reader *r);
+
+/* 1 when the database answers a trivial query. */
+int store_healthy(struct store *s);
+
+#endif
