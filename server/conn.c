@@ -59,6 +59,10 @@ void conn_unref(struct conn *c)
 
 void conn_send(struct conn *c, struct frame *f)
 {
+    if (!c->wsi && c->sink && !c->close_code) {
+        c->sink(c, f);
+        return;
+    }
     if (!c->wsi || c->close_code)
         return;
     if (c->qbytes + f->len > c->app->cfg.max_queue) {

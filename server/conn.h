@@ -42,6 +42,10 @@ struct conn {
     bool rx_discard;   /* dropping the rest of a refused message */
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
+    /* A connection without a socket (wsi NULL) hands its frames to sink
+     * instead: in-process clients such as the unit tests. */
+    void (*sink)(struct conn *c, struct frame *f);
+    void *sink_arg;
 };
 
 /* A new connection for wsi with one reference (the socket's). */

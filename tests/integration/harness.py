@@ -123,6 +123,8 @@ class Server:
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        if self._stderr_file is not None:
+            self._stderr_file.close()
         self._stderr_file = open(self.stderr_path, "ab")
         self._stderr_file.write(("=== start: %s\n" % " ".join(self.command())).encode())
         self._stderr_file.flush()
@@ -324,6 +326,8 @@ def raw_http(port, request_bytes, timeout=5.0):
                 break
             data += chunk
         head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        if not data:
+            head = "<the server closed the connection without any HTTP response>"
         lines = head.split("\r\n")
         status = None
         if lines and lines[0].startswith("HTTP/"):
@@ -868,6 +872,8 @@ class AsyncTestCase(unittest.IsolatedAsyncioTestCase):
 
     async def asyncSetUp(self):
         self._clients = []
+        # IsolatedAsyncioTestCase runs the loop in debug mode; silence slow-callback noise
+        asyncio.get_running_loop().slow_callback_duration = 10.0
 
     async def connect(self, server, label=None, origin=None):
         c = await Client.connect(server.ws_url, label=label, origin=origin)

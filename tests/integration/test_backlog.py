@@ -173,7 +173,7 @@ class ItemTests(BacklogBase):
         ]
         for ch in changes:
             r = await self.M.expect_ok("item.update", item=a, set=ch)
-            ev = await self.W.next_event()
+            ev = (await self.W.events_until(r["seq"]))[-1]
             self.assertEqual(ev["t"], "item.updated")
             self.assertEqual(ev["seq"], r["seq"])
             self.assertEqual(ev["item"], a)

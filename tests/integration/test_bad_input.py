@@ -35,6 +35,16 @@ def map_with_raw_value(fields, key, raw_value):
     return bytes(out)
 
 
+def exactly(size, rid):
+    """A well-formed item.add request of exactly `size` bytes."""
+    n = size - 100
+    while True:
+        msg = pack({"t": "item.add", "id": rid, "item": {"title": "big", "notes": "n" * n}})
+        if len(msg) == size:
+            return msg
+        n += size - len(msg)
+
+
 class BadInputTests(AsyncTestCase):
     server = None
 
@@ -162,14 +172,19 @@ class BadInputTests(AsyncTestCase):
         await self.check_bad(pack({"t": "item.add", "id": 1.5, "item": {"title": "float id"}}))
         await self.check_bad(pack({"t": "item.add", "id": 2 ** 53 + 1,
                                    "item": {"title": "big id"}}))
-        await self.check_bad(pack({1: 2, "t": "item.add", "id": 900035,
-                                   "item": {"title": "int key"}}))
         # the largest permitted id is echoed
         r = await self.M.request("item.explode")      # normal path works with small ids
         self.assertEqual(r["code"], "unknown_op")
         await self.M.raw_send(pack({"t": "item.explode", "id": 2 ** 53}))
         err = await self.M.next_message("err")
         self.assertEqual((err["code"], err.get("id")), ("unknown_op", 2 ** 53))
+
+    async def test_non_string_key(self):
+        # PROTOCOL.md Transport: "All keys are short lowercase strings."
+        await self.check_bad(pack({1: 2, "t": "item.add", "id": 900035,
+                                   "item": {"title": "int key"}}))
+        await self.check_bad(pack({"t": "item.add", "id": 900036,
+                                   "item": {"title": "int key inside", 7: "x"}}))
 
     async def test_missing_or_ill_typed_fields_echo_id(self):
         M = self.M
@@ -240,9 +255,8 @@ class BadInputTests(AsyncTestCase):
         srv = self.server
         X = await self.joined(srv, self.room, self.tokens["member"], "Xena", label="X")
         before = await self.probe()
-        big = pack({"t": "item.add", "id": 900060,
-                    "item": {"title": "big", "notes": "n" * 69900}})
-        self.assertGreaterEqual(len(big), 70000)
+        big = exactly(70000, 900060)
+        self.assertEqual(len(big), 70000)
         try:
             await X.raw_send(big)
         except Exception:

@@ -1,0 +1,153 @@
+/* Unit tests of protocol/codec.c and protocol/ops.c: the armoured decoder,
+ * the writer, and validation against the operation table. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "codec.h"
+#include "errors.h"
+#include "ops.h"
+
+static int check_bytes(const char *bytes, size_t n)
+{
+    const char *why;
+    return codec_check((const uint8_t *)bytes, n, &why);
+}
+
+static void test_check_accepts_maps(void)
+{
+    CHECK(check_bytes("\x80", 1) == 0);                             /* {} */
+    CHECK(check_bytes("\x81\xa1t\xa2ok", 6) == 0);                  /* {t: "ok"} */
+    CHECK(check_bytes("\x81\xa1\x61\x92\x01\xc0", 6) == 0);         /* {a: [1, nil]} */
+    CHECK(check_bytes("\xde\x00\x01\xa1\x61\xcb\0\0\0\0\0\0\0\0", 14) == 0); /* map16, f64 */
+    CHECK(check_bytes("\x81\xa1s\xa2\xc2\xbd", 6) == 0);            /* "½" in UTF-8 */
+}
+
+static void test_check_refuses_hostile_input(void)
+{
+    CHECK(check_bytes("", 0) == RF_EBAD_REQUEST);
+    CHECK(check_bytes("\x91\x01", 2) == RF_EBAD_REQUEST);           /* array at top */
+    CHECK(check_bytes("\x81\xa1t", 3) == RF_EBAD_REQUEST);          /* value missing */
+    CHECK(check_bytes("\x80\x00", 2) == RF_EBAD_REQUEST);           /* trailing byte */
+    CHECK(check_bytes("\xdf\xff\xff\xff\xff", 5) == RF_EBAD_REQUEST); /* map32 of 4G */
+    CHECK(check_bytes("\x81\xa1\x61\xdd\xff\xff\xff\xff", 8) == RF_EBAD_REQUEST); /* array32 */
+    CHECK(check_bytes("\x81\xa1\x61\xdb\xff\xff\xff\xff", 8) == RF_EBAD_REQUEST); /* str32 */
+    CHECK(check_bytes("\x81\xa1\x61\xc6\xff\xff\xff\xff", 8) == RF_EBAD_REQUEST); /* bin32 */
+    CHECK(check_bytes("\x81\xa1\x61\xc9\xff\xff\xff\xff\x01", 9) == RF_EBAD_REQUEST); /* ext32 */
+    CHECK(check_bytes("\x81\xa1\x61\xc1", 4) == RF_EBAD_REQUEST);   /* never-used byte */
+    CHECK(check_bytes("\x81\xa1\x61\xa2\xc3\x28", 6) == RF_EBAD_REQUEST); /* bad UTF-8 */
+    CHECK(check_bytes("\x81\xa1\x61\xa3\xed\xa0\x80", 7) == RF_EBAD_REQUEST); /* surrogate */
+    CHECK(check_bytes("\x81\xa1\x61\xa2\xc0\x80", 6) == RF_EBAD_REQUEST); /* overlong NUL */
+}
+
+/* {a: [[[...]]]} with `depth` containers in all (the map included). */
+static int nested(int depth)
+{
+    size_t n = (size_t)depth + 2;
+    char *b = malloc(n);
+    b[0] = (char)0x81;
+    b[1] = (char)0xa1;
+    b[2] = 'a';
+    for (int i = 0; i < depth - 2; i++)
+        b[3 + i] = (char)0x91;
+    b[3 + depth - 2] = (char)0x90;
+    int rc = check_bytes(b, n);
+    free(b);
+    return rc;
+}
+
+static void test_check_depth(void)
+{
+    CHECK(nested(CODEC_MAX_DEPTH) == 0);
+    CHECK(nested(CODEC_MAX_DEPTH + 1) == RF_EBAD_REQUEST);
+    CHECK(nested(100000) == RF_EBAD_REQUEST);
+}
+
+static void test_roundtrip(void)
+{
+    struct codec_buf b;
+    msgpack_packer pk;
+    codec_buf_init(&b, 16);
+    codec_packer_init(&pk, &b);
+    msgpack_pack_map(&pk, 4);
+    codec_pack_kv_str(&pk, "t", "join");
+    codec_pack_kv_u64(&pk, "id", 7);
+    codec_pack_kv_nil(&pk, "after");
+    codec_pack_str(&pk, "long");
+    char big[3000];
+    memset(big, 'x', sizeof big);
+    codec_pack_strn(&pk, big, sizeof big);
+    size_t len;
+    char *data = codec_buf_take(&b, &len);
+    CHECK(data != NULL && len > 3000 + 16);
+
+    msgpack_zone z;
+    msgpack_object o;
+    const char *why;
+    msgpack_zone_init(&z, 1024);
+    CHECK(codec_decode((uint8_t *)data + 16, len - 16, &z, &o, &why) == 0);
+    uint64_t id = 0;
+    CHECK(codec_get_uint(&o, "id", &id) == 1 && id == 7);
+    CHECK(codec_str_eq(codec_get(&o, "t"), "join"));
+    CHECK(codec_get(&o, "after") && codec_get(&o, "after")->type == MSGPACK_OBJECT_NIL);
+    CHECK(codec_get(&o, "missing") == NULL);
+    CHECK(codec_get(&o, "long")->via.str.size == sizeof big);
+    msgpack_zone_destroy(&z);
+    free(data);
+}
+
+/* Validates a request given as packed key/values through its op's fields. */
+static int validate(const char *op, const char *hex_map, size_t n)
+{
+    msgpack_zone z;
+    msgpack_object o;
+    const char *why;
+    char msg[256];
+    msgpack_zone_init(&z, 1024);
+    int rc = codec_decode((const uint8_t *)hex_map, n, &z, &o, &why);
+    if (!rc)
+        rc = ops_validate(ops_find(op, strlen(op)), &o, msg, sizeof msg);
+    msgpack_zone_destroy(&z);
+    return rc;
+}
+
+#define VALIDATE(op, lit) validate(op, lit, sizeof(lit) - 1)
+
+static void test_validation(void)
+{
+    CHECK(ops_find("join", 4) && ops_find("join", 4)->id == OP_JOIN);
+    CHECK(ops_find("nope", 4) == NULL);
+    /* room.create {name: "R"} ok; {} missing name; {name: 1} ill-typed */
+    CHECK(VALIDATE("room.create", "\x81\xa4name\xa1R") == 0);
+    CHECK(VALIDATE("room.create", "\x80") == RF_EBAD_REQUEST);
+    CHECK(VALIDATE("room.create", "\x81\xa4name\x01") == RF_EBAD_REQUEST);
+    /* deck: built-in name, unknown name, custom list, duplicate cards, empty list */
+    CHECK(VALIDATE("room.create", "\x82\xa4name\xa1R\xa4\x64\x65\x63k\xa6tshirt") == 0);
+    CHECK(VALIDATE("room.create", "\x82\xa4name\xa1R\xa4\x64\x65\x63k\xa3xyz") ==
+          RF_EBAD_REQUEST);
+    CHECK(VALIDATE("room.create", "\x82\xa4name\xa1R\xa4\x64\x65\x63k\x92\xa1\x31\xa1\x32") ==
+          0);
+    CHECK(VALIDATE("room.create", "\x82\xa4name\xa1R\xa4\x64\x65\x63k\x92\xa1\x31\xa1\x31") ==
+          RF_EBAD_REQUEST);
+    CHECK(VALIDATE("room.create", "\x82\xa4name\xa1R\xa4\x64\x65\x63k\x90") ==
+          RF_EBAD_REQUEST);
+    /* item.move needs after, which may be nil */
+    CHECK(VALIDATE("item.move", "\x82\xa4item\xa2i1\xa5\x61\x66ter\xc0") == 0);
+    CHECK(VALIDATE("item.move", "\x81\xa4item\xa2i1") == RF_EBAD_REQUEST);
+    /* role permissions */
+    CHECK(ops_allows(ops_get(OP_ITEM_MOVE), ROLE_OWNER));
+    CHECK(!ops_allows(ops_get(OP_ITEM_MOVE), ROLE_MEMBER));
+    CHECK(!ops_allows(ops_get(OP_ITEM_ADD), ROLE_OBSERVER));
+    CHECK(ops_allows(ops_get(OP_JOIN), -1));
+    CHECK(deck_builtin("modified", 8) && strcmp(deck_builtin("modified", 8)[1], "½") == 0);
+}
+
+int main(void)
+{
+    test_check_accepts_maps();
+    test_check_refuses_hostile_input();
+    test_check_depth();
+    test_roundtrip();
+    test_validation();
+    return check_summary("test_codec");
+}
