@@ -94,44 +94,78 @@ int codec_check(const uint8_t *buf, size_t len, const char **why)
             payload = b & 0x1f;
         } else {
             switch (b) {
-            case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
+            case 0xc4:
+            case 0xc5:
+            case 0xc6: /* bin 8/16/32 */
                 hdr = 1 << (b - 0xc4);
                 if (rest < (size_t)hdr)
                     goto truncated;
                 payload = be(buf + pos, hdr);
                 break;
-            case 0xc7: case 0xc8: case 0xc9: /* ext 8/16/32: length, then type */
+            case 0xc7:
+            case 0xc8:
+            case 0xc9: /* ext 8/16/32: length, then type */
                 hdr = 1 << (b - 0xc7);
                 if (rest < (size_t)hdr)
                     goto truncated;
                 payload = be(buf + pos, hdr) + 1;
                 break;
-            case 0xca: payload = 4; break;
-            case 0xcb: payload = 8; break;
-            case 0xcc: case 0xd0: payload = 1; break;
-            case 0xcd: case 0xd1: payload = 2; break;
-            case 0xce: case 0xd2: payload = 4; break;
-            case 0xcf: case 0xd3: payload = 8; break;
-            case 0xd4: payload = 2; break;
-            case 0xd5: payload = 3; break;
-            case 0xd6: payload = 5; break;
-            case 0xd7: payload = 9; break;
-            case 0xd8: payload = 17; break;
-            case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
+            case 0xca:
+                payload = 4;
+                break;
+            case 0xcb:
+                payload = 8;
+                break;
+            case 0xcc:
+            case 0xd0:
+                payload = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                payload = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                payload = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                payload = 8;
+                break;
+            case 0xd4:
+                payload = 2;
+                break;
+            case 0xd5:
+                payload = 3;
+                break;
+            case 0xd6:
+                payload = 5;
+                break;
+            case 0xd7:
+                payload = 9;
+                break;
+            case 0xd8:
+                payload = 17;
+                break;
+            case 0xd9:
+            case 0xda:
+            case 0xdb: /* str 8/16/32 */
                 hdr = 1 << (b - 0xd9);
                 if (rest < (size_t)hdr)
                     goto truncated;
                 payload = be(buf + pos, hdr);
                 is_str = 1;
                 break;
-            case 0xdc: case 0xdd: /* array 16/32 */
+            case 0xdc:
+            case 0xdd: /* array 16/32 */
                 hdr = b == 0xdc ? 2 : 4;
                 if (rest < (size_t)hdr)
                     goto truncated;
                 children = be(buf + pos, hdr);
                 is_container = 1;
                 break;
-            case 0xde: case 0xdf: /* map 16/32 */
+            case 0xde:
+            case 0xdf: /* map 16/32 */
                 hdr = b == 0xde ? 2 : 4;
                 if (rest < (size_t)hdr)
                     goto truncated;

@@ -142,9 +142,9 @@ bool ops_allows(const struct op_spec *op, int role)
     return role >= 0 && role < ROLE__COUNT && (op->roles & (1u << role));
 }
 
-static const char *const DECK_FIBONACCI[] = {"0",  "1",  "2",  "3", "5",      "8", "13",
+static const char *const DECK_FIBONACCI[] = {"0",  "1",  "2",  "3",  "5", "8",      "13",
                                              "21", "34", "55", "89", "?", "coffee", NULL};
-static const char *const DECK_MODIFIED[] = {"0",  "½",  "1",   "2", "3",      "5", "8",
+static const char *const DECK_MODIFIED[] = {"0",  "½",  "1",  "2",   "3", "5",      "8",
                                             "13", "20", "40", "100", "?", "coffee", NULL};
 static const char *const DECK_TSHIRT[] = {"XS", "S", "M", "L", "XL", "XXL", "?", "coffee", NULL};
 static const char *const DECK_POWERS[] = {"0",  "1",  "2", "4",      "8", "16",
@@ -207,8 +207,7 @@ static int check_deck(const struct field_spec *f, const msgpack_object *v, char 
     return 0;
 }
 
-static int check_field(const struct field_spec *f, const msgpack_object *v, char *why,
-                       size_t whysz)
+static int check_field(const struct field_spec *f, const msgpack_object *v, char *why, size_t whysz)
 {
     if (v->type == MSGPACK_OBJECT_NIL) {
         if (f->flags & FF_NIL_OK)
@@ -308,8 +307,8 @@ static const char *type_doc(const struct field_spec *f, char *buf, size_t n)
         if (f->choices) {
             size_t off = 0;
             for (const char *const *c = f->choices; *c && off < n; c++)
-                off += (size_t)snprintf(buf + off, n - off, "%s`%s`", c == f->choices ? "" : ", ",
-                                        *c);
+                off +=
+                    (size_t)snprintf(buf + off, n - off, "%s`%s`", c == f->choices ? "" : ", ", *c);
             if (off < n)
                 snprintf(buf + off, n - off, "%s", nil);
             return buf;

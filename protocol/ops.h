@@ -19,11 +19,11 @@ enum role {
     ROLE__COUNT,
 };
 
-#define R_FAC   (1u << ROLE_FACILITATOR)
-#define R_OWN   (1u << ROLE_OWNER)
-#define R_MEM   (1u << ROLE_MEMBER)
-#define R_OBS   (1u << ROLE_OBSERVER)
-#define R_ANY   (R_FAC | R_OWN | R_MEM | R_OBS)
+#define R_FAC (1u << ROLE_FACILITATOR)
+#define R_OWN (1u << ROLE_OWNER)
+#define R_MEM (1u << ROLE_MEMBER)
+#define R_OBS (1u << ROLE_OBSERVER)
+#define R_ANY (R_FAC | R_OWN | R_MEM | R_OBS)
 
 /* "facilitator", ... or NULL for an invalid role. */
 const char *role_name(int role);
@@ -45,13 +45,13 @@ enum op_id {
 };
 
 enum field_type {
-    FT_STR,       /* string of 1..max bytes (0..max with FF_EMPTY_OK) */
-    FT_UINT,      /* integer 0..max */
+    FT_STR,  /* string of 1..max bytes (0..max with FF_EMPTY_OK) */
+    FT_UINT, /* integer 0..max */
     FT_BOOL,
-    FT_STR_LIST,  /* array of at most max strings of at most max2 bytes */
-    FT_MAP,       /* a map, validated by the handler against another table */
-    FT_MAP_LIST,  /* array of 1..max maps */
-    FT_DECK,      /* a built-in deck name or a custom list of cards */
+    FT_STR_LIST, /* array of at most max strings of at most max2 bytes */
+    FT_MAP,      /* a map, validated by the handler against another table */
+    FT_MAP_LIST, /* array of 1..max maps */
+    FT_DECK,     /* a built-in deck name or a custom list of cards */
 };
 
 #define FF_REQUIRED 1u /* must be present */

@@ -9,17 +9,17 @@
 #define CONFIG_MAX_ORIGINS 16
 
 struct config {
-    int port;                 /* --port, REFINE_PORT (8080) */
-    const char *db;           /* --db, REFINE_DB (refine.db) */
-    const char *web;          /* --web, REFINE_WEB (web-client) */
-    int log_level;            /* --log-level, REFINE_LOG_LEVEL (info) */
-    size_t max_message;       /* --max-message, REFINE_MAX_MESSAGE (65536) */
-    size_t replay_events;     /* --replay-events, REFINE_REPLAY_EVENTS (512) */
-    size_t max_queue;         /* --max-queue, REFINE_MAX_QUEUE (1 MiB) */
-    const char *durability;   /* --durability, REFINE_DURABILITY (normal|full) */
+    int port;                                /* --port, REFINE_PORT (8080) */
+    const char *db;                          /* --db, REFINE_DB (refine.db) */
+    const char *web;                         /* --web, REFINE_WEB (web-client) */
+    int log_level;                           /* --log-level, REFINE_LOG_LEVEL (info) */
+    size_t max_message;                      /* --max-message, REFINE_MAX_MESSAGE (65536) */
+    size_t replay_events;                    /* --replay-events, REFINE_REPLAY_EVENTS (512) */
+    size_t max_queue;                        /* --max-queue, REFINE_MAX_QUEUE (1 MiB) */
+    const char *durability;                  /* --durability, REFINE_DURABILITY (normal|full) */
     const char *origins[CONFIG_MAX_ORIGINS]; /* --allow-origin (repeatable), REFINE_ALLOW_ORIGIN */
     size_t norigins;
-    int print_protocol;       /* --print-protocol */
+    int print_protocol; /* --print-protocol */
 };
 
 /* Fills c from defaults, the environment and argv. Returns 0 to run, 1 when

@@ -29,17 +29,17 @@ struct qnode;
 
 struct conn {
     struct app *app;
-    struct lws *wsi;      /* NULL once the socket has closed */
+    struct lws *wsi; /* NULL once the socket has closed */
     uint32_t refs;
-    int close_code;       /* nonzero: close with this code at the next WRITEABLE */
-    struct room *room;    /* joined room, or NULL */
+    int close_code;    /* nonzero: close with this code at the next WRITEABLE */
+    struct room *room; /* joined room, or NULL */
     struct participant *part;
     uint64_t join_serial; /* app->join_serial when it joined */
     struct qnode *qhead, *qtail;
     size_t qbytes;
     unsigned char *rx; /* reassembly of a fragmented message */
     size_t rxlen, rxcap;
-    bool rx_discard;   /* dropping the rest of a refused message */
+    bool rx_discard; /* dropping the rest of a refused message */
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
     /* A connection without a socket (wsi NULL) hands its frames to sink

@@ -25,8 +25,8 @@ struct participant;
 struct req {
     struct app *app;
     struct conn *conn;
-    struct room *room;        /* the sender's room, NULL before join */
-    struct participant *who;  /* the sender, NULL before join */
+    struct room *room;       /* the sender's room, NULL before join */
+    struct participant *who; /* the sender, NULL before join */
     const struct op_spec *op;
     const msgpack_object *msg;
     uint64_t id;

@@ -14,7 +14,10 @@ struct map {
     size_t count;
 };
 
-#define MAP_INIT {NULL, 0, 0}
+#define MAP_INIT                                                                                   \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* The value under key[0..n), or NULL. */
 void *map_get(const struct map *m, const char *key, size_t n);

@@ -160,7 +160,9 @@ static void lws_logger(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    log_msg(level == LLL_ERR ? LOG_ERROR : level == LLL_WARN ? LOG_WARN : LOG_DEBUG,
+    log_msg(level == LLL_ERR    ? LOG_ERROR
+            : level == LLL_WARN ? LOG_WARN
+                                : LOG_DEBUG,
             "libwebsockets: %.*s", (int)n, line);
 }
 

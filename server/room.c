@@ -215,8 +215,8 @@ uint64_t room_event_commit(struct app *app, struct event *ev)
 {
     struct room *r = ev->room;
     struct frame *f = frame_from_buf(&ev->buf);
-    if (!f || store_add_event(app->store, r->id, ev->seq, ev->at, ev->by, ev->type, f->data,
-                              f->len)) {
+    if (!f ||
+        store_add_event(app->store, r->id, ev->seq, ev->at, ev->by, ev->type, f->data, f->len)) {
         /* The in-memory room is now ahead of what can be stored: drop it. */
         log_error("out of memory recording an event of room %s", r->id);
         frame_unref(f);
@@ -231,8 +231,7 @@ uint64_t room_event_commit(struct app *app, struct event *ev)
 
 /* ---- loading ------------------------------------------------------------ */
 
-static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void *meta,
-                         size_t len)
+static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void *meta, size_t len)
 {
     struct room *r = arg;
     msgpack_zone z;
@@ -252,8 +251,8 @@ static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void
     r->auto_reveal = ar && ar->type == MSGPACK_OBJECT_BOOLEAN && ar->via.boolean;
     codec_get_uint(&o, "next_item", &r->next_item);
     const msgpack_object *t = codec_get(&o, "tokens");
-    if (!r->name || set_deck(r, codec_get(&o, "deck")) || !t ||
-        t->type != MSGPACK_OBJECT_ARRAY || t->via.array.size != ROLE__COUNT)
+    if (!r->name || set_deck(r, codec_get(&o, "deck")) || !t || t->type != MSGPACK_OBJECT_ARRAY ||
+        t->via.array.size != ROLE__COUNT)
         goto out;
     for (int i = 0; i < ROLE__COUNT; i++) {
         const msgpack_object *h = &t->via.array.ptr[i];

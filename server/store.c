@@ -275,9 +275,8 @@ static void on_async(uv_async_t *h)
 
 static int open_db(const char *path, sqlite3 **db)
 {
-    int rc = sqlite3_open_v2(path, db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         log_error("cannot open database %s: %s", path,
                   *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
@@ -430,8 +429,9 @@ static int append(struct store *s, enum rec_kind kind, const char *room, const c
         bt->cap = cap;
     }
     int oom = 0;
-    struct rec r = {kind, dup_or_null(room, &oom), dup_or_null(a, &oom), dup_or_null(b, &oom),
-                    i1, i2, NULL, len};
+    struct rec r = {
+        kind, dup_or_null(room, &oom), dup_or_null(a, &oom), dup_or_null(b, &oom), i1, i2, NULL,
+        len};
     if (blob && len) {
         r.blob = malloc(len);
         if (r.blob)
@@ -532,8 +532,8 @@ static int row_item(void *arg, sqlite3_stmt *st)
 static int row_event(void *arg, sqlite3_stmt *st)
 {
     struct load_ctx *c = arg;
-    return c->r->event(c->r->arg, (uint64_t)sqlite3_column_int64(st, 0),
-                       sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+    return c->r->event(c->r->arg, (uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+                       (size_t)sqlite3_column_bytes(st, 1));
 }
 
 int store_load_room(struct store *s, const char *room, size_t max_events,
