@@ -52,7 +52,7 @@ static uint64_t be(const uint8_t *p, int n)
     return v;
 }
 
-int codec_check(const uint8_t *buf, size_t len, const char **why)
+static int check(const uint8_t *buf, size_t len, int utf8, const char **why)
 {
     uint64_t stack[CODEC_MAX_DEPTH + 1];
     int top = 0;
@@ -192,7 +192,7 @@ int codec_check(const uint8_t *buf, size_t len, const char **why)
         }
         if (payload > rest)
             goto truncated;
-        if (is_str && !utf8_valid(buf + pos, (size_t)payload)) {
+        if (is_str && utf8 && !utf8_valid(buf + pos, (size_t)payload)) {
             *why = "A string in the message is not valid UTF-8.";
             return RF_EBAD_REQUEST;
         }
@@ -207,6 +207,16 @@ int codec_check(const uint8_t *buf, size_t len, const char **why)
 truncated:
     *why = "The message declares more data than it holds.";
     return RF_EBAD_REQUEST;
+}
+
+int codec_check(const uint8_t *buf, size_t len, const char **why)
+{
+    return check(buf, len, 1, why);
+}
+
+int codec_check_structure(const uint8_t *buf, size_t len, const char **why)
+{
+    return check(buf, len, 0, why);
 }
 
 int codec_decode(const uint8_t *buf, size_t len, msgpack_zone *zone, msgpack_object *out,

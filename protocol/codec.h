@@ -23,6 +23,9 @@
  * UTF-8; otherwise RF_EBAD_REQUEST with a static sentence in *why. */
 int codec_check(const uint8_t *buf, size_t len, const char **why);
 
+/* codec_check() without the UTF-8 check: to read a refused message's id. */
+int codec_check_structure(const uint8_t *buf, size_t len, const char **why);
+
 /* codec_check() then msgpack_unpack() into zone (which the caller owns and
  * destroys; out borrows from it). Returns 0 or RF_EBAD_REQUEST with *why. */
 int codec_decode(const uint8_t *buf, size_t len, msgpack_zone *zone, msgpack_object *out,

@@ -101,6 +101,8 @@ void conn_close(struct conn *c, int code)
 int conn_on_writeable(struct conn *c)
 {
     struct qnode *q = c->qhead;
+    if (c->close_sent)
+        return 0;
     if (!q) {
         if (c->close_code) {
             static const char *const reasons[] = {"", "server shutting down", "message too big",
@@ -110,9 +112,23 @@ int conn_on_writeable(struct conn *c)
                     : c->close_code == CLOSE_INTERNAL ? 3
                     : c->close_code == CLOSE_SLOW     ? 4
                                                       : 0;
-            lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                             (unsigned char *)reasons[r], strlen(reasons[r]));
-            return -1;
+            /* lws 4.1.6 on libuv drops the socket without a close frame
+             * when WRITEABLE returns -1 after lws_close_reason() (RECEIVE
+             * is fine), so the close frame is written here: opcode 4 is
+             * lws' internal LWS_WRITE_CLOSE, the one lws_close_reason()
+             * uses. lws completes the handshake when the peer answers; the
+             * timeout drops a peer that does not. */
+            unsigned char buf[LWS_PRE + 64];
+            size_t n = strlen(reasons[r]);
+            buf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+            buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+            memcpy(buf + LWS_PRE + 2, reasons[r], n);
+            log_debug("closing a connection with status %d", c->close_code);
+            c->close_sent = true;
+            if (lws_write(c->wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4) < 0)
+                return -1;
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
+            return 0;
         }
         return 0;
     }

@@ -31,6 +31,7 @@ struct conn {
     struct app *app;
     struct lws *wsi; /* NULL once the socket has closed */
     uint32_t refs;
+    bool close_sent;   /* the close frame has been written */
     int close_code;    /* nonzero: close with this code at the next WRITEABLE */
     struct room *room; /* joined room, or NULL */
     struct participant *part;
@@ -39,7 +40,6 @@ struct conn {
     size_t qbytes;
     unsigned char *rx; /* reassembly of a fragmented message */
     size_t rxlen, rxcap;
-    bool rx_discard; /* dropping the rest of a refused message */
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
     /* A connection without a socket (wsi NULL) hands its frames to sink

@@ -123,8 +123,22 @@ void dispatch_message(struct conn *c, const void *data, size_t len, bool binary)
     msgpack_zone_init(&zone, 2048);
     int rc = codec_decode(data, len, &zone, &msg, &why);
     if (rc) {
-        dispatch_error(c, false, 0, rc, why);
+        /* Echo the id when the message is well-formed but for its strings. */
+        const char *ignored;
+        size_t off = 0;
+        uint64_t id = 0;
+        bool has_id = codec_check_structure(data, len, &ignored) == 0 &&
+                      msgpack_unpack(data, len, &off, &zone, &msg) == MSGPACK_UNPACK_SUCCESS &&
+                      codec_get_uint(&msg, "id", &id);
+        dispatch_error(c, has_id, id, rc, why);
         goto out;
+    }
+    for (uint32_t i = 0; i < msg.via.map.size; i++) {
+        if (msg.via.map.ptr[i].key.type != MSGPACK_OBJECT_STR) {
+            r.has_id = codec_get_uint(&msg, "id", &r.id);
+            rc = req_fail(&r, RF_EBAD_REQUEST, "Every key of a message must be a string.");
+            goto reply;
+        }
     }
     r.msg = &msg;
     r.has_id = codec_get_uint(&msg, "id", &r.id);

@@ -72,12 +72,26 @@ static int handshake_allowed(struct app *app, struct lws *wsi)
     return 0;
 }
 
+/* Refuses an upgrade with HTTP 403 (and a reason) unless handshake_allowed. */
+static int confirm_upgrade(struct app *app, struct lws *wsi)
+{
+    if (!app->stopping && handshake_allowed(app, wsi))
+        return 0;
+    lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN,
+                           app->stopping ? "The server is shutting down."
+                                         : "WebSocket handshakes go to /ws with the subprotocol "
+                                           "refine.v1, from an allowed origin.");
+    return 1;
+}
+
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len)
 {
     struct ws_session *s = user;
     struct app *app = app_of(wsi);
     switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(app, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return app->stopping || !handshake_allowed(app, wsi);
     case LWS_CALLBACK_ESTABLISHED:
@@ -103,6 +117,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     struct http_session *s = user;
     struct app *app = app_of(wsi);
     switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(app, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         log_info("refused a WebSocket handshake without the subprotocol " SUBPROTOCOL);
         return 1; /* an upgrade that did not name our subprotocol */

@@ -358,6 +358,90 @@ def ws_handshake_request(port, path="/ws", subprotocol=SUBPROTOCOL, origin=None,
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+class RawWs:
+    """A minimal blocking WebSocket client over a plain socket, for checks where a full client
+    library gets in the way (e.g. reading the close frame that answers an over-size message
+    while the client is still sending)."""
+
+    def __init__(self, port, timeout=5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.sendall(ws_handshake_request(port))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise AssertionError("handshake: connection closed")
+            head += chunk
+        head, self.buf = head.split(b"\r\n\r\n", 1)
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise AssertionError("handshake refused: %r" % head[:200])
+
+    def send_frame(self, opcode, payload, fin=True):
+        b0 = (0x80 if fin else 0) | opcode
+        mask = os.urandom(4)
+        n = len(payload)
+        if n < 126:
+            hdr = bytes([b0, 0x80 | n])
+        elif n < 65536:
+            hdr = bytes([b0, 0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            hdr = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
+        m = (mask * (n // 4 + 1))[:n]
+        masked = (int.from_bytes(payload, "big") ^ int.from_bytes(m, "big")).to_bytes(n, "big") \
+            if n else b""
+        self.sock.sendall(hdr + mask + masked)
+
+    def send_msg(self, obj):
+        self.send_frame(2, pack(obj))
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_frame(self):
+        b0, b1 = self._need(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(self._need(2), "big")
+        elif n == 127:
+            n = int.from_bytes(self._need(8), "big")
+        if b1 & 0x80:
+            mask = self._need(4)
+            data = bytes(b ^ mask[i % 4] for i, b in enumerate(self._need(n)))
+        else:
+            data = self._need(n)
+        return b0 & 0x0F, data
+
+    def recv_msg(self):
+        while True:
+            op, data = self.read_frame()
+            if op == 2:
+                return unpack(data)
+            if op == 8:
+                raise EOFError("close frame %r" % data[:40])
+
+    def close_code(self):
+        """Read frames until a close frame; return its status code (None: TCP closed first)."""
+        try:
+            while True:
+                op, data = self.read_frame()
+                if op == 8:
+                    return int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+        except (EOFError, OSError):
+            return None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
 # ---------------------------------------------------------------------------
 # WebSocket client
 # ---------------------------------------------------------------------------
@@ -874,6 +958,16 @@ class AsyncTestCase(unittest.IsolatedAsyncioTestCase):
         self._clients = []
         # IsolatedAsyncioTestCase runs the loop in debug mode; silence slow-callback noise
         asyncio.get_running_loop().slow_callback_duration = 10.0
+
+    def run(self, result=None):
+        before = len(result.failures) + len(result.errors) if result is not None else 0
+        out = super().run(result)
+        if result is not None and len(result.failures) + len(result.errors) > before:
+            srv = getattr(self, "server", None)
+            if isinstance(srv, Server):
+                sys.stderr.write("\n----- refine-server stderr (%s), tail -----\n%s\n----- end -----\n"
+                                 % (srv.stderr_path, srv.stderr_text()[-8000:]))
+        return out
 
     async def connect(self, server, label=None, origin=None):
         c = await Client.connect(server.ws_url, label=label, origin=origin)

@@ -12,8 +12,8 @@ import unittest
 import msgpack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AsyncTestCase, Server, comparable_snapshot, create_room, http_get,  # noqa
-                     join, pack)
+from harness import (AsyncTestCase, RawWs, Server, comparable_snapshot, create_room,  # noqa
+                     http_get, join, pack)
 
 
 def nested_array(depth, leaf="x"):
@@ -251,43 +251,65 @@ class BadInputTests(AsyncTestCase):
         await self.check_bad(b"\x91" * 60000 + b"\xc0")
         await self.check_bad(b"\x81\xa1x" * 20000 + b"\xc0")
 
+    def raw_joined(self):
+        """A raw WebSocket joined as a member (reads are blocking: keep them short)."""
+        x = RawWs(self.server.port)
+        x.send_msg({"t": "join", "id": 1, "room": self.room, "token": self.tokens["member"],
+                    "name": "Xena"})
+        ok = x.recv_msg()
+        self.assertEqual(ok.get("t"), "ok", ok)
+        snap = x.recv_msg()
+        self.assertEqual(snap.get("t"), "snapshot", snap)
+        return x
+
+    @staticmethod
+    def send_all(x, frames):
+        """Send (opcode, payload, fin) frames; the server may close part-way (EPIPE/RST)."""
+        try:
+            for op, payload, fin in frames:
+                x.send_frame(op, payload, fin)
+        except OSError:
+            pass
+
     async def test_oversized_message_closes_1009(self):
-        srv = self.server
-        X = await self.joined(srv, self.room, self.tokens["member"], "Xena", label="X")
-        before = await self.probe()
         big = exactly(70000, 900060)
         self.assertEqual(len(big), 70000)
-        try:
-            await X.raw_send(big)
-        except Exception:
-            pass
-        code = await X.wait_closed(5)
-        self.assertEqual(code, 1009, "close code for a %d-byte message" % len(big))
+        x = self.raw_joined()
+        before = await self.probe()
+        self.send_all(x, [(2, big, True)])
+        code = x.close_code()
+        x.close()
+        self.assertEqual(code, 1009, "close code for a 70,000-byte message (None: no close "
+                                     "frame, the TCP connection just ended)")
         self.assertEqual(await self.probe(), before, "the oversized message was not executed")
         await self.still_works(self.M)
-        # an unjoined connection, a message of random bytes
-        Y = await self.connect(srv, "Y")
+        # an unjoined connection, random bytes
+        y = RawWs(self.server.port)
+        self.send_all(y, [(2, os.urandom(70000), True)])
+        self.assertEqual(y.close_code(), 1009)
+        y.close()
+        # the same through the websockets library (whole message, no race with fragments)
+        X = await self.joined(self.server, self.room, self.tokens["member"], "Xena", label="X")
+        before = await self.probe()
         try:
-            await Y.raw_send(os.urandom(70000))
+            await X.raw_send(exactly(70000, 900061))
         except Exception:
             pass
-        self.assertEqual(await Y.wait_closed(5), 1009)
+        self.assertEqual(await X.wait_closed(5), 1009)
+        self.assertEqual(await self.probe(), before)
         await self.still_works(self.M)
 
     async def test_oversized_fragmented_message_closes_1009(self):
-        srv = self.server
-        X = await self.joined(srv, self.room, self.tokens["member"], "Xena", label="X")
-        before = await self.probe()
-        big = pack({"t": "item.add", "id": 900070,
-                    "item": {"title": "big", "notes": "n" * 79900}})
+        big = exactly(80000, 900070)
         frags = [big[i:i + 10000] for i in range(0, len(big), 10000)]
-        self.assertTrue(all(len(f) <= 10000 for f in frags))
-        try:
-            await X.raw_send(frags)
-        except Exception:
-            pass
-        self.assertEqual(await X.wait_closed(5), 1009,
-                         "the cap applies to the reassembled message")
+        x = self.raw_joined()
+        before = await self.probe()
+        self.send_all(x, [(2 if i == 0 else 0, f, i == len(frags) - 1)
+                          for i, f in enumerate(frags)])
+        code = x.close_code()
+        x.close()
+        self.assertEqual(code, 1009, "the cap applies to the reassembled message (each fragment "
+                         "is 10,000 bytes)")
         self.assertEqual(await self.probe(), before)
         await self.still_works(self.M)
 
