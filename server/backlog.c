@@ -459,10 +459,7 @@ int backlog_handle_update(struct req *q)
     codec_pack_kv_str(&ev.pk, "item", it->id);
     codec_pack_str(&ev.pk, "set");
     codec_pack_obj(&ev.pk, set);
-    uint64_t seq = room_event_commit(q->app, &ev);
-    if (seq)
-        req_ok_seq(q, seq);
-    return 0;
+    return room_event_reply(q, &ev);
 }
 
 int backlog_handle_move(struct req *q)
@@ -488,10 +485,7 @@ int backlog_handle_move(struct req *q)
     codec_pack_kv_str(&ev.pk, "item", it->id);
     codec_pack_kv_str(&ev.pk, "after", prev ? prev->id : NULL);
     codec_pack_kv_str(&ev.pk, "rank", it->rank);
-    uint64_t seq = room_event_commit(q->app, &ev);
-    if (seq)
-        req_ok_seq(q, seq);
-    return 0;
+    return room_event_reply(q, &ev);
 }
 
 int backlog_handle_remove(struct req *q)
@@ -516,10 +510,7 @@ int backlog_handle_remove(struct req *q)
     room_event_begin(&ev, r, "item.removed", q->who, 1);
     codec_pack_kv_str(&ev.pk, "item", it->id);
     item_free(it);
-    uint64_t seq = room_event_commit(q->app, &ev);
-    if (seq)
-        req_ok_seq(q, seq);
-    return 0;
+    return room_event_reply(q, &ev);
 }
 
 int backlog_handle_split(struct req *q)
@@ -602,10 +593,7 @@ int backlog_handle_split(struct req *q)
     else
         msgpack_pack_nil(&ev.pk);
     free(kids);
-    uint64_t seq = room_event_commit(q->app, &ev);
-    if (seq)
-        req_ok_seq(q, seq);
-    return 0;
+    return room_event_reply(q, &ev);
 }
 
 int backlog_handle_focus(struct req *q)
@@ -629,8 +617,5 @@ int backlog_handle_focus(struct req *q)
     struct event ev;
     room_event_begin(&ev, r, "focus", q->who, 1);
     codec_pack_kv_str(&ev.pk, "item", focus);
-    uint64_t seq = room_event_commit(q->app, &ev);
-    if (seq)
-        req_ok_seq(q, seq);
-    return 0;
+    return room_event_reply(q, &ev);
 }

@@ -229,6 +229,14 @@ uint64_t room_event_commit(struct app *app, struct event *ev)
     return ev->seq;
 }
 
+int room_event_reply(struct req *q, struct event *ev)
+{
+    uint64_t seq = room_event_commit(q->app, ev);
+    if (seq)
+        req_ok_seq(q, seq);
+    return 0;
+}
+
 /* ---- loading ------------------------------------------------------------ */
 
 static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void *meta, size_t len)
@@ -644,10 +652,7 @@ int room_handle_role_set(struct req *q)
     room_event_begin(&ev, r, "participant.updated", q->who, 2);
     codec_pack_kv_str(&ev.pk, "pid", p->pid);
     codec_pack_kv_str(&ev.pk, "role", role_name(nr));
-    uint64_t seq = room_event_commit(q->app, &ev);
-    if (seq)
-        req_ok_seq(q, seq);
-    return 0;
+    return room_event_reply(q, &ev);
 }
 
 int room_handle_update(struct req *q)
@@ -687,8 +692,5 @@ int room_handle_update(struct req *q)
     }
     if (ar)
         codec_pack_kv_bool(&ev.pk, "auto_reveal", r->auto_reveal);
-    uint64_t seq = room_event_commit(q->app, &ev);
-    if (seq)
-        req_ok_seq(q, seq);
-    return 0;
+    return room_event_reply(q, &ev);
 }

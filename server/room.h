@@ -71,6 +71,10 @@ void room_event_begin(struct event *ev, struct room *r, const char *type,
  * of memory (the server then closes the room's connections). */
 uint64_t room_event_commit(struct app *app, struct event *ev);
 
+/* room_event_commit(), then the request's `ok {seq}`. Returns 0 (a failure
+ * to record the event closes the room's connections). */
+int room_event_reply(struct req *q, struct event *ev);
+
 struct room *room_ref(struct room *r);
 /* NULL is a no-op. */
 void room_unref(struct room *r);

@@ -191,6 +191,34 @@ fail:
     return 0;
 }
 
+static void close_reader(struct store *s)
+{
+    sqlite3_stmt **st[] = {&s->r_room,  &s->r_seq,    &s->r_parts,
+                           &s->r_items, &s->r_events, &s->r_ping};
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+        sqlite3_finalize(*st[i]);
+        *st[i] = NULL;
+    }
+    sqlite3_close(s->rdb);
+    s->rdb = NULL;
+}
+
+static void close_writer(struct store *s)
+{
+    for (int i = 0; i < REC__COUNT; i++) {
+        sqlite3_finalize(s->w[i]);
+        s->w[i] = NULL;
+    }
+    sqlite3_close(s->wdb);
+    s->wdb = NULL;
+}
+
+static void close_dbs(struct store *s)
+{
+    close_reader(s);
+    close_writer(s);
+}
+
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
@@ -198,8 +226,12 @@ static void *writer_main(void *arg)
     for (;;) {
         while (!s->work_ready && !s->quit)
             pthread_cond_wait(&s->work_cv, &s->mu);
-        if (!s->work_ready)
+        if (!s->work_ready) {
+            /* Closing the last connection checkpoints the WAL: it happens
+             * here, on the writer thread, never on the loop thread. */
+            close_writer(s);
             break;
+        }
         struct batch *b = s->inflight;
         s->work_ready = 0;
         pthread_mutex_unlock(&s->mu);
@@ -300,20 +332,6 @@ static void free_store(uv_handle_t *h)
     free(h->data);
 }
 
-static void close_dbs(struct store *s)
-{
-    for (int i = 0; i < REC__COUNT; i++)
-        sqlite3_finalize(s->w[i]);
-    sqlite3_finalize(s->r_room);
-    sqlite3_finalize(s->r_seq);
-    sqlite3_finalize(s->r_parts);
-    sqlite3_finalize(s->r_items);
-    sqlite3_finalize(s->r_events);
-    sqlite3_finalize(s->r_ping);
-    sqlite3_close(s->rdb);
-    sqlite3_close(s->wdb);
-}
-
 int store_open(struct store **out, const char *path, bool full_sync, uv_loop_t *loop,
                const struct store_hooks *hooks)
 {
@@ -383,12 +401,14 @@ void store_close(struct store *s)
         pthread_mutex_unlock(&s->mu);
         finish(s, b, 0);
     }
+    /* The reader goes first, so that the writer's connection is the last
+     * and its close (and checkpoint) runs on the writer thread. */
+    close_reader(s);
     pthread_mutex_lock(&s->mu);
     s->quit = 1;
     pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
-    close_dbs(s);
     batch_free(s->accum);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);

@@ -8,6 +8,7 @@ import random
 import sys
 import unittest
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AsyncTestCase, RANK_RE, Server, comparable_snapshot, create_room,  # noqa
                      join, pipeline, rank_key)

@@ -11,6 +11,7 @@ import unittest
 
 import msgpack
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AsyncTestCase, RawWs, Server, comparable_snapshot, create_room,  # noqa
                      http_get, join, pack)

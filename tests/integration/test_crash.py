@@ -12,6 +12,7 @@ import sys
 import time
 import unittest
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AsyncTestCase, Server, comparable_snapshot, create_room, is_event,  # noqa
                      join, pipeline)
@@ -45,6 +46,8 @@ class CrashTests(AsyncTestCase):
             log_m = []          # (op, fields, future) in M's send order
             log_o = []
             ids = []            # acknowledged item ids
+            split_acks = []     # (parent id, seq) of acknowledged splits
+            split_sent = set()  # never split an item twice
             errors = []
             acks = [0]
             stop = asyncio.Event()
@@ -60,6 +63,8 @@ class CrashTests(AsyncTestCase):
                 acks[0] += 1
                 if op == "item.add":
                     ids.append(r["item"])
+                elif op == "item.split":
+                    split_acks.append((fields["item"], r["seq"]))
                 if acks[0] >= TARGET_ACKS and not stop.is_set():
                     srv.kill9_nowait()
                     kill_info["at"] = time.monotonic()
@@ -67,12 +72,23 @@ class CrashTests(AsyncTestCase):
                     stop.set()
 
             def gen_m():
-                if len(ids) < 20 or rnd.random() < 0.3:
+                x = rnd.random()
+                if len(ids) < 20 or x < 0.3:
                     k = len(log_m)
                     item = {"title": "add %d" % k}
                     if rnd.random() < 0.5:
                         item["value"] = rnd.randrange(101)
-                    return "item.add", {"item": item}
+                    fields = {"item": item}
+                    if ids and rnd.random() < 0.5:
+                        fields["after"] = ids[0]     # same spot again and again: reranks
+                    return "item.add", fields
+                cands = [i for i in ids[-100:] if i not in split_sent]
+                if x < 0.35 and cands:
+                    it = rnd.choice(cands)
+                    split_sent.add(it)
+                    kids = [{"title": "part %d.%d" % (len(log_m), j)}
+                            for j in range(rnd.randrange(1, 4))]
+                    return "item.split", {"item": it, "children": kids, "pattern": "rules"}
                 it = rnd.choice(ids)
                 s = {}
                 for f in rnd.sample(TRACKED_FIELDS, rnd.choice((1, 1, 2))):
@@ -163,9 +179,28 @@ class CrashTests(AsyncTestCase):
                     for fld in TRACKED_FIELDS:
                         hist.setdefault((iid, fld), []).append(
                             (f["item"].get(fld, FIELD_DEFAULTS[fld]), True))
-                else:
+                elif op == "item.update":
                     for fld, v in f["set"].items():
                         hist.setdefault((f["item"], fld), []).append((v, ok))
+            # splits are atomic across the crash: every child's parent is a split item, and
+            # every acknowledged split's parent is split and has children
+            parents = {}
+            for it in snap["items"]:
+                if it["parent"] is not None:
+                    self.assertIn(it["parent"], items, "child %s of a missing parent" % it["id"])
+                    self.assertEqual(items[it["parent"]]["status"], "split",
+                                     "child %s exists but its parent is not split" % it["id"])
+                    parents.setdefault(it["parent"], []).append(it["id"])
+            for pid_, seq in split_acks:
+                self.assertEqual(items[pid_]["status"], "split")
+                self.assertIn(pid_, parents)
+            # rank keys stayed short (rebalancing happened and persisted)
+            for it in snap["items"]:
+                self.assertLessEqual(len(it["rank"]), 48)
+            self.assertEqual(len({it["rank"] for it in snap["items"]}), len(snap["items"]),
+                             "ranks are unique after the crash")
+            sys.stderr.write("[crash: %d splits acked, %d items.reranked seen live]\n"
+                             % (len(split_acks), W.state.reranks))
             checked = 0
             for (iid, fld), seq_vals in hist.items():
                 last_ok = max(i for i, (_, ok) in enumerate(seq_vals) if ok) \

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import unittest
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AsyncTestCase, Client, SUBPROTOCOL, Server, http_get, raw_http,  # noqa
                      ws_handshake_request)

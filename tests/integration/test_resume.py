@@ -6,6 +6,7 @@ import os
 import sys
 import unittest
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AsyncTestCase, Server, comparable_snapshot, create_room, is_event,  # noqa
                      join, pipeline)

@@ -6,6 +6,7 @@ import os
 import sys
 import unittest
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AsyncTestCase, Server, ROLES, TOKEN_RE, URLSAFE_RE, create_room,  # noqa: E402
                      join)
@@ -399,6 +400,31 @@ class RoomTests(AsyncTestCase):
         # a failed join leaves it unjoined
         await c.expect_err("auth_failed", "join", room=room, token="A" * 22, name="Eve")
         await c.expect_err("not_joined", "item.add", item={"title": "x"})
+
+    async def test_rooms_are_isolated(self):
+        room1, tokens1 = await self.new_room("One")
+        room2, tokens2 = await self.new_room("Two")
+        a = await self.connect(self.server, "A")
+        await join(a, room1, tokens1["member"], "Ana")
+        b = await self.connect(self.server, "B")
+        await join(b, room2, tokens2["member"], "Ben")
+        r1 = await a.expect_ok("item.add", item={"title": "in one"})
+        r2 = await b.expect_ok("item.add", item={"title": "in two"})
+        self.assertEqual((r1["seq"], r2["seq"]), (1, 1), "seq is per room")
+        # a member of room 1 cannot touch room 2's items (ids may coincide: i1 in both)
+        await a.expect_ok("item.update", item=r1["item"], set={"title": "one, edited"})
+        await asyncio.sleep(0.2)
+        self.assertEqual([m["seq"] for m in b.all if m.get("t") not in ("ok", "err", "snapshot")
+                          and "seq" in m], [1])
+        self.assertFalse([m for m in b.all if m.get("t") == "participant.joined"])
+        c = await self.connect(self.server, "C")
+        await join(c, room2, tokens2["observer"], "Obi")
+        self.assertEqual([i["title"] for i in c.snapshot["items"]], ["in two"])
+        self.assertEqual(c.snapshot["seq"], 1)
+        # a token of room 1 does not open room 2
+        d = await self.connect(self.server, "D")
+        await d.expect_err("auth_failed", "join", room=room2, token=tokens1["facilitator"],
+                           name="Eve")
 
     async def test_unknown_op(self):
         c = await self.connect(self.server)
