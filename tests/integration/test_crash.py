@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AsyncTestCase, Server, comparable_snapshot, create_room, is_event,  # noqa
                      join, pipeline)
 
-TARGET_ACKS = 1000
+TARGET_ACKS = 1500
 TRACKED_FIELDS = ("title", "value", "notes")
 FIELD_DEFAULTS = {"title": None, "value": None, "notes": ""}
 
@@ -73,17 +73,17 @@ class CrashTests(AsyncTestCase):
 
             def gen_m():
                 x = rnd.random()
-                if len(ids) < 20 or x < 0.3:
+                if len(ids) < 20 or x < 0.45:
                     k = len(log_m)
                     item = {"title": "add %d" % k}
                     if rnd.random() < 0.5:
                         item["value"] = rnd.randrange(101)
                     fields = {"item": item}
-                    if ids and rnd.random() < 0.5:
+                    if ids and rnd.random() < 0.9:
                         fields["after"] = ids[0]     # same spot again and again: reranks
                     return "item.add", fields
                 cands = [i for i in ids[-100:] if i not in split_sent]
-                if x < 0.35 and cands:
+                if x < 0.5 and cands:
                     it = rnd.choice(cands)
                     split_sent.add(it)
                     kids = [{"title": "part %d.%d" % (len(log_m), j)}
@@ -101,9 +101,9 @@ class CrashTests(AsyncTestCase):
                 return "item.update", {"item": it, "set": s}
 
             def gen_o():
-                if len(ids) < 2:
+                if len(ids) < 3:
                     return None
-                it = rnd.choice(ids)
+                it = rnd.choice(ids[1:])               # the anchor ids[0] stays put
                 aft = rnd.choice([None] + [x for x in ids[-50:] if x != it])
                 return "item.move", {"item": it, "after": aft}
 
