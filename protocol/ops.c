@@ -70,6 +70,9 @@ static const struct field_spec F_ROOM_UPDATE[] = {
     {"name", FT_STR, 0, TITLE_MAX, 0, NULL, "new name"},
     {"deck", FT_DECK, 0, DECK_MAX_CARDS, DECK_CARD_MAX, NULL, "deck name or list of cards"},
     {"auto_reveal", FT_BOOL, 0, 0, 0, NULL, "reveal when every online voter has voted"},
+    {"reveal_on_timer", FT_BOOL, 0, 0, 0, NULL, "reveal the open round when the timer ends"},
+    {"facilitator_grace", FT_UINT, 0, 3600, 0, NULL,
+     "seconds without an online facilitator before others may claim (default 120)"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 static const struct field_spec F_ITEM_ADD[] = {
@@ -102,6 +105,40 @@ static const struct field_spec F_FOCUS[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
+static const char *const CONFIDENCE_CHOICES[] = {"low", "medium", "high", NULL};
+
+static const struct field_spec F_ROUND_START[] = {
+    {"item", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "the item to estimate"},
+    {"deck", FT_DECK, 0, DECK_MAX_CARDS, DECK_CARD_MAX, NULL, "this round's deck (room's default)"},
+    {"anonymous", FT_BOOL, 0, 0, 0, NULL, "reveal the distribution without names"},
+    {"deadline", FT_UINT, 0, SEQ_MAX, 0, NULL,
+     "ms since the epoch: votes close then (asynchronous pre-estimation)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_VOTE[] = {
+    {"round", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "round id"},
+    {"card", FT_STR, FF_REQUIRED | FF_NIL_OK, DECK_CARD_MAX, 0, NULL,
+     "a card of the deck; nil withdraws"},
+    {"confidence", FT_STR, 0, 8, 0, CONFIDENCE_CHOICES, "how sure the voter is"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_ROUND[] = {
+    {"round", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "round id"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_ROUND_ACCEPT[] = {
+    {"round", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "round id"},
+    {"estimate", FT_STR, FF_REQUIRED, DECK_CARD_MAX, 0, NULL, "a card of the round's deck"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_TIMER_START[] = {
+    {"seconds", FT_UINT, FF_REQUIRED, 3600, 0, NULL, "1..3600"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_NONE[] = {
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
 static const struct op_spec OPS[OP__COUNT] = {
     {"room.create", OP_ROOM_CREATE, 0, OPF_NO_JOIN, F_ROOM_CREATE, NULL, "create a room"},
     {"join", OP_JOIN, 0, OPF_NO_JOIN, F_JOIN, NULL, "join a room"},
@@ -120,6 +157,21 @@ static const struct op_spec OPS[OP__COUNT] = {
     {"item.split", OP_ITEM_SPLIT, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_ITEM_SPLIT, "item.split",
      "split an item into children"},
     {"focus", OP_FOCUS, R_FAC, OPF_CHANGES, F_FOCUS, "focus", "point everyone at an item"},
+    {"round.start", OP_ROUND_START, R_FAC, OPF_CHANGES, F_ROUND_START, "round.started",
+     "open a planning-poker round on an item"},
+    {"vote", OP_VOTE, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_VOTE, "voted",
+     "cast, change or withdraw a secret vote"},
+    {"round.reveal", OP_ROUND_REVEAL, R_FAC, OPF_CHANGES, F_ROUND, "round.revealed",
+     "show every vote and the statistics"},
+    {"round.accept", OP_ROUND_ACCEPT, R_FAC | R_OWN, OPF_CHANGES, F_ROUND_ACCEPT, "round.accepted",
+     "record the estimate on the item"},
+    {"round.cancel", OP_ROUND_CANCEL, R_FAC, OPF_CHANGES, F_ROUND, "round.cancelled",
+     "drop a round (its votes stay secret)"},
+    {"timer.start", OP_TIMER_START, R_FAC, OPF_CHANGES, F_TIMER_START, "timer",
+     "start a countdown for everyone"},
+    {"timer.stop", OP_TIMER_STOP, R_FAC, OPF_CHANGES, F_NONE, "timer", "stop the countdown"},
+    {"role.claim", OP_ROLE_CLAIM, R_OWN | R_MEM, OPF_CHANGES, F_NONE, "participant.updated",
+     "become facilitator when none has been online for the grace period"},
 };
 
 const struct op_spec *ops_find(const char *s, size_t n)
@@ -358,6 +410,15 @@ void ops_print_markdown(FILE *out)
         }
         fprintf(out, " | %s%s%s | %s |\n", op->event ? "`" : "", op->event ? op->event : "-",
                 op->event ? "`" : "", op->doc);
+    }
+    fprintf(out, "\nWho may send what (the server answers `forbidden` to every other "
+                 "combination):\n\n| op | facilitator | owner | member | observer |\n"
+                 "| --- | --- | --- | --- | --- |\n");
+    for (int i = 0; i < OP__COUNT; i++) {
+        fprintf(out, "| `%s` |", OPS[i].name);
+        for (int r = 0; r < ROLE__COUNT; r++)
+            fprintf(out, " %s |", ops_allows(&OPS[i], r) ? "yes" : "no");
+        fprintf(out, "\n");
     }
     fprintf(out, "\nFields of each request (besides `t` and `id`):\n\n");
     fprintf(out, "| op | field | type | required | meaning |\n| --- | --- | --- | --- | --- |\n");

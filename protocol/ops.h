@@ -41,6 +41,14 @@ enum op_id {
     OP_ITEM_REMOVE,
     OP_ITEM_SPLIT,
     OP_FOCUS,
+    OP_ROUND_START,
+    OP_VOTE,
+    OP_ROUND_REVEAL,
+    OP_ROUND_ACCEPT,
+    OP_ROUND_CANCEL,
+    OP_TIMER_START,
+    OP_TIMER_STOP,
+    OP_ROLE_CLAIM,
     OP__COUNT,
 };
 

@@ -26,6 +26,7 @@ struct app {
     uint64_t join_serial;  /* stamps joins and outgoing broadcasts (see outbox.h) */
     uv_prepare_t turn_end; /* end of each loop turn: group commit, release output */
     uv_signal_t sigint, sigterm;
+    uv_timer_t tick; /* room timers, every 100 ms */
     uv_timer_t shutdown_timer;
     int stopping;
     uint64_t stop_deadline; /* uv_now() by which shutdown stops waiting */

@@ -435,6 +435,30 @@ int backlog_handle_add(struct req *q)
     return 0;
 }
 
+uint64_t backlog_set_estimate(struct app *app, struct room *r, struct item *it,
+                              const char *estimate, const struct participant *by)
+{
+    struct ival *v = &it->f[field_index("estimate", 8)];
+    char *e = strdup(estimate);
+    if (!e)
+        return 0;
+    ival_free(v);
+    v->type = IV_STR;
+    v->u.s = e;
+    it->updated_at = now_ms();
+    if (save_item(app, r, it)) {
+        room_evict(app, r->id);
+        return 0;
+    }
+    struct event ev;
+    room_event_begin(&ev, r, "item.updated", by, 2);
+    codec_pack_kv_str(&ev.pk, "item", it->id);
+    codec_pack_str(&ev.pk, "set");
+    msgpack_pack_map(&ev.pk, 1);
+    codec_pack_kv_str(&ev.pk, "estimate", e);
+    return room_event_commit(app, &ev);
+}
+
 int backlog_handle_update(struct req *q)
 {
     struct room *r = q->room;

@@ -56,6 +56,13 @@ void item_pack(const struct item *it, msgpack_packer *pk);
 int backlog_load_item(struct backlog *b, const char *id, const char *rank, const void *data,
                       size_t len);
 
+struct app;
+struct participant;
+/* Sets the item's estimate (an accepted poker round) and broadcasts
+ * item.updated. Returns the event's seq, or 0 when it could not be recorded. */
+uint64_t backlog_set_estimate(struct app *app, struct room *r, struct item *it,
+                              const char *estimate, const struct participant *by);
+
 int backlog_handle_add(struct req *r);
 int backlog_handle_update(struct req *r);
 int backlog_handle_move(struct req *r);

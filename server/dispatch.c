@@ -12,16 +12,21 @@
 #include "log.h"
 #include "outbox.h"
 #include "room.h"
+#include "round.h"
 
 typedef int (*handler_fn)(struct req *r);
 
 /* The handler of each operation of protocol/ops.c's table. */
 static const handler_fn HANDLERS[] = {
-    [OP_ROOM_CREATE] = room_handle_create,  [OP_JOIN] = room_handle_join,
-    [OP_ROLE_SET] = room_handle_role_set,   [OP_ROOM_UPDATE] = room_handle_update,
-    [OP_ITEM_ADD] = backlog_handle_add,     [OP_ITEM_UPDATE] = backlog_handle_update,
-    [OP_ITEM_MOVE] = backlog_handle_move,   [OP_ITEM_REMOVE] = backlog_handle_remove,
-    [OP_ITEM_SPLIT] = backlog_handle_split, [OP_FOCUS] = backlog_handle_focus,
+    [OP_ROOM_CREATE] = room_handle_create,     [OP_JOIN] = room_handle_join,
+    [OP_ROLE_SET] = room_handle_role_set,      [OP_ROOM_UPDATE] = room_handle_update,
+    [OP_ITEM_ADD] = backlog_handle_add,        [OP_ITEM_UPDATE] = backlog_handle_update,
+    [OP_ITEM_MOVE] = backlog_handle_move,      [OP_ITEM_REMOVE] = backlog_handle_remove,
+    [OP_ITEM_SPLIT] = backlog_handle_split,    [OP_FOCUS] = backlog_handle_focus,
+    [OP_ROUND_START] = round_handle_start,     [OP_VOTE] = round_handle_vote,
+    [OP_ROUND_REVEAL] = round_handle_reveal,   [OP_ROUND_ACCEPT] = round_handle_accept,
+    [OP_ROUND_CANCEL] = round_handle_cancel,   [OP_TIMER_START] = round_handle_timer_start,
+    [OP_TIMER_STOP] = round_handle_timer_stop, [OP_ROLE_CLAIM] = room_handle_claim,
 };
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,
                "every operation of the table has a handler");

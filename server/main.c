@@ -15,6 +15,8 @@
 #include "net.h"
 #include "outbox.h"
 #include "room.h"
+#include "round.h"
+#include "token.h"
 #include "store.h"
 
 #define SHUTDOWN_GRACE_MS 2000
@@ -24,6 +26,25 @@ static void on_turn_end(uv_prepare_t *h)
     struct app *app = h->data;
     store_flush(app->store);
     outbox_release(app);
+}
+
+struct tick {
+    struct app *app;
+    int64_t now;
+};
+
+static void tick_room(struct room *r, void *arg)
+{
+    struct tick *t = arg;
+    round_on_tick(t->app, r, t->now);
+}
+
+/* Every 100 ms: room timers. */
+static void on_tick(uv_timer_t *h)
+{
+    struct tick t = {h->data, now_ms()};
+    if (!t.app->stopping)
+        room_each(t.app, tick_room, &t);
 }
 
 static void on_commit(void *arg)
@@ -40,6 +61,7 @@ static void finish_shutdown(struct app *app)
 {
     uv_timer_stop(&app->shutdown_timer);
     uv_close((uv_handle_t *)&app->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&app->tick, NULL);
     uv_close((uv_handle_t *)&app->turn_end, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
@@ -108,6 +130,9 @@ int main(int argc, char **argv)
     uv_prepare_init(&loop, &app.turn_end);
     app.turn_end.data = &app;
     uv_prepare_start(&app.turn_end, on_turn_end);
+    uv_timer_init(&loop, &app.tick);
+    app.tick.data = &app;
+    uv_timer_start(&app.tick, on_tick, 100, 100);
     uv_timer_init(&loop, &app.shutdown_timer);
     app.shutdown_timer.data = &app;
     uv_signal_init(&loop, &app.sigint);

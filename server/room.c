@@ -20,6 +20,9 @@ static struct room *room_alloc(struct app *app)
     if (!r)
         return NULL;
     r->refs = 1;
+    r->facilitator_grace = 120;
+    r->next_round = 1;
+    r->no_facilitator_since = now_ms();
     r->ring_cap = app->cfg.replay_events;
     if (r->ring_cap && !(r->ring = calloc(r->ring_cap, sizeof *r->ring))) {
         free(r);
@@ -49,6 +52,9 @@ static void room_free(struct room *r)
     for (size_t i = 0; i < r->ring_count; i++)
         frame_unref(r->ring[(r->ring_head + i) % r->ring_cap]);
     free(r->ring);
+    for (size_t i = 0; i < r->nrounds; i++)
+        round_free(r->rounds[i]);
+    free(r->rounds);
     backlog_free(&r->backlog);
     free_cards(r);
     free(r->name);
@@ -71,6 +77,66 @@ void room_unref(struct room *r)
 struct conn *room_conns(struct room *r)
 {
     return r->conns;
+}
+
+struct round *room_current_round(const struct room *r)
+{
+    if (!r->nrounds)
+        return NULL;
+    struct round *rd = r->rounds[r->nrounds - 1];
+    return rd->state == ROUND_VOTING || rd->state == ROUND_REVEALED ? rd : NULL;
+}
+
+int room_add_round(struct room *r, struct round *rd)
+{
+    if (r->nrounds == r->caprounds) {
+        size_t cap = r->caprounds ? r->caprounds * 2 : 8;
+        struct round **v = realloc(r->rounds, cap * sizeof *v);
+        if (!v)
+            return RF_ENOMEM;
+        r->rounds = v;
+        r->caprounds = cap;
+    }
+    r->rounds[r->nrounds++] = rd;
+    return 0;
+}
+
+size_t room_online(const struct room *r, int role)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->nparts; i++)
+        n += r->parts[i]->role == role && r->parts[i]->online > 0;
+    return n;
+}
+
+struct each_ctx {
+    void (*fn)(struct room *r, void *arg);
+    void *arg;
+};
+
+static void each_room(void *value, void *arg)
+{
+    struct each_ctx *c = arg;
+    c->fn(value, c->arg);
+}
+
+void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg)
+{
+    struct each_ctx c = {fn, arg};
+    map_each(&app->rooms, each_room, &c);
+}
+
+/* Facilitation watch: when the last online facilitator goes, the grace
+ * period before someone else may claim the role starts. Then poker checks
+ * whether everyone online has voted. */
+static void presence_changed(struct app *app, struct room *r)
+{
+    if (room_online(r, ROLE_FACILITATOR))
+        r->no_facilitator_since = 0;
+    else if (!r->no_facilitator_since)
+        r->no_facilitator_since = now_ms();
+    if (!app->stopping && !r->dead)
+        round_on_presence(app, r);
 }
 
 /* ---- settings and participants as stored ------------------------------ */
@@ -115,7 +181,11 @@ int room_save_meta(struct app *app, struct room *r)
     msgpack_packer pk;
     codec_buf_init(&b, 0);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 6);
+    msgpack_pack_map(&pk, 10);
+    codec_pack_kv_bool(&pk, "reveal_on_timer", r->reveal_on_timer);
+    codec_pack_kv_u64(&pk, "facilitator_grace", r->facilitator_grace);
+    codec_pack_kv_i64(&pk, "timer_ends_at", r->timer_ends_at);
+    codec_pack_kv_u64(&pk, "next_round", r->next_round);
     codec_pack_kv_str(&pk, "name", r->name);
     codec_pack_kv_str(&pk, "focus", r->focus);
     codec_pack_str(&pk, "deck");
@@ -258,6 +328,14 @@ static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void
     const msgpack_object *ar = codec_get(&o, "auto_reveal");
     r->auto_reveal = ar && ar->type == MSGPACK_OBJECT_BOOLEAN && ar->via.boolean;
     codec_get_uint(&o, "next_item", &r->next_item);
+    codec_get_uint(&o, "next_round", &r->next_round);
+    uint64_t u = 0;
+    if (codec_get_uint(&o, "facilitator_grace", &u))
+        r->facilitator_grace = (uint32_t)u;
+    if (codec_get_uint(&o, "timer_ends_at", &u))
+        r->timer_ends_at = (int64_t)u;
+    const msgpack_object *rot = codec_get(&o, "reveal_on_timer");
+    r->reveal_on_timer = rot && rot->type == MSGPACK_OBJECT_BOOLEAN && rot->via.boolean;
     const msgpack_object *t = codec_get(&o, "tokens");
     if (!r->name || set_deck(r, codec_get(&o, "deck")) || !t || t->type != MSGPACK_OBJECT_ARRAY ||
         t->via.array.size != ROLE__COUNT)
@@ -305,6 +383,17 @@ static int load_item(void *arg, const char *id, const char *rank, const void *da
     return backlog_load_item(&r->backlog, id, rank, data, len);
 }
 
+static int load_round(void *arg, const char *id, const void *data, size_t len)
+{
+    struct room *r = arg;
+    struct round *rd = round_load(id, data, len);
+    if (!rd || room_add_round(r, rd)) {
+        round_free(rd);
+        return RF_EINTERNAL;
+    }
+    return 0;
+}
+
 static int load_event(void *arg, uint64_t seq, const void *payload, size_t len)
 {
     struct room *r = arg;
@@ -333,7 +422,8 @@ static struct room *room_get(struct app *app, const char *id, size_t n, int *err
     }
     memcpy(r->id, id, n);
     r->id[n] = '\0';
-    struct store_room_reader reader = {r, load_room_row, load_participant, load_item, load_event};
+    struct store_room_reader reader = {r,         load_room_row, load_participant,
+                                       load_item, load_round,    load_event};
     int rc = store_load_room(app->store, r->id, app->cfg.replay_events, &reader);
     if (rc == 0 && r->ring_count > r->seq)
         rc = RF_EINTERNAL;
@@ -373,16 +463,18 @@ static struct frame *snapshot_frame(const struct room *r)
     msgpack_packer pk;
     codec_buf_init(&b, FRAME_HEAD);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 8);
+    msgpack_pack_map(&pk, 9);
     codec_pack_kv_str(&pk, "t", "snapshot");
     codec_pack_kv_u64(&pk, "seq", r->seq);
     codec_pack_str(&pk, "room");
-    msgpack_pack_map(&pk, 5);
+    msgpack_pack_map(&pk, 7);
     codec_pack_kv_str(&pk, "id", r->id);
     codec_pack_kv_str(&pk, "name", r->name);
     codec_pack_str(&pk, "deck");
     room_pack_deck(r, &pk);
     codec_pack_kv_bool(&pk, "auto_reveal", r->auto_reveal);
+    codec_pack_kv_bool(&pk, "reveal_on_timer", r->reveal_on_timer);
+    codec_pack_kv_u64(&pk, "facilitator_grace", r->facilitator_grace);
     codec_pack_kv_i64(&pk, "created_at", r->created_at);
     codec_pack_str(&pk, "participants");
     pack_participants(r, &pk);
@@ -390,9 +482,22 @@ static struct frame *snapshot_frame(const struct room *r)
     msgpack_pack_array(&pk, r->backlog.n);
     for (size_t i = 0; i < r->backlog.n; i++)
         item_pack(r->backlog.v[i], &pk);
-    codec_pack_kv_nil(&pk, "round");
+    const struct round *cur = room_current_round(r);
+    codec_pack_str(&pk, "round");
+    if (cur)
+        round_pack(cur, &pk);
+    else
+        msgpack_pack_nil(&pk);
+    codec_pack_str(&pk, "rounds");
+    msgpack_pack_array(&pk, r->nrounds);
+    for (size_t i = 0; i < r->nrounds; i++)
+        round_pack(r->rounds[i], &pk);
     codec_pack_kv_str(&pk, "focus", r->focus);
-    codec_pack_kv_nil(&pk, "timer");
+    codec_pack_str(&pk, "timer");
+    if (r->timer_ends_at)
+        msgpack_pack_int64(&pk, r->timer_ends_at);
+    else
+        msgpack_pack_nil(&pk);
     return frame_from_buf(&b);
 }
 
@@ -433,8 +538,10 @@ void room_leave(struct conn *c)
     c->room_prev = c->room_next = NULL;
     c->room = NULL;
     c->part = NULL;
-    if (--p->online == 0 && !r->dead && !c->app->stopping)
+    if (--p->online == 0 && !r->dead && !c->app->stopping) {
         notice(c->app, r, NULL, "participant.left", p);
+        presence_changed(c->app, r);
+    }
     room_unref(r);
 }
 
@@ -619,8 +726,10 @@ int room_handle_join(struct req *q)
         outbox_to_conn(app, c, f);
         frame_unref(f);
     }
-    if (p->online == 1)
+    if (p->online == 1) {
         notice(app, r, c, "participant.joined", p);
+        presence_changed(app, r);
+    }
     log_debug("participant %s joined room %s as %s", p->pid, r->id, role_name(p->role));
     return 0;
 }
@@ -652,17 +761,53 @@ int room_handle_role_set(struct req *q)
     room_event_begin(&ev, r, "participant.updated", q->who, 2);
     codec_pack_kv_str(&ev.pk, "pid", p->pid);
     codec_pack_kv_str(&ev.pk, "role", role_name(nr));
-    return room_event_reply(q, &ev);
+    room_event_reply(q, &ev);
+    presence_changed(q->app, r);
+    return 0;
+}
+
+int room_handle_claim(struct req *q)
+{
+    struct room *r = q->room;
+    struct participant *p = q->who;
+    if (room_online(r, ROLE_FACILITATOR))
+        return req_fail(q, RF_ECONFLICT,
+                        "A facilitator is online; ask them to hand facilitation over.");
+    int64_t waited = r->no_facilitator_since ? now_ms() - r->no_facilitator_since : 0;
+    int64_t grace = (int64_t)r->facilitator_grace * 1000;
+    if (waited < grace)
+        return req_fail(q, RF_ECONFLICT,
+                        "No facilitator has been online for %lld s; you may claim facilitation "
+                        "after %lld s.",
+                        (long long)(waited / 1000), (long long)(grace / 1000));
+    int old = p->role;
+    p->role = ROLE_FACILITATOR;
+    if (save_participant(q->app, r, p)) {
+        p->role = old;
+        return RF_ENOMEM;
+    }
+    log_info("room %s: participant %s claimed facilitation", r->id, p->pid);
+    struct event ev;
+    room_event_begin(&ev, r, "participant.updated", p, 2);
+    codec_pack_kv_str(&ev.pk, "pid", p->pid);
+    codec_pack_kv_str(&ev.pk, "role", role_name(ROLE_FACILITATOR));
+    room_event_reply(q, &ev);
+    presence_changed(q->app, r);
+    return 0;
 }
 
 int room_handle_update(struct req *q)
 {
     struct room *r = q->room;
     const msgpack_object *name = codec_get(q->msg, "name"), *deck = codec_get(q->msg, "deck"),
-                         *ar = codec_get(q->msg, "auto_reveal");
-    size_t n = (name != NULL) + (deck != NULL) + (ar != NULL);
+                         *ar = codec_get(q->msg, "auto_reveal"),
+                         *rot = codec_get(q->msg, "reveal_on_timer"),
+                         *grace = codec_get(q->msg, "facilitator_grace");
+    size_t n = (name != NULL) + (deck != NULL) + (ar != NULL) + (rot != NULL) + (grace != NULL);
     if (!n)
-        return req_fail(q, RF_EBAD_REQUEST, "Send at least one of name, deck and auto_reveal.");
+        return req_fail(q, RF_EBAD_REQUEST,
+                        "Send at least one of name, deck, auto_reveal, reveal_on_timer and "
+                        "facilitator_grace.");
     char *new_name = name ? codec_strdup(name) : NULL;
     if (name && !new_name)
         return RF_ENOMEM;
@@ -676,6 +821,10 @@ int room_handle_update(struct req *q)
     }
     if (ar)
         r->auto_reveal = ar->via.boolean;
+    if (rot)
+        r->reveal_on_timer = rot->via.boolean;
+    if (grace)
+        r->facilitator_grace = (uint32_t)grace->via.u64;
     if (room_save_meta(q->app, r)) {
         room_evict(q->app, r->id);
         return RF_ENOMEM;
@@ -692,5 +841,12 @@ int room_handle_update(struct req *q)
     }
     if (ar)
         codec_pack_kv_bool(&ev.pk, "auto_reveal", r->auto_reveal);
-    return room_event_reply(q, &ev);
+    if (rot)
+        codec_pack_kv_bool(&ev.pk, "reveal_on_timer", r->reveal_on_timer);
+    if (grace)
+        codec_pack_kv_u64(&ev.pk, "facilitator_grace", r->facilitator_grace);
+    room_event_reply(q, &ev);
+    if (ar)
+        round_on_presence(q->app, r); /* turning auto-reveal on may reveal now */
+    return 0;
 }

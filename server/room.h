@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "backlog.h"
+#include "round.h"
 #include "codec.h"
 #include "ops.h"
 #include "token.h"
@@ -38,10 +39,17 @@ struct room {
     char **cards;
     size_t ncards;
     bool auto_reveal;
+    bool reveal_on_timer;
+    uint32_t facilitator_grace;   /* seconds before others may claim facilitation */
+    int64_t timer_ends_at;        /* 0: no timer running */
+    int64_t no_facilitator_since; /* 0: a facilitator is online */
     int64_t created_at;
     uint8_t token_hash[ROLE__COUNT][TOKEN_HASH];
     uint64_t seq;
     uint64_t next_item;
+    uint64_t next_round;
+    struct round **rounds; /* every round, oldest first */
+    size_t nrounds, caprounds;
     struct participant **parts;
     size_t nparts, capparts;
     struct backlog backlog;
@@ -92,10 +100,20 @@ void room_evict(struct app *app, const char *id);
 /* Frees every room (shutdown). */
 void room_free_all(struct app *app);
 
+/* The round clients see as the current one (voting or revealed), or NULL. */
+struct round *room_current_round(const struct room *r);
+/* Appends rd to the room's rounds (takes it). Returns 0 or RF_ENOMEM. */
+int room_add_round(struct room *r, struct round *rd);
+/* Number of participants of role `role` with an open connection. */
+size_t room_online(const struct room *r, int role);
+/* Calls fn for every loaded room (the timer tick). */
+void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg);
+
 /* Handlers (dispatch.c calls them through the operation table). */
 int room_handle_create(struct req *r);
 int room_handle_join(struct req *r);
 int room_handle_role_set(struct req *r);
 int room_handle_update(struct req *r);
+int room_handle_claim(struct req *r);
 
 #endif

@@ -8,7 +8,16 @@
 #include "errors.h"
 #include "log.h"
 
-enum rec_kind { REC_ROOM, REC_PART, REC_ITEM, REC_DEL_ITEM, REC_EVENT, REC__COUNT, REC_SKIP };
+enum rec_kind {
+    REC_ROOM,
+    REC_PART,
+    REC_ITEM,
+    REC_DEL_ITEM,
+    REC_EVENT,
+    REC_ROUND,
+    REC__COUNT,
+    REC_SKIP
+};
 
 struct rec {
     enum rec_kind kind;
@@ -28,7 +37,7 @@ struct store {
     sqlite3 *wdb; /* writer thread only */
     sqlite3 *rdb; /* loop thread only */
     sqlite3_stmt *w[REC__COUNT];
-    sqlite3_stmt *r_room, *r_seq, *r_parts, *r_items, *r_events, *r_ping;
+    sqlite3_stmt *r_room, *r_seq, *r_parts, *r_items, *r_rounds, *r_events, *r_ping;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
@@ -54,6 +63,10 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE events(room TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,"
     " author TEXT, type TEXT NOT NULL, payload BLOB NOT NULL, PRIMARY KEY(room, seq))"
     " WITHOUT ROWID;",
+    /* 2: planning-poker rounds */
+    "CREATE TABLE rounds(room TEXT NOT NULL, id TEXT NOT NULL, seqno INTEGER NOT NULL,"
+    " data BLOB NOT NULL, PRIMARY KEY(room, id)) WITHOUT ROWID;"
+    "CREATE INDEX rounds_order ON rounds(room, seqno);",
 };
 
 static const char *const WRITE_SQL[REC__COUNT] = {
@@ -64,6 +77,8 @@ static const char *const WRITE_SQL[REC__COUNT] = {
     [REC_ITEM] = "INSERT INTO items(room, id, rank, data) VALUES(?1, ?2, ?3, ?4)"
                  " ON CONFLICT(room, id) DO UPDATE SET rank = excluded.rank, data = excluded.data",
     [REC_DEL_ITEM] = "DELETE FROM items WHERE room = ?1 AND id = ?2",
+    [REC_ROUND] = "INSERT INTO rounds(room, id, seqno, data) VALUES(?1, ?2, ?3, ?4)"
+                  " ON CONFLICT(room, id) DO UPDATE SET data = excluded.data",
     [REC_EVENT] = "INSERT INTO events(room, seq, at, author, type, payload)"
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 };
@@ -155,6 +170,11 @@ static int write_rec(struct store *s, const struct rec *r)
     case REC_DEL_ITEM:
         bind_text(st, 2, r->a);
         break;
+    case REC_ROUND:
+        bind_text(st, 2, r->a);
+        sqlite3_bind_int64(st, 3, r->i1);
+        sqlite3_bind_blob(st, 4, r->blob, n, SQLITE_STATIC);
+        break;
     case REC_EVENT:
         sqlite3_bind_int64(st, 2, r->i1);
         sqlite3_bind_int64(st, 3, r->i2);
@@ -193,8 +213,8 @@ fail:
 
 static void close_reader(struct store *s)
 {
-    sqlite3_stmt **st[] = {&s->r_room,  &s->r_seq,    &s->r_parts,
-                           &s->r_items, &s->r_events, &s->r_ping};
+    sqlite3_stmt **st[] = {&s->r_room,   &s->r_seq,    &s->r_parts, &s->r_items,
+                           &s->r_rounds, &s->r_events, &s->r_ping};
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
         sqlite3_finalize(*st[i]);
         *st[i] = NULL;
@@ -357,6 +377,8 @@ int store_open(struct store **out, const char *path, bool full_sync, uv_loop_t *
         prepare(s->rdb, "SELECT pid, data FROM participants WHERE room = ?1", &s->r_parts) ||
         prepare(s->rdb, "SELECT id, rank, data FROM items WHERE room = ?1 ORDER BY rank",
                 &s->r_items) ||
+        prepare(s->rdb, "SELECT id, data FROM rounds WHERE room = ?1 ORDER BY seqno",
+                &s->r_rounds) ||
         prepare(s->rdb,
                 "SELECT seq, payload FROM (SELECT seq, payload FROM events WHERE room = ?1"
                 " ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
@@ -491,6 +513,12 @@ int store_del_item(struct store *s, const char *room, const char *id)
     return append(s, REC_DEL_ITEM, room, id, NULL, 0, 0, NULL, 0);
 }
 
+int store_put_round(struct store *s, const char *room, const char *id, const void *data, size_t len)
+{
+    /* Round ids are "r<number>": the number orders them. */
+    return append(s, REC_ROUND, room, id, NULL, strtoll(id + 1, NULL, 10), 0, data, len);
+}
+
 int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,
                     const char *type, const void *payload, size_t len)
 {
@@ -549,6 +577,13 @@ static int row_item(void *arg, sqlite3_stmt *st)
                       (size_t)sqlite3_column_bytes(st, 2));
 }
 
+static int row_round(void *arg, sqlite3_stmt *st)
+{
+    struct load_ctx *c = arg;
+    return c->r->round(c->r->arg, (const char *)sqlite3_column_text(st, 0),
+                       sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+}
+
 static int row_event(void *arg, sqlite3_stmt *st)
 {
     struct load_ctx *c = arg;
@@ -572,7 +607,8 @@ int store_load_room(struct store *s, const char *room, size_t max_events,
         goto out;
     }
     if ((rc = read_rows(s->r_parts, room, row_part, &c)) ||
-        (rc = read_rows(s->r_items, room, row_item, &c)))
+        (rc = read_rows(s->r_items, room, row_item, &c)) ||
+        (rc = read_rows(s->r_rounds, room, row_round, &c)))
         goto out;
     sqlite3_bind_int64(s->r_events, 2, (sqlite3_int64)max_events);
     rc = read_rows(s->r_events, room, row_event, &c);

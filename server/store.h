@@ -19,6 +19,7 @@
  *   rooms(id, created_at, meta)           meta: MessagePack room settings
  *   participants(room, pid, data)         data: MessagePack
  *   items(room, id, rank, data)           data: MessagePack item
+ *   rounds(room, id, data)                data: MessagePack round, votes included
  *   events(room, seq, at, author, type, payload)  the append-only log */
 #ifndef REFINE_STORE_H
 #define REFINE_STORE_H
@@ -57,6 +58,8 @@ int store_put_participant(struct store *s, const char *room, const char *pid, co
 int store_put_item(struct store *s, const char *room, const char *id, const char *rank,
                    const void *data, size_t len);
 int store_del_item(struct store *s, const char *room, const char *id);
+int store_put_round(struct store *s, const char *room, const char *id, const void *data,
+                    size_t len);
 int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,
                     const char *type, const void *payload, size_t len);
 
@@ -73,6 +76,7 @@ struct store_room_reader {
     int (*room)(void *arg, int64_t created_at, uint64_t seq, const void *meta, size_t len);
     int (*participant)(void *arg, const char *pid, const void *data, size_t len);
     int (*item)(void *arg, const char *id, const char *rank, const void *data, size_t len);
+    int (*round)(void *arg, const char *id, const void *data, size_t len); /* oldest first */
     int (*event)(void *arg, uint64_t seq, const void *payload, size_t len);
 };
 int store_load_room(struct store *s, const char *room, size_t max_events,

@@ -66,10 +66,7 @@ class CrashTests(AsyncTestCase):
                 elif op == "item.split":
                     split_acks.append((fields["item"], r["seq"]))
                 if acks[0] >= TARGET_ACKS and not stop.is_set():
-                    srv.kill9_nowait()
-                    kill_info["at"] = time.monotonic()
-                    kill_info["in_flight"] = sum(1 for _, _, f in log_m + log_o if not f.done())
-                    stop.set()
+                    stop.set()                   # the killer fires a burst, then kills
 
             def gen_m():
                 x = rnd.random()
@@ -107,18 +104,35 @@ class CrashTests(AsyncTestCase):
                 aft = rnd.choice([None] + [x for x in ids[-50:] if x != it])
                 return "item.move", {"item": it, "after": aft}
 
+            def fire(client, gen, log):
+                req = gen()
+                if req is None:
+                    return None
+                op, fields = req
+                fut = client.send_request(op, **fields)
+                log.append((op, fields, fut))
+                fut.add_done_callback(lambda f, op=op, fields=fields: on_done(op, fields, f))
+                return fut
+
+            async def killer():
+                await stop.wait()
+                # a burst of fresh requests, then SIGKILL a few ms later: some of them are
+                # committed and answered, some committed and not answered, some never read
+                for _ in range(40):
+                    fire(M, gen_m, log_m)
+                for _ in range(10):
+                    fire(O, gen_o, log_o)
+                await asyncio.sleep(random.choice((0, 0.001, 0.003, 0.006)))
+                kill_info["in_flight"] = sum(1 for _, _, f in log_m + log_o if not f.done())
+                srv.kill9_nowait()
+
             async def driver(client, gen, window, log):
                 inflight = set()
                 while not stop.is_set():
                     while len(inflight) < window and not stop.is_set():
-                        req = gen()
-                        if req is None:
+                        fut = fire(client, gen, log)
+                        if fut is None:
                             break
-                        op, fields = req
-                        fut = client.send_request(op, **fields)
-                        log.append((op, fields, fut))
-                        fut.add_done_callback(lambda f, op=op, fields=fields:
-                                              on_done(op, fields, f))
                         inflight.add(fut)
                     if not inflight:
                         await asyncio.sleep(0.01)
@@ -131,7 +145,11 @@ class CrashTests(AsyncTestCase):
                     await asyncio.wait(inflight, timeout=10)
 
             t0 = time.monotonic()
-            await asyncio.gather(driver(M, gen_m, 40, log_m), driver(O, gen_o, 10, log_o))
+            await asyncio.gather(driver(M, gen_m, 40, log_m), driver(O, gen_o, 10, log_o),
+                                 killer())
+            pending = [f for _, _, f in log_m + log_o if not f.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=10)
             self.assertTrue(stop.is_set())
             srv.kill9()                                  # reap
             for cl in (M, O, W):
