@@ -31,6 +31,14 @@ static const handler_fn HANDLERS[] = {
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,
                "every operation of the table has a handler");
 
+bool dispatch_table_complete(void)
+{
+    for (int i = 0; i < OP__COUNT; i++)
+        if (!HANDLERS[i])
+            return false;
+    return true;
+}
+
 static const char *default_msg(int code)
 {
     switch (code) {

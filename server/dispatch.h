@@ -34,6 +34,9 @@ struct req {
     char why[256];
 };
 
+/* 1 when every operation of the table has a handler (checked at start-up). */
+bool dispatch_table_complete(void);
+
 /* Handles one complete message; data is borrowed. */
 void dispatch_message(struct conn *c, const void *data, size_t len, bool binary);
 

@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "log.h"
 #include "net.h"
 #include "outbox.h"
@@ -101,6 +102,10 @@ int main(int argc, char **argv)
     if (rc)
         return rc > 0 ? 0 : 2;
     log_set_level(app.cfg.log_level);
+    if (!dispatch_table_complete()) {
+        log_error("an operation of the table has no handler (server/dispatch.c)");
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     if (uv_loop_init(&loop)) {

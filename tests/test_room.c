@@ -236,6 +236,7 @@ int main(void)
     char room_id[64], token[64], code[64], item[64];
     snprintf(dbpath, sizeof dbpath, "/tmp/refine-test-room-%d.db", (int)getpid());
     unlink(dbpath);
+    CHECK(dispatch_table_complete());
     start();
 
     /* A room, and its facilitator joined. */
