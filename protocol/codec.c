@@ -337,6 +337,11 @@ static int codec_buf_write(void *data, const char *buf, size_t len)
     return 0;
 }
 
+void codec_buf_append(struct codec_buf *b, const void *data, size_t n)
+{
+    codec_buf_write(b, data, n);
+}
+
 void codec_packer_init(msgpack_packer *pk, struct codec_buf *b)
 {
     msgpack_packer_init(pk, b, codec_buf_write);
@@ -392,4 +397,110 @@ void codec_pack_kv_nil(msgpack_packer *pk, const char *key)
 void codec_pack_obj(msgpack_packer *pk, const msgpack_object *o)
 {
     msgpack_pack_object(pk, *o);
+}
+
+static void json_put(struct codec_buf *b, const char *s, size_t n)
+{
+    codec_buf_write(b, s, n);
+}
+
+static void json_str(struct codec_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    json_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[7] = {'\\', (char)c, 0, 0, 0, 0, 0};
+        if (c == '"' || c == '\\') {
+            json_put(b, esc, 2);
+        } else if (c < 0x20) {
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            json_put(b, esc, 6);
+        } else {
+            json_put(b, (const char *)&s[i], 1);
+        }
+    }
+    json_put(b, "\"", 1);
+}
+
+static void json_base64(struct codec_buf *b, const uint8_t *p, size_t n)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    json_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        char out[4] = {t[v >> 18], t[(v >> 12) & 63], i + 1 < n ? t[(v >> 6) & 63] : '=',
+                       i + 2 < n ? t[v & 63] : '='};
+        json_put(b, out, 4);
+    }
+    json_put(b, "\"", 1);
+}
+
+void codec_to_json(struct codec_buf *b, const msgpack_object *o)
+{
+    char num[48];
+    int n;
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        json_put(b, "null", 4);
+        return;
+    case MSGPACK_OBJECT_BOOLEAN:
+        json_put(b, o->via.boolean ? "true" : "false", o->via.boolean ? 4 : 5);
+        return;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        n = snprintf(num, sizeof num, "%llu", (unsigned long long)o->via.u64);
+        json_put(b, num, (size_t)n);
+        return;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        n = snprintf(num, sizeof num, "%lld", (long long)o->via.i64);
+        json_put(b, num, (size_t)n);
+        return;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (o->via.f64 != o->via.f64 || o->via.f64 > 1e308 || o->via.f64 < -1e308) {
+            json_put(b, "null", 4);
+            return;
+        }
+        n = snprintf(num, sizeof num, "%.17g", o->via.f64);
+        json_put(b, num, (size_t)n);
+        return;
+    case MSGPACK_OBJECT_STR:
+        json_str(b, o->via.str.ptr, o->via.str.size);
+        return;
+    case MSGPACK_OBJECT_BIN:
+        json_base64(b, (const uint8_t *)o->via.bin.ptr, o->via.bin.size);
+        return;
+    case MSGPACK_OBJECT_ARRAY:
+        json_put(b, "[", 1);
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (i)
+                json_put(b, ",", 1);
+            codec_to_json(b, &o->via.array.ptr[i]);
+        }
+        json_put(b, "]", 1);
+        return;
+    case MSGPACK_OBJECT_MAP:
+        json_put(b, "{", 1);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            if (i)
+                json_put(b, ",", 1);
+            if (kv->key.type == MSGPACK_OBJECT_STR)
+                codec_to_json(b, &kv->key);
+            else
+                json_str(b, "?", 1);
+            json_put(b, ":", 1);
+            codec_to_json(b, &kv->val);
+        }
+        json_put(b, "}", 1);
+        return;
+    default:
+        json_put(b, "null", 4);
+        return;
+    }
 }

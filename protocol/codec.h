@@ -66,6 +66,9 @@ void codec_buf_free(struct codec_buf *b);
  * memory; then the buffer is freed); b is empty afterwards. */
 char *codec_buf_take(struct codec_buf *b, size_t *len);
 
+/* Appends n raw bytes to b. */
+void codec_buf_append(struct codec_buf *b, const void *data, size_t n);
+
 /* A packer that writes into b. */
 void codec_packer_init(msgpack_packer *pk, struct codec_buf *b);
 
@@ -78,5 +81,9 @@ void codec_pack_kv_bool(msgpack_packer *pk, const char *key, bool val);
 void codec_pack_kv_nil(msgpack_packer *pk, const char *key);
 /* Packs object o as it is (for echoing a client's values). */
 void codec_pack_obj(msgpack_packer *pk, const msgpack_object *o);
+
+/* Appends o as JSON text to b (strings escaped, binary as base64 strings,
+ * non-finite floats as null). */
+void codec_to_json(struct codec_buf *b, const msgpack_object *o);
 
 #endif

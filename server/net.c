@@ -7,6 +7,8 @@
 #include "app.h"
 #include "conn.h"
 #include "errors.h"
+#include "export.h"
+#include "room.h"
 #include "log.h"
 #include "store.h"
 
@@ -18,6 +20,8 @@ struct ws_session {
 
 struct http_session {
     int status;
+    char *body; /* owned */
+    size_t len, off;
 };
 
 static struct app *app_of(struct lws *wsi)
@@ -111,6 +115,94 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
 }
 
+/* Starts a response: headers now, the body (taken) from HTTP_WRITEABLE. */
+static int respond(struct lws *wsi, struct http_session *s, int status, const char *type,
+                   char *body, size_t len, const char *disposition)
+{
+    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
+                                       *end = buf + sizeof buf - 1;
+    s->status = status;
+    s->body = body;
+    s->len = len;
+    s->off = 0;
+    if (lws_add_http_common_headers(wsi, (unsigned)status, type, len, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-store",
+                                     8, &p, end) ||
+        (disposition && lws_add_http_header_by_name(wsi, (unsigned char *)"content-disposition:",
+                                                    (unsigned char *)disposition,
+                                                    (int)strlen(disposition), &p, end)) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* A JSON error body {code, msg} with an HTTP status. */
+static int respond_error(struct lws *wsi, struct http_session *s, int status, int code,
+                         const char *msg)
+{
+    char *body = malloc(512);
+    if (!body)
+        return 1;
+    int n = snprintf(body, 512, "{\"code\":\"%s\",\"msg\":\"%s\"}\n", rf_err_code(code), msg);
+    return respond(wsi, s, status, "application/json", body, (size_t)n, NULL);
+}
+
+/* GET /api/rooms/{room}/export?format=json|csv with the room's facilitator
+ * or owner token as "Authorization: Bearer <token>". */
+static int api_request(struct app *app, struct lws *wsi, struct http_session *s)
+{
+    char uri[160], auth[128], fmt[32] = "format=json";
+    const char *prefix = "/api/rooms/", *suffix = "/export";
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+        return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
+                             "Only GET /api/rooms/{room}/export is served; import is not "
+                             "available yet.");
+    if (header(wsi, WSI_TOKEN_GET_URI, uri, sizeof uri))
+        return respond_error(wsi, s, HTTP_STATUS_NOT_FOUND, RF_ENOT_FOUND, "No such resource.");
+    size_t n = strlen(uri), pl = strlen(prefix), sl = strlen(suffix);
+    if (n <= pl + sl || strncmp(uri, prefix, pl) || strcmp(uri + n - sl, suffix))
+        return respond_error(wsi, s, HTTP_STATUS_NOT_FOUND, RF_ENOT_FOUND,
+                             "No such resource; exports are at /api/rooms/{room}/export.");
+    const char *id = uri + pl;
+    size_t idlen = n - pl - sl;
+    if (header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof auth) ||
+        strncmp(auth, "Bearer ", 7) != 0)
+        return respond_error(wsi, s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
+                             "Send the room's facilitator or owner token as Authorization: "
+                             "Bearer <token>.");
+    int err = 0;
+    struct room *r = room_find(app, id, idlen, &err);
+    int role = r ? room_token_role(r, auth + 7, strlen(auth + 7)) : -1;
+    if (!r && err != RF_ENOT_FOUND)
+        return respond_error(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
+                             "The room could not be read; try again.");
+    /* An unknown room and a wrong token look the same from outside. */
+    if (role < 0)
+        return respond_error(wsi, s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
+                             "This token does not open that room.");
+    if (role != ROLE_FACILITATOR && role != ROLE_OWNER)
+        return respond_error(wsi, s, HTTP_STATUS_FORBIDDEN, RF_EFORBIDDEN,
+                             "Only the facilitator's or the owner's token may export.");
+    const char *format = "json";
+    if (lws_get_urlarg_by_name(wsi, "format=", fmt, sizeof fmt))
+        format = fmt + strlen("format=");
+    char *body;
+    size_t len;
+    const char *type;
+    int rc = export_room(r, format, &body, &len, &type);
+    if (rc == RF_EBAD_REQUEST)
+        return respond_error(wsi, s, HTTP_STATUS_BAD_REQUEST, rc, "format must be json or csv.");
+    if (rc)
+        return respond_error(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
+                             "The export could not be built; try again.");
+    char disposition[96];
+    snprintf(disposition, sizeof disposition, "attachment; filename=\"refine-%s.%s\"", r->id,
+             strcmp(format, "csv") == 0 ? "csv" : "json");
+    log_info("room %s exported as %s (%zu bytes)", r->id, format, len);
+    return respond(wsi, s, HTTP_STATUS_OK, type, body, len, disposition);
+}
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
@@ -123,30 +215,45 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         log_info("refused a WebSocket handshake without the subprotocol " SUBPROTOCOL);
         return 1; /* an upgrade that did not name our subprotocol */
     case LWS_CALLBACK_HTTP: {
-        /* Only the /healthz mount reaches here. */
-        unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
-                                          *end = buf + sizeof buf - 1;
-        s->status = !app->stopping && store_healthy(app->store) ? HTTP_STATUS_OK
-                                                                : HTTP_STATUS_SERVICE_UNAVAILABLE;
-        const char *body = s->status == HTTP_STATUS_OK ? "ok\n" : "unavailable\n";
-        if (lws_add_http_common_headers(wsi, (unsigned)s->status, "text/plain", strlen(body), &p,
-                                        end) ||
-            lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-                                         (unsigned char *)"no-store", 8, &p, end) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
-            return 1;
-        lws_callback_on_writable(wsi);
-        return 0;
+        /* The /healthz and /api mounts reach here. */
+        char uri[16];
+        if (!header(wsi, WSI_TOKEN_GET_URI, uri, sizeof uri) && strcmp(uri, "/healthz") == 0) {
+            int ok = !app->stopping && store_healthy(app->store);
+            char *body = strdup(ok ? "ok\n" : "unavailable\n");
+            if (!body)
+                return 1;
+            return respond(wsi, s, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+                           "text/plain", body, strlen(body), NULL);
+        }
+        return api_request(app, wsi, s);
     }
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-        unsigned char buf[LWS_PRE + 32];
-        const char *body = s->status == HTTP_STATUS_OK ? "ok\n" : "unavailable\n";
-        size_t n = strlen(body);
-        memcpy(buf + LWS_PRE, body, n);
-        if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) != (int)n)
+        /* The body in pieces of at most 16 KiB, one lws_write per callback. */
+        unsigned char buf[LWS_PRE + 16384];
+        size_t n = s->len - s->off;
+        if (n > sizeof buf - LWS_PRE)
+            n = sizeof buf - LWS_PRE;
+        memcpy(buf + LWS_PRE, s->body + s->off, n);
+        s->off += n;
+        int last = s->off == s->len;
+        if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
+            (int)n)
             return 1;
+        if (!last) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        free(s->body);
+        s->body = NULL;
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (s) {
+            free(s->body);
+            s->body = NULL;
+        }
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
@@ -184,7 +291,7 @@ static void lws_logger(int level, const char *line)
 
 int net_start(struct app *app)
 {
-    static struct lws_http_mount health, root;
+    static struct lws_http_mount health, api, root;
     static char web_dir[PATH_MAX];
     void *foreign_loops[1] = {app->loop};
     struct lws_context_creation_info info;
@@ -201,8 +308,14 @@ int net_start(struct app *app)
     root.origin = web_dir;
     root.def = "index.html";
     root.origin_protocol = LWSMPRO_FILE;
+    memset(&api, 0, sizeof api);
+    api.mount_next = &root;
+    api.mountpoint = "/api";
+    api.mountpoint_len = 4;
+    api.origin = "http";
+    api.origin_protocol = LWSMPRO_CALLBACK;
     memset(&health, 0, sizeof health);
-    health.mount_next = &root;
+    health.mount_next = &api;
     health.mountpoint = "/healthz";
     health.mountpoint_len = 8;
     health.origin = "http";

@@ -407,7 +407,7 @@ static int load_event(void *arg, uint64_t seq, const void *payload, size_t len)
 
 /* The room with id[0..n), from memory or else from the store; NULL with *err
  * set when it does not exist or cannot be read. */
-static struct room *room_get(struct app *app, const char *id, size_t n, int *err)
+struct room *room_find(struct app *app, const char *id, size_t n, int *err)
 {
     struct room *r = map_get(&app->rooms, id, n);
     if (r)
@@ -457,6 +457,50 @@ static void pack_participants(const struct room *r, msgpack_packer *pk)
         pack_participant(r->parts[i], pk);
 }
 
+static void pack_settings(const struct room *r, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 7);
+    codec_pack_kv_str(pk, "id", r->id);
+    codec_pack_kv_str(pk, "name", r->name);
+    codec_pack_str(pk, "deck");
+    room_pack_deck(r, pk);
+    codec_pack_kv_bool(pk, "auto_reveal", r->auto_reveal);
+    codec_pack_kv_bool(pk, "reveal_on_timer", r->reveal_on_timer);
+    codec_pack_kv_u64(pk, "facilitator_grace", r->facilitator_grace);
+    codec_pack_kv_i64(pk, "created_at", r->created_at);
+}
+
+static void pack_items_and_rounds(const struct room *r, msgpack_packer *pk)
+{
+    codec_pack_str(pk, "items");
+    msgpack_pack_array(pk, r->backlog.n);
+    for (size_t i = 0; i < r->backlog.n; i++)
+        item_pack(r->backlog.v[i], pk);
+    codec_pack_str(pk, "rounds");
+    msgpack_pack_array(pk, r->nrounds);
+    for (size_t i = 0; i < r->nrounds; i++)
+        round_pack(r->rounds[i], pk);
+}
+
+void room_pack_export(const struct room *r, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 7);
+    codec_pack_kv_u64(pk, "format", 1);
+    codec_pack_kv_i64(pk, "exported_at", now_ms());
+    codec_pack_kv_u64(pk, "seq", r->seq);
+    codec_pack_str(pk, "room");
+    pack_settings(r, pk);
+    codec_pack_str(pk, "participants");
+    msgpack_pack_array(pk, r->nparts);
+    for (size_t i = 0; i < r->nparts; i++) {
+        msgpack_pack_map(pk, 3);
+        codec_pack_kv_str(pk, "pid", r->parts[i]->pid);
+        codec_pack_kv_str(pk, "name", r->parts[i]->name);
+        codec_pack_kv_str(pk, "role", role_name(r->parts[i]->role));
+    }
+    pack_items_and_rounds(r, pk);
+}
+
 static struct frame *snapshot_frame(const struct room *r)
 {
     struct codec_buf b;
@@ -467,31 +511,16 @@ static struct frame *snapshot_frame(const struct room *r)
     codec_pack_kv_str(&pk, "t", "snapshot");
     codec_pack_kv_u64(&pk, "seq", r->seq);
     codec_pack_str(&pk, "room");
-    msgpack_pack_map(&pk, 7);
-    codec_pack_kv_str(&pk, "id", r->id);
-    codec_pack_kv_str(&pk, "name", r->name);
-    codec_pack_str(&pk, "deck");
-    room_pack_deck(r, &pk);
-    codec_pack_kv_bool(&pk, "auto_reveal", r->auto_reveal);
-    codec_pack_kv_bool(&pk, "reveal_on_timer", r->reveal_on_timer);
-    codec_pack_kv_u64(&pk, "facilitator_grace", r->facilitator_grace);
-    codec_pack_kv_i64(&pk, "created_at", r->created_at);
+    pack_settings(r, &pk);
     codec_pack_str(&pk, "participants");
     pack_participants(r, &pk);
-    codec_pack_str(&pk, "items");
-    msgpack_pack_array(&pk, r->backlog.n);
-    for (size_t i = 0; i < r->backlog.n; i++)
-        item_pack(r->backlog.v[i], &pk);
+    pack_items_and_rounds(r, &pk);
     const struct round *cur = room_current_round(r);
     codec_pack_str(&pk, "round");
     if (cur)
         round_pack(cur, &pk);
     else
         msgpack_pack_nil(&pk);
-    codec_pack_str(&pk, "rounds");
-    msgpack_pack_array(&pk, r->nrounds);
-    for (size_t i = 0; i < r->nrounds; i++)
-        round_pack(r->rounds[i], &pk);
     codec_pack_kv_str(&pk, "focus", r->focus);
     codec_pack_str(&pk, "timer");
     if (r->timer_ends_at)
@@ -610,12 +639,12 @@ fail:
     return RF_EINTERNAL;
 }
 
-static int role_of_token(const struct room *r, const msgpack_object *tok)
+int room_token_role(const struct room *r, const char *token, size_t n)
 {
     int role = -1;
     /* Check all four, so the time taken does not tell which matched. */
     for (int i = 0; i < ROLE__COUNT; i++)
-        if (token_matches(tok->via.str.ptr, tok->via.str.size, r->token_hash[i]))
+        if (token_matches(token, n, r->token_hash[i]))
             role = i;
     return role;
 }
@@ -638,7 +667,7 @@ int room_handle_join(struct req *q)
         return req_fail(q, RF_EBAD_REQUEST, "Send pid and secret together to rejoin.");
     if (!pid && !tok)
         return req_fail(q, RF_EBAD_REQUEST, "Send a token, or pid and secret to rejoin.");
-    struct room *r = room_get(app, rid->via.str.ptr, rid->via.str.size, &err);
+    struct room *r = room_find(app, rid->via.str.ptr, rid->via.str.size, &err);
     if (!r) {
         if (err == RF_ENOT_FOUND)
             return req_fail(q, err, "There is no room with this id; check the invite link.");
@@ -656,7 +685,7 @@ int room_handle_join(struct req *q)
                             "a token instead.");
         snprintf(secret, sizeof secret, "%.*s", (int)sec->via.str.size, sec->via.str.ptr);
     } else {
-        int role = role_of_token(r, tok);
+        int role = room_token_role(r, tok->via.str.ptr, tok->via.str.size);
         if (role < 0)
             return req_fail(q, RF_EAUTH_FAILED,
                             "This token does not open the room; ask the facilitator for a "

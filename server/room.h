@@ -109,6 +109,15 @@ size_t room_online(const struct room *r, int role);
 /* Calls fn for every loaded room (the timer tick). */
 void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg);
 
+/* The room with id[0..n), from memory or else loaded from the store; NULL
+ * with *err set (RF_ENOT_FOUND, ...) otherwise. */
+struct room *room_find(struct app *app, const char *id, size_t n, int *err);
+/* The role a token opens in r, or -1. Compared in constant time. */
+int room_token_role(const struct room *r, const char *token, size_t n);
+/* Packs what an export holds: settings, participants (no secrets), items,
+ * rounds (as round_pack: no unrevealed card). */
+void room_pack_export(const struct room *r, msgpack_packer *pk);
+
 /* Handlers (dispatch.c calls them through the operation table). */
 int room_handle_create(struct req *r);
 int room_handle_join(struct req *r);
