@@ -57,6 +57,7 @@ static const struct field_spec F_JOIN[] = {
     {"token", FT_STR, 0, ID_MAX, 0, NULL, "a role token (not needed with pid + secret)"},
     {"name", FT_STR, FF_REQUIRED, NAME_MAX_, 0, NULL, "display name"},
     {"since", FT_UINT, 0, SEQ_MAX, 0, NULL, "last seq the client has"},
+    {"epoch", FT_STR, 0, ID_MAX, 0, NULL, "the room's epoch that `since` belongs to"},
     {"pid", FT_STR, 0, ID_MAX, 0, NULL, "participant id, to rejoin"},
     {"secret", FT_STR, 0, ID_MAX, 0, NULL, "participant secret, to rejoin"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
@@ -135,6 +136,10 @@ static const struct field_spec F_TIMER_START[] = {
     {"seconds", FT_UINT, FF_REQUIRED, 3600, 0, NULL, "1..3600"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
+static const struct field_spec F_TOKEN_ROTATE[] = {
+    {"role", FT_STR, FF_REQUIRED, 16, 0, ROLE_CHOICES, "whose invite token to replace"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
 static const struct field_spec F_NONE[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
@@ -172,6 +177,8 @@ static const struct op_spec OPS[OP__COUNT] = {
     {"timer.stop", OP_TIMER_STOP, R_FAC, OPF_CHANGES, F_NONE, "timer", "stop the countdown"},
     {"role.claim", OP_ROLE_CLAIM, R_OWN | R_MEM, OPF_CHANGES, F_NONE, "participant.updated",
      "become facilitator when none has been online for the grace period"},
+    {"token.rotate", OP_TOKEN_ROTATE, R_FAC, OPF_CHANGES, F_TOKEN_ROTATE, "token.rotated",
+     "replace a role's invite token (old links stop working)"},
 };
 
 const struct op_spec *ops_find(const char *s, size_t n)

@@ -49,6 +49,7 @@ enum op_id {
     OP_TIMER_START,
     OP_TIMER_STOP,
     OP_ROLE_CLAIM,
+    OP_TOKEN_ROTATE,
     OP__COUNT,
 };
 

@@ -22,6 +22,8 @@ struct app {
     struct store *store;
     struct outbox *outbox;
     struct map rooms;      /* room id -> struct room *, rooms loaded in memory */
+    struct map peers;      /* client address -> struct peer *, open WebSockets per address */
+    uint64_t room_count;   /* rooms in the database */
     struct conn *conns;    /* every open WebSocket connection */
     uint64_t join_serial;  /* stamps joins and outgoing broadcasts (see outbox.h) */
     uv_prepare_t turn_end; /* end of each loop turn: group commit, release output */

@@ -27,6 +27,17 @@ static const char USAGE[] =
     "  --durability MODE   normal: WAL, synchronous=NORMAL (survives a process crash);\n"
     "                      full: synchronous=FULL (survives power loss)\n"
     "                      (REFINE_DURABILITY, default normal)\n"
+    "  --rate N            messages per second one connection may send; more are answered\n"
+    "                      rate_limited, and a connection that keeps flooding is closed\n"
+    "                      (REFINE_RATE, default 50)\n"
+    "  --max-conns-per-ip N  WebSocket connections from one client address\n"
+    "                      (REFINE_MAX_CONNS_PER_IP, default 64)\n"
+    "  --max-participants N  participants of one room (REFINE_MAX_PARTICIPANTS, default 100)\n"
+    "  --max-rooms N       rooms the server holds (REFINE_MAX_ROOMS, default 100000)\n"
+    "  --max-db-size MB    largest database file; changes past it are refused with\n"
+    "                      internal (REFINE_MAX_DB_SIZE, default 0: no cap)\n"
+    "  --tls-cert FILE     serve https and wss with this PEM certificate (REFINE_TLS_CERT)\n"
+    "  --tls-key FILE      and this PEM private key (REFINE_TLS_KEY)\n"
     "  --allow-origin O    also accept WebSocket handshakes from browser origin O, e.g.\n"
     "                      https://refine.example.com; repeatable (REFINE_ALLOW_ORIGIN,\n"
     "                      comma-separated). The server's own origin is always allowed.\n"
@@ -88,6 +99,25 @@ static int set_option(struct config *c, const char *name, const char *val, FILE 
         if (strcmp(val, "normal") && strcmp(val, "full"))
             goto bad;
         c->durability = val;
+    } else if (strcmp(name, "rate") == 0) {
+        if (parse_size(val, 1, 100000, &c->rate))
+            goto bad;
+    } else if (strcmp(name, "max-conns-per-ip") == 0) {
+        if (parse_size(val, 1, 1000000, &c->max_conns_per_ip))
+            goto bad;
+    } else if (strcmp(name, "max-participants") == 0) {
+        if (parse_size(val, 1, 100000, &c->max_participants))
+            goto bad;
+    } else if (strcmp(name, "max-rooms") == 0) {
+        if (parse_size(val, 1, 100000000, &c->max_rooms))
+            goto bad;
+    } else if (strcmp(name, "max-db-size") == 0) {
+        if (parse_size(val, 0, 1u << 30, &c->max_db_mb))
+            goto bad;
+    } else if (strcmp(name, "tls-cert") == 0) {
+        c->tls_cert = val;
+    } else if (strcmp(name, "tls-key") == 0) {
+        c->tls_key = val;
     } else if (strcmp(name, "allow-origin") == 0) {
         return add_origins(c, val, err);
     } else {
@@ -112,6 +142,13 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
                 {"REFINE_REPLAY_EVENTS", "replay-events"},
                 {"REFINE_MAX_QUEUE", "max-queue"},
                 {"REFINE_DURABILITY", "durability"},
+                {"REFINE_RATE", "rate"},
+                {"REFINE_MAX_CONNS_PER_IP", "max-conns-per-ip"},
+                {"REFINE_MAX_PARTICIPANTS", "max-participants"},
+                {"REFINE_MAX_ROOMS", "max-rooms"},
+                {"REFINE_MAX_DB_SIZE", "max-db-size"},
+                {"REFINE_TLS_CERT", "tls-cert"},
+                {"REFINE_TLS_KEY", "tls-key"},
                 {"REFINE_ALLOW_ORIGIN", "allow-origin"}};
 
     memset(c, 0, sizeof *c);
@@ -123,6 +160,10 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
     c->replay_events = 512;
     c->max_queue = 1u << 20;
     c->durability = "normal";
+    c->rate = 50;
+    c->max_conns_per_ip = 64;
+    c->max_participants = 100;
+    c->max_rooms = 100000;
 
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);
@@ -170,6 +211,10 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
         }
         if (set_option(c, name, val, err))
             return -1;
+    }
+    if ((c->tls_cert != NULL) != (c->tls_key != NULL)) {
+        fprintf(err, "refine-server: --tls-cert and --tls-key go together (see --help)\n");
+        return -1;
     }
     return 0;
 }

@@ -17,6 +17,13 @@ struct config {
     size_t replay_events;                    /* --replay-events, REFINE_REPLAY_EVENTS (512) */
     size_t max_queue;                        /* --max-queue, REFINE_MAX_QUEUE (1 MiB) */
     const char *durability;                  /* --durability, REFINE_DURABILITY (normal|full) */
+    size_t rate;                             /* --rate: messages per second per connection (50) */
+    size_t max_conns_per_ip;                 /* --max-conns-per-ip (64) */
+    size_t max_participants;                 /* --max-participants: per room (100) */
+    size_t max_rooms;                        /* --max-rooms (100000) */
+    size_t max_db_mb;                        /* --max-db-size: MiB, 0 for no cap */
+    const char *tls_cert;                    /* --tls-cert */
+    const char *tls_key;                     /* --tls-key */
     const char *origins[CONFIG_MAX_ORIGINS]; /* --allow-origin (repeatable), REFINE_ALLOW_ORIGIN */
     size_t norigins;
     int print_protocol; /* --print-protocol */

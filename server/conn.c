@@ -5,6 +5,7 @@
 
 #include "app.h"
 #include "dispatch.h"
+#include "errors.h"
 #include "frame.h"
 #include "log.h"
 #include "room.h"
@@ -22,6 +23,8 @@ struct conn *conn_new(struct app *app, struct lws *wsi)
     c->app = app;
     c->wsi = wsi;
     c->refs = 1;
+    c->tokens = 2.0 * (double)app->cfg.rate;
+    c->tokens_at = app->loop ? uv_now(app->loop) : 0;
     c->all_next = app->conns;
     if (app->conns)
         app->conns->all_prev = c;
@@ -54,7 +57,30 @@ void conn_unref(struct conn *c)
         return;
     queue_clear(c);
     free(c->rx);
+    free(c->peer);
     free(c);
+}
+
+int conn_take_token(struct conn *c)
+{
+    double rate = (double)c->app->cfg.rate, burst = 2 * rate;
+    uint64_t now = uv_now(c->app->loop);
+    c->tokens += (double)(now - c->tokens_at) * rate / 1000.0;
+    if (c->tokens > burst)
+        c->tokens = burst;
+    c->tokens_at = now;
+    if (c->tokens >= 1.0) {
+        c->tokens -= 1.0;
+        c->throttled = 0;
+        return 0;
+    }
+    /* Still sending a second's worth after being told to slow down: a flood. */
+    if (++c->throttled > c->app->cfg.rate) {
+        log_info("closing a connection that keeps flooding (%u messages refused in a row)",
+                 c->throttled);
+        conn_close(c, CLOSE_POLICY);
+    }
+    return RF_ERATE_LIMITED;
 }
 
 void conn_send(struct conn *c, struct frame *f)
@@ -105,12 +131,17 @@ int conn_on_writeable(struct conn *c)
         return 0;
     if (!q) {
         if (c->close_code) {
-            static const char *const reasons[] = {"", "server shutting down", "message too big",
-                                                  "server error: rejoin", "too slow: rejoin"};
+            static const char *const reasons[] = {"",
+                                                  "server shutting down",
+                                                  "message too big",
+                                                  "server error: rejoin",
+                                                  "too slow: rejoin",
+                                                  "too many messages"};
             int r = c->close_code == CLOSE_GOING_AWAY ? 1
                     : c->close_code == CLOSE_TOO_BIG  ? 2
                     : c->close_code == CLOSE_INTERNAL ? 3
                     : c->close_code == CLOSE_SLOW     ? 4
+                    : c->close_code == CLOSE_POLICY   ? 5
                                                       : 0;
             /* lws 4.1.6 on libuv drops the socket without a close frame
              * when WRITEABLE returns -1 after lws_close_reason() (RECEIVE

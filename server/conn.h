@@ -23,6 +23,7 @@ struct frame;
 struct qnode;
 
 #define CLOSE_GOING_AWAY 1001
+#define CLOSE_POLICY     1008
 #define CLOSE_TOO_BIG    1009
 #define CLOSE_INTERNAL   1011
 #define CLOSE_SLOW       4001
@@ -42,6 +43,10 @@ struct conn {
     size_t rxlen, rxcap;
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
+    double tokens;      /* rate limit: token bucket of --rate per second */
+    uint64_t tokens_at; /* uv_now() of the last refill */
+    uint32_t throttled; /* messages refused in a row */
+    char *peer;         /* client address, counted against --max-conns-per-ip */
     /* A connection without a socket (wsi NULL) hands its frames to sink
      * instead: in-process clients such as the unit tests. */
     void (*sink)(struct conn *c, struct frame *f);
@@ -53,6 +58,11 @@ struct conn *conn_new(struct app *app, struct lws *wsi);
 struct conn *conn_ref(struct conn *c);
 /* Drops one reference; frees the conn (and its queue) on the last. NULL is a no-op. */
 void conn_unref(struct conn *c);
+
+/* Takes one message from the connection's token bucket: 0 when it may be
+ * handled, RF_ERATE_LIMITED when it must be refused (and the connection is
+ * being closed with 1008 when it keeps flooding). */
+int conn_take_token(struct conn *c);
 
 /* Queues f (borrowed: the queue takes its own reference) for sending. A
  * closed or closing connection drops it. */

@@ -17,17 +17,29 @@
 typedef int (*handler_fn)(struct req *r);
 
 /* The handler of each operation of protocol/ops.c's table. */
+/* clang-format off */
 static const handler_fn HANDLERS[] = {
-    [OP_ROOM_CREATE] = room_handle_create,     [OP_JOIN] = room_handle_join,
-    [OP_ROLE_SET] = room_handle_role_set,      [OP_ROOM_UPDATE] = room_handle_update,
-    [OP_ITEM_ADD] = backlog_handle_add,        [OP_ITEM_UPDATE] = backlog_handle_update,
-    [OP_ITEM_MOVE] = backlog_handle_move,      [OP_ITEM_REMOVE] = backlog_handle_remove,
-    [OP_ITEM_SPLIT] = backlog_handle_split,    [OP_FOCUS] = backlog_handle_focus,
-    [OP_ROUND_START] = round_handle_start,     [OP_VOTE] = round_handle_vote,
-    [OP_ROUND_REVEAL] = round_handle_reveal,   [OP_ROUND_ACCEPT] = round_handle_accept,
-    [OP_ROUND_CANCEL] = round_handle_cancel,   [OP_TIMER_START] = round_handle_timer_start,
-    [OP_TIMER_STOP] = round_handle_timer_stop, [OP_ROLE_CLAIM] = room_handle_claim,
+    [OP_ROOM_CREATE] = room_handle_create,
+    [OP_JOIN] = room_handle_join,
+    [OP_ROLE_SET] = room_handle_role_set,
+    [OP_ROOM_UPDATE] = room_handle_update,
+    [OP_ITEM_ADD] = backlog_handle_add,
+    [OP_ITEM_UPDATE] = backlog_handle_update,
+    [OP_ITEM_MOVE] = backlog_handle_move,
+    [OP_ITEM_REMOVE] = backlog_handle_remove,
+    [OP_ITEM_SPLIT] = backlog_handle_split,
+    [OP_FOCUS] = backlog_handle_focus,
+    [OP_ROUND_START] = round_handle_start,
+    [OP_VOTE] = round_handle_vote,
+    [OP_ROUND_REVEAL] = round_handle_reveal,
+    [OP_ROUND_ACCEPT] = round_handle_accept,
+    [OP_ROUND_CANCEL] = round_handle_cancel,
+    [OP_TIMER_START] = round_handle_timer_start,
+    [OP_TIMER_STOP] = round_handle_timer_stop,
+    [OP_ROLE_CLAIM] = room_handle_claim,
+    [OP_TOKEN_ROTATE] = room_handle_token_rotate,
 };
+/* clang-format on */
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,
                "every operation of the table has a handler");
 
@@ -103,7 +115,7 @@ void req_ok_end(struct req *r, struct codec_buf *b)
         conn_close(r->conn, CLOSE_INTERNAL);
         return;
     }
-    outbox_to_conn(r->app, r->conn, f);
+    outbox_ack(r->app, r->conn, f, r->id);
     frame_unref(f);
 }
 
@@ -123,6 +135,11 @@ void dispatch_message(struct conn *c, const void *data, size_t len, bool binary)
     r.app = c->app;
     r.conn = c;
     if (c->close_code || c->app->stopping)
+        return;
+    /* Every message takes a token, junk included; a refused one is still
+     * answered (with its id when it has one) until the flood closes it. */
+    int limited = conn_take_token(c);
+    if (c->close_code)
         return;
     if (!binary) {
         dispatch_error(c, false, 0, RF_EBAD_REQUEST,
@@ -155,6 +172,11 @@ void dispatch_message(struct conn *c, const void *data, size_t len, bool binary)
     }
     r.msg = &msg;
     r.has_id = codec_get_uint(&msg, "id", &r.id);
+    if (limited) {
+        rc = req_fail(&r, limited, "Too many messages: at most %zu a second; slow down.",
+                      c->app->cfg.rate);
+        goto reply;
+    }
     const msgpack_object *t = codec_get(&msg, "t");
     if (!t || t->type != MSGPACK_OBJECT_STR) {
         rc = req_fail(&r, RF_EBAD_REQUEST, "Field 't' (the operation) is required.");

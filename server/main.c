@@ -53,6 +53,11 @@ static void on_commit(void *arg)
     outbox_release(arg);
 }
 
+static void on_store_fail_batch(void *arg, uint64_t upto)
+{
+    outbox_fail(arg, upto);
+}
+
 static void on_store_fail(void *arg, const char *room)
 {
     room_evict(arg, room);
@@ -113,16 +118,19 @@ int main(int argc, char **argv)
         return 1;
     }
     app.loop = &loop;
-    struct store_hooks hooks = {&app, on_commit, on_store_fail};
+    struct store_hooks hooks = {&app, on_commit, on_store_fail_batch, on_store_fail};
     if (outbox_new(&app.outbox) ||
-        store_open(&app.store, app.cfg.db, strcmp(app.cfg.durability, "full") == 0, &loop,
-                   &hooks)) {
+        store_open(
+            &app.store, app.cfg.db,
+            &(struct store_options){strcmp(app.cfg.durability, "full") == 0, app.cfg.max_db_mb},
+            &loop, &hooks)) {
         log_error("cannot open the database %s", app.cfg.db);
         outbox_free(app.outbox);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
         return 1;
     }
+    app.room_count = store_room_count(app.store);
     if (net_start(&app)) {
         store_close(app.store);
         net_stop(&app);

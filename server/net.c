@@ -18,6 +18,49 @@ struct ws_session {
     struct conn *conn;
 };
 
+/* Open WebSocket connections from one client address. */
+struct peer {
+    char addr[64];
+    size_t count;
+};
+
+static void peer_address(struct lws *wsi, char addr[64])
+{
+    if (!lws_get_peer_simple(wsi, addr, 64))
+        snprintf(addr, 64, "unknown");
+}
+
+static size_t peer_count(struct app *app, const char *addr)
+{
+    struct peer *p = map_get(&app->peers, addr, strlen(addr));
+    return p ? p->count : 0;
+}
+
+/* Counts a new connection from addr; the conn remembers its address. */
+static void peer_add(struct app *app, struct conn *c, const char *addr)
+{
+    struct peer *p = map_get(&app->peers, addr, strlen(addr));
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        if (!p)
+            return;
+        snprintf(p->addr, sizeof p->addr, "%s", addr);
+        if (map_put(&app->peers, p->addr, p)) {
+            free(p);
+            return;
+        }
+    }
+    p->count++;
+    c->peer = strdup(addr);
+}
+
+static void peer_remove(struct app *app, struct conn *c)
+{
+    struct peer *p = c->peer ? map_get(&app->peers, c->peer, strlen(c->peer)) : NULL;
+    if (p && --p->count == 0)
+        free(map_del(&app->peers, p->addr));
+}
+
 struct http_session {
     int status;
     char *body; /* owned */
@@ -79,6 +122,15 @@ static int handshake_allowed(struct app *app, struct lws *wsi)
 /* Refuses an upgrade with HTTP 403 (and a reason) unless handshake_allowed. */
 static int confirm_upgrade(struct app *app, struct lws *wsi)
 {
+    char addr[64];
+    peer_address(wsi, addr);
+    if (!app->stopping && peer_count(app, addr) >= app->cfg.max_conns_per_ip) {
+        log_info("refused a WebSocket from %s: %zu connections already", addr,
+                 peer_count(app, addr));
+        lws_return_http_status(wsi, 429,
+                               "Too many connections from this address; close some first.");
+        return 1;
+    }
     if (!app->stopping && handshake_allowed(app, wsi))
         return 0;
     lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN,
@@ -98,16 +150,24 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return confirm_upgrade(app, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return app->stopping || !handshake_allowed(app, wsi);
-    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_ESTABLISHED: {
+        char addr[64];
         s->conn = conn_new(app, wsi);
-        return s->conn ? 0 : -1;
+        if (!s->conn)
+            return -1;
+        peer_address(wsi, addr);
+        peer_add(app, s->conn, addr);
+        return 0;
+    }
     case LWS_CALLBACK_RECEIVE:
         return s->conn ? conn_on_receive(s->conn, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return s->conn ? conn_on_writeable(s->conn) : -1;
     case LWS_CALLBACK_CLOSED:
-        if (s->conn)
+        if (s->conn) {
+            peer_remove(app, s->conn);
             conn_on_closed(s->conn);
+        }
         s->conn = NULL;
         return 0;
     default:
@@ -323,6 +383,8 @@ int net_start(struct app *app)
 
     memset(&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (app->cfg.tls_cert)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.foreign_loops = foreign_loops;
     info.user = app;
     info.port = CONTEXT_PORT_NO_LISTEN;
@@ -336,10 +398,19 @@ int net_start(struct app *app)
     info.protocols = PROTOCOLS;
     info.mounts = &health;
     info.vhost_name = "refine";
-    info.timeout_secs = 20;
+    info.timeout_secs = 20; /* HTTP and WebSocket handshakes */
+    /* A silent connection is pinged after 10 s and dropped after 25 s without
+     * any sign of life, so a vanished client's presence clears within 30 s. */
+    static const lws_retry_bo_t idle = {NULL, 0, 0, 10, 25, 0};
+    info.retry_and_idle_policy = &idle;
+    if (app->cfg.tls_cert) {
+        info.ssl_cert_filepath = app->cfg.tls_cert;
+        info.ssl_private_key_filepath = app->cfg.tls_key;
+    }
     app->vhost = lws_create_vhost(app->lws, &info);
     if (!app->vhost) {
-        log_error("cannot listen on port %d (is it in use?)", app->cfg.port);
+        log_error("cannot listen on port %d (is it in use?%s)", app->cfg.port,
+                  app->cfg.tls_cert ? " are the TLS certificate and key readable?" : "");
         return RF_EINTERNAL;
     }
     return 0;
@@ -351,8 +422,16 @@ void net_stop(struct app *app)
         lws_context_destroy(app->lws);
 }
 
+static void free_peer(void *value, void *arg)
+{
+    (void)arg;
+    free(value);
+}
+
 void net_destroy(struct app *app)
 {
+    map_each(&app->peers, free_peer, NULL);
+    map_free(&app->peers);
     if (app->lws)
         lws_context_destroy(app->lws);
     app->lws = NULL;

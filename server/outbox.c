@@ -1,5 +1,6 @@
 #include "outbox.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "app.h"
@@ -15,6 +16,8 @@ struct entry {
     struct frame *frame;
     struct conn *conn; /* one recipient, or the one excluded from a room entry */
     struct room *room; /* NULL for a one-connection entry */
+    uint64_t req_id;
+    bool ack; /* the ok of request req_id */
 };
 
 struct outbox {
@@ -57,6 +60,26 @@ static void deliver(struct app *app, struct entry *e)
     (void)app;
 }
 
+/* err internal for a change that could not be committed. */
+static void send_error(struct conn *c, uint64_t req_id)
+{
+    struct codec_buf b;
+    msgpack_packer pk;
+    codec_buf_init(&b, FRAME_HEAD);
+    codec_packer_init(&pk, &b);
+    msgpack_pack_map(&pk, 4);
+    codec_pack_kv_str(&pk, "t", "err");
+    codec_pack_kv_u64(&pk, "id", req_id);
+    codec_pack_kv_str(&pk, "code", "internal");
+    codec_pack_kv_str(&pk, "msg",
+                      "The change could not be saved (the server's storage failed); nothing "
+                      "was changed. Rejoin with since and try again.");
+    struct frame *f = frame_from_buf(&b);
+    if (f)
+        conn_send(c, f);
+    frame_unref(f);
+}
+
 static void push(struct app *app, struct entry e)
 {
     struct outbox *ob = app->outbox;
@@ -86,15 +109,39 @@ static void push(struct app *app, struct entry e)
 
 void outbox_to_conn(struct app *app, struct conn *c, struct frame *f)
 {
-    struct entry e = {store_added(app->store), 0, frame_ref(f), conn_ref(c), NULL};
+    struct entry e = {store_added(app->store), 0, frame_ref(f), conn_ref(c), NULL, 0, false};
+    push(app, e);
+}
+
+void outbox_ack(struct app *app, struct conn *c, struct frame *f, uint64_t req_id)
+{
+    struct entry e = {store_added(app->store), 0, frame_ref(f), conn_ref(c), NULL, req_id, true};
     push(app, e);
 }
 
 void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct conn *except)
 {
-    struct entry e = {store_added(app->store), ++app->join_serial, frame_ref(f),
-                      except ? conn_ref(except) : NULL, room_ref(r)};
+    struct entry e = {store_added(app->store),
+                      ++app->join_serial,
+                      frame_ref(f),
+                      except ? conn_ref(except) : NULL,
+                      room_ref(r),
+                      0,
+                      false};
     push(app, e);
+}
+
+void outbox_fail(struct app *app, uint64_t upto)
+{
+    struct outbox *ob = app->outbox;
+    while (ob->count && ob->v[ob->head].need <= upto) {
+        struct entry e = ob->v[ob->head];
+        ob->head = (ob->head + 1) % ob->cap;
+        ob->count--;
+        if (e.ack)
+            send_error(e.conn, e.req_id);
+        entry_drop(&e);
+    }
 }
 
 void outbox_release(struct app *app)

@@ -12,6 +12,17 @@
 #include "outbox.h"
 #include "store.h"
 
+/* The epoch clients see: the room's own, plus the number of restores the
+ * database has been through (store.h), so a restore changes every room's. */
+static void set_epoch(struct app *app, struct room *r)
+{
+    uint64_t restores = store_restores(app->store);
+    if (restores)
+        snprintf(r->epoch, sizeof r->epoch, "%s.%llu", r->epoch_base, (unsigned long long)restores);
+    else
+        snprintf(r->epoch, sizeof r->epoch, "%s", r->epoch_base);
+}
+
 /* ---- lifetime ---------------------------------------------------------- */
 
 static struct room *room_alloc(struct app *app)
@@ -181,7 +192,8 @@ int room_save_meta(struct app *app, struct room *r)
     msgpack_packer pk;
     codec_buf_init(&b, 0);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 10);
+    msgpack_pack_map(&pk, 11);
+    codec_pack_kv_str(&pk, "epoch", r->epoch_base);
     codec_pack_kv_bool(&pk, "reveal_on_timer", r->reveal_on_timer);
     codec_pack_kv_u64(&pk, "facilitator_grace", r->facilitator_grace);
     codec_pack_kv_i64(&pk, "timer_ends_at", r->timer_ends_at);
@@ -322,6 +334,11 @@ static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void
     r->created_at = created_at;
     r->seq = seq;
     r->name = codec_strdup(codec_get(&o, "name"));
+    const msgpack_object *epoch = codec_get(&o, "epoch");
+    if (epoch && epoch->type == MSGPACK_OBJECT_STR && epoch->via.str.size <= TOKEN_LEN)
+        memcpy(r->epoch_base, epoch->via.str.ptr, epoch->via.str.size);
+    else
+        strcpy(r->epoch_base, "0");
     const msgpack_object *focus = codec_get(&o, "focus");
     if (focus && focus->type == MSGPACK_OBJECT_STR && !(r->focus = codec_strdup(focus)))
         goto out;
@@ -427,6 +444,7 @@ struct room *room_find(struct app *app, const char *id, size_t n, int *err)
     int rc = store_load_room(app->store, r->id, app->cfg.replay_events, &reader);
     if (rc == 0 && r->ring_count > r->seq)
         rc = RF_EINTERNAL;
+    set_epoch(app, r);
     if (rc == 0 && (rc = map_put(&app->rooms, r->id, r)) == 0) {
         log_info("room %s loaded: %zu items, %zu participants, seq %llu", r->id, r->backlog.n,
                  r->nparts, (unsigned long long)r->seq);
@@ -459,8 +477,9 @@ static void pack_participants(const struct room *r, msgpack_packer *pk)
 
 static void pack_settings(const struct room *r, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 8);
     codec_pack_kv_str(pk, "id", r->id);
+    codec_pack_kv_str(pk, "epoch", r->epoch);
     codec_pack_kv_str(pk, "name", r->name);
     codec_pack_str(pk, "deck");
     room_pack_deck(r, pk);
@@ -603,11 +622,17 @@ int room_handle_create(struct req *q)
 {
     struct app *app = q->app;
     char tokens[ROLE__COUNT][TOKEN_LEN + 1];
+    if (app->room_count >= app->cfg.max_rooms)
+        return req_fail(q, RF_ETOO_LARGE,
+                        "The server holds %zu rooms, its limit; ask its operator for more.",
+                        app->cfg.max_rooms);
     struct room *r = room_alloc(app);
     if (!r)
         return RF_ENOMEM;
-    if (token_new(r->id))
+    if (token_new(r->id) || token_new(r->epoch_base))
         goto fail;
+    r->epoch_base[8] = '\0'; /* 48 random bits tell epochs apart */
+    set_epoch(app, r);
     for (int i = 0; i < ROLE__COUNT; i++) {
         if (token_new(tokens[i]))
             goto fail;
@@ -622,6 +647,7 @@ int room_handle_create(struct req *q)
         map_del(&app->rooms, r->id);
         goto fail;
     }
+    app->room_count++;
     log_info("room %s created", r->id);
 
     struct codec_buf b;
@@ -690,6 +716,10 @@ int room_handle_join(struct req *q)
             return req_fail(q, RF_EAUTH_FAILED,
                             "This token does not open the room; ask the facilitator for a "
                             "new invite link.");
+        if (r->nparts >= app->cfg.max_participants)
+            return req_fail(q, RF_EROOM_FULL,
+                            "The room has %zu participants, its limit; ask the facilitator.",
+                            r->nparts);
         if (!(p = add_participant(r)))
             return RF_ENOMEM;
         if (token_new(p->pid) || token_new(secret)) {
@@ -725,16 +755,31 @@ int room_handle_join(struct req *q)
     c->join_serial = ++app->join_serial;
     p->online++;
 
-    int replay = has_since && since <= r->seq && r->seq - since <= r->ring_count;
+    /* Replay when the client's history is this room's (same epoch) and the
+     * events after it are still held; otherwise a snapshot, and why. */
+    const msgpack_object *epoch = codec_get(q->msg, "epoch");
+    const char *reason = NULL;
+    if (has_since) {
+        if (epoch && !codec_str_eq(epoch, r->epoch))
+            reason = "epoch";
+        else if (since > r->seq)
+            reason = "ahead";
+        else if (r->seq - since > r->ring_count)
+            reason = "too_old";
+    }
+    int replay = has_since && !reason;
     struct codec_buf b;
     msgpack_packer pk;
-    req_ok_begin(q, &b, &pk, replay ? 7 : 6);
+    req_ok_begin(q, &b, &pk, replay ? 8 : reason ? 8 : 7);
     codec_pack_kv_str(&pk, "pid", p->pid);
     codec_pack_kv_str(&pk, "secret", secret);
     codec_pack_kv_str(&pk, "role", role_name(p->role));
     codec_pack_kv_str(&pk, "name", p->name);
     codec_pack_kv_u64(&pk, "seq", r->seq);
     codec_pack_kv_str(&pk, "mode", replay ? "replay" : "snapshot");
+    codec_pack_kv_str(&pk, "epoch", r->epoch);
+    if (reason)
+        codec_pack_kv_str(&pk, "reason", reason);
     if (replay) {
         codec_pack_str(&pk, "participants");
         pack_participants(r, &pk);
@@ -877,5 +922,37 @@ int room_handle_update(struct req *q)
     room_event_reply(q, &ev);
     if (ar)
         round_on_presence(q->app, r); /* turning auto-reveal on may reveal now */
+    return 0;
+}
+
+int room_handle_token_rotate(struct req *q)
+{
+    struct room *r = q->room;
+    const msgpack_object *role = codec_get(q->msg, "role");
+    int which = role_parse(role->via.str.ptr, role->via.str.size);
+    char token[TOKEN_LEN + 1];
+    uint8_t old[TOKEN_HASH];
+    if (token_new(token))
+        return RF_EINTERNAL;
+    memcpy(old, r->token_hash[which], TOKEN_HASH);
+    token_hash(token, TOKEN_LEN, r->token_hash[which]);
+    if (room_save_meta(q->app, r)) {
+        memcpy(r->token_hash[which], old, TOKEN_HASH);
+        return RF_ENOMEM;
+    }
+    log_info("room %s: the %s token was rotated", r->id, role_name(which));
+    /* Everyone learns that it changed; only the facilitator's reply holds it. */
+    struct event ev;
+    room_event_begin(&ev, r, "token.rotated", q->who, 1);
+    codec_pack_kv_str(&ev.pk, "role", role_name(which));
+    uint64_t seq = room_event_commit(q->app, &ev);
+    if (seq) {
+        struct codec_buf b;
+        msgpack_packer pk;
+        req_ok_begin(q, &b, &pk, 2);
+        codec_pack_kv_u64(&pk, "seq", seq);
+        codec_pack_kv_str(&pk, "token", token);
+        req_ok_end(q, &b);
+    }
     return 0;
 }

@@ -34,6 +34,9 @@ struct participant {
 
 struct room {
     char id[TOKEN_LEN + 1];
+    char epoch_base[TOKEN_LEN + 1]; /* random, from the room's creation */
+    char epoch[TOKEN_LEN + 24];     /* epoch_base, plus the number of restores if any: it
+                                       changes when the room's history may have been lost */
     char *name;
     char *deck_name; /* built-in deck, or NULL for the custom cards */
     char **cards;
@@ -124,5 +127,6 @@ int room_handle_join(struct req *r);
 int room_handle_role_set(struct req *r);
 int room_handle_update(struct req *r);
 int room_handle_claim(struct req *r);
+int room_handle_token_rotate(struct req *r);
 
 #endif

@@ -127,11 +127,15 @@ void stats_pack(msgpack_packer *pk, const char *const *deck, size_t ndeck,
      * for a deck without numbers, the card at the middle step. */
     const char *suggested = NULL;
     if (nnum) {
-        double best = INFINITY;
+        double best = INFINITY, best_x = 0;
         for (size_t d = 0; d < ndeck; d++) {
             double x;
-            if (stats_card_number(deck[d], &x) && fabs(x - median) <= best) {
-                best = fabs(x - median);
+            if (!stats_card_number(deck[d], &x))
+                continue;
+            double dist = fabs(x - median);
+            if (dist < best || (dist == best && x > best_x)) {
+                best = dist;
+                best_x = x;
                 suggested = deck[d];
             }
         }

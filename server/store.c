@@ -2,8 +2,10 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "log.h"
@@ -47,6 +49,7 @@ struct store {
     struct batch *done;     /* under mu: the writer finished this one */
     int quit;               /* under mu */
     uint64_t added, durable;
+    uint64_t restores, rooms;
     uv_async_t async;
     struct store_hooks hooks;
 };
@@ -67,6 +70,8 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE rounds(room TEXT NOT NULL, id TEXT NOT NULL, seqno INTEGER NOT NULL,"
     " data BLOB NOT NULL, PRIMARY KEY(room, id)) WITHOUT ROWID;"
     "CREATE INDEX rounds_order ON rounds(room, seqno);",
+    /* 3: start-up generations, to detect a restore from a backup */
+    "CREATE TABLE server_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 static const char *const WRITE_SQL[REC__COUNT] = {
@@ -288,6 +293,8 @@ void store_flush(struct store *s)
 static void finish(struct store *s, struct batch *b, int notify)
 {
     s->inflight = NULL;
+    if (!b->ok && notify && s->hooks.on_fail_batch)
+        s->hooks.on_fail_batch(s->hooks.arg, s->durable + b->n);
     if (!b->ok) {
         for (size_t i = 0; i < b->n; i++) {
             const char *room = b->v[i].room;
@@ -334,7 +341,7 @@ static int open_db(const char *path, sqlite3 **db)
                   *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
         return RF_EINTERNAL;
     }
-    sqlite3_busy_timeout(*db, 5000);
+    sqlite3_busy_timeout(*db, 2000); /* writer thread: another process may hold a lock */
     return 0;
 }
 
@@ -352,8 +359,86 @@ static void free_store(uv_handle_t *h)
     free(h->data);
 }
 
-int store_open(struct store **out, const char *path, bool full_sync, uv_loop_t *loop,
-               const struct store_hooks *hooks)
+static int64_t query_int(sqlite3 *db, const char *sql, int64_t dflt)
+{
+    sqlite3_stmt *st;
+    int64_t v = dflt;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return dflt;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Writes v to path atomically: a temporary file, fsync, rename. */
+static int write_generation_file(const char *path, int64_t v)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%lld\n", (long long)v) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Start-up: compares the database's generation with its side file's (see
+ * store.h), counts a restore when the database is behind, and moves both on. */
+static int check_generation(struct store *s, const char *path)
+{
+    char file[4096];
+    if (snprintf(file, sizeof file, "%s.generation", path) >= (int)sizeof file)
+        return RF_EINTERNAL;
+    int64_t in_db = query_int(s->wdb, "SELECT value FROM server_state WHERE key = 'generation'", 0);
+    int64_t restores =
+        query_int(s->wdb, "SELECT value FROM server_state WHERE key = 'restores'", 0);
+    long long in_file = 0;
+    FILE *f = fopen(file, "r");
+    if (f) {
+        if (fscanf(f, "%lld", &in_file) != 1)
+            in_file = 0;
+        fclose(f);
+    }
+    if (in_file > in_db) {
+        restores++;
+        log_warn("the database is older than %s: it was restored from a backup; every room "
+                 "gets a new epoch, so clients reload their state",
+                 file);
+    }
+    int64_t next = (in_file > in_db ? in_file : in_db) + 1;
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO server_state(key, value) VALUES('generation', %lld), ('restores', %lld)"
+             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+             (long long)next, (long long)restores);
+    if (exec(s->wdb, sql))
+        return RF_EINTERNAL;
+    if (write_generation_file(file, next))
+        log_warn("cannot write %s: a later restore from a backup would go unnoticed", file);
+    s->restores = (uint64_t)restores;
+    s->rooms = (uint64_t)query_int(s->wdb, "SELECT count(*) FROM rooms", 0);
+    return 0;
+}
+
+uint64_t store_restores(const struct store *s)
+{
+    return s->restores;
+}
+
+uint64_t store_room_count(const struct store *s)
+{
+    return s->rooms;
+}
+
+int store_open(struct store **out, const char *path, const struct store_options *opts,
+               uv_loop_t *loop, const struct store_hooks *hooks)
 {
     struct store *s = calloc(1, sizeof *s);
     if (!s)
@@ -365,13 +450,24 @@ int store_open(struct store **out, const char *path, bool full_sync, uv_loop_t *
     if (open_db(path, &s->wdb))
         goto fail;
     if (exec(s->wdb, "PRAGMA journal_mode = WAL") ||
-        exec(s->wdb, full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") ||
-        exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb))
+        exec(s->wdb,
+             opts->full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") ||
+        exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb) || check_generation(s, path))
         goto fail;
+    if (opts->max_mb) {
+        char sql[96];
+        int64_t page = query_int(s->wdb, "PRAGMA page_size", 4096);
+        snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+                 (long long)((int64_t)opts->max_mb * 1048576 / page));
+        if (exec(s->wdb, sql))
+            goto fail;
+    }
     for (int i = 0; i < REC__COUNT; i++)
         if (prepare(s->wdb, WRITE_SQL[i], &s->w[i]))
             goto fail;
-    if (open_db(path, &s->rdb) || exec(s->rdb, "PRAGMA wal_autocheckpoint = 0") ||
+    /* The reader works on the loop thread: it must never wait long for a lock. */
+    if (open_db(path, &s->rdb) || sqlite3_busy_timeout(s->rdb, 100) ||
+        exec(s->rdb, "PRAGMA wal_autocheckpoint = 0") ||
         prepare(s->rdb, "SELECT created_at, meta FROM rooms WHERE id = ?1", &s->r_room) ||
         prepare(s->rdb, "SELECT coalesce(max(seq), 0) FROM events WHERE room = ?1", &s->r_seq) ||
         prepare(s->rdb, "SELECT pid, data FROM participants WHERE room = ?1", &s->r_parts) ||

@@ -10,9 +10,9 @@
  * the on_commit callback runs on the loop thread. No fsync or checkpoint ever
  * runs on the loop thread.
  *
- * If a transaction fails, nothing of it is in the database: on_fail is
- * called with each room id the batch touched before store_durable() moves
- * past it, and the records of those rooms still waiting in the next batch
+ * If a transaction fails, nothing of it is in the database: on_fail_batch,
+ * then on_fail with each room id the batch touched, are called before
+ * store_durable() moves past it, and the records of those rooms still waiting in the next batch
  * are discarded. The owner must drop those rooms' in-memory state.
  *
  * Schema (versioned with PRAGMA user_version, migrated at open):
@@ -34,14 +34,33 @@ struct store;
 struct store_hooks {
     void *arg;
     void (*on_commit)(void *arg);
+    /* A transaction failed: the records up to number `upto` (store_added
+     * numbering) are resolved, none of them in the database. Called once,
+     * before on_fail for each room it touched. */
+    void (*on_fail_batch)(void *arg, uint64_t upto);
     void (*on_fail)(void *arg, const char *room);
 };
 
+struct store_options {
+    bool full_sync; /* synchronous=FULL: survive power loss */
+    size_t max_mb;  /* cap on the database size in MiB (0: none) */
+};
+
 /* Opens (creating and migrating) the database at path and starts the writer
- * thread. full_sync selects synchronous=FULL. Returns 0 or a negative code
- * with a message logged. */
-int store_open(struct store **out, const char *path, bool full_sync, uv_loop_t *loop,
-               const struct store_hooks *hooks);
+ * thread. Returns 0 or a negative code with a message logged.
+ *
+ * Restores: every start-up writes a generation number both into the
+ * database and into the file "<path>.generation". A database whose
+ * generation is behind that file's was restored from a backup, so its rooms'
+ * histories may have been rewound: store_restores() then counts one more
+ * restore, which changes every room's epoch (room.h). */
+int store_open(struct store **out, const char *path, const struct store_options *opts,
+               uv_loop_t *loop, const struct store_hooks *hooks);
+
+/* How many restores from a backup this database has been through. */
+uint64_t store_restores(const struct store *s);
+/* Rooms in the database (read at start-up). */
+uint64_t store_room_count(const struct store *s);
 /* Writes everything pending, stops the writer and closes the database.
  * Blocks; call only at shutdown. NULL is a no-op. */
 void store_close(struct store *s);

@@ -48,11 +48,12 @@ static void start(void)
     char *argv[] = {"test", "--replay-events", "16", NULL};
     config_parse(&app.cfg, 3, argv, stdout, stderr);
     app.cfg.log_level = 0;
+    app.cfg.rate = 1000000; /* the test sends hundreds of requests in one go */
     uv_loop_init(&loop);
     app.loop = &loop;
-    struct store_hooks hooks = {&app, on_commit, on_fail};
+    struct store_hooks hooks = {&app, on_commit, NULL, on_fail};
     outbox_new(&app.outbox);
-    CHECK(store_open(&app.store, dbpath, false, &loop, &hooks) == 0);
+    CHECK(store_open(&app.store, dbpath, &(struct store_options){false, 0}, &loop, &hooks) == 0);
 }
 
 static void stop(void)

@@ -112,8 +112,11 @@ class Server:
 
     # -- lifecycle ---------------------------------------------------------
     def command(self):
+        # Functional tests pipeline hundreds of requests: the per-connection rate limit is
+        # lifted unless a test sets its own (the hardening tests do).
+        limits = [] if "--rate" in self.extra_args else ["--rate", "100000"]
         return [self.binary, "--port", str(self.port), "--db", self.db, "--web", self.web,
-                "--log-level", "warn"] + self.extra_args
+                "--log-level", "warn"] + limits + self.extra_args
 
     def start(self, timeout=10.0):
         if not os.path.exists(self.binary):
