@@ -12,6 +12,7 @@
 
 import asyncio
 import collections
+import json
 import math
 import os
 import re
@@ -21,8 +22,8 @@ import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AsyncTestCase, ROLES, ROOT, Server, create_room, is_event,  # noqa: E402
-                     join)
+from harness import (AsyncTestCase, ROLES, ROOT, Server, create_room, http_get,  # noqa: E402
+                     is_event, join)
 
 DOC = os.path.join(ROOT, "protocol", "PROTOCOL.md")
 
@@ -262,7 +263,7 @@ class PokerBase(AsyncTestCase):
 
     async def fresh_snapshot(self, room, tokens, server=None, label="fresh"):
         c = await self.connect(server or self.server, label)
-        ok = await join(c, room, tokens["observer"], "Fresh observer", expect_mode="snapshot")
+        await join(c, room, tokens["observer"], "Fresh observer", expect_mode="snapshot")
         snap = c.snapshot
         await c.close()
         return snap
@@ -374,6 +375,20 @@ class SecrecyTests(PokerBase):
         self.assertIsNone(F2.snapshot["round"]["stats"])
         self.assertEqual(sorted(F2.snapshot["round"]["voted"]), voted_now)
 
+        # the HTTP export (facilitator's and owner's tokens) holds no card either
+        for role in ("facilitator", "owner"):
+            hdr = {"Authorization": "Bearer " + tokens[role]}
+            status, _, body = http_get(self.server.port, "/api/rooms/%s/export?format=json"
+                                       % room, headers=hdr)
+            self.assertEqual(status, 200, body[:300])
+            exported = json.loads(body)
+            self.assertEqual(secrecy_leaks(exported, "export"), [])
+            self.assertEqual([r["id"] for r in exported["rounds"]], [rid])
+            self.assertIsNone(exported["rounds"][0]["votes"])
+            status, _, body = http_get(self.server.port, "/api/rooms/%s/export?format=csv"
+                                       % room, headers=hdr)
+            self.assertEqual(status, 200, body[:300])
+
         # the reveal
         rev = await self.reveal(F, rid)
         expected_votes = {F.pid: "8", O.pid: "13", M1.pid: "3", M3.pid: "?"}
@@ -403,6 +418,11 @@ class SecrecyTests(PokerBase):
                         self.assertIsNone(rd["votes"])
                         self.assertIsNone(rd["stats"])
         self.assertGreater(checked, 60)
+
+        status, _, body = http_get(self.server.port, "/api/rooms/%s/export" % room,
+                                   headers={"Authorization": "Bearer " + tokens["owner"]})
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["rounds"][0]["votes"], expected_votes)
 
         # after the reveal, a snapshot shows the votes
         snap = await self.fresh_snapshot(room, tokens)
@@ -897,6 +917,21 @@ class FlowTests(PokerBase):
         self.assertEqual(ev["votes"], {F.pid: "5", M1.pid: "5", M2.pid: "5"})
         self.assertIs(ev["stats"]["consensus"], True)
 
+        # a participant open in two tabs is one voter: closing one tab is not leaving
+        rid3, _ = await self.start_round(F, item)
+        M2b = await self.connect(self.server, "M2-tab2")
+        await join(M2b, room, None, "Mia", pid=M2.pid, secret=M2.secret)
+        await self.vote(F, rid3, "8")
+        await self.vote(M1, rid3, "8")
+        await M2.close()
+        await asyncio.sleep(0.3)
+        self.assertEqual([m for m in W.inbox if m.get("t") == "round.revealed"], [],
+                         "M2 is still online in its second tab and has not voted")
+        await self.vote(M2b, rid3, "13")
+        ev = await W.next_message("round.revealed", timeout=5)
+        self.assertEqual((ev["round"], ev["by"]), (rid3, None))
+        self.assertEqual(ev["votes"], {F.pid: "8", M1.pid: "8", M2.pid: "13"})
+
     async def test_revote_history(self):
         room, tokens, c = await self.team([
             ("F", "facilitator", "Fay"), ("O", "owner", "Olga"), ("M", "member", "Max")])
@@ -1062,6 +1097,7 @@ class FlowTests(PokerBase):
         t0 = now_ms()
         await F.expect_ok("timer.start", seconds=1)
         tev = await W.next_message("timer")
+        self.assertIsInstance(tev["ends_at"], int)
         exp = await W.next_message("timer", timeout=max(0.1, (t0 + 2000 - now_ms()) / 1000))
         self.assertIs(exp.get("expired"), True)
         rev = await W.next_message("round.revealed", timeout=2)
