@@ -29,6 +29,7 @@ struct app {
     uv_prepare_t turn_end; /* end of each loop turn: group commit, release output */
     uv_signal_t sigint, sigterm;
     uv_timer_t tick; /* room timers, every 100 ms */
+    uint64_t ticks;
     uv_timer_t shutdown_timer;
     int stopping;
     uint64_t stop_deadline; /* uv_now() by which shutdown stops waiting */

@@ -44,8 +44,11 @@ static void tick_room(struct room *r, void *arg)
 static void on_tick(uv_timer_t *h)
 {
     struct tick t = {h->data, now_ms()};
-    if (!t.app->stopping)
-        room_each(t.app, tick_room, &t);
+    if (t.app->stopping)
+        return;
+    room_each(t.app, tick_room, &t);
+    if (++t.app->ticks % 10 == 0) /* once a second */
+        room_sweep(t.app, t.now);
 }
 
 static void on_commit(void *arg)

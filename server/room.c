@@ -34,11 +34,8 @@ static struct room *room_alloc(struct app *app)
     r->facilitator_grace = 120;
     r->next_round = 1;
     r->no_facilitator_since = now_ms();
+    r->idle_since = now_ms();
     r->ring_cap = app->cfg.replay_events;
-    if (r->ring_cap && !(r->ring = calloc(r->ring_cap, sizeof *r->ring))) {
-        free(r);
-        return NULL;
-    }
     return r;
 }
 
@@ -61,7 +58,7 @@ static void room_free(struct room *r)
     }
     free(r->parts);
     for (size_t i = 0; i < r->ring_count; i++)
-        frame_unref(r->ring[(r->ring_head + i) % r->ring_cap]);
+        frame_unref(r->ring[(r->ring_head + i) % r->ring_alloc]);
     free(r->ring);
     for (size_t i = 0; i < r->nrounds; i++)
         round_free(r->rounds[i]);
@@ -214,6 +211,7 @@ int room_save_meta(struct app *app, struct room *r)
     char *data = codec_buf_take(&b, &len);
     int rc = data ? store_put_room(app->store, r->id, r->created_at, data, len) : RF_ENOMEM;
     free(data);
+    r->records_upto = store_added(app->store);
     return rc;
 }
 
@@ -233,6 +231,7 @@ static int save_participant(struct app *app, struct room *r, const struct partic
     char *data = codec_buf_take(&b, &len);
     int rc = data ? store_put_participant(app->store, r->id, p->pid, data, len) : RF_ENOMEM;
     free(data);
+    r->records_upto = store_added(app->store);
     return rc;
 }
 
@@ -262,16 +261,34 @@ static struct participant *add_participant(struct room *r)
 
 /* ---- the replay ring and events --------------------------------------- */
 
+/* Keeps f (taken) as the newest event; the ring grows up to ring_cap, then
+ * drops the oldest. */
 static void ring_push(struct room *r, struct frame *f)
 {
-    if (!r->ring_cap)
+    if (r->ring_count == r->ring_alloc && r->ring_alloc < r->ring_cap) {
+        size_t n = r->ring_alloc ? r->ring_alloc * 2 : 8;
+        if (n > r->ring_cap)
+            n = r->ring_cap;
+        struct frame **v = malloc(n * sizeof *v);
+        if (v) {
+            for (size_t i = 0; i < r->ring_count; i++)
+                v[i] = r->ring[(r->ring_head + i) % r->ring_alloc];
+            free(r->ring);
+            r->ring = v;
+            r->ring_alloc = n;
+            r->ring_head = 0;
+        }
+    }
+    if (!r->ring_alloc) {
+        frame_unref(f);
         return;
-    if (r->ring_count == r->ring_cap) {
+    }
+    if (r->ring_count == r->ring_alloc) {
         frame_unref(r->ring[r->ring_head]);
         r->ring[r->ring_head] = f;
-        r->ring_head = (r->ring_head + 1) % r->ring_cap;
+        r->ring_head = (r->ring_head + 1) % r->ring_alloc;
     } else {
-        r->ring[(r->ring_head + r->ring_count) % r->ring_cap] = f;
+        r->ring[(r->ring_head + r->ring_count) % r->ring_alloc] = f;
         r->ring_count++;
     }
 }
@@ -305,6 +322,7 @@ uint64_t room_event_commit(struct app *app, struct event *ev)
         room_evict(app, r->id);
         return 0;
     }
+    r->records_upto = store_added(app->store);
     ring_push(r, frame_ref(f));
     outbox_to_room(app, r, f, NULL);
     frame_unref(f);
@@ -586,6 +604,8 @@ void room_leave(struct conn *c)
     c->room_prev = c->room_next = NULL;
     c->room = NULL;
     c->part = NULL;
+    if (!r->conns)
+        r->idle_since = now_ms();
     if (--p->online == 0 && !r->dead && !c->app->stopping) {
         notice(c->app, r, NULL, "participant.left", p);
         presence_changed(c->app, r);
@@ -602,6 +622,44 @@ void room_evict(struct app *app, const char *id)
     for (struct conn *c = r->conns; c; c = c->room_next)
         conn_close(c, CLOSE_INTERNAL);
     room_unref(r);
+}
+
+struct sweep {
+    struct app *app;
+    int64_t now;
+    struct room **idle;
+    size_t n, cap;
+};
+
+static void find_idle(struct room *r, void *arg)
+{
+    struct sweep *sw = arg;
+    if (r->conns || !r->idle_since || sw->now - r->idle_since < ROOM_UNLOAD_MS ||
+        r->timer_ends_at || r->records_upto > store_durable(sw->app->store))
+        return;
+    if (sw->n == sw->cap) {
+        size_t cap = sw->cap ? sw->cap * 2 : 16;
+        struct room **v = realloc(sw->idle, cap * sizeof *v);
+        if (!v)
+            return;
+        sw->idle = v;
+        sw->cap = cap;
+    }
+    sw->idle[sw->n++] = r;
+}
+
+void room_sweep(struct app *app, int64_t now)
+{
+    struct sweep sw = {app, now, NULL, 0, 0};
+    room_each(app, find_idle, &sw);
+    for (size_t i = 0; i < sw.n; i++) {
+        struct room *r = sw.idle[i];
+        log_debug("room %s unloaded after %lld s without connections", r->id,
+                  (long long)((now - r->idle_since) / 1000));
+        map_del(&app->rooms, r->id);
+        room_unref(r);
+    }
+    free(sw.idle);
 }
 
 static void unref_room(void *value, void *arg)
@@ -748,6 +806,7 @@ int room_handle_join(struct req *q)
 
     c->room = room_ref(r);
     c->part = p;
+    r->idle_since = 0;
     c->room_next = r->conns;
     if (r->conns)
         r->conns->room_prev = c;
@@ -788,7 +847,7 @@ int room_handle_join(struct req *q)
     if (replay) {
         for (uint64_t s = since + 1; s <= r->seq; s++) {
             size_t back = (size_t)(r->seq - s); /* 0 for the newest */
-            size_t idx = (r->ring_head + r->ring_count - 1 - back) % r->ring_cap;
+            size_t idx = (r->ring_head + r->ring_count - 1 - back) % r->ring_alloc;
             outbox_to_conn(app, c, r->ring[idx]);
         }
     } else {

@@ -58,7 +58,11 @@ struct room {
     struct backlog backlog;
     char *focus;
     struct frame **ring; /* the last ring_count events, oldest at ring_head */
-    size_t ring_cap, ring_count, ring_head;
+    size_t ring_cap;     /* most events kept (--replay-events) */
+    size_t ring_alloc;   /* slots allocated: grows up to ring_cap as events come */
+    size_t ring_count, ring_head;
+    uint64_t records_upto; /* store_added() after the room's last change */
+    int64_t idle_since;    /* when its last connection left (0: in use) */
     struct conn *conns;
     uint32_t refs;
     bool dead; /* dropped from memory after a storage failure */
@@ -100,6 +104,11 @@ void room_pack_deck(const struct room *r, msgpack_packer *pk);
 void room_leave(struct conn *c);
 /* Drops room id from memory after a storage failure, closing its connections. */
 void room_evict(struct app *app, const char *id);
+/* Unloads rooms nobody has been connected to for ROOM_UNLOAD_MS, once all
+ * their changes are committed and no timer runs: they load again from the
+ * store on the next join. */
+#define ROOM_UNLOAD_MS 30000
+void room_sweep(struct app *app, int64_t now);
 /* Frees every room (shutdown). */
 void room_free_all(struct app *app);
 

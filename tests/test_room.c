@@ -325,6 +325,15 @@ int main(void)
     client_free(dev);
     client_free(fac);
 
+    /* Nobody connected, everything committed: the sweep unloads the room
+     * after ROOM_UNLOAD_MS, not before. */
+    pump();
+    CHECK(map_get(&app.rooms, room_id, strlen(room_id)) == r);
+    room_sweep(&app, now_ms());
+    CHECK(map_get(&app.rooms, room_id, strlen(room_id)) == r);
+    room_sweep(&app, now_ms() + ROOM_UNLOAD_MS + 1);
+    CHECK(map_get(&app.rooms, room_id, strlen(room_id)) == NULL);
+
     /* Restart: the room comes back from its state tables. */
     stop();
     start();
