@@ -98,9 +98,9 @@ static int start(struct target *t)
     /* The per-connection and per-address limits are for people, not for a
      * load tool: raise them (--spawn-args can still override). */
     argv[argc++] = "--rate";
-    argv[argc++] = "1000000";
+    argv[argc++] = "100000";
     argv[argc++] = "--max-conns-per-ip";
-    argv[argc++] = "1000000";
+    argv[argc++] = "100000";
     argv[argc++] = "--max-participants";
     argv[argc++] = "100000";
     for (char *save = NULL, *tok = strtok_r(args, " ", &save); tok && argc < 62;

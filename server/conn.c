@@ -10,11 +10,6 @@
 #include "log.h"
 #include "room.h"
 
-struct qnode {
-    struct qnode *next;
-    struct frame *frame;
-};
-
 struct conn *conn_new(struct app *app, struct lws *wsi)
 {
     struct conn *c = calloc(1, sizeof *c);
@@ -40,15 +35,28 @@ struct conn *conn_ref(struct conn *c)
 
 static void queue_clear(struct conn *c)
 {
-    struct qnode *q = c->qhead;
-    while (q) {
-        struct qnode *next = q->next;
-        frame_unref(q->frame);
-        free(q);
-        q = next;
-    }
-    c->qhead = c->qtail = NULL;
+    for (uint32_t i = 0; i < c->qlen; i++)
+        frame_unref(c->q[(c->qhead + i) % c->qcap]);
+    c->qhead = c->qlen = 0;
     c->qbytes = 0;
+}
+
+/* Room for one more frame in the ring (no allocation while it has room). */
+static int queue_reserve(struct conn *c)
+{
+    if (c->qlen < c->qcap)
+        return 0;
+    uint32_t cap = c->qcap ? c->qcap * 2 : 8;
+    struct frame **q = malloc(cap * sizeof *q);
+    if (!q)
+        return -1;
+    for (uint32_t i = 0; i < c->qlen; i++)
+        q[i] = c->q[(c->qhead + i) % c->qcap];
+    free(c->q);
+    c->q = q;
+    c->qcap = cap;
+    c->qhead = 0;
+    return 0;
 }
 
 void conn_unref(struct conn *c)
@@ -56,6 +64,7 @@ void conn_unref(struct conn *c)
     if (!c || --c->refs > 0)
         return;
     queue_clear(c);
+    free(c->q);
     free(c->rx);
     free(c->peer);
     free(c);
@@ -71,13 +80,16 @@ int conn_take_token(struct conn *c)
     c->tokens_at = now;
     if (c->tokens >= 1.0) {
         c->tokens -= 1.0;
-        c->throttled = 0;
         return 0;
     }
-    /* Still sending a second's worth after being told to slow down: a flood. */
-    if (++c->throttled > c->app->cfg.rate) {
-        log_info("closing a connection that keeps flooding (%u messages refused in a row)",
-                 c->throttled);
+    /* More than a second's worth refused within a second: a flood. */
+    if (now - c->refused_at > 1000) {
+        c->refused_at = now;
+        c->refused = 0;
+    }
+    if (++c->refused > c->app->cfg.rate) {
+        log_info("closing a connection that keeps flooding (%u messages refused within a second)",
+                 c->refused);
         conn_close(c, CLOSE_POLICY);
     }
     return RF_ERATE_LIMITED;
@@ -98,18 +110,11 @@ void conn_send(struct conn *c, struct frame *f)
         conn_close(c, CLOSE_SLOW);
         return;
     }
-    struct qnode *q = malloc(sizeof *q);
-    if (!q) {
+    if (queue_reserve(c)) {
         conn_close(c, CLOSE_INTERNAL);
         return;
     }
-    q->next = NULL;
-    q->frame = frame_ref(f);
-    if (c->qtail)
-        c->qtail->next = q;
-    else
-        c->qhead = q;
-    c->qtail = q;
+    c->q[(c->qhead + c->qlen++) % c->qcap] = frame_ref(f);
     c->qbytes += f->len;
     lws_callback_on_writable(c->wsi);
 }
@@ -126,10 +131,9 @@ void conn_close(struct conn *c, int code)
 
 int conn_on_writeable(struct conn *c)
 {
-    struct qnode *q = c->qhead;
     if (c->close_sent)
         return 0;
-    if (!q) {
+    if (!c->qlen) {
         if (c->close_code) {
             static const char *const reasons[] = {"",
                                                   "server shutting down",
@@ -163,17 +167,15 @@ int conn_on_writeable(struct conn *c)
         }
         return 0;
     }
-    struct frame *f = q->frame;
+    struct frame *f = c->q[c->qhead];
     int n = lws_write(c->wsi, f->data, f->len, LWS_WRITE_BINARY);
-    c->qhead = q->next;
-    if (!c->qhead)
-        c->qtail = NULL;
+    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qlen--;
     c->qbytes -= f->len;
     frame_unref(f);
-    free(q);
     if (n < 0)
         return -1;
-    if (c->qhead || c->close_code)
+    if (c->qlen || c->close_code)
         lws_callback_on_writable(c->wsi);
     return 0;
 }

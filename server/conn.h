@@ -20,7 +20,6 @@ struct app;
 struct room;
 struct participant;
 struct frame;
-struct qnode;
 
 #define CLOSE_GOING_AWAY 1001
 #define CLOSE_POLICY     1008
@@ -37,16 +36,18 @@ struct conn {
     struct room *room; /* joined room, or NULL */
     struct participant *part;
     uint64_t join_serial; /* app->join_serial when it joined */
-    struct qnode *qhead, *qtail;
+    struct frame **q;     /* outgoing frames: a ring of qcap slots, qlen from qhead */
+    uint32_t qcap, qhead, qlen;
     size_t qbytes;
     unsigned char *rx; /* reassembly of a fragmented message */
     size_t rxlen, rxcap;
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
-    double tokens;      /* rate limit: token bucket of --rate per second */
-    uint64_t tokens_at; /* uv_now() of the last refill */
-    uint32_t throttled; /* messages refused in a row */
-    char *peer;         /* client address, counted against --max-conns-per-ip */
+    double tokens;       /* rate limit: token bucket of --rate per second */
+    uint64_t tokens_at;  /* uv_now() of the last refill */
+    uint32_t refused;    /* messages refused since refused_at */
+    uint64_t refused_at; /* uv_now() when that count started */
+    char *peer;          /* client address, counted against --max-conns-per-ip */
     /* A connection without a socket (wsi NULL) hands its frames to sink
      * instead: in-process clients such as the unit tests. */
     void (*sink)(struct conn *c, struct frame *f);

@@ -115,7 +115,7 @@ void req_ok_end(struct req *r, struct codec_buf *b)
         conn_close(r->conn, CLOSE_INTERNAL);
         return;
     }
-    outbox_ack(r->app, r->conn, f, r->id);
+    outbox_ack(r->app, r->conn, f, r->id, r->room ? r->room : r->conn->room);
     frame_unref(f);
 }
 

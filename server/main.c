@@ -56,14 +56,13 @@ static void on_commit(void *arg)
     outbox_release(arg);
 }
 
-static void on_store_fail_batch(void *arg, uint64_t upto)
+/* A transaction failed: answer what waited for it, then drop the rooms it
+ * touched from memory (they reload from what is committed). */
+static void on_store_fail(void *arg, uint64_t upto, const char *const *rooms, size_t n)
 {
-    outbox_fail(arg, upto);
-}
-
-static void on_store_fail(void *arg, const char *room)
-{
-    room_evict(arg, room);
+    outbox_fail(arg, upto, rooms, n);
+    for (size_t i = 0; i < n; i++)
+        room_evict(arg, rooms[i]);
 }
 
 static void finish_shutdown(struct app *app)
@@ -121,7 +120,7 @@ int main(int argc, char **argv)
         return 1;
     }
     app.loop = &loop;
-    struct store_hooks hooks = {&app, on_commit, on_store_fail_batch, on_store_fail};
+    struct store_hooks hooks = {&app, on_commit, on_store_fail};
     if (outbox_new(&app.outbox) ||
         store_open(
             &app.store, app.cfg.db,

@@ -2,6 +2,7 @@
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "app.h"
 #include "conn.h"
@@ -17,7 +18,8 @@ struct entry {
     struct conn *conn; /* one recipient, or the one excluded from a room entry */
     struct room *room; /* NULL for a one-connection entry */
     uint64_t req_id;
-    bool ack; /* the ok of request req_id */
+    bool ack;         /* the ok of request req_id */
+    struct room *dep; /* the room an ack's change is about (NULL: any) */
 };
 
 struct outbox {
@@ -36,6 +38,7 @@ static void entry_drop(struct entry *e)
     frame_unref(e->frame);
     conn_unref(e->conn);
     room_unref(e->room);
+    room_unref(e->dep);
 }
 
 void outbox_free(struct outbox *ob)
@@ -109,13 +112,14 @@ static void push(struct app *app, struct entry e)
 
 void outbox_to_conn(struct app *app, struct conn *c, struct frame *f)
 {
-    struct entry e = {store_added(app->store), 0, frame_ref(f), conn_ref(c), NULL, 0, false};
+    struct entry e = {store_added(app->store), 0, frame_ref(f), conn_ref(c), NULL, 0, false, NULL};
     push(app, e);
 }
 
-void outbox_ack(struct app *app, struct conn *c, struct frame *f, uint64_t req_id)
+void outbox_ack(struct app *app, struct conn *c, struct frame *f, uint64_t req_id, struct room *dep)
 {
-    struct entry e = {store_added(app->store), 0, frame_ref(f), conn_ref(c), NULL, req_id, true};
+    struct entry e = {store_added(app->store),   0, frame_ref(f), conn_ref(c), NULL, req_id, true,
+                      dep ? room_ref(dep) : NULL};
     push(app, e);
 }
 
@@ -127,19 +131,36 @@ void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct con
                       except ? conn_ref(except) : NULL,
                       room_ref(r),
                       0,
-                      false};
+                      false,
+                      NULL};
     push(app, e);
 }
 
-void outbox_fail(struct app *app, uint64_t upto)
+static bool in_rooms(const struct room *r, const char *const *rooms, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++)
+        if (strcmp(r->id, rooms[i]) == 0)
+            return true;
+    return false;
+}
+
+void outbox_fail(struct app *app, uint64_t upto, const char *const *rooms, size_t n)
 {
     struct outbox *ob = app->outbox;
     while (ob->count && ob->v[ob->head].need <= upto) {
         struct entry e = ob->v[ob->head];
         ob->head = (ob->head + 1) % ob->cap;
         ob->count--;
-        if (e.ack)
+        /* An entry about a failed room never leaves: an ack becomes an
+         * error, the rest (events, a snapshot built from what failed) is
+         * dropped. Anything else was not part of the failure. */
+        bool failed =
+            e.ack ? !e.dep || in_rooms(e.dep, rooms, n)
+                  : in_rooms(e.room, rooms, n) || (e.conn && in_rooms(e.conn->room, rooms, n));
+        if (failed && e.ack)
             send_error(e.conn, e.req_id);
+        else if (!failed)
+            deliver(app, &e);
         entry_drop(&e);
     }
 }

@@ -13,6 +13,7 @@
 #ifndef REFINE_OUTBOX_H
 #define REFINE_OUTBOX_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct app;
@@ -26,16 +27,19 @@ void outbox_free(struct outbox *ob);
 
 /* Queues f (borrowed) for one connection. */
 void outbox_to_conn(struct app *app, struct conn *c, struct frame *f);
-/* Queues the `ok` f (borrowed) of request req_id: if the change it reports
- * fails to commit, the connection gets `err internal` for req_id instead. */
-void outbox_ack(struct app *app, struct conn *c, struct frame *f, uint64_t req_id);
+/* Queues the `ok` f (borrowed) of request req_id, which changed room dep
+ * (may be NULL: any room): if that room's changes fail to commit, the
+ * connection gets `err internal` for req_id instead. */
+void outbox_ack(struct app *app, struct conn *c, struct frame *f, uint64_t req_id,
+                struct room *dep);
 /* Queues f (borrowed) for every connection of room that joined before now,
  * except `except` (may be NULL). */
 void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct conn *except);
 
-/* A transaction failed: every entry waiting for records up to `upto` is
- * resolved now: acks become `err internal`, the rest is dropped. */
-void outbox_fail(struct app *app, uint64_t upto);
+/* A transaction touching rooms[0..n) failed: every entry waiting for
+ * records up to `upto` is resolved now. Those about a failed room are not
+ * sent (acks become `err internal`); the others are delivered. */
+void outbox_fail(struct app *app, uint64_t upto, const char *const *rooms, size_t n);
 
 /* Delivers every entry whose records are durable. Called at the end of each
  * loop turn and whenever the store reports a commit. */

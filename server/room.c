@@ -706,6 +706,7 @@ int room_handle_create(struct req *q)
         goto fail;
     }
     app->room_count++;
+    q->room = r; /* what the ok depends on */
     log_info("room %s created", r->id);
 
     struct codec_buf b;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "errors.h"
@@ -50,6 +51,11 @@ struct store {
     int quit;               /* under mu */
     uint64_t added, durable;
     uint64_t restores, rooms;
+    int64_t events;             /* writer thread: committed events (server_state) */
+    int64_t high_water_written; /* writer thread: the count in the side file */
+    time_t high_water_at;
+    char high_water_path[4200];
+    sqlite3_stmt *w_events; /* adds a batch's events to server_state */
     uv_async_t async;
     struct store_hooks hooks;
 };
@@ -70,7 +76,7 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE rounds(room TEXT NOT NULL, id TEXT NOT NULL, seqno INTEGER NOT NULL,"
     " data BLOB NOT NULL, PRIMARY KEY(room, id)) WITHOUT ROWID;"
     "CREATE INDEX rounds_order ON rounds(room, seqno);",
-    /* 3: start-up generations, to detect a restore from a backup */
+    /* 3: counters (committed events, restores), to detect a restore from a backup */
     "CREATE TABLE server_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
@@ -200,16 +206,61 @@ static int write_rec(struct store *s, const struct rec *r)
     return 0;
 }
 
+/* Writes v to path atomically: a temporary file, fsync, rename. */
+static int write_counter_file(const char *path, int64_t v)
+{
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%lld\n", (long long)v) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writer thread: records the committed event count beside the database, at
+ * most once a second (and at close). */
+static void write_high_water(struct store *s, int force)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!force && now.tv_sec == s->high_water_at)
+        return;
+    s->high_water_at = now.tv_sec;
+    if (s->high_water_written != s->events && write_counter_file(s->high_water_path, s->events))
+        log_warn("cannot write %s: a restore from a backup may go unnoticed", s->high_water_path);
+    else
+        s->high_water_written = s->events;
+}
+
 /* Writer thread: one transaction per batch. */
 static int write_batch(struct store *s, struct batch *b)
 {
+    int64_t events = 0;
     if (exec(s->wdb, "BEGIN IMMEDIATE"))
         return 0;
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         if (write_rec(s, &b->v[i]))
             goto fail;
+        events += b->v[i].kind == REC_EVENT;
+    }
+    if (events) {
+        sqlite3_bind_int64(s->w_events, 1, events);
+        int rc = sqlite3_step(s->w_events);
+        sqlite3_reset(s->w_events);
+        if (rc != SQLITE_DONE)
+            goto fail;
+    }
     if (exec(s->wdb, "COMMIT"))
         goto fail;
+    s->events += events;
+    write_high_water(s, 0);
     return 1;
 fail:
     exec(s->wdb, "ROLLBACK");
@@ -230,6 +281,10 @@ static void close_reader(struct store *s)
 
 static void close_writer(struct store *s)
 {
+    if (s->wdb && s->high_water_path[0])
+        write_high_water(s, 1);
+    sqlite3_finalize(s->w_events);
+    s->w_events = NULL;
     for (int i = 0; i < REC__COUNT; i++) {
         sqlite3_finalize(s->w[i]);
         s->w[i] = NULL;
@@ -293,25 +348,28 @@ void store_flush(struct store *s)
 static void finish(struct store *s, struct batch *b, int notify)
 {
     s->inflight = NULL;
-    if (!b->ok && notify && s->hooks.on_fail_batch)
-        s->hooks.on_fail_batch(s->hooks.arg, s->durable + b->n);
     if (!b->ok) {
-        for (size_t i = 0; i < b->n; i++) {
+        const char **rooms = malloc((b->n ? b->n : 1) * sizeof *rooms);
+        size_t nrooms = 0;
+        for (size_t i = 0; i < b->n && rooms; i++) {
             const char *room = b->v[i].room;
-            int seen = 0;
-            for (size_t k = 0; k < i && !seen; k++)
-                seen = strcmp(b->v[k].room, room) == 0;
-            if (seen)
+            size_t k = 0;
+            while (k < nrooms && strcmp(rooms[k], room) != 0)
+                k++;
+            if (k < nrooms)
                 continue;
-            log_error("a transaction failed: nothing of it was committed; dropping room %s "
-                      "from memory",
+            rooms[nrooms++] = room;
+            log_error("a transaction failed: nothing of it was committed; room %s reloads from "
+                      "the database",
                       room);
-            for (size_t k = 0; k < s->accum->n; k++)
-                if (s->accum->v[k].kind != REC_SKIP && strcmp(s->accum->v[k].room, room) == 0)
-                    s->accum->v[k].kind = REC_SKIP;
-            if (notify && s->hooks.on_fail)
-                s->hooks.on_fail(s->hooks.arg, room);
+            /* What the next batch holds for that room builds on what failed. */
+            for (size_t j = 0; j < s->accum->n; j++)
+                if (s->accum->v[j].kind != REC_SKIP && strcmp(s->accum->v[j].room, room) == 0)
+                    s->accum->v[j].kind = REC_SKIP;
         }
+        if (notify && s->hooks.on_fail && rooms)
+            s->hooks.on_fail(s->hooks.arg, s->durable + b->n, rooms, nrooms);
+        free(rooms);
     }
     s->durable += b->n;
     batch_free(b);
@@ -371,57 +429,42 @@ static int64_t query_int(sqlite3 *db, const char *sql, int64_t dflt)
     return v;
 }
 
-/* Writes v to path atomically: a temporary file, fsync, rename. */
-static int write_generation_file(const char *path, int64_t v)
+/* Start-up: a database holding fewer committed events than the count last
+ * written beside it was restored from a backup (store.h). */
+static int check_restore(struct store *s, const char *path)
 {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return -1;
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    int ok = fprintf(f, "%lld\n", (long long)v) > 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-/* Start-up: compares the database's generation with its side file's (see
- * store.h), counts a restore when the database is behind, and moves both on. */
-static int check_generation(struct store *s, const char *path)
-{
-    char file[4096];
-    if (snprintf(file, sizeof file, "%s.generation", path) >= (int)sizeof file)
+    if (snprintf(s->high_water_path, sizeof s->high_water_path, "%s.high-water", path) >=
+        (int)sizeof s->high_water_path)
         return RF_EINTERNAL;
-    int64_t in_db = query_int(s->wdb, "SELECT value FROM server_state WHERE key = 'generation'", 0);
+    int64_t events = query_int(s->wdb, "SELECT value FROM server_state WHERE key = 'events'", -1);
+    if (events < 0)
+        events = query_int(s->wdb, "SELECT count(*) FROM events", 0);
     int64_t restores =
         query_int(s->wdb, "SELECT value FROM server_state WHERE key = 'restores'", 0);
-    long long in_file = 0;
-    FILE *f = fopen(file, "r");
+    long long seen = 0;
+    FILE *f = fopen(s->high_water_path, "r");
     if (f) {
-        if (fscanf(f, "%lld", &in_file) != 1)
-            in_file = 0;
+        if (fscanf(f, "%lld", &seen) != 1)
+            seen = 0;
         fclose(f);
     }
-    if (in_file > in_db) {
+    if (seen > events) {
         restores++;
-        log_warn("the database is older than %s: it was restored from a backup; every room "
-                 "gets a new epoch, so clients reload their state",
-                 file);
+        log_warn("the database holds %lld committed events but %lld were committed before: it "
+                 "was restored from a backup (or lost its last changes); every room gets a new "
+                 "epoch, so clients reload their state",
+                 (long long)events, seen);
     }
-    int64_t next = (in_file > in_db ? in_file : in_db) + 1;
     char sql[256];
     snprintf(sql, sizeof sql,
-             "INSERT INTO server_state(key, value) VALUES('generation', %lld), ('restores', %lld)"
+             "INSERT INTO server_state(key, value) VALUES('events', %lld), ('restores', %lld)"
              " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-             (long long)next, (long long)restores);
+             (long long)events, (long long)restores);
     if (exec(s->wdb, sql))
         return RF_EINTERNAL;
-    if (write_generation_file(file, next))
-        log_warn("cannot write %s: a later restore from a backup would go unnoticed", file);
+    s->events = events;
+    s->high_water_written = -1;
+    write_high_water(s, 1);
     s->restores = (uint64_t)restores;
     s->rooms = (uint64_t)query_int(s->wdb, "SELECT count(*) FROM rooms", 0);
     return 0;
@@ -452,7 +495,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
     if (exec(s->wdb, "PRAGMA journal_mode = WAL") ||
         exec(s->wdb,
              opts->full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") ||
-        exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb) || check_generation(s, path))
+        exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb) || check_restore(s, path))
         goto fail;
     if (opts->max_mb) {
         char sql[96];
@@ -465,6 +508,9 @@ int store_open(struct store **out, const char *path, const struct store_options 
     for (int i = 0; i < REC__COUNT; i++)
         if (prepare(s->wdb, WRITE_SQL[i], &s->w[i]))
             goto fail;
+    if (prepare(s->wdb, "UPDATE server_state SET value = value + ?1 WHERE key = 'events'",
+                &s->w_events))
+        goto fail;
     /* The reader works on the loop thread: it must never wait long for a lock. */
     if (open_db(path, &s->rdb) || sqlite3_busy_timeout(s->rdb, 100) ||
         exec(s->rdb, "PRAGMA wal_autocheckpoint = 0") ||

@@ -10,9 +10,9 @@
  * the on_commit callback runs on the loop thread. No fsync or checkpoint ever
  * runs on the loop thread.
  *
- * If a transaction fails, nothing of it is in the database: on_fail_batch,
- * then on_fail with each room id the batch touched, are called before
- * store_durable() moves past it, and the records of those rooms still waiting in the next batch
+ * If a transaction fails, nothing of it is in the database: on_fail is
+ * called with the room ids the batch touched before store_durable() moves
+ * past it, and the records of those rooms still waiting in the next batch
  * are discarded. The owner must drop those rooms' in-memory state.
  *
  * Schema (versioned with PRAGMA user_version, migrated at open):
@@ -35,10 +35,9 @@ struct store_hooks {
     void *arg;
     void (*on_commit)(void *arg);
     /* A transaction failed: the records up to number `upto` (store_added
-     * numbering) are resolved, none of them in the database. Called once,
-     * before on_fail for each room it touched. */
-    void (*on_fail_batch)(void *arg, uint64_t upto);
-    void (*on_fail)(void *arg, const char *room);
+     * numbering) are resolved, none of them in the database; rooms[0..n)
+     * are the rooms it touched (borrowed for the call). */
+    void (*on_fail)(void *arg, uint64_t upto, const char *const *rooms, size_t n);
 };
 
 struct store_options {
@@ -49,11 +48,12 @@ struct store_options {
 /* Opens (creating and migrating) the database at path and starts the writer
  * thread. Returns 0 or a negative code with a message logged.
  *
- * Restores: every start-up writes a generation number both into the
- * database and into the file "<path>.generation". A database whose
- * generation is behind that file's was restored from a backup, so its rooms'
- * histories may have been rewound: store_restores() then counts one more
- * restore, which changes every room's epoch (room.h). */
+ * Restores: the database counts its committed events, and the writer copies
+ * that count into the file "<path>.high-water" (at most once a second, and
+ * at close). A database that starts with fewer events than the file says
+ * were committed was restored from a backup (or lost its last changes), so
+ * rooms' histories may have been rewound: store_restores() then counts one
+ * more restore, which changes every room's epoch (room.h). */
 int store_open(struct store **out, const char *path, const struct store_options *opts,
                uv_loop_t *loop, const struct store_hooks *hooks);
 

@@ -38,9 +38,11 @@ static void on_commit(void *arg)
     outbox_release(arg);
 }
 
-static void on_fail(void *arg, const char *room)
+static void on_fail(void *arg, uint64_t upto, const char *const *rooms, size_t n)
 {
-    room_evict(arg, room);
+    outbox_fail(arg, upto, rooms, n);
+    for (size_t i = 0; i < n; i++)
+        room_evict(arg, rooms[i]);
 }
 
 static void start(void)
@@ -51,7 +53,7 @@ static void start(void)
     app.cfg.rate = 1000000; /* the test sends hundreds of requests in one go */
     uv_loop_init(&loop);
     app.loop = &loop;
-    struct store_hooks hooks = {&app, on_commit, NULL, on_fail};
+    struct store_hooks hooks = {&app, on_commit, on_fail};
     outbox_new(&app.outbox);
     CHECK(store_open(&app.store, dbpath, &(struct store_options){false, 0}, &loop, &hooks) == 0);
 }

@@ -100,6 +100,7 @@ static uint8_t u8(struct rd *r)
 
 static struct app app;
 static uv_loop_t loop;
+static bool trace; /* FUZZ_ROOM_TRACE=1: print every message, for reading a reproducer */
 static char dbpath[96];
 static unsigned long inputs;
 
@@ -108,14 +109,13 @@ static void on_commit(void *arg)
     outbox_release(arg);
 }
 
-static void on_fail_batch(void *arg, uint64_t upto)
+/* As server/main.c: answer what waited for a failed transaction, then drop
+ * the rooms it touched. */
+static void on_fail(void *arg, uint64_t upto, const char *const *rooms, size_t n)
 {
-    outbox_fail(arg, upto);
-}
-
-static void on_fail(void *arg, const char *room)
-{
-    room_evict(arg, room);
+    outbox_fail(arg, upto, rooms, n);
+    for (size_t i = 0; i < n; i++)
+        room_evict(arg, rooms[i]);
 }
 
 static void unlink_db(void)
@@ -130,7 +130,7 @@ static void unlink_db(void)
 
 static void open_store(void)
 {
-    struct store_hooks hooks = {&app, on_commit, on_fail_batch, on_fail};
+    struct store_hooks hooks = {&app, on_commit, on_fail};
     unlink_db();
     if (store_open(&app.store, dbpath, &(struct store_options){false, 0}, &loop, &hooks)) {
         fprintf(stderr, "fuzz_room: cannot open the store at %s\n", dbpath);
@@ -162,6 +162,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     app.cfg.rate = 1000000000;   /* no rate limit */
     app.cfg.max_rooms = SIZE_MAX; /* a room per input */
     log_set_level(LOG_ERROR);
+    trace = getenv("FUZZ_ROOM_TRACE") && *getenv("FUZZ_ROOM_TRACE") == '1';
     if (!dispatch_table_complete())
         VIOLATION("an op of the table has no handler");
     snprintf(dbpath, sizeof dbpath, "/tmp/refine-fuzz-room-%d.db", (int)getpid());
@@ -221,6 +222,7 @@ struct client {
     char epoch[80];
     /* credentials of the participant this slot plays */
     char pid[65], secret[65];
+    char name[128];
     struct pending *req;
 };
 
@@ -262,11 +264,15 @@ static void connect_slot(int s)
     cl[s].want_snapshot = false;
 }
 
+static void process(void);
+
+/* The slot's socket closes (between steps: no request is waiting). */
 static void disconnect_slot(int s)
 {
     struct conn *c = cl[s].c;
     if (!c)
         return;
+    process(); /* what it received, while it was still joined */
     c->sink = NULL; /* whatever is still held for it goes nowhere */
     conn_on_closed(c);
     cl[s].c = NULL;
@@ -292,6 +298,27 @@ static bool is_nil(const msgpack_object *o)
     return !o || o->type == MSGPACK_OBJECT_NIL;
 }
 
+static void trace_msg(int s, const char *dir, const void *data, size_t len, bool binary)
+{
+    if (!trace)
+        return;
+    msgpack_zone z;
+    msgpack_object o;
+    const char *why;
+    msgpack_zone_init(&z, 4096);
+    fprintf(stderr, "%s %d %s ", s == MON ? "monitor" : "slot", s == MON ? 0 : s, dir);
+    if (binary && codec_decode(data, len, &z, &o, &why) == 0) {
+        struct codec_buf b;
+        codec_buf_init(&b, 0);
+        codec_to_json(&b, &o);
+        fprintf(stderr, "%.*s\n", (int)b.len, b.data);
+        codec_buf_free(&b);
+    } else {
+        fprintf(stderr, "(%s, %zu bytes)\n", binary ? "not a valid map" : "text", len);
+    }
+    msgpack_zone_destroy(&z);
+}
+
 /* ---- registries: reveals and votes ------------------------------------- */
 
 struct reveal {
@@ -299,8 +326,8 @@ struct reveal {
     uint64_t seq;     /* of round.revealed, 0 while unknown */
     bool anonymous;   /* from round.started */
     bool started;     /* round.started seen */
-    char pids[NCLIENTS * 4][TOKEN_LEN + 1];
-    char cards[NCLIENTS * 4][DECK_CARD_MAX + 1];
+    char pids[80][TOKEN_LEN + 1];
+    char cards[80][DECK_CARD_MAX + 1];
     size_t nvotes; /* votes acknowledged with ok, main room */
 };
 
@@ -545,6 +572,7 @@ static void on_join_ok(int s, struct pending *p, const msgpack_object *m)
     copy_str(k->epoch, sizeof k->epoch, codec_get(m, "epoch"));
     copy_str(k->pid, sizeof k->pid, codec_get(m, "pid"));
     copy_str(k->secret, sizeof k->secret, codec_get(m, "secret"));
+    copy_str(k->name, sizeof k->name, codec_get(m, "name"));
 
     /* Joined with a token (not pid + secret): a new participant of the
      * token's role, and never with a rotated-away token. */
@@ -670,6 +698,7 @@ static void process(void)
             msgpack_zone z;
             msgpack_object m;
             msgpack_zone_init(&z, 4096);
+            memset(&m, 0, sizeof m);
             codec_decode(f->data, f->len, &z, &m, &why);
             uint64_t seq;
             const msgpack_object *t = codec_get(&m, "t");
@@ -714,6 +743,7 @@ static void process(void)
                 msgpack_zone_init(&z, 4096);
                 if (codec_decode(f->data, f->len, &z, &m, &why))
                     VIOLATION("undecodable frame: %s", why);
+                trace_msg(s, "<-", f->data, f->len, true);
                 char t[64];
                 copy_str(t, sizeof t, codec_get(&m, "t"));
                 uint64_t seq = 0;
@@ -721,10 +751,7 @@ static void process(void)
                 if (!t[0])
                     VIOLATION("a message without t");
                 if (strcmp(t, "ok") == 0 || strcmp(t, "err") == 0) {
-                    if (codec_get(&m, "votes") || codec_get(&m, "stats"))
-                        scan_secrets(&m, k->room, k->last_seq, 0);
-                    else
-                        scan_secrets(&m, k->room, 0, 0);
+                    scan_secrets(&m, k->room, 0, 0); /* a reply never shows votes */
                     on_reply(s, k->req, &m, strcmp(t, "ok") == 0);
                 } else if (!k->joined) {
                     VIOLATION("slot %d got '%s' without having joined", s, t);
@@ -806,7 +833,8 @@ static void check_room(void)
                   (unsigned long long)r->seq);
     if (nmodel != b->n)
         VIOLATION("the events describe %zu items, the room holds %zu", nmodel, b->n);
-    qsort(model, nmodel, sizeof *model, mitem_cmp);
+    if (nmodel > 1)
+        qsort(model, nmodel, sizeof *model, mitem_cmp);
     for (size_t i = 0; i < b->n; i++)
         if (strcmp(model[i].id, b->v[i]->id) != 0 || strcmp(model[i].rank, b->v[i]->rank) != 0)
             VIOLATION("position %zu: the events say %s '%s', the room has %s '%s'", i, model[i].id,
@@ -860,14 +888,15 @@ static void pack_deck(msgpack_packer *pk, struct gen *g, uint8_t sub)
     }
 }
 
-/* An item id of the room (or a junk one). */
-static void pack_item_id(msgpack_packer *pk, uint8_t sub)
+/* An item id of the room, counted from the top or the bottom (or a junk one). */
+static void pack_item_id(msgpack_packer *pk, uint8_t sub, bool from_end)
 {
-    static const char *const junk[] = {"i0", "i999999", "r1", "x", "I1", "i1 ", "\xc3\xaf" "1"};
+    static const char *const junk[] = {"i0", "i999999", "r1", "x", "I1", "i1 ", "\xc3\xaf\x31"};
     struct room *r = main_r();
     char id[32];
     if (r && r->backlog.n && sub < 224) {
-        codec_pack_str(pk, r->backlog.v[sub % r->backlog.n]->id);
+        size_t i = sub % r->backlog.n;
+        codec_pack_str(pk, r->backlog.v[from_end ? r->backlog.n - 1 - i : i]->id);
     } else if (r && (sub & 7) == 7) {
         snprintf(id, sizeof id, "i%llu", (unsigned long long)r->next_item);
         codec_pack_str(pk, id); /* the next one: not yet there */
@@ -979,7 +1008,7 @@ static void pack_item_map(msgpack_packer *pk, struct gen *g, bool partial)
             pack_rep(&bpk, "t", 200);
             break;
         case 2:
-            codec_pack_str(&bpk, "\xc3\x9cn\xc3\xafcode \xf0\x9f\x9a\x80 story");
+            codec_pack_str(&bpk, "\xc3\x9c" "n\xc3\xaf" "code \xf0\x9f\x9a\x80 story");
             break;
         default:
             codec_pack_str(&bpk, "Checkout with a saved card");
@@ -997,7 +1026,13 @@ static void pack_item_map(msgpack_packer *pk, struct gen *g, bool partial)
         } else if (idx == nf + 1) {
             codec_pack_kv_str(&bpk, "status", "split");
         } else {
-            pack_rep(&bpk, "\xc3\xa9", 150 + (vb & 1)); /* an unknown, long, multibyte key */
+            /* An unknown, long, multibyte key; with an odd prefix, a sentence
+             * quoting it is cut in the middle of a character. */
+            msgpack_pack_str(&bpk, 300 + (vb & 1));
+            if (vb & 1)
+                msgpack_pack_str_body(&bpk, "x", 1);
+            for (int c = 0; c < 150; c++)
+                msgpack_pack_str_body(&bpk, "\xc3\xa9", 2);
             msgpack_pack_true(&bpk);
         }
         n++;
@@ -1038,7 +1073,12 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
             codec_pack_str(pk, g->slot == 0 ? "Fay" : "Ann");
             break;
         default:
-            codec_pack_str(pk, g->op->id == OP_ROOM_CREATE ? "Sprint 14 refinement" : "Dev");
+            if (g->op->id == OP_ROOM_CREATE)
+                codec_pack_str(pk, "Sprint 14 refinement");
+            else if (g->rejoin && k->name[0])
+                codec_pack_str(pk, k->name); /* the same name: no rename */
+            else
+                codec_pack_str(pk, "Dev");
         }
     } else if (strcmp(n, "room") == 0) {
         if (sub % 8 == 6 && other_room.room[0])
@@ -1105,8 +1145,10 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
         msgpack_pack_array(pk, count);
         for (size_t i = 0; i < count; i++)
             pack_item_map(pk, g, false);
-    } else if (strcmp(n, "item") == 0 || strcmp(n, "after") == 0) {
-        pack_item_id(pk, sub);
+    } else if (strcmp(n, "item") == 0) {
+        pack_item_id(pk, sub, false);
+    } else if (strcmp(n, "after") == 0) {
+        pack_item_id(pk, sub, true); /* by default the last item */
     } else if (strcmp(n, "round") == 0) {
         pack_round_id(pk, sub);
     } else if (strcmp(n, "card") == 0 || strcmp(n, "estimate") == 0) {
@@ -1261,6 +1303,7 @@ static void send_frame(int s, uint8_t *data, size_t len, bool binary)
     }
     pending_free(cl[s].req);
     cl[s].req = p;
+    trace_msg(s, "->", data, len, binary);
     dispatch_message(c, data, len, binary);
 }
 
@@ -1369,10 +1412,11 @@ static void compare_room(const struct saved *sv, const struct room *r)
     free(now.export);
 }
 
-/* Every connection closes, the room is dropped from memory, the monitor
- * rejoins (loading it from the store), the room is compared, and every slot
- * that was connected rejoins with since. */
-static void reload(void)
+/* Every connection closes, the room is dropped from memory (by the idle
+ * sweep, as 30 s later, or as after a storage failure), the monitor rejoins
+ * (loading it from the store), the room is compared, and every slot that
+ * was connected rejoins with since. */
+static void reload(bool sweep)
 {
     struct room *r = main_r();
     if (!r)
@@ -1389,10 +1433,17 @@ static void reload(void)
         return;
     struct saved sv;
     save_room(r, &sv);
-    room_evict(&app, main_room.room);
+    if (sweep) {
+        room_sweep(&app, now_ms() + ROOM_UNLOAD_MS + 1000);
+        if (main_r() && !r->timer_ends_at)
+            VIOLATION("a committed room without connections or timer was not unloaded");
+    } else {
+        room_evict(&app, main_room.room);
+        if (main_r())
+            VIOLATION("the room is still in memory after room_evict");
+    }
+    bool unloaded = !main_r();
     pump();
-    if (main_r())
-        VIOLATION("the room is still in memory after room_evict");
     for (int pass = 0; pass < 2; pass++) {
         for (int s = 0; s < NCLIENTS; s++) {
             if (!was[s] || (s == MON) != (pass == 0))
@@ -1405,7 +1456,8 @@ static void reload(void)
                 process();
                 if (!main_r())
                     VIOLATION("the room could not be loaded back");
-                compare_room(&sv, main_r());
+                if (unloaded)
+                    compare_room(&sv, main_r());
             }
         }
     }
@@ -1427,11 +1479,16 @@ static void reset(void)
     next_id = 1;
 }
 
+struct room_ids {
+    char (*ids)[TOKEN_LEN + 1];
+    size_t n, cap;
+};
+
 static void collect_room(struct room *r, void *arg)
 {
-    char (*ids)[TOKEN_LEN + 1] = ((char(**)[TOKEN_LEN + 1])arg)[0];
-    size_t *n = ((size_t **)arg)[1];
-    snprintf(ids[(*n)++], TOKEN_LEN + 1, "%s", r->id);
+    struct room_ids *c = arg;
+    if (c->n < c->cap)
+        snprintf(c->ids[c->n++], sizeof c->ids[0], "%s", r->id);
 }
 
 static void teardown(void)
@@ -1439,13 +1496,14 @@ static void teardown(void)
     for (int s = 0; s < NCLIENTS; s++)
         disconnect_slot(s);
     pump();
-    size_t n = app.rooms.count, got = 0;
-    char(*ids)[TOKEN_LEN + 1] = calloc(n ? n : 1, sizeof *ids);
-    void *arg[2] = {ids, &got};
-    room_each(&app, collect_room, arg);
-    for (size_t i = 0; i < got; i++)
-        room_evict(&app, ids[i]);
-    free(ids);
+    struct room_ids c = {NULL, 0, app.rooms.count};
+    c.ids = calloc(c.cap ? c.cap : 1, sizeof *c.ids);
+    if (!c.ids)
+        abort();
+    room_each(&app, collect_room, &c);
+    for (size_t i = 0; i < c.n; i++)
+        room_evict(&app, c.ids[i]);
+    free(c.ids);
     pump();
     if (app.rooms.count)
         VIOLATION("%zu rooms still in memory", app.rooms.count);
@@ -1476,23 +1534,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Prelude: the monitor creates the room (the first byte picks the deck)
      * and joins as observer; the four roles join. */
-    uint8_t deckb = u8(&in);
-    uint8_t create[8] = {0, 0x01, (uint8_t)(deckb % 6)};
-    uint8_t custom[4] = {(uint8_t)(deckb >> 4), (uint8_t)(deckb * 7), 3, 17};
-    struct rd cr = {create, sizeof create};
-    struct gen g = {&cr, MON, ops_get(OP_ROOM_CREATE), false, MON, &main_room};
-    size_t len;
-    uint8_t *req = build_request(&g, &len);
-    (void)custom;
-    send_frame(MON, req, len, true);
-    step_done();
+    /* Parameters of room.create: envelope, name (valid), deck (valid, the
+     * variant the first byte picks; a custom deck takes 7 more bytes). */
+    uint8_t create[16] = {0, 1, 0, 1, (uint8_t)(u8(&in) % 5)};
+    if (create[4] == 4)
+        for (size_t i = 5; i < 12; i++)
+            create[i] = u8(&in);
+    for (int attempt = 0; attempt < 2 && !main_room.room[0]; attempt++) {
+        struct rd cr = {create, sizeof create};
+        send_op(MON, ops_get(OP_ROOM_CREATE), &cr, false);
+        step_done();
+        create[4] = 0; /* a custom deck may be invalid: then fibonacci */
+    }
     if (!main_room.room[0])
         VIOLATION("room.create failed in the prelude");
     static const int join_order[] = {MON, 0, 1, 2, 3};
     for (size_t i = 0; i < sizeof join_order / sizeof join_order[0]; i++) {
         int s = join_order[i];
-        /* mode 1 for room (valid), token: the slot's role (observer for the monitor). */
-        uint8_t p[16] = {0, 1, 0, 1, (uint8_t)(s == MON ? 4 : s == 0 ? 8 : s), 1, 3};
+        /* envelope; room (valid); token: the slot's role's (observer's for
+         * the monitor); name (default) */
+        uint8_t p[16] = {0, 1, 0, 1, (uint8_t)(s == MON ? 3 : 0), 1, 0};
         struct rd pr = {p, sizeof p};
         send_op(s, ops_get(OP_JOIN), &pr, false);
         step_done();
@@ -1509,6 +1570,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct rd params = {in.p, plen};
         in.p += plen;
         in.n -= plen;
+        if (trace && op >= OP__COUNT)
+            fprintf(stderr, "step %d: slot %d: %s\n", steps, who,
+                    (const char *[]){"tick", "leave", "rejoin", "reload", "raw",
+                                     "text"}[op - OP__COUNT]);
         if (op < OP__COUNT) {
             send_op(who, ops_get((enum op_id)op), &params, false);
         } else {
@@ -1530,7 +1595,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 send_op(who, ops_get(OP_JOIN), &params, true);
                 break;
             case P_RELOAD:
-                reload();
+                reload(u8(&params) & 1);
                 break;
             case P_RAW:
             case P_TEXT: {
