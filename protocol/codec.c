@@ -320,6 +320,8 @@ static int codec_buf_write(void *data, const char *buf, size_t len)
     struct codec_buf *b = data;
     if (b->oom)
         return -1;
+    if (len == 0) /* msgpack-c passes (NULL, 0) for an empty string: memcpy(_, NULL, 0) is UB */
+        return 0;
     if (b->len + len > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + len)

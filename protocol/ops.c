@@ -337,6 +337,8 @@ int ops_validate_fields(const struct field_spec *fields, const msgpack_object *m
                 f++;
             if (!f->name)
                 FAIL("Field '%.*s' cannot be set here.", (int)k->via.str.size, k->via.str.ptr);
+            if (check_field(f, &map->via.map.ptr[i].val, why, whysz)) /* a repeated key too */
+                return RF_EBAD_REQUEST;
         }
     }
     for (const struct field_spec *f = fields; f->name; f++) {

@@ -103,12 +103,20 @@ void conn_send(struct conn *c, struct frame *f)
     }
     if (!c->wsi || c->close_code)
         return;
-    if (c->qbytes + f->len > c->app->cfg.max_queue) {
-        log_info("closing a connection whose outgoing queue passed %zu bytes",
-                 c->app->cfg.max_queue);
-        queue_clear(c);
-        conn_close(c, CLOSE_SLOW);
-        return;
+    /* A reader that stays behind: over the cap for QUEUE_GRACE_MS, or four
+     * times over it at once. A burst that a healthy reader drains at once is
+     * not closed. */
+    size_t cap = c->app->cfg.max_queue, after = c->qbytes + f->len;
+    if (after > cap) {
+        uint64_t now = uv_now(c->app->loop);
+        if (!c->over_since)
+            c->over_since = now;
+        if (after > 4 * cap || now - c->over_since > QUEUE_GRACE_MS) {
+            log_info("closing a connection whose outgoing queue stayed over %zu bytes", cap);
+            queue_clear(c);
+            conn_close(c, CLOSE_SLOW);
+            return;
+        }
     }
     if (queue_reserve(c)) {
         conn_close(c, CLOSE_INTERNAL);
@@ -126,6 +134,9 @@ void conn_close(struct conn *c, int code)
     c->close_code = code;
     if (code == CLOSE_TOO_BIG || code == CLOSE_SLOW)
         queue_clear(c);
+    /* If the peer does not read, the close frame cannot go out either: lws
+     * drops the socket after this long whatever happens. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, code == CLOSE_GOING_AWAY ? 5 : 3);
     lws_callback_on_writable(c->wsi);
 }
 
@@ -172,6 +183,8 @@ int conn_on_writeable(struct conn *c)
     c->qhead = (c->qhead + 1) % c->qcap;
     c->qlen--;
     c->qbytes -= f->len;
+    if (c->qbytes <= c->app->cfg.max_queue)
+        c->over_since = 0;
     frame_unref(f);
     if (n < 0)
         return -1;

@@ -3,8 +3,9 @@
  *
  * The outgoing queue holds references to shared frames and is drained from
  * lws' WRITEABLE callback, one frame per callback, so a broadcast never
- * waits on a slow reader. A connection whose queue passes --max-queue bytes
- * is closed (status 4001: rejoin with `since`) instead of growing.
+ * waits on a slow reader. A connection whose queue stays over --max-queue
+ * bytes for QUEUE_GRACE_MS, or passes four times that, is closed (status
+ * 4001: rejoin with `since`) instead of growing.
  *
  * A conn is reference-counted: held output (outbox.h) keeps a reference, so
  * the struct outlives its socket until the last reference is dropped. */
@@ -27,6 +28,8 @@ struct frame;
 #define CLOSE_INTERNAL   1011
 #define CLOSE_SLOW       4001
 
+#define QUEUE_GRACE_MS 2000 /* how long a queue may stay over --max-queue */
+
 struct conn {
     struct app *app;
     struct lws *wsi; /* NULL once the socket has closed */
@@ -36,10 +39,12 @@ struct conn {
     struct room *room; /* joined room, or NULL */
     struct participant *part;
     uint64_t join_serial; /* app->join_serial when it joined */
+    uint64_t last_need;   /* what its last held message waited for (outbox.c) */
     struct frame **q;     /* outgoing frames: a ring of qcap slots, qlen from qhead */
     uint32_t qcap, qhead, qlen;
     size_t qbytes;
-    unsigned char *rx; /* reassembly of a fragmented message */
+    uint64_t over_since; /* uv_now() since qbytes went over --max-queue (0: under) */
+    unsigned char *rx;   /* reassembly of a fragmented message */
     size_t rxlen, rxcap;
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;

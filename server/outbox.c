@@ -12,7 +12,7 @@
 #include "store.h"
 
 struct entry {
-    uint64_t need;   /* store_added() when made */
+    uint64_t need;   /* store_added() numbering: released when store_durable() reaches it */
     uint64_t serial; /* app->join_serial when made (room entries) */
     struct frame *frame;
     struct conn *conn; /* one recipient, or the one excluded from a room entry */
@@ -22,9 +22,14 @@ struct entry {
     struct room *dep; /* the room an ack's change is about (NULL: any) */
 };
 
+/* Entries in creation order; those released leave, the others keep their
+ * order. An entry waits only for the records of its own room (a room's
+ * records_upto), so a stalled write in one room does not hold up replies in
+ * another; entries for one connection have non-decreasing `need` (each
+ * connection keeps its last one), so they still leave in order. */
 struct outbox {
-    struct entry *v; /* ring buffer */
-    size_t cap, head, count;
+    struct entry *v;
+    size_t n, cap;
 };
 
 int outbox_new(struct outbox **out)
@@ -45,14 +50,15 @@ void outbox_free(struct outbox *ob)
 {
     if (!ob)
         return;
-    for (size_t i = 0; i < ob->count; i++)
-        entry_drop(&ob->v[(ob->head + i) % ob->cap]);
+    for (size_t i = 0; i < ob->n; i++)
+        entry_drop(&ob->v[i]);
     free(ob->v);
     free(ob);
 }
 
 static void deliver(struct app *app, struct entry *e)
 {
+    (void)app;
     if (!e->room) {
         conn_send(e->conn, e->frame);
         return;
@@ -60,7 +66,6 @@ static void deliver(struct app *app, struct entry *e)
     for (struct conn *c = room_conns(e->room); c; c = c->room_next)
         if (c != e->conn && c->join_serial < e->serial)
             conn_send(c, e->frame);
-    (void)app;
 }
 
 /* err internal for a change that could not be committed. */
@@ -86,53 +91,57 @@ static void send_error(struct conn *c, uint64_t req_id)
 static void push(struct app *app, struct entry e)
 {
     struct outbox *ob = app->outbox;
-    if (ob->count == 0 && e.need <= store_durable(app->store)) {
-        deliver(app, &e); /* nothing earlier is waiting: no need to hold it */
+    if (e.need <= store_durable(app->store)) {
+        deliver(app, &e); /* what it reports is committed: no need to hold it */
         entry_drop(&e);
         return;
     }
-    if (ob->count == ob->cap) {
+    if (ob->n == ob->cap) {
         size_t cap = ob->cap ? ob->cap * 2 : 64;
-        struct entry *v = malloc(cap * sizeof *v);
+        struct entry *v = realloc(ob->v, cap * sizeof *v);
         if (!v) {
             log_error("out of memory holding output; dropping a message");
             entry_drop(&e);
             return;
         }
-        for (size_t i = 0; i < ob->count; i++)
-            v[i] = ob->v[(ob->head + i) % ob->cap];
-        free(ob->v);
         ob->v = v;
         ob->cap = cap;
-        ob->head = 0;
     }
-    ob->v[(ob->head + ob->count) % ob->cap] = e;
-    ob->count++;
+    ob->v[ob->n++] = e;
+}
+
+/* What a message to c must wait for: the records of its room, and whatever
+ * c's previous message waited for. */
+static uint64_t conn_need(struct conn *c, struct room *r)
+{
+    uint64_t need = r ? r->records_upto : 0;
+    if (c->room && c->room->records_upto > need)
+        need = c->room->records_upto;
+    if (c->last_need > need)
+        need = c->last_need;
+    c->last_need = need;
+    return need;
 }
 
 void outbox_to_conn(struct app *app, struct conn *c, struct frame *f)
 {
-    struct entry e = {store_added(app->store), 0, frame_ref(f), conn_ref(c), NULL, 0, false, NULL};
+    struct entry e = {conn_need(c, NULL), 0, frame_ref(f), conn_ref(c), NULL, 0, false, NULL};
     push(app, e);
 }
 
 void outbox_ack(struct app *app, struct conn *c, struct frame *f, uint64_t req_id, struct room *dep)
 {
-    struct entry e = {store_added(app->store),   0, frame_ref(f), conn_ref(c), NULL, req_id, true,
+    struct entry e = {conn_need(c, dep),         0, frame_ref(f), conn_ref(c), NULL, req_id, true,
                       dep ? room_ref(dep) : NULL};
     push(app, e);
 }
 
 void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct conn *except)
 {
-    struct entry e = {store_added(app->store),
-                      ++app->join_serial,
-                      frame_ref(f),
-                      except ? conn_ref(except) : NULL,
-                      room_ref(r),
-                      0,
-                      false,
-                      NULL};
+    struct entry e = {r->records_upto, ++app->join_serial,
+                      frame_ref(f),    except ? conn_ref(except) : NULL,
+                      room_ref(r),     0,
+                      false,           NULL};
     push(app, e);
 }
 
@@ -147,10 +156,13 @@ static bool in_rooms(const struct room *r, const char *const *rooms, size_t n)
 void outbox_fail(struct app *app, uint64_t upto, const char *const *rooms, size_t n)
 {
     struct outbox *ob = app->outbox;
-    while (ob->count && ob->v[ob->head].need <= upto) {
-        struct entry e = ob->v[ob->head];
-        ob->head = (ob->head + 1) % ob->cap;
-        ob->count--;
+    size_t keep = 0;
+    for (size_t i = 0; i < ob->n; i++) {
+        struct entry e = ob->v[i];
+        if (e.need > upto) {
+            ob->v[keep++] = e;
+            continue;
+        }
         /* An entry about a failed room never leaves: an ack becomes an
          * error, the rest (events, a snapshot built from what failed) is
          * dropped. Anything else was not part of the failure. */
@@ -163,17 +175,22 @@ void outbox_fail(struct app *app, uint64_t upto, const char *const *rooms, size_
             deliver(app, &e);
         entry_drop(&e);
     }
+    ob->n = keep;
 }
 
 void outbox_release(struct app *app)
 {
     struct outbox *ob = app->outbox;
     uint64_t durable = store_durable(app->store);
-    while (ob->count && ob->v[ob->head].need <= durable) {
-        struct entry e = ob->v[ob->head];
-        ob->head = (ob->head + 1) % ob->cap;
-        ob->count--;
+    size_t keep = 0;
+    for (size_t i = 0; i < ob->n; i++) {
+        struct entry e = ob->v[i];
+        if (e.need > durable) {
+            ob->v[keep++] = e;
+            continue;
+        }
         deliver(app, &e);
         entry_drop(&e);
     }
+    ob->n = keep;
 }

@@ -1,11 +1,12 @@
 /* The outbox holds every outgoing message until the changes it depends on
  * are committed, then hands it to its connection(s), in creation order.
  *
- * An entry records how many store records existed when it was made
- * (store_added); it is released when store_durable reaches that number. So
- * an event, and the `ok` of the change that made it, leave the server only
- * after the change is in the database, and a connection receives its
- * messages in the order they were produced.
+ * An entry records the store record number its room's last change reached
+ * (room.records_upto, in store_added numbering); it is released when
+ * store_durable reaches that number. So an event, and the `ok` of the change
+ * that made it, leave the server only after the change is in the database,
+ * a connection receives its messages in the order they were produced, and a
+ * write stalled in one room does not hold up another room's replies.
  *
  * Room-wide entries (events, presence) are stamped with app->join_serial and
  * delivered to the connections of the room that had joined before the entry

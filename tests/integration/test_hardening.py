@@ -18,7 +18,6 @@ Environment (besides harness.py's):
 
 import asyncio
 import http.client
-import math
 import os
 import random
 import re
@@ -424,6 +423,7 @@ class HostileValueTests(HardeningBase):
             U = await self.connect(srv, "U")           # never joins
             before = stable_snapshot(await self.probe(srv, room, W.join_ok, "Wes"))
             rid = [700000]
+            rss_start = rss_kb(srv.proc.pid)
             rss = []
             for rnd in range(rounds):
                 su = self.vectors_unjoined(room, tokens, rid) + self.deep_vectors(rid)
@@ -439,10 +439,14 @@ class HostileValueTests(HardeningBase):
                     report("hostile vectors: %d per round (%d on an unjoined connection, %d on a "
                            "facilitator's), %d rounds", len(su) + len(sf), len(su), len(sf),
                            rounds)
-            report("hostile vectors: server VmRSS after each round (KiB): %s", rss)
-            growth = rss[-1] - rss[0]
-            report("hostile vectors: VmRSS growth after the first round: %+d KiB", growth)
+            report("hostile vectors: server VmRSS %d KiB before, after each round (KiB): %s",
+                   rss_start, rss)
+            growth = rss[-1] - rss_start
+            report("hostile vectors: VmRSS growth over all rounds: %+d KiB (after the first "
+                   "round: %+d KiB)", growth, rss[-1] - rss[0])
             self.assertLess(growth, RSS_BUDGET_KB, "resident memory grows by less than 50 MB")
+            self.assertLess(rss[-1] - rss[0], 8 * 1024, "no steady growth from round to round "
+                            "(a leak per hostile message)")
             self.assertHealthy(srv)
             self.assertEqual(stable_snapshot(await self.probe(srv, room, W.join_ok, "Wes")), before,
                              "no hostile request changed the room")
@@ -514,7 +518,9 @@ class MessageSizeTests(HardeningBase):
                 except OSError as e:
                     closed_at, how = i, "send failed: %r" % e
                     break
-                r, _, _ = select.select([y.sock], [], [], 0.02 if i >= 56 else 0)
+                # fragment #64 (the 65th) takes the message past 64 KiB: give the server time
+                r, _, _ = select.select([y.sock], [], [], 2.0 if i == 64 else
+                                        0.02 if i > 64 else 0)
                 if r:
                     closed_at, how = i, "readable"
                     break
@@ -527,7 +533,7 @@ class MessageSizeTests(HardeningBase):
                    time.monotonic() - t0)
             self.assertIsNotNone(closed_at, "the server let a 1,000 KiB fragmented message "
                                  "through without closing the connection")
-            self.assertLessEqual(closed_at, 80, "the cap (64 KiB) is enforced while the "
+            self.assertLessEqual(closed_at, 70, "the cap (64 KiB) is enforced while the "
                                  "fragments arrive, not after the whole message")
             self.assertGreaterEqual(closed_at, 63, "64 fragments of 1 KiB (64 KiB) are within the "
                                     "cap")
@@ -822,52 +828,69 @@ class FloodTests(HardeningBase):
             xitem = (await X.expect_ok("item.add", item={"title": "flood target"}))["item"]
             await asyncio.sleep(1.0)          # both buckets refill
 
-            async def measure(n, tag, gap=0.04):
-                out = []
-                for k in range(n):
-                    t = time.monotonic()
-                    r = await L.request("item.update", item=item,
-                                        set={"title": "%s %d" % (tag, k)})
-                    out.append(time.monotonic() - t)
-                    self.assertEqual(r.get("t"), "ok", "the other client is never limited: %s"
-                                     % summarize(r))
-                    await asyncio.sleep(gap)
-                return out
+            async def sample(tag, k):
+                t = time.monotonic()
+                r = await L.request("item.update", item=item, set={"title": "%s %d" % (tag, k)})
+                self.assertEqual(r.get("t"), "ok", "the other client is never limited: %s"
+                                 % summarize(r))
+                return t, time.monotonic() - t
 
-            base = await measure(25, "base")
-            await asyncio.sleep(0.5)
+            base = []
+            for k in range(25):
+                base.append((await sample("base", k))[1])
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(1.0)                      # L's bucket refills
 
             futs = []
 
             async def flood():
-                for burst in range(40):                   # 40 x 25 = 1,000 messages in ~1 s
+                # 1,000 messages at a steady 1 per ms (in ~1 s) unless the server closes first
+                t_f = time.monotonic()
+                for k in range(1000):
                     if X.closed:
                         break
-                    for k in range(25):
-                        futs.append(X.send_request("item.update", item=xitem,
-                                                   set={"title": "flood %d.%d" % (burst, k)}))
-                    await asyncio.sleep(0.025)
+                    futs.append(X.send_request("item.update", item=xitem,
+                                               set={"title": "flood %d" % k}))
+                    d = t_f + (k + 1) * 0.001 - time.monotonic()
+                    if d > 0:
+                        await asyncio.sleep(d)
+                    elif k % 10 == 0:
+                        await asyncio.sleep(0)
+
+            closed_at = []
+
+            async def watch():
+                try:
+                    await X.wait_closed(10)
+                finally:
+                    closed_at.append(time.monotonic())
 
             t0 = time.monotonic()
+            wtask = asyncio.ensure_future(watch())
             ftask = asyncio.ensure_future(flood())
-            during = await measure(25, "during")
+            samples = []
+            k = 0
+            while not ftask.done() and k < 400:
+                samples.append(await sample("during", k))
+                k += 1
+                await asyncio.sleep(0.005)
             await ftask
             flood_s = time.monotonic() - t0
-            try:
-                code = await X.wait_closed(5)
-            except AssertionError:
-                code = None
+            await asyncio.gather(wtask, return_exceptions=True)
+            code = X.close_code if X.closed else None
+            end = closed_at[0] if closed_at else time.monotonic()
+            during = [dt for ts, dt in samples if ts < end]
             await asyncio.gather(*futs, return_exceptions=True)
             replies = [f.result() for f in futs if not f.cancelled() and f.exception() is None]
             oks = sum(1 for r in replies if r.get("t") == "ok")
             limited = [r for r in replies if r.get("code") == "rate_limited"]
             other = [r for r in replies if r.get("t") == "err" and r.get("code") != "rate_limited"]
             report("flood: %d sent in %.2f s -> %d ok, %d rate_limited, %d other errors, %d "
-                   "unanswered; close code %s", len(futs), flood_s, oks, len(limited), len(other),
-                   len(futs) - len(replies), code)
+                   "unanswered; close code %s after %.2f s", len(futs), flood_s, oks,
+                   len(limited), len(other), len(futs) - len(replies), code, end - t0)
             report("flood: latency of the other client, baseline: %s", lat_summary(base))
             report("flood: latency of the other client, during the flood: %s",
-                   lat_summary(during))
+                   lat_summary(during or [0.0]))
             self.assertGreater(len(limited), 0, "the flooding client gets rate_limited")
             self.assertSentence(limited[0].get("msg"), "rate_limited")
             self.assertEqual(other, [])
@@ -876,6 +899,7 @@ class FloodTests(HardeningBase):
                              "rate_limited answers is closed with 1008 (it sent %d messages in "
                              "%.1f s and got %d rate_limited)" % (len(futs), flood_s,
                                                                   len(limited)))
+            self.assertGreaterEqual(len(during), 5, "enough samples during the flood")
             bm, dm = statistics.median(base), statistics.median(during)
             self.assertLessEqual(dm, 2 * bm + 0.020,
                                  "median latency during the flood %.1f ms <= 2 x baseline %.1f ms "
@@ -918,6 +942,7 @@ class SlowReaderTests(HardeningBase):
             note = await R1.next_message("participant.joined", timeout=5,
                                          pred=lambda m: m.get("name") == "Slow")
             slow_pid = note["pid"]
+            t_join = time.monotonic()
             # the slow client never reads from here on
 
             lat = []
@@ -951,12 +976,14 @@ class SlowReaderTests(HardeningBase):
                                  "%s got every event, in order" % R.label)
             await ptask
             rss1 = rss_kb(srv.proc.pid)
-            # the server drops the slow one by itself (its close frame cannot be delivered to a
-            # peer that does not read; the close handshake times out)
+            # the server drops the slow one by itself, while it still does not read: the others
+            # see it leave (at the latest by the idle rule: offline within 30 s of its last sign
+            # of life, which was its join)
             left = None
             try:
-                left = await R1.next_message("participant.left", timeout=20,
-                                             pred=lambda m: m.get("pid") == slow_pid)
+                left = await R1.next_message(
+                    "participant.left", timeout=max(1.0, 30.0 - (time.monotonic() - t_join)),
+                    pred=lambda m: m.get("pid") == slow_pid)
             except AssertionError:
                 pass
             left_s = time.monotonic() - t0
@@ -967,16 +994,18 @@ class SlowReaderTests(HardeningBase):
             ev_seqs = [m["seq"] for m in msgs if is_event(m)]
             got_bytes = sum(len(d) for _, d in frames)
             report("slow reader: %d events of ~8.2 KB generated in %.2f s; the others saw the "
-                   "slow participant leave: %s (%.1f s after the load began); it had been sent "
+                   "slow participant leave: %s, %.1f s after the load began%s; it had been sent "
                    "%d frames (%d KiB, %d events, seqs %s..%s), then %s (close code %s)",
-                   n_events, gen_s, left is not None, left_s, len(frames), got_bytes // 1024,
-                   len(ev_seqs), ev_seqs[0] if ev_seqs else None,
-                   ev_seqs[-1] if ev_seqs else None, how, code)
+                   n_events, gen_s, left is not None, left_s,
+                   " (its 4001 close frame could not be written to the full socket, so it "
+                   "lingered until the idle drop)" if left_s > 10 else "",
+                   len(frames), got_bytes // 1024, len(ev_seqs),
+                   ev_seqs[0] if ev_seqs else None, ev_seqs[-1] if ev_seqs else None, how, code)
             report("slow reader: others' round trips during the load: %s", lat_summary(lat))
             report("slow reader: server VmRSS %d KiB before, %d KiB after the load (%+d KiB)",
                    rss0, rss1, rss1 - rss0)
-            self.assertIsNotNone(left, "the server closes the slow reader: the others see it "
-                                 "leave")
+            self.assertIsNotNone(left, "the server drops the slow reader: the others see it "
+                                 "leave within 30 s")
             self.assertLess(len(ev_seqs), n_events, "the slow client was dropped, not sent all "
                             "%d events (%d KiB were queued for it)" % (n_events,
                                                                      got_bytes // 1024))
@@ -1256,11 +1285,14 @@ class StorageFaultTests(HardeningBase):
                         "item.add", item={"title": title, "notes": "n" * 10000,
                                           "acceptance": ["a" * 1000] * 20})))
                 await asyncio.wait([f for _, f in batch], timeout=15)
+                last_batch = []
                 for title, f in batch:
                     if not f.done() or f.cancelled() or f.exception() is not None:
                         unanswered.append(title)
+                        last_batch.append("none")
                         continue
                     r = f.result()
+                    last_batch.append(r.get("code") or r.get("t"))
                     if r.get("t") == "ok":
                         acked.append((title, r))
                     else:
@@ -1268,7 +1300,8 @@ class StorageFaultTests(HardeningBase):
                         failed.append(title)
                         err = err or r
             report("db size cap: %d items acknowledged, %d refused with internal, %d "
-                   "unanswered (connection closed)", len(acked), len(failed), len(unanswered))
+                   "unanswered (connection closed); last batch: %s", len(acked), len(failed),
+                   len(unanswered), " ".join(last_batch))
             self.assertIsNotNone(err, "an `err internal` arrives once the 1 MiB cap is reached "
                                  "(%d items of ~30 KB were acknowledged)" % len(acked))
             self.assertSentence(err.get("msg"), "err internal")
@@ -1380,12 +1413,9 @@ class StorageFaultTests(HardeningBase):
                 self.assertIsNotNone(jr, "the other room's rejoin is answered")
                 self.assertEqual(jr.get("t"), "ok", "another room's rejoin (which writes "
                                  "nothing) succeeds while the lock is held: %s" % summarize(jr))
-                self.assertLess(join_s, 1.0, "another room's rejoin answers without waiting for "
-                                "the locked write")
                 self.assertIsNotNone(br, "a request in another room is answered (exactly one "
                                      "reply per request)")
                 self.assertEqual(br.get("code"), "forbidden", summarize(br))
-                self.assertLess(forb_s, 1.0)
                 self.assertFalse(B1.closed or Bj.closed, "the other room carries on")
                 rest = 4.0 - (time.monotonic() - t_lock)
                 if rest > 0:
@@ -1406,6 +1436,13 @@ class StorageFaultTests(HardeningBase):
             self.assertEqual(r["seq"], seq_a + 1)
             await B1.expect_ok("item.add", item={"title": "b after"})
             self.assertHealthy(srv)
+            # "Other rooms carry on", "No database wait ever blocks the event loop": what another
+            # room asks, needing no write, is answered at once, not after the locked write of
+            # an unrelated room has given up (2 s)
+            self.assertLess(join_s, 1.0, "another room's rejoin was answered only after %.0f ms "
+                            "(when the locked room's write gave up)" % ms(join_s))
+            self.assertLess(forb_s, 1.0, "another room's request (forbidden) was answered only "
+                            "after %.0f ms" % ms(forb_s))
 
 
 # ---------------------------------------------------------------------------
