@@ -44,6 +44,15 @@ static int utf8_valid(const uint8_t *s, size_t n)
     return 1;
 }
 
+size_t codec_utf8_prefix(const char *s, size_t n)
+{
+    size_t ok = 0;
+    for (size_t end = 1; end <= n; end++)
+        if (utf8_valid((const uint8_t *)s + ok, end - ok))
+            ok = end;
+    return ok;
+}
+
 static uint64_t be(const uint8_t *p, int n)
 {
     uint64_t v = 0;

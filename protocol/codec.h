@@ -26,6 +26,10 @@ int codec_check(const uint8_t *buf, size_t len, const char **why);
 /* codec_check() without the UTF-8 check: to read a refused message's id. */
 int codec_check_structure(const uint8_t *buf, size_t len, const char **why);
 
+/* The length of the longest prefix of s[0..n) that is valid UTF-8 and does
+ * not end inside a character (for cutting text to a buffer's size). */
+size_t codec_utf8_prefix(const char *s, size_t n);
+
 /* codec_check() then msgpack_unpack() into zone (which the caller owns and
  * destroys; out borrows from it). Returns 0 or RF_EBAD_REQUEST with *why. */
 int codec_decode(const uint8_t *buf, size_t len, msgpack_zone *zone, msgpack_object *out,

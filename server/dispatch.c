@@ -83,7 +83,11 @@ void dispatch_error(struct conn *c, bool has_id, uint64_t id, int code, const ch
     else
         msgpack_pack_nil(&pk);
     codec_pack_kv_str(&pk, "code", rf_err_code(code));
-    codec_pack_kv_str(&pk, "msg", msg && *msg ? msg : default_msg(code));
+    /* A sentence may quote what the client sent, cut to a buffer: never send
+     * it cut inside a character. */
+    const char *m = msg && *msg ? msg : default_msg(code);
+    codec_pack_str(&pk, "msg");
+    codec_pack_strn(&pk, m, codec_utf8_prefix(m, strlen(m)));
     struct frame *f = frame_from_buf(&b);
     if (f)
         outbox_to_conn(c->app, c, f);

@@ -63,6 +63,15 @@ static void test_check_depth(void)
     CHECK(nested(100000) == RF_EBAD_REQUEST);
 }
 
+static void test_utf8_prefix(void)
+{
+    CHECK(codec_utf8_prefix("ab\xc3\xa9", 4) == 4);
+    CHECK(codec_utf8_prefix("ab\xc3", 3) == 2);     /* cut inside é */
+    CHECK(codec_utf8_prefix("ab\xe2\x82", 4) == 2); /* cut inside € */
+    CHECK(codec_utf8_prefix("a\xffb", 3) == 1);     /* invalid byte */
+    CHECK(codec_utf8_prefix("", 0) == 0);
+}
+
 static void test_roundtrip(void)
 {
     struct codec_buf b;
@@ -144,6 +153,7 @@ int main(void)
     test_check_accepts_maps();
     test_check_refuses_hostile_input();
     test_check_depth();
+    test_utf8_prefix();
     test_roundtrip();
     test_validation();
     return check_summary("test_codec");
