@@ -68,7 +68,9 @@ static void test_utf8_prefix(void)
     CHECK(codec_utf8_prefix("ab\xc3\xa9", 4) == 4);
     CHECK(codec_utf8_prefix("ab\xc3", 3) == 2);     /* cut inside é */
     CHECK(codec_utf8_prefix("ab\xe2\x82", 4) == 2); /* cut inside € */
-    CHECK(codec_utf8_prefix("a\xffb", 3) == 1);     /* invalid byte */
+    CHECK(codec_utf8_prefix("a\xff"
+                            "b",
+                            3) == 1); /* invalid byte */
     CHECK(codec_utf8_prefix("", 0) == 0);
 }
 
