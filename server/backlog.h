@@ -17,7 +17,7 @@ struct req;
 struct room;
 
 #define ITEM_ID_MAX       16
-#define BACKLOG_MAX_ITEMS 5000
+#define BACKLOG_MAX_ITEMS 10000
 #define RANK_REBALANCE    48 /* a key longer than this triggers a rebalance */
 
 enum ival_type { IV_NIL, IV_STR, IV_INT, IV_LIST };
