@@ -15,8 +15,8 @@
  * UTF-8, duplicate keys, ...: see pack_field). The others are pseudo-ops:
  * the room's timer runs out, a participant's socket closes, a participant
  * rejoins with pid + secret + since, the whole room is dropped from memory
- * and loaded back from SQLite (a restart), raw bytes as a binary frame, a
- * text frame. Missing bytes read as 0, so `who op 0` is the op with
+ * (by the idle sweep, or evicted) and loaded back from SQLite, raw bytes as
+ * a binary frame, a text frame. Missing bytes read as 0, so `who op 0` is the op with
  * default, valid fields.
  *
  * After every step the store is pumped until everything is committed and
@@ -38,7 +38,10 @@
  *       a join with a rotated-away token, or with another role than the
  *       token's;
  *   (e) a room loaded back from the store equals the one dropped (settings,
- *       participants, items, rounds, seq, counters, focus, timer, tokens). */
+ *       participants, items, rounds, seq, counters, focus, timer, tokens),
+ *       and every delivery of an event (live, replayed from memory or from
+ *       the store) carries the same bytes. */
+#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -100,8 +103,9 @@ static uint8_t u8(struct rd *r)
 
 static struct app app;
 static uv_loop_t loop;
-static bool trace; /* FUZZ_ROOM_TRACE=1: print every message, for reading a reproducer */
-static char dbpath[96];
+static bool trace;        /* FUZZ_ROOM_TRACE=1: print every message, for reading a reproducer */
+static char dbdir[4096];  /* private: mkdtemp under $TMPDIR or /tmp */
+static char dbpath[4200]; /* dbdir/room.db, and whatever side files the store makes */
 static unsigned long inputs;
 
 static void on_commit(void *arg)
@@ -118,14 +122,20 @@ static void on_fail(void *arg, uint64_t upto, const char *const *rooms, size_t n
         room_evict(arg, rooms[i]);
 }
 
+/* Removes every file of dbdir: the database and its side files. */
 static void unlink_db(void)
 {
-    static const char *const sfx[] = {"", "-wal", "-shm", ".generation", ".generation.tmp"};
-    char p[128];
-    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
-        snprintf(p, sizeof p, "%s%s", dbpath, sfx[i]);
+    DIR *d = opendir(dbdir);
+    struct dirent *e;
+    char p[8400];
+    while (d && (e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dbdir, e->d_name);
         unlink(p);
     }
+    if (d)
+        closedir(d);
 }
 
 static void open_store(void)
@@ -150,6 +160,7 @@ static void at_exit(void)
 {
     if (app.store)
         close_store();
+    rmdir(dbdir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -159,13 +170,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char *args[] = {"fuzz_room", "--replay-events", "32", NULL};
     if (config_parse(&app.cfg, 3, args, stdout, stderr) != 0)
         abort();
-    app.cfg.rate = 1000000000;   /* no rate limit */
+    app.cfg.rate = 1000000000;    /* no rate limit */
     app.cfg.max_rooms = SIZE_MAX; /* a room per input */
     log_set_level(LOG_ERROR);
     trace = getenv("FUZZ_ROOM_TRACE") && *getenv("FUZZ_ROOM_TRACE") == '1';
     if (!dispatch_table_complete())
         VIOLATION("an op of the table has no handler");
-    snprintf(dbpath, sizeof dbpath, "/tmp/refine-fuzz-room-%d.db", (int)getpid());
+    /* A directory of its own under $TMPDIR or /tmp, emptied at exit. */
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dbdir, sizeof dbdir, "%s/refine-fuzz-room-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dbdir)) {
+        perror(dbdir);
+        abort();
+    }
+    snprintf(dbpath, sizeof dbpath, "%s/room.db", dbdir);
     uv_loop_init(&loop);
     app.loop = &loop;
     if (outbox_new(&app.outbox))
@@ -272,7 +290,7 @@ static void disconnect_slot(int s)
     struct conn *c = cl[s].c;
     if (!c)
         return;
-    process(); /* what it received, while it was still joined */
+    process();      /* what it received, while it was still joined */
     c->sink = NULL; /* whatever is still held for it goes nowhere */
     conn_on_closed(c);
     cl[s].c = NULL;
@@ -307,7 +325,9 @@ static void trace_msg(int s, const char *dir, const void *data, size_t len, bool
     const char *why;
     msgpack_zone_init(&z, 4096);
     fprintf(stderr, "%s %d %s ", s == MON ? "monitor" : "slot", s == MON ? 0 : s, dir);
-    if (binary && codec_decode(data, len, &z, &o, &why) == 0) {
+    size_t off = 0;
+    if (binary && codec_check_structure(data, len, &why) == 0 &&
+        msgpack_unpack(data, len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS) {
         struct codec_buf b;
         codec_buf_init(&b, 0);
         codec_to_json(&b, &o);
@@ -323,9 +343,9 @@ static void trace_msg(int s, const char *dir, const void *data, size_t len, bool
 
 struct reveal {
     char room[65], round[16];
-    uint64_t seq;     /* of round.revealed, 0 while unknown */
-    bool anonymous;   /* from round.started */
-    bool started;     /* round.started seen */
+    uint64_t seq;   /* of round.revealed, 0 while unknown */
+    bool anonymous; /* from round.started */
+    bool started;   /* round.started seen */
     char pids[80][TOKEN_LEN + 1];
     char cards[80][DECK_CARD_MAX + 1];
     size_t nvotes; /* votes acknowledged with ok, main room */
@@ -368,6 +388,37 @@ static void vote_apply(struct reveal *rv, const char *pid, const msgpack_object 
         snprintf(rv->pids[i], sizeof rv->pids[i], "%s", pid);
     }
     copy_str(rv->cards[i], sizeof rv->cards[i], card);
+}
+
+/* ---- every event of the main room, as first delivered ----------------------- */
+
+#define MAX_EVENTS 4096
+struct seen_event {
+    uint64_t hash; /* FNV-1a of the frame */
+    uint32_t len;
+    bool set;
+};
+static struct seen_event events[MAX_EVENTS];
+static uint64_t max_event;
+
+/* A replay (from the ring, or from the store after a reload) must deliver
+ * the very bytes of the live event. */
+static void check_event_bytes(uint64_t seq, const struct frame *f)
+{
+    if (seq >= MAX_EVENTS)
+        return;
+    uint64_t h = 1469598103934665603ull;
+    for (uint32_t i = 0; i < f->len; i++)
+        h = (h ^ f->data[i]) * 1099511628211ull;
+    struct seen_event *e = &events[seq];
+    if (!e->set) {
+        *e = (struct seen_event){h, f->len, true};
+        if (seq > max_event)
+            max_event = seq;
+    } else if (e->hash != h || e->len != f->len) {
+        VIOLATION("event seq %llu was delivered with other bytes than before (%u / %u bytes)",
+                  (unsigned long long)seq, f->len, e->len);
+    }
 }
 
 /* ---- the monitor's model of the backlog ---------------------------------- */
@@ -522,8 +573,7 @@ static void check_reveal_votes(const msgpack_object *m)
         return;
     if (!votes || votes->type != MSGPACK_OBJECT_MAP || votes->via.map.size != rv->nvotes)
         VIOLATION("round %s revealed %u votes, %zu were acknowledged", round,
-                  votes && votes->type == MSGPACK_OBJECT_MAP ? votes->via.map.size : 0,
-                  rv->nvotes);
+                  votes && votes->type == MSGPACK_OBJECT_MAP ? votes->via.map.size : 0, rv->nvotes);
     for (size_t i = 0; i < rv->nvotes; i++) {
         const msgpack_object *c = codec_get(votes, rv->pids[i]);
         if (!codec_str_eq(c, rv->cards[i]))
@@ -688,24 +738,30 @@ static void on_reply(int s, struct pending *p, const msgpack_object *m, bool ok)
 static void process(void)
 {
     for (int s = 0; s < NCLIENTS; s++) {
+        /* The room of the stream at each frame: a join's ok switches it. */
+        char room[65];
+        snprintf(room, sizeof room, "%s", cl[s].joined ? cl[s].room : "");
         for (size_t i = cl[s].done; i < cl[s].n; i++) {
             struct frame *f = cl[s].msgs[i];
             const char *why;
+            trace_msg(s, "<-", f->data, f->len, true);
             if (codec_check(f->data, f->len, &why))
                 VIOLATION("the server sent slot %d a frame its own codec refuses: %s", s, why);
-            if (!cl[s].joined && !cl[s].room[0])
-                continue;
             msgpack_zone z;
             msgpack_object m;
             msgpack_zone_init(&z, 4096);
             memset(&m, 0, sizeof m);
-            codec_decode(f->data, f->len, &z, &m, &why);
+            size_t off = 0;
+            msgpack_unpack((const char *)f->data, f->len, &off, &z, &m);
             uint64_t seq;
             const msgpack_object *t = codec_get(&m, "t");
-            char room[65];
-            snprintf(room, sizeof room, "%s", cl[s].room);
-            /* A rejoin in this batch changes the room only for later frames;
-             * reveals are keyed by the room the stream had. */
+            const struct pending *p = cl[s].req;
+            if (codec_str_eq(t, "ok") && p && p->op && p->op->id == OP_JOIN)
+                copy_str(room, sizeof room, codec_get(&p->msg, "room"));
+            if (!room[0]) {
+                msgpack_zone_destroy(&z);
+                continue;
+            }
             if (codec_get_uint(&m, "seq", &seq) && codec_str_eq(t, "round.started")) {
                 char round[64];
                 copy_str(round, sizeof round, codec_get(&m, "round"));
@@ -713,8 +769,8 @@ static void process(void)
                 const msgpack_object *anon = codec_get(&m, "anonymous");
                 if (rv) {
                     rv->started = true;
-                    rv->anonymous = anon && anon->type == MSGPACK_OBJECT_BOOLEAN &&
-                                    anon->via.boolean;
+                    rv->anonymous =
+                        anon && anon->type == MSGPACK_OBJECT_BOOLEAN && anon->via.boolean;
                 }
             }
             if (codec_get_uint(&m, "seq", &seq) && codec_str_eq(t, "round.revealed")) {
@@ -741,9 +797,11 @@ static void process(void)
                 msgpack_object m;
                 const char *why;
                 msgpack_zone_init(&z, 4096);
-                if (codec_decode(f->data, f->len, &z, &m, &why))
-                    VIOLATION("undecodable frame: %s", why);
-                trace_msg(s, "<-", f->data, f->len, true);
+                size_t off = 0;
+                if (codec_check_structure(f->data, f->len, &why) ||
+                    msgpack_unpack((const char *)f->data, f->len, &off, &z, &m) !=
+                        MSGPACK_UNPACK_SUCCESS)
+                    VIOLATION("undecodable frame");
                 char t[64];
                 copy_str(t, sizeof t, codec_get(&m, "t"));
                 uint64_t seq = 0;
@@ -772,6 +830,8 @@ static void process(void)
                                   (unsigned long long)seq, (unsigned long long)k->next_seq);
                     k->next_seq++;
                     k->last_seq = seq;
+                    if (strcmp(k->room, main_room.room) == 0)
+                        check_event_bytes(seq, f);
                     scan_secrets(&m, k->room, seq, 0);
                     if (s == MON) {
                         model_apply(t, &m);
@@ -865,9 +925,9 @@ static void pack_strn(msgpack_packer *pk, const char *s, size_t n)
     codec_pack_strn(pk, s, n);
 }
 
-static const char *const CARD_POOL[] = {"1", "2",   "3",  "5", "8",  "?",    "coffee",
-                                        "½", "S",   "M",  "L", "XL", "0",    "100",
-                                        "x", "1.5", "-3", "A", "",   "abcdefghijklmnop"};
+static const char *const CARD_POOL[] = {
+    "1", "2",  "3", "5",   "8", "?",   "coffee", "½", "S", "M",
+    "L", "XL", "0", "100", "x", "1.5", "-3",     "A", "",  "abcdefghijklmnop"};
 
 static void pack_deck(msgpack_packer *pk, struct gen *g, uint8_t sub)
 {
@@ -895,6 +955,11 @@ static void pack_item_id(msgpack_packer *pk, uint8_t sub, bool from_end)
     struct room *r = main_r();
     char id[32];
     if (r && r->backlog.n && sub < 224) {
+        /* 200..223 count from the other end */
+        if (sub >= 200) {
+            from_end = !from_end;
+            sub -= 200;
+        }
         size_t i = sub % r->backlog.n;
         codec_pack_str(pk, r->backlog.v[from_end ? r->backlog.n - 1 - i : i]->id);
     } else if (r && (sub & 7) == 7) {
@@ -1008,7 +1073,9 @@ static void pack_item_map(msgpack_packer *pk, struct gen *g, bool partial)
             pack_rep(&bpk, "t", 200);
             break;
         case 2:
-            codec_pack_str(&bpk, "\xc3\x9c" "n\xc3\xaf" "code \xf0\x9f\x9a\x80 story");
+            codec_pack_str(&bpk, "\xc3\x9c"
+                                 "n\xc3\xaf"
+                                 "code \xf0\x9f\x9a\x80 story");
             break;
         default:
             codec_pack_str(&bpk, "Checkout with a saved card");
@@ -1141,7 +1208,7 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
     } else if (f->type == FT_MAP) {
         pack_item_map(pk, g, g->op->id == OP_ITEM_UPDATE);
     } else if (f->type == FT_MAP_LIST) {
-        size_t count = sub >= 250 ? f->max + 1 : 1 + sub % 3;
+        size_t count = sub >= 250 ? f->max + 1 : 1 + sub % f->max; /* 1..20, or 21 */
         msgpack_pack_array(pk, count);
         for (size_t i = 0; i < count; i++)
             pack_item_map(pk, g, false);
@@ -1386,8 +1453,8 @@ static void compare_room(const struct saved *sv, const struct room *r)
                   "%llu/%llu focus '%s'/'%s' timer %lld/%lld",
                   (unsigned long long)now.seq, (unsigned long long)sv->seq,
                   (unsigned long long)now.next_item, (unsigned long long)sv->next_item,
-                  (unsigned long long)now.next_round, (unsigned long long)sv->next_round,
-                  now.focus, sv->focus, (long long)now.timer, (long long)sv->timer);
+                  (unsigned long long)now.next_round, (unsigned long long)sv->next_round, now.focus,
+                  sv->focus, (long long)now.timer, (long long)sv->timer);
     msgpack_zone z;
     msgpack_object a, b;
     const char *why;
@@ -1475,6 +1542,8 @@ static void reset(void)
     memset(&other_room, 0, sizeof other_room);
     nrevoked = 0;
     nreveals = 0;
+    memset(events, 0, (max_event + 1) * sizeof events[0]);
+    max_event = 0;
     nmodel = 0;
     next_id = 1;
 }
