@@ -20,6 +20,7 @@ struct conn *conn_new(struct app *app, struct lws *wsi)
     c->refs = 1;
     c->tokens = 2.0 * (double)app->cfg.rate;
     c->tokens_at = app->loop ? uv_now(app->loop) : 0;
+    c->alive_at = c->tokens_at;
     c->all_next = app->conns;
     if (app->conns)
         app->conns->all_prev = c;
@@ -140,10 +141,41 @@ void conn_close(struct conn *c, int code)
     lws_callback_on_writable(c->wsi);
 }
 
+void conn_on_alive(struct conn *c)
+{
+    c->alive_at = uv_now(c->app->loop);
+    c->ping_sent = false;
+}
+
+void conn_check_idle(struct conn *c, uint64_t now)
+{
+    if (!c->wsi || c->close_code)
+        return;
+    if (now - c->alive_at >= IDLE_DROP_MS) {
+        log_info("dropping a connection silent for %llu s",
+                 (unsigned long long)((now - c->alive_at) / 1000));
+        conn_close(c, CLOSE_IDLE); /* and lws drops it 3 s later if it cannot be sent */
+    } else if (now - c->alive_at >= IDLE_PING_MS && !c->ping_sent) {
+        c->ping_due = true;
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
 int conn_on_writeable(struct conn *c)
 {
     if (c->close_sent)
         return 0;
+    if (c->ping_due && !c->close_code) {
+        /* With a payload: lws 4.1.6 gives no RECEIVE_PONG for an empty pong. */
+        unsigned char ping[LWS_PRE + 4] = {[LWS_PRE] = 'r', 'f', 'n', 'p'};
+        c->ping_due = false;
+        c->ping_sent = true;
+        if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
+            return -1;
+        if (c->qlen)
+            lws_callback_on_writable(c->wsi);
+        return 0;
+    }
     if (!c->qlen) {
         if (c->close_code) {
             static const char *const reasons[] = {"",
@@ -151,12 +183,14 @@ int conn_on_writeable(struct conn *c)
                                                   "message too big",
                                                   "server error: rejoin",
                                                   "too slow: rejoin",
-                                                  "too many messages"};
+                                                  "too many messages",
+                                                  "no sign of life: rejoin"};
             int r = c->close_code == CLOSE_GOING_AWAY ? 1
                     : c->close_code == CLOSE_TOO_BIG  ? 2
                     : c->close_code == CLOSE_INTERNAL ? 3
                     : c->close_code == CLOSE_SLOW     ? 4
                     : c->close_code == CLOSE_POLICY   ? 5
+                    : c->close_code == CLOSE_IDLE     ? 6
                                                       : 0;
             /* lws 4.1.6 on libuv drops the socket without a close frame
              * when WRITEABLE returns -1 after lws_close_reason() (RECEIVE
@@ -196,6 +230,7 @@ int conn_on_writeable(struct conn *c)
 int conn_on_receive(struct conn *c, const void *in, size_t len)
 {
     struct lws *wsi = c->wsi;
+    conn_on_alive(c);
     int first = lws_is_first_fragment(wsi);
     int last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
     int binary = lws_frame_is_binary(wsi);

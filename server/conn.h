@@ -27,8 +27,11 @@ struct frame;
 #define CLOSE_TOO_BIG    1009
 #define CLOSE_INTERNAL   1011
 #define CLOSE_SLOW       4001
+#define CLOSE_IDLE       4002
 
-#define QUEUE_GRACE_MS 2000 /* how long a queue may stay over --max-queue */
+#define QUEUE_GRACE_MS 2000  /* how long a queue may stay over --max-queue */
+#define IDLE_PING_MS   10000 /* a connection silent this long is pinged */
+#define IDLE_DROP_MS   22000 /* and closed (4002) when silent this long; gone 3 s later */
 
 struct conn {
     struct app *app;
@@ -44,6 +47,9 @@ struct conn {
     uint32_t qcap, qhead, qlen;
     size_t qbytes;
     uint64_t over_since; /* uv_now() since qbytes went over --max-queue (0: under) */
+    uint64_t alive_at;   /* uv_now() of the last message or pong from the peer */
+    bool ping_due;       /* a ping goes out at the next WRITEABLE */
+    bool ping_sent;      /* since alive_at */
     unsigned char *rx;   /* reassembly of a fragmented message */
     size_t rxlen, rxcap;
     struct conn *room_prev, *room_next;
@@ -77,6 +83,12 @@ void conn_send(struct conn *c, struct frame *f);
 /* Asks lws to close the connection with a WebSocket status code once what is
  * already queued before it has been written (at once for CLOSE_TOO_BIG). */
 void conn_close(struct conn *c, int code);
+
+/* The peer showed it is alive (a message or a pong). */
+void conn_on_alive(struct conn *c);
+/* Liveness, once a second for every connection: pings a connection silent
+ * for IDLE_PING_MS and drops one silent for IDLE_DROP_MS. */
+void conn_check_idle(struct conn *c, uint64_t now);
 
 /* lws callbacks, called by net.c. Each returns what the lws callback should. */
 int conn_on_receive(struct conn *c, const void *in, size_t len);

@@ -47,8 +47,12 @@ static void on_tick(uv_timer_t *h)
     if (t.app->stopping)
         return;
     room_each(t.app, tick_room, &t);
-    if (++t.app->ticks % 10 == 0) /* once a second */
+    if (++t.app->ticks % 10 == 0) { /* once a second */
         room_sweep(t.app, t.now);
+        uint64_t now = uv_now(t.app->loop);
+        for (struct conn *c = t.app->conns; c; c = c->all_next)
+            conn_check_idle(c, now);
+    }
 }
 
 static void on_commit(void *arg)

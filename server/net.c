@@ -161,6 +161,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
     case LWS_CALLBACK_RECEIVE:
         return s->conn ? conn_on_receive(s->conn, in, len) : -1;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (s->conn)
+            conn_on_alive(s->conn);
+        return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return s->conn ? conn_on_writeable(s->conn) : -1;
     case LWS_CALLBACK_CLOSED:
@@ -399,10 +403,10 @@ int net_start(struct app *app)
     info.mounts = &health;
     info.vhost_name = "refine";
     info.timeout_secs = 20; /* HTTP and WebSocket handshakes */
-    /* A silent connection is pinged after 10 s and dropped after 25 s without
-     * any sign of life, so a vanished client's presence clears within 30 s. */
-    static const lws_retry_bo_t idle = {NULL, 0, 0, 10, 25, 0};
-    info.retry_and_idle_policy = &idle;
+    /* Liveness is ours (conn_check_idle), not lws' retry_and_idle_policy:
+     * lws 4.1.6 keeps its validity timers in one sorted list per thread, and
+     * every message re-inserts its connection's timer with a walk of that
+     * list: O(connections) per message. */
     if (app->cfg.tls_cert) {
         info.ssl_cert_filepath = app->cfg.tls_cert;
         info.ssl_private_key_filepath = app->cfg.tls_key;
