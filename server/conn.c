@@ -125,7 +125,10 @@ void conn_send(struct conn *c, struct frame *f)
     }
     c->q[(c->qhead + c->qlen++) % c->qcap] = frame_ref(f);
     c->qbytes += f->len;
-    lws_callback_on_writable(c->wsi);
+    /* One writable request per burst: the WRITEABLE callback asks again
+     * while frames remain (each request is an epoll_ctl). */
+    if (c->qlen == 1)
+        lws_callback_on_writable(c->wsi);
 }
 
 void conn_close(struct conn *c, int code)

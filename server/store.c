@@ -39,6 +39,9 @@ struct batch {
 struct store {
     sqlite3 *wdb; /* writer thread only */
     sqlite3 *rdb; /* loop thread only */
+    sqlite3 *cdb; /* checkpointer thread only */
+    pthread_t ckpt_thread;
+    pthread_cond_t ckpt_cv; /* under mu: wakes the checkpointer to quit */
     sqlite3_stmt *w[REC__COUNT];
     sqlite3_stmt *r_room, *r_seq, *r_parts, *r_items, *r_rounds, *r_events, *r_ping;
     pthread_t thread;
@@ -296,7 +299,36 @@ static void close_writer(struct store *s)
 static void close_dbs(struct store *s)
 {
     close_reader(s);
+    sqlite3_close(s->cdb);
+    s->cdb = NULL;
     close_writer(s);
+}
+
+/* The checkpointer: copies the WAL back into the database once a second
+ * (PASSIVE: never waits for the writer or readers). Checkpoints and their
+ * fsyncs run here, so neither the loop nor group commit waits for them. */
+static void *ckpt_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->quit) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&s->ckpt_cv, &s->mu, &until);
+        if (s->quit)
+            break;
+        pthread_mutex_unlock(&s->mu);
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_warn("WAL checkpoint failed: %s", sqlite3_errmsg(s->cdb));
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    sqlite3_close(s->cdb);
+    s->cdb = NULL;
+    return NULL;
 }
 
 static void *writer_main(void *arg)
@@ -493,6 +525,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
     if (open_db(path, &s->wdb))
         goto fail;
     if (exec(s->wdb, "PRAGMA journal_mode = WAL") ||
+        exec(s->wdb, "PRAGMA wal_autocheckpoint = 0") || /* the checkpointer's job */
         exec(s->wdb,
              opts->full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") ||
         exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb) || check_restore(s, path))
@@ -527,13 +560,25 @@ int store_open(struct store **out, const char *path, const struct store_options 
                 &s->r_events) ||
         prepare(s->rdb, "SELECT 1", &s->r_ping))
         goto fail;
+    if (open_db(path, &s->cdb) || exec(s->cdb, "PRAGMA wal_autocheckpoint = 0"))
+        goto fail;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
+    pthread_cond_init(&s->ckpt_cv, NULL);
     if (uv_async_init(loop, &s->async, on_async))
         goto fail;
     s->async.data = s;
     if (pthread_create(&s->thread, NULL, writer_main, s)) {
+        uv_close((uv_handle_t *)&s->async, NULL);
+        goto fail;
+    }
+    if (pthread_create(&s->ckpt_thread, NULL, ckpt_main, s)) {
+        pthread_mutex_lock(&s->mu);
+        s->quit = 1;
+        pthread_cond_signal(&s->work_cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
         uv_close((uv_handle_t *)&s->async, NULL);
         goto fail;
     }
@@ -570,10 +615,13 @@ void store_close(struct store *s)
     close_reader(s);
     pthread_mutex_lock(&s->mu);
     s->quit = 1;
+    pthread_cond_signal(&s->ckpt_cv);
     pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
+    pthread_join(s->ckpt_thread, NULL);
+    pthread_join(s->thread, NULL); /* the writer closes last: the final checkpoint is its */
     batch_free(s->accum);
+    pthread_cond_destroy(&s->ckpt_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
