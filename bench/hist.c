@@ -80,7 +80,7 @@ size_t hist_to_json(const struct hist *h, char *buf, size_t cap)
     int first = 1;
 #define PUT(...)                                                                                   \
     do {                                                                                           \
-        int k_ = snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__);         \
+        int k_ = snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, __VA_ARGS__);          \
         n += k_ > 0 ? (size_t)k_ : 0;                                                              \
     } while (0)
     PUT("[");

@@ -49,9 +49,9 @@ int target_healthz(const char *host, int port)
         return -1;
     }
     char req[256], resp[512];
-    int n = snprintf(req, sizeof req,
-                     "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", host,
-                     port);
+    int n =
+        snprintf(req, sizeof req,
+                 "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", host, port);
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;

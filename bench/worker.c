@@ -36,15 +36,17 @@ enum kind {
     K_FILL,   /* cold: an edit that fills the history */
 };
 
+#define JOIN_WINDOW 64
+
 enum role { R_FACILITATOR, R_OWNER, R_MEMBER, R_OBSERVER };
 static const char *const ROLE_KEYS[] = {"facilitator", "owner", "member", "observer"};
 
 static const char *const CARDS[] = {"0", "1", "2", "3", "5", "8", "13", "21", "34", "55", "89"};
 #define NCARDS (sizeof CARDS / sizeof CARDS[0])
 
-static const char *const ERR_CODES[] = {"bad_request", "unknown_op", "not_joined", "auth_failed",
-                                        "forbidden",   "not_found",  "conflict",   "too_large",
-                                        "rate_limited", "room_full", "internal",   "other"};
+static const char *const ERR_CODES[] = {"bad_request",  "unknown_op", "not_joined", "auth_failed",
+                                        "forbidden",    "not_found",  "conflict",   "too_large",
+                                        "rate_limited", "room_full",  "internal",   "other"};
 #define NERR (sizeof ERR_CODES / sizeof ERR_CODES[0])
 
 struct pend {
@@ -87,7 +89,8 @@ struct room {
     char id[48];
     char tok[4][40];
     struct client **m;
-    size_t n, joined, reading;
+    size_t n, joined, reading, next_member;
+    size_t lost; /* members whose connection closed during setup */
     char (*items)[16];
     size_t nitems, items_wanted, items_sent;
     char round[24];
@@ -116,6 +119,8 @@ struct worker {
     size_t nclients, ncap;
     uint64_t t_setup;
     int setting_up, failed, quitting;
+    uint64_t setup_disconnects;
+    uint64_t last_rx;
 
     /* the current step */
     int measuring, running;
@@ -350,11 +355,15 @@ static void room_progress(struct room *r)
         if (r->want_round && !r->round[0])
             return;
         r->state = RS_MEMBERS;
-        for (size_t i = 1; i < r->n; i++)
-            client_connect(r->m[i]);
+        r->next_member = 1;
         /* fall through */
     case RS_MEMBERS:
-        if (r->joined < r->n)
+        /* At most JOIN_WINDOW members joining at once: each join sends a
+         * notice to every member already in, so a big room's joins are
+         * paced by how fast everyone takes them in. */
+        while (r->next_member < r->n && r->next_member - r->joined - r->lost < JOIN_WINDOW)
+            client_connect(r->m[r->next_member++]);
+        if (r->joined + r->lost < r->n)
             return;
         r->state = RS_READY;
         w->ready_rooms++;
@@ -584,6 +593,7 @@ static void on_message(struct wsc *ws, void *user, const uint8_t *data, size_t l
     const char *why;
     uint64_t now = now_us();
     (void)ws;
+    w->last_rx = now;
     if (codec_decode(data, len, &w->zone, &o, &why)) {
         fail(w, "undecodable message from the server: %s", why);
         goto done;
@@ -734,9 +744,18 @@ static void on_close(struct wsc *ws, void *user, int code)
     w->disconnects++;
     fprintf(stderr, "refine-bench: worker %d: a connection %s (status %d)\n", w->index,
             was_open ? "was closed" : "could not be opened", code);
-    if (w->setting_up || !was_open)
-        fail(w, "a connection %s during setup (status %d)", was_open ? "closed" : "failed",
-             code);
+    if (!w->setting_up && was_open)
+        return;
+    /* During setup: a member lost is counted (setup_disconnects) and the
+     * room goes on without it; a facilitator lost is the end. */
+    w->setup_disconnects++;
+    struct room *r = c->room;
+    if (!r || c->probe || c->idx == 0 || r->state != RS_MEMBERS) {
+        fail(w, "a connection %s during setup (status %d)", was_open ? "closed" : "failed", code);
+        return;
+    }
+    r->lost++;
+    room_progress(r);
 }
 
 static const struct wsc_handlers HANDLERS = {on_open, on_message, on_close};
@@ -805,15 +824,30 @@ static int build_room(struct worker *w, struct room *r, size_t index, size_t n, 
     return 0;
 }
 
-static void report_ready(struct worker *w)
+/* Ready once the server has been quiet for a second: the presence notices
+ * of the joins (one per member per join: quadratic in a big room) are not
+ * part of what is measured. */
+static void on_settle(uv_timer_t *t)
 {
+    struct worker *w = t->data;
+    uint64_t now = now_us();
+    if (now - w->last_rx < 1000000u && now < w->drain_deadline)
+        return;
+    uv_timer_stop(t);
     char line[256];
     w->setting_up = 0;
     int n = snprintf(line, sizeof line,
                      "{\"ev\":\"ready\",\"worker\":%d,\"rooms\":%zu,\"clients\":%zu,"
-                     "\"setup_s\":%.3f}\n",
-                     w->index, w->nrooms, w->nclients, (double)(now_us() - w->t_setup) / 1e6);
+                     "\"setup_s\":%.3f,\"setup_disconnects\":%llu}\n",
+                     w->index, w->nrooms, w->nclients, (double)(now_us() - w->t_setup) / 1e6,
+                     (unsigned long long)w->setup_disconnects);
     out_line(w, line, (size_t)n);
+}
+
+static void report_ready(struct worker *w)
+{
+    w->drain_deadline = now_us() + 600000000u;
+    uv_timer_start(&w->drain_timer, on_settle, 0, 50);
 }
 
 static void cmd_setup(struct worker *w)
@@ -890,7 +924,7 @@ static void report_step(struct worker *w, const char *ev)
     size_t n = 0;
 #define PUT(...)                                                                                   \
     do {                                                                                           \
-        int k_ = snprintf(line + n, n < cap ? cap - n : 0, __VA_ARGS__);                          \
+        int k_ = snprintf(line + n, n < cap ? cap - n : 0, __VA_ARGS__);                           \
         n += k_ > 0 ? (size_t)k_ : 0;                                                              \
     } while (0)
     PUT("{\"ev\":\"%s\",\"worker\":%d,\"secs\":%.6f,\"changes\":%llu,\"deliveries\":%llu,"
@@ -1011,8 +1045,8 @@ static void cmd_slow(struct worker *w)
         n++;
     }
     char line[128];
-    int k = snprintf(line, sizeof line, "{\"ev\":\"slow\",\"worker\":%d,\"slow\":%zu}\n", w->index,
-                     n);
+    int k =
+        snprintf(line, sizeof line, "{\"ev\":\"slow\",\"worker\":%d,\"slow\":%zu}\n", w->index, n);
     out_line(w, line, (size_t)k);
 }
 

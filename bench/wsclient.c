@@ -82,6 +82,8 @@ static void finish(struct wsc *c, int code)
     schedule_pump(ctx);
 }
 
+static const lws_retry_bo_t NO_IDLE_POLICY = {NULL, 0, 0, 0, 0, 0};
+
 static void start_connect(struct wsc *c)
 {
     struct wsc_ctx *ctx = c->ctx;
@@ -96,6 +98,10 @@ static void start_connect(struct wsc *c)
     i.local_protocol_name = SUBPROTOCOL;
     i.ietf_version_or_minus_one = -1;
     i.opaque_user_data = c;
+    /* No validity (idle ping) timer on our side: lws 4.1.6 keeps those in
+     * one sorted list and re-inserts a connection's timer, walking the list,
+     * on every frame it receives, which costs O(connections) per message. */
+    i.retry_and_idle_policy = &NO_IDLE_POLICY;
     c->state = WSC_CONNECTING;
     ctx->connecting++;
     struct lws *wsi = lws_client_connect_via_info(&i);
