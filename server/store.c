@@ -525,7 +525,11 @@ int store_open(struct store **out, const char *path, const struct store_options 
     if (open_db(path, &s->wdb))
         goto fail;
     if (exec(s->wdb, "PRAGMA journal_mode = WAL") ||
-        exec(s->wdb, "PRAGMA wal_autocheckpoint = 0") || /* the checkpointer's job */
+        /* The writer still checkpoints after a commit once the WAL passes 1000
+         * pages (on its thread): only a writer can start the WAL over, so
+         * without it the file grows for ever. The checkpointer below does
+         * most of the copying beforehand, so this one has little left. */
+        exec(s->wdb, "PRAGMA wal_autocheckpoint = 1000") ||
         exec(s->wdb,
              opts->full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") ||
         exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb) || check_restore(s, path))
