@@ -14,6 +14,8 @@ struct store;
 struct outbox;
 struct conn;
 
+#define APP_WBUF (64 * 1024) /* bytes one write to a connection carries at most */
+
 struct app {
     struct config cfg;
     uv_loop_t *loop;
@@ -34,6 +36,9 @@ struct app {
     int stopping;
     uint64_t stop_deadline; /* uv_now() by which shutdown stops waiting */
     int exit_code;
+    struct conn *dirty; /* connections with frames queued this turn (conn_flush) */
+    /* conn.c: the frames of one burst, framed and coalesced for one write */
+    unsigned char wbuf[LWS_PRE + APP_WBUF];
 };
 
 #endif

@@ -125,10 +125,95 @@ void conn_send(struct conn *c, struct frame *f)
     }
     c->q[(c->qhead + c->qlen++) % c->qcap] = frame_ref(f);
     c->qbytes += f->len;
-    /* One writable request per burst: the WRITEABLE callback asks again
-     * while frames remain (each request is an epoll_ctl). */
-    if (c->qlen == 1)
+    if (!c->dirty) { /* written at the end of the turn (conn_flush) */
+        c->dirty = true;
+        c->dirty_next = c->app->dirty;
+        c->app->dirty = conn_ref(c);
+    }
+}
+
+static void queue_pop(struct conn *c)
+{
+    struct frame *f = c->q[c->qhead];
+    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qlen--;
+    c->qbytes -= f->len;
+    if (c->qbytes <= c->app->cfg.max_queue)
+        c->over_since = 0;
+    frame_unref(f);
+}
+
+/* A server frame's header (FIN, binary, unmasked length): 2, 4 or 10 bytes. */
+static size_t ws_header(unsigned char *h, size_t len)
+{
+    h[0] = 0x82;
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* One write of the queued frames: as many whole frames as fit in app->wbuf,
+ * framed here and sent raw, or a single frame larger than that framed by
+ * lws in its own headroom. lws keeps what the socket does not take (and
+ * asks for WRITEABLE itself); when frames remain and lws holds nothing, a
+ * WRITEABLE is requested for them. Returns lws_write's failure as -1. */
+static int write_burst(struct conn *c)
+{
+    unsigned char *buf = c->app->wbuf + LWS_PRE;
+    size_t n = 0;
+    int rc;
+    while (c->qlen) {
+        struct frame *f = c->q[c->qhead];
+        if (n + 10 + f->len > APP_WBUF)
+            break;
+        n += ws_header(buf + n, f->len);
+        memcpy(buf + n, f->data, f->len);
+        n += f->len;
+        queue_pop(c);
+    }
+    if (n) {
+        rc = lws_write(c->wsi, buf, n, LWS_WRITE_RAW);
+    } else {
+        struct frame *f = frame_ref(c->q[c->qhead]);
+        queue_pop(c);
+        rc = lws_write(c->wsi, f->data, f->len, LWS_WRITE_BINARY);
+        frame_unref(f);
+    }
+    if (rc < 0)
+        return -1;
+    if ((c->qlen || c->close_code) && !lws_partial_buffered(c->wsi))
         lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+void conn_flush(struct app *app)
+{
+    struct conn *c;
+    while ((c = app->dirty)) {
+        app->dirty = c->dirty_next;
+        c->dirty_next = NULL;
+        c->dirty = false;
+        /* With lws still holding unsent bytes, WRITEABLE continues. */
+        if (c->wsi && c->qlen && !c->close_sent && !c->write_failed &&
+            !lws_partial_buffered(c->wsi) && write_burst(c) < 0) {
+            /* Not inside an lws callback: let WRITEABLE report it. */
+            c->write_failed = true;
+            queue_clear(c);
+            lws_callback_on_writable(c->wsi);
+        }
+        conn_unref(c);
+    }
 }
 
 void conn_close(struct conn *c, int code)
@@ -166,6 +251,8 @@ void conn_check_idle(struct conn *c, uint64_t now)
 
 int conn_on_writeable(struct conn *c)
 {
+    if (c->write_failed)
+        return -1;
     if (c->close_sent)
         return 0;
     if (c->ping_due && !c->close_code) {
@@ -215,19 +302,7 @@ int conn_on_writeable(struct conn *c)
         }
         return 0;
     }
-    struct frame *f = c->q[c->qhead];
-    int n = lws_write(c->wsi, f->data, f->len, LWS_WRITE_BINARY);
-    c->qhead = (c->qhead + 1) % c->qcap;
-    c->qlen--;
-    c->qbytes -= f->len;
-    if (c->qbytes <= c->app->cfg.max_queue)
-        c->over_since = 0;
-    frame_unref(f);
-    if (n < 0)
-        return -1;
-    if (c->qlen || c->close_code)
-        lws_callback_on_writable(c->wsi);
-    return 0;
+    return write_burst(c);
 }
 
 int conn_on_receive(struct conn *c, const void *in, size_t len)

@@ -1,9 +1,13 @@
 /* A WebSocket connection: its outgoing queue, its incoming reassembly
  * buffer, and which room and participant it is joined as.
  *
- * The outgoing queue holds references to shared frames and is drained from
- * lws' WRITEABLE callback, one frame per callback, so a broadcast never
- * waits on a slow reader. A connection whose queue stays over --max-queue
+ * The outgoing queue holds references to shared frames. A connection that
+ * gets frames during a loop turn is flagged, and at the end of the turn
+ * (conn_flush) its queued frames are framed into one buffer and written with
+ * one send, without waiting for a WRITEABLE callback; what the socket does not
+ * take lws keeps and sends when it can, and the rest of the queue follows from
+ * WRITEABLE. So a broadcast never waits on a slow reader, and a burst of
+ * frames to one connection costs one system call. A connection whose queue stays over --max-queue
  * bytes for QUEUE_GRACE_MS, or passes four times that, is closed (status
  * 4001: rejoin with `since`) instead of growing.
  *
@@ -50,7 +54,10 @@ struct conn {
     uint64_t alive_at;   /* uv_now() of the last message or pong from the peer */
     bool ping_due;       /* a ping goes out at the next WRITEABLE */
     bool ping_sent;      /* since alive_at */
-    unsigned char *rx;   /* reassembly of a fragmented message */
+    bool dirty;          /* on app->dirty: frames were queued this turn */
+    bool write_failed;   /* a direct write failed: WRITEABLE closes */
+    struct conn *dirty_next;
+    unsigned char *rx; /* reassembly of a fragmented message */
     size_t rxlen, rxcap;
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
@@ -79,6 +86,11 @@ int conn_take_token(struct conn *c);
 /* Queues f (borrowed: the queue takes its own reference) for sending. A
  * closed or closing connection drops it. */
 void conn_send(struct conn *c, struct frame *f);
+
+/* End of a loop turn: writes what each connection given frames this turn
+ * has queued (one send each, when lws holds nothing unsent for it). Also
+ * called once at shutdown to drop the references the list holds. */
+void conn_flush(struct app *app);
 
 /* Asks lws to close the connection with a WebSocket status code once what is
  * already queued before it has been written (at once for CLOSE_TOO_BIG). */

@@ -27,6 +27,7 @@ static void on_turn_end(uv_prepare_t *h)
     struct app *app = h->data;
     store_flush(app->store);
     outbox_release(app);
+    conn_flush(app);
 }
 
 struct tick {
@@ -165,6 +166,7 @@ int main(int argc, char **argv)
     uv_run(&loop, UV_RUN_DEFAULT);
 
     net_destroy(&app);
+    conn_flush(&app); /* drops what the last turn left flagged */
     room_free_all(&app);
     outbox_free(app.outbox);
     rc = uv_loop_close(&loop);

@@ -325,7 +325,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 static const struct lws_protocols PROTOCOLS[] = {
     {"http", http_callback, sizeof(struct http_session), 0, 0, NULL, 0},
-    {SUBPROTOCOL, ws_callback, sizeof(struct ws_session), 1024, 0, NULL, 0},
+    /* 1 KiB receive buffer per connection (messages are reassembled in
+     * conn.c); a send may carry a whole burst of coalesced frames. */
+    {SUBPROTOCOL, ws_callback, sizeof(struct ws_session), 1024, 0, NULL, APP_WBUF},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -41,7 +41,9 @@ struct store {
     sqlite3 *rdb; /* loop thread only */
     sqlite3 *cdb; /* checkpointer thread only */
     pthread_t ckpt_thread;
-    pthread_cond_t ckpt_cv; /* under mu: wakes the checkpointer to quit */
+    pthread_cond_t ckpt_cv; /* under mu: wakes the checkpointer (ckpt_wanted, quit) */
+    int ckpt_wanted;        /* under mu: the WAL passed WAL_CKPT_PAGES */
+    int wal_pages;          /* writer thread: pages in the WAL after its last commit */
     sqlite3_stmt *w[REC__COUNT];
     sqlite3_stmt *r_room, *r_seq, *r_parts, *r_items, *r_rounds, *r_events, *r_ping;
     pthread_t thread;
@@ -55,6 +57,7 @@ struct store {
     uint64_t added, durable;
     uint64_t restores, rooms;
     int64_t events;             /* writer thread: committed events (server_state) */
+    int64_t events_committed;   /* under mu: the same, for the checkpointer */
     int64_t high_water_written; /* writer thread: the count in the side file */
     time_t high_water_at;
     char high_water_path[4200];
@@ -62,6 +65,15 @@ struct store {
     uv_async_t async;
     struct store_hooks hooks;
 };
+
+/* The WAL is copied back into the database by the checkpointer thread as
+ * soon as it holds WAL_CKPT_PAGES pages after a commit, and once a second;
+ * the writer starts it over when a checkpoint has copied all of it. Only if
+ * the checkpointer falls behind a stream of commits and the WAL reaches
+ * WAL_FORCE_PAGES does the writer checkpoint itself (after reporting its
+ * commit, so no reply waits for it), which keeps the file bounded. */
+#define WAL_CKPT_PAGES  1000
+#define WAL_FORCE_PAGES 8192
 
 static const char *const MIGRATIONS[] = {
     /* 1: the first schema */
@@ -227,19 +239,20 @@ static int write_counter_file(const char *path, int64_t v)
     return 0;
 }
 
-/* Writer thread: records the committed event count beside the database, at
- * most once a second (and at close). */
-static void write_high_water(struct store *s, int force)
+/* Records `events`, a committed event count, beside the database (with an
+ * fsync, so never on the writer's path: the checkpointer does it at most
+ * once a second; the writer at open and close, when nothing else runs). */
+static void write_high_water(struct store *s, int64_t events, int force)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (!force && now.tv_sec == s->high_water_at)
         return;
     s->high_water_at = now.tv_sec;
-    if (s->high_water_written != s->events && write_counter_file(s->high_water_path, s->events))
+    if (s->high_water_written != events && write_counter_file(s->high_water_path, events))
         log_warn("cannot write %s: a restore from a backup may go unnoticed", s->high_water_path);
     else
-        s->high_water_written = s->events;
+        s->high_water_written = events;
 }
 
 /* Writer thread: one transaction per batch. */
@@ -263,7 +276,6 @@ static int write_batch(struct store *s, struct batch *b)
     if (exec(s->wdb, "COMMIT"))
         goto fail;
     s->events += events;
-    write_high_water(s, 0);
     return 1;
 fail:
     exec(s->wdb, "ROLLBACK");
@@ -285,7 +297,7 @@ static void close_reader(struct store *s)
 static void close_writer(struct store *s)
 {
     if (s->wdb && s->high_water_path[0])
-        write_high_water(s, 1);
+        write_high_water(s, s->events, 1);
     sqlite3_finalize(s->w_events);
     s->w_events = NULL;
     for (int i = 0; i < REC__COUNT; i++) {
@@ -304,21 +316,28 @@ static void close_dbs(struct store *s)
     close_writer(s);
 }
 
-/* The checkpointer: copies the WAL back into the database once a second
- * (PASSIVE: never waits for the writer or readers). Checkpoints and their
- * fsyncs run here, so neither the loop nor group commit waits for them. */
+/* The checkpointer: copies the WAL back into the database when the writer
+ * reports WAL_CKPT_PAGES, and once a second (PASSIVE: never waits for the
+ * writer or readers). Checkpoints and their fsyncs run here, so neither the
+ * loop nor group commit waits for them. */
 static void *ckpt_main(void *arg)
 {
     struct store *s = arg;
     pthread_mutex_lock(&s->mu);
     while (!s->quit) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
-        pthread_cond_timedwait(&s->ckpt_cv, &s->mu, &until);
+        if (!s->ckpt_wanted) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&s->ckpt_cv, &s->mu, &until);
+        }
         if (s->quit)
             break;
+        s->ckpt_wanted = 0;
+        int64_t events = s->events_committed;
         pthread_mutex_unlock(&s->mu);
+        if (s->high_water_path[0])
+            write_high_water(s, events, 0);
         int log = 0, done = 0;
         int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
@@ -349,9 +368,21 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         b->ok = write_batch(s, b);
         pthread_mutex_lock(&s->mu);
+        s->events_committed = s->events;
         s->done = b;
         pthread_cond_signal(&s->done_cv);
         uv_async_send(&s->async);
+        if (s->wal_pages >= WAL_CKPT_PAGES && !s->ckpt_wanted) {
+            s->ckpt_wanted = 1;
+            pthread_cond_signal(&s->ckpt_cv);
+        }
+        if (s->wal_pages >= WAL_FORCE_PAGES) {
+            pthread_mutex_unlock(&s->mu);
+            int log = 0, done = 0;
+            sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            s->wal_pages = 0; /* measured again at the next commit */
+            pthread_mutex_lock(&s->mu);
+        }
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -420,6 +451,15 @@ static void on_async(uv_async_t *h)
         return;
     finish(s, b, 1);
     store_flush(s);
+}
+
+/* Writer thread, after each commit: how many pages the WAL holds. */
+static int on_wal(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    ((struct store *)arg)->wal_pages = pages;
+    return SQLITE_OK;
 }
 
 static int open_db(const char *path, sqlite3 **db)
@@ -494,9 +534,9 @@ static int check_restore(struct store *s, const char *path)
              (long long)events, (long long)restores);
     if (exec(s->wdb, sql))
         return RF_EINTERNAL;
-    s->events = events;
+    s->events = s->events_committed = events;
     s->high_water_written = -1;
-    write_high_water(s, 1);
+    write_high_water(s, events, 1);
     s->restores = (uint64_t)restores;
     s->rooms = (uint64_t)query_int(s->wdb, "SELECT count(*) FROM rooms", 0);
     return 0;
@@ -525,11 +565,10 @@ int store_open(struct store **out, const char *path, const struct store_options 
     if (open_db(path, &s->wdb))
         goto fail;
     if (exec(s->wdb, "PRAGMA journal_mode = WAL") ||
-        /* The writer still checkpoints after a commit once the WAL passes 1000
-         * pages (on its thread): only a writer can start the WAL over, so
-         * without it the file grows for ever. The checkpointer below does
-         * most of the copying beforehand, so this one has little left. */
-        exec(s->wdb, "PRAGMA wal_autocheckpoint = 1000") ||
+        /* No checkpoint inside a commit (see WAL_CKPT_PAGES), and a page
+         * cache that holds the pages every room's writes land on. */
+        exec(s->wdb, "PRAGMA wal_autocheckpoint = 0") ||
+        exec(s->wdb, "PRAGMA cache_size = -65536") ||
         exec(s->wdb,
              opts->full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") ||
         exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb) || check_restore(s, path))
@@ -542,6 +581,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
         if (exec(s->wdb, sql))
             goto fail;
     }
+    sqlite3_wal_hook(s->wdb, on_wal, s);
     for (int i = 0; i < REC__COUNT; i++)
         if (prepare(s->wdb, WRITE_SQL[i], &s->w[i]))
             goto fail;
@@ -564,7 +604,10 @@ int store_open(struct store **out, const char *path, const struct store_options 
                 &s->r_events) ||
         prepare(s->rdb, "SELECT 1", &s->r_ping))
         goto fail;
-    if (open_db(path, &s->cdb) || exec(s->cdb, "PRAGMA wal_autocheckpoint = 0"))
+    /* A connection learns the database is in WAL mode only when it reads
+     * it; until then a checkpoint through it does nothing (log = -1). */
+    if (open_db(path, &s->cdb) || exec(s->cdb, "PRAGMA wal_autocheckpoint = 0") ||
+        exec(s->cdb, "PRAGMA journal_mode = WAL"))
         goto fail;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
