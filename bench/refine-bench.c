@@ -70,7 +70,7 @@ static const char USAGE[] =
     "  --duration S        seconds measured (saturate: per step; slow-readers: per phase;\n"
     "                      idle: seconds the connections are held)\n"
     "  --items N           backlog items per room (cold: items of the big room; the server\n"
-    "                      caps a room at 5000)\n"
+    "                      caps a room at 10000)\n"
     "  --window N          persist: requests in flight per client\n"
     "  --voters N          big-room: members who vote (the rest join as observers)\n"
     "  --repeats N         big-room: rounds measured\n"
@@ -98,7 +98,7 @@ static const char USAGE[] =
     "  persist       --rooms 25 --per-room 4 --window 4 --duration 20: edits as fast as\n"
     "                the server acknowledges them, N in flight per client; acks/s and ack\n"
     "                latency (send -> ok) for the durability the server runs with.\n"
-    "  cold          --items 5000 --events 1000000 --rooms 1000 (needs --spawn): builds a\n"
+    "  cold          --items 10000 --events 1000000 --rooms 1000 (needs --spawn): builds a\n"
     "                room with that history through the protocol plus rooms-1 more rooms,\n"
     "                restarts the server, times start -> /healthz 200 and the first join\n"
     "                -> snapshot (and a second, warm join).\n"
@@ -162,7 +162,7 @@ static void defaults(struct bench_cfg *c, enum scenario s, int smoke)
         c->duration = 20;
         break;
     case SC_COLD:
-        c->items = 5000;
+        c->items = 10000;
         c->rooms = 1000;
         break;
     case SC_SLOW_READERS:

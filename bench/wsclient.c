@@ -20,6 +20,7 @@ struct wsc {
     enum wsc_state state;
     int close_code;
     int want_close;
+    int write_failed; /* a direct write (wsc_send) failed: WRITEABLE closes */
     struct wnode *qhead, *qtail;
     size_t qbytes;
     uint8_t *rx;
@@ -221,6 +222,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_WRITEABLE:
         if (!c || c->state != WSC_OPEN)
             return 0;
+        if (c->write_failed)
+            return -1;
         return writeable(c, wsi);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (c && len >= 2) {
@@ -346,6 +349,15 @@ int wsc_send(struct wsc *c, char *buf, size_t len)
         c->qhead = q;
     c->qtail = q;
     c->qbytes += len;
+    /* Nothing ahead of it and nothing unsent in lws: written now, without a
+     * writable request (each is two epoll_ctl calls, as in the server). */
+    if (c->qhead == q && !lws_partial_buffered(c->wsi)) {
+        if (writeable(c, c->wsi) < 0) {
+            c->write_failed = 1;
+            lws_callback_on_writable(c->wsi);
+        }
+        return 0;
+    }
     lws_callback_on_writable(c->wsi);
     return 0;
 }

@@ -22,19 +22,30 @@ enum rec_kind {
     REC_SKIP
 };
 
+/* A record's strings and blob live in its batch's arena (offsets, since
+ * the arena may move as it grows; NONE for a NULL string). */
+#define NONE SIZE_MAX
 struct rec {
     enum rec_kind kind;
-    char *room, *a, *b; /* owned */
+    size_t room, a, b, blob;
     int64_t i1, i2;
-    void *blob; /* owned */
     size_t len;
 };
 
+/* The records of one or more loop turns. Batches are recycled (one spare),
+ * so in a steady state appending a record allocates nothing. */
 struct batch {
     struct rec *v;
     size_t n, cap;
+    char *mem; /* the arena */
+    size_t used, memcap;
     int ok;
 };
+
+static const char *rec_str(const struct batch *b, size_t off)
+{
+    return off == NONE ? NULL : b->mem + off;
+}
 
 struct store {
     sqlite3 *wdb; /* writer thread only */
@@ -50,6 +61,7 @@ struct store {
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
     struct batch *accum;    /* loop thread */
+    struct batch *spare;    /* loop thread: a written batch, kept for reuse */
     struct batch *inflight; /* handed to the writer (loop thread's view) */
     int work_ready;         /* under mu: inflight waits for the writer */
     struct batch *done;     /* under mu: the writer finished this one */
@@ -109,21 +121,12 @@ static const char *const WRITE_SQL[REC__COUNT] = {
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
-static void rec_free(struct rec *r)
-{
-    free(r->room);
-    free(r->a);
-    free(r->b);
-    free(r->blob);
-}
-
 static void batch_free(struct batch *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->n; i++)
-        rec_free(&b->v[i]);
     free(b->v);
+    free(b->mem);
     free(b);
 }
 
@@ -172,12 +175,26 @@ static int bind_text(sqlite3_stmt *st, int i, const char *s)
     return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
-static int write_rec(struct store *s, const struct rec *r)
+static int write_rec(struct store *s, const struct batch *bt, const struct rec *rec)
 {
-    if (r->kind == REC_SKIP)
+    if (rec->kind == REC_SKIP)
         return 0;
-    sqlite3_stmt *st = s->w[r->kind];
-    int n = (int)r->len;
+    sqlite3_stmt *st = s->w[rec->kind];
+    int n = (int)rec->len;
+    /* The record with its strings and blob resolved in the arena. */
+    const struct {
+        enum rec_kind kind;
+        const char *room, *a, *b;
+        const void *blob;
+        int64_t i1, i2;
+    } rr = {rec->kind,
+            rec_str(bt, rec->room),
+            rec_str(bt, rec->a),
+            rec_str(bt, rec->b),
+            rec_str(bt, rec->blob),
+            rec->i1,
+            rec->i2},
+      *r = &rr;
     bind_text(st, 1, r->room);
     switch (r->kind) {
     case REC_ROOM:
@@ -262,7 +279,7 @@ static int write_batch(struct store *s, struct batch *b)
     if (exec(s->wdb, "BEGIN IMMEDIATE"))
         return 0;
     for (size_t i = 0; i < b->n; i++) {
-        if (write_rec(s, &b->v[i]))
+        if (write_rec(s, b, &b->v[i]))
             goto fail;
         events += b->v[i].kind == REC_EVENT;
     }
@@ -390,7 +407,8 @@ static void *writer_main(void *arg)
 
 static void submit(struct store *s)
 {
-    struct batch *next = calloc(1, sizeof *next);
+    struct batch *next = s->spare ? s->spare : calloc(1, sizeof *next);
+    s->spare = NULL;
     if (!next)
         return; /* try again at the next turn */
     pthread_mutex_lock(&s->mu);
@@ -415,7 +433,7 @@ static void finish(struct store *s, struct batch *b, int notify)
         const char **rooms = malloc((b->n ? b->n : 1) * sizeof *rooms);
         size_t nrooms = 0;
         for (size_t i = 0; i < b->n && rooms; i++) {
-            const char *room = b->v[i].room;
+            const char *room = rec_str(b, b->v[i].room);
             size_t k = 0;
             while (k < nrooms && strcmp(rooms[k], room) != 0)
                 k++;
@@ -427,7 +445,8 @@ static void finish(struct store *s, struct batch *b, int notify)
                       room);
             /* What the next batch holds for that room builds on what failed. */
             for (size_t j = 0; j < s->accum->n; j++)
-                if (s->accum->v[j].kind != REC_SKIP && strcmp(s->accum->v[j].room, room) == 0)
+                if (s->accum->v[j].kind != REC_SKIP &&
+                    strcmp(rec_str(s->accum, s->accum->v[j].room), room) == 0)
                     s->accum->v[j].kind = REC_SKIP;
         }
         if (notify && s->hooks.on_fail && rooms)
@@ -435,7 +454,13 @@ static void finish(struct store *s, struct batch *b, int notify)
         free(rooms);
     }
     s->durable += b->n;
-    batch_free(b);
+    if (!s->spare && b->cap <= 4096 && b->memcap <= 1048576) { /* keep it for a later turn */
+        b->n = b->used = 0;
+        b->ok = 0;
+        s->spare = b;
+    } else {
+        batch_free(b);
+    }
     if (notify && s->hooks.on_commit)
         s->hooks.on_commit(s->hooks.arg);
 }
@@ -668,6 +693,7 @@ void store_close(struct store *s)
     pthread_join(s->ckpt_thread, NULL);
     pthread_join(s->thread, NULL); /* the writer closes last: the final checkpoint is its */
     batch_free(s->accum);
+    batch_free(s->spare);
     pthread_cond_destroy(&s->ckpt_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);
@@ -685,14 +711,30 @@ uint64_t store_durable(const struct store *s)
     return s->durable;
 }
 
-static char *dup_or_null(const char *s, int *oom)
+/* Copies len bytes (a string with its NUL when len is NONE) into bt's
+ * arena; returns the offset, or NONE for NULL data. *oom on failure. */
+static size_t arena_add(struct batch *bt, const void *data, size_t len, int *oom)
 {
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    if (!d)
-        *oom = 1;
-    return d;
+    if (!data)
+        return NONE;
+    if (len == NONE)
+        len = strlen(data) + 1;
+    if (bt->used + len > bt->memcap) {
+        size_t cap = bt->memcap ? bt->memcap : 4096;
+        while (cap < bt->used + len)
+            cap *= 2;
+        char *mem = realloc(bt->mem, cap);
+        if (!mem) {
+            *oom = 1;
+            return NONE;
+        }
+        bt->mem = mem;
+        bt->memcap = cap;
+    }
+    size_t off = bt->used;
+    memcpy(bt->mem + off, data, len);
+    bt->used += len;
+    return off;
 }
 
 static int append(struct store *s, enum rec_kind kind, const char *room, const char *a,
@@ -708,18 +750,18 @@ static int append(struct store *s, enum rec_kind kind, const char *room, const c
         bt->cap = cap;
     }
     int oom = 0;
-    struct rec r = {
-        kind, dup_or_null(room, &oom), dup_or_null(a, &oom), dup_or_null(b, &oom), i1, i2, NULL,
-        len};
-    if (blob && len) {
-        r.blob = malloc(len);
-        if (r.blob)
-            memcpy(r.blob, blob, len);
-        else
-            oom = 1;
-    }
+    size_t used = bt->used;
+    struct rec r = {kind,
+                    arena_add(bt, room, NONE, &oom),
+                    arena_add(bt, a, NONE, &oom),
+                    arena_add(bt, b, NONE, &oom),
+                    NONE,
+                    i1,
+                    i2,
+                    len};
+    r.blob = blob && len ? arena_add(bt, blob, len, &oom) : NONE;
     if (oom) {
-        rec_free(&r);
+        bt->used = used;
         return RF_ENOMEM;
     }
     bt->v[bt->n++] = r;
