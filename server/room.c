@@ -1,5 +1,6 @@
 #include "room.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,6 +58,8 @@ static void room_free(struct room *r)
         free(r->parts[i]);
     }
     free(r->parts);
+    free(r->actors);
+    map_free(&r->by_pid);
     for (size_t i = 0; i < r->ring_count; i++)
         frame_unref(r->ring[(r->ring_head + i) % r->ring_alloc]);
     free(r->ring);
@@ -111,10 +114,17 @@ int room_add_round(struct room *r, struct round *rd)
 
 size_t room_online(const struct room *r, int role)
 {
+    if (role == ROLE_OBSERVER)
+        return r->observers_online;
     size_t n = 0;
-    for (size_t i = 0; i < r->nparts; i++)
-        n += r->parts[i]->role == role && r->parts[i]->online > 0;
+    for (size_t i = 0; i < r->nactors; i++)
+        n += r->actors[i]->role == role && r->actors[i]->online > 0;
     return n;
+}
+
+bool room_crowded(const struct room *r)
+{
+    return r->nparts > ROOM_CROWD;
 }
 
 struct each_ctx {
@@ -136,7 +146,9 @@ void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg
 
 /* Facilitation watch: when the last online facilitator goes, the grace
  * period before someone else may claim the role starts. Then poker checks
- * whether everyone online has voted. */
+ * whether everyone online has voted. Neither depends on observers (they
+ * neither facilitate nor vote), so an observer coming or going does not call
+ * it: in a room of thousands of observers a join stays O(1). */
 static void presence_changed(struct app *app, struct room *r)
 {
     if (room_online(r, ROLE_FACILITATOR))
@@ -237,16 +249,118 @@ static int save_participant(struct app *app, struct room *r, const struct partic
 
 static struct participant *find_participant(const struct room *r, const char *pid, size_t n)
 {
-    for (size_t i = 0; i < r->nparts; i++)
-        if (strlen(r->parts[i]->pid) == n && memcmp(r->parts[i]->pid, pid, n) == 0)
-            return r->parts[i];
-    return NULL;
+    return map_get(&r->by_pid, pid, n);
 }
 
+/* ---- the crowd rule: actors and observer counts (room.h) ---------------- */
+
+/* Where p is, or would go, in the actors array (ordered by ix). */
+static size_t actor_slot(const struct room *r, const struct participant *p)
+{
+    size_t lo = 0, hi = r->nactors;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->actors[mid]->ix < p->ix)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* O(1) for a newcomer (it goes last); O(actors) for a role change. Never
+ * fails: the array has room for every participant (add_participant). */
+static void actor_insert(struct room *r, struct participant *p)
+{
+    size_t k = actor_slot(r, p);
+    memmove(&r->actors[k + 1], &r->actors[k], (r->nactors - k) * sizeof *r->actors);
+    r->actors[k] = p;
+    r->nactors++;
+}
+
+static void actor_remove(struct room *r, struct participant *p)
+{
+    size_t k = actor_slot(r, p);
+    if (k == r->nactors || r->actors[k] != p)
+        return; /* defensive: not an actor */
+    memmove(&r->actors[k], &r->actors[k + 1], (r->nactors - k - 1) * sizeof *r->actors);
+    r->nactors--;
+}
+
+/* The observer counts changed: in a crowd room, an `observers` notice is due
+ * (room_tick sends it). */
+static void observers_touch(struct room *r)
+{
+    if (room_crowded(r))
+        r->observers_dirty = true;
+}
+
+/* In a crowd room, the next tick sends an `observers` notice even if the
+ * counts are back to what the last one said: it is what tells clients to drop
+ * observers from their lists (the room became crowded, or someone listed
+ * became an observer). */
+static void observers_force(struct room *r)
+{
+    if (!room_crowded(r))
+        return;
+    r->observers_dirty = true;
+    r->observers_sent_online = r->observers_sent_total = SIZE_MAX;
+}
+
+/* Counts p (fully set up, last in parts, with no connection yet) as an actor
+ * or an observer. */
+static void track_participant(struct room *r, struct participant *p)
+{
+    if (p->role == ROLE_OBSERVER) {
+        r->observers++;
+        observers_touch(r);
+    } else {
+        actor_insert(r, p);
+    }
+}
+
+/* Changes p's role, keeping the actors and the observer counts right. */
+static void set_role(struct room *r, struct participant *p, int role)
+{
+    bool was = p->role == ROLE_OBSERVER, is = role == ROLE_OBSERVER;
+    p->role = role;
+    if (was == is)
+        return;
+    if (is) {
+        actor_remove(r, p);
+        r->observers++;
+        r->observers_online += p->online > 0;
+    } else {
+        r->observers--;
+        r->observers_online -= p->online > 0;
+        actor_insert(r, p);
+    }
+    observers_force(r);
+}
+
+/* p's first connection opened, or its last one closed. */
+static void observer_presence(struct room *r, const struct participant *p, bool up)
+{
+    if (p->role != ROLE_OBSERVER)
+        return;
+    if (up)
+        r->observers_online++;
+    else
+        r->observers_online--;
+    observers_touch(r);
+}
+
+/* A new, empty participant at the end of parts (the caller sets it up, then
+ * track_participant()), or NULL when out of memory. */
 static struct participant *add_participant(struct room *r)
 {
     if (r->nparts == r->capparts) {
         size_t cap = r->capparts ? r->capparts * 2 : 8;
+        /* actors first: its allocation must never be smaller than capparts */
+        struct participant **a = realloc(r->actors, cap * sizeof *a);
+        if (!a)
+            return NULL;
+        r->actors = a;
         struct participant **v = realloc(r->parts, cap * sizeof *v);
         if (!v)
             return NULL;
@@ -254,9 +368,21 @@ static struct participant *add_participant(struct room *r)
         r->capparts = cap;
     }
     struct participant *p = calloc(1, sizeof *p);
-    if (p)
+    if (p) {
+        p->ix = r->nparts;
         r->parts[r->nparts++] = p;
+    }
     return p;
+}
+
+/* Undoes add_participant() for p, the last one, before track_participant(). */
+static void drop_new_participant(struct room *r, struct participant *p)
+{
+    if (find_participant(r, p->pid, strlen(p->pid)) == p)
+        map_del(&r->by_pid, p->pid);
+    r->nparts--;
+    free(p->name);
+    free(p);
 }
 
 /* ---- the replay ring and events --------------------------------------- */
@@ -406,7 +532,13 @@ static int load_participant(void *arg, const char *pid, const void *data, size_t
     p->role = role_parse(role->via.str.ptr, role->via.str.size);
     memcpy(p->secret_hash, sec->via.bin.ptr, TOKEN_HASH);
     p->name = codec_strdup(codec_get(&o, "name"));
-    rc = p->name && p->role >= 0 ? 0 : RF_EINTERNAL;
+    if (!p->name || p->role < 0 || find_participant(r, pid, strlen(pid)) ||
+        map_put(&r->by_pid, p->pid, p)) {
+        drop_new_participant(r, p);
+        goto out;
+    }
+    track_participant(r, p);
+    rc = 0;
 out:
     msgpack_zone_destroy(&z);
     return rc;
@@ -486,11 +618,23 @@ static void pack_participant(const struct participant *p, msgpack_packer *pk)
     codec_pack_kv_bool(pk, "online", p->online > 0);
 }
 
+/* Every participant; in a crowd room only the actors (no observer): then
+ * O(actors), however many observers the room has. */
 static void pack_participants(const struct room *r, msgpack_packer *pk)
 {
-    msgpack_pack_array(pk, r->nparts);
-    for (size_t i = 0; i < r->nparts; i++)
-        pack_participant(r->parts[i], pk);
+    bool crowded = room_crowded(r);
+    struct participant *const *v = crowded ? r->actors : r->parts;
+    size_t n = crowded ? r->nactors : r->nparts;
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        pack_participant(v[i], pk);
+}
+
+static void pack_observers(const struct room *r, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 2);
+    codec_pack_kv_u64(pk, "online", r->observers_online);
+    codec_pack_kv_u64(pk, "total", r->observers);
 }
 
 static void pack_settings(const struct room *r, msgpack_packer *pk)
@@ -544,13 +688,15 @@ static struct frame *snapshot_frame(const struct room *r)
     msgpack_packer pk;
     codec_buf_init(&b, FRAME_HEAD);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 9);
+    msgpack_pack_map(&pk, 10);
     codec_pack_kv_str(&pk, "t", "snapshot");
     codec_pack_kv_u64(&pk, "seq", r->seq);
     codec_pack_str(&pk, "room");
     pack_settings(r, &pk);
     codec_pack_str(&pk, "participants");
     pack_participants(r, &pk);
+    codec_pack_str(&pk, "observers");
+    pack_observers(r, &pk);
     pack_items_and_rounds(r, &pk);
     const struct round *cur = room_current_round(r);
     codec_pack_str(&pk, "round");
@@ -591,6 +737,36 @@ static void notice(struct app *app, struct room *r, struct conn *except, const c
     frame_unref(f);
 }
 
+void room_tick(struct app *app, struct room *r, int64_t now)
+{
+    /* now is the wall clock (the notice's `at`): when it went back, do not wait for it to
+     * catch up with the last notice's time. */
+    int64_t since = now - r->observers_sent_at;
+    if (!r->observers_dirty || r->dead || (since >= 0 && since < ROOM_OBSERVERS_MS))
+        return;
+    r->observers_dirty = false;
+    if (r->observers_online == r->observers_sent_online && r->observers == r->observers_sent_total)
+        return; /* changed and changed back since the last notice */
+    r->observers_sent_at = now;
+    r->observers_sent_online = r->observers_online;
+    r->observers_sent_total = r->observers;
+    if (!r->conns)
+        return; /* nobody to tell: a later joiner gets the counts in its snapshot */
+    struct codec_buf b;
+    msgpack_packer pk;
+    codec_buf_init(&b, FRAME_HEAD);
+    codec_packer_init(&pk, &b);
+    msgpack_pack_map(&pk, 4);
+    codec_pack_kv_str(&pk, "t", "observers");
+    codec_pack_kv_i64(&pk, "at", now);
+    codec_pack_kv_u64(&pk, "online", r->observers_online);
+    codec_pack_kv_u64(&pk, "total", r->observers);
+    struct frame *f = frame_from_buf(&b);
+    if (f)
+        outbox_to_room(app, r, f, NULL);
+    frame_unref(f);
+}
+
 void room_leave(struct conn *c)
 {
     struct room *r = c->room;
@@ -606,9 +782,14 @@ void room_leave(struct conn *c)
     c->part = NULL;
     if (!r->conns)
         r->idle_since = now_ms();
-    if (--p->online == 0 && !r->dead && !c->app->stopping) {
-        notice(c->app, r, NULL, "participant.left", p);
-        presence_changed(c->app, r);
+    if (--p->online == 0) {
+        observer_presence(r, p, false);
+        if (!r->dead && !c->app->stopping && p->role != ROLE_OBSERVER) {
+            notice(c->app, r, NULL, "participant.left", p);
+            presence_changed(c->app, r);
+        } else if (!r->dead && !c->app->stopping && !room_crowded(r)) {
+            notice(c->app, r, NULL, "participant.left", p);
+        }
     }
     room_unref(r);
 }
@@ -782,9 +963,12 @@ int room_handle_join(struct req *q)
         if (!(p = add_participant(r)))
             return RF_ENOMEM;
         if (token_new(p->pid) || token_new(secret)) {
-            r->nparts--;
-            free(p);
+            drop_new_participant(r, p);
             return RF_EINTERNAL;
+        }
+        if (map_put(&r->by_pid, p->pid, p)) {
+            drop_new_participant(r, p);
+            return RF_ENOMEM;
         }
         token_hash(secret, TOKEN_LEN, p->secret_hash);
         p->role = role;
@@ -796,13 +980,16 @@ int room_handle_join(struct req *q)
         if (!n || save_participant(app, r, p)) {
             p->name = old;
             free(n);
-            if (is_new) {
-                r->nparts--;
-                free(p);
-            }
+            if (is_new)
+                drop_new_participant(r, p);
             return RF_ENOMEM;
         }
         free(old);
+    }
+    if (is_new) {
+        track_participant(r, p);
+        if (r->nparts == ROOM_CROWD + 1)
+            observers_force(r); /* it has just become crowded */
     }
 
     c->room = room_ref(r);
@@ -813,7 +1000,8 @@ int room_handle_join(struct req *q)
         r->conns->room_prev = c;
     r->conns = c;
     c->join_serial = ++app->join_serial;
-    p->online++;
+    if (p->online++ == 0)
+        observer_presence(r, p, true);
 
     /* Replay when the client's history is this room's (same epoch) and the
      * events after it are still held; otherwise a snapshot, and why. */
@@ -830,7 +1018,7 @@ int room_handle_join(struct req *q)
     int replay = has_since && !reason;
     struct codec_buf b;
     msgpack_packer pk;
-    req_ok_begin(q, &b, &pk, replay ? 8 : reason ? 8 : 7);
+    req_ok_begin(q, &b, &pk, replay ? 9 : reason ? 8 : 7);
     codec_pack_kv_str(&pk, "pid", p->pid);
     codec_pack_kv_str(&pk, "secret", secret);
     codec_pack_kv_str(&pk, "role", role_name(p->role));
@@ -843,6 +1031,8 @@ int room_handle_join(struct req *q)
     if (replay) {
         codec_pack_str(&pk, "participants");
         pack_participants(r, &pk);
+        codec_pack_str(&pk, "observers");
+        pack_observers(r, &pk);
     }
     req_ok_end(q, &b);
     if (replay) {
@@ -860,9 +1050,11 @@ int room_handle_join(struct req *q)
         outbox_to_conn(app, c, f);
         frame_unref(f);
     }
-    if (p->online == 1) {
+    if (p->online == 1 && p->role != ROLE_OBSERVER) {
         notice(app, r, c, "participant.joined", p);
         presence_changed(app, r);
+    } else if (p->online == 1 && !room_crowded(r)) {
+        notice(app, r, c, "participant.joined", p); /* a crowd room counts observers instead */
     }
     log_debug("participant %s joined room %s as %s", p->pid, r->id, role_name(p->role));
     return 0;
@@ -878,24 +1070,32 @@ int room_handle_role_set(struct req *q)
     int nr = role_parse(role->via.str.ptr, role->via.str.size);
     if (p->role == ROLE_FACILITATOR && nr != ROLE_FACILITATOR) {
         size_t facilitators = 0;
-        for (size_t i = 0; i < r->nparts; i++)
-            facilitators += r->parts[i]->role == ROLE_FACILITATOR;
+        for (size_t i = 0; i < r->nactors; i++)
+            facilitators += r->actors[i]->role == ROLE_FACILITATOR;
         if (facilitators == 1)
             return req_fail(q, RF_ECONFLICT,
                             "A room keeps at least one facilitator; make someone else "
                             "facilitator first.");
     }
     int old = p->role;
-    p->role = nr;
+    /* An observer of a crowd room is in nobody's list: when it gets another
+     * role, the event carries its name and, if it is online, a
+     * participant.joined notice follows, so everyone can show it. */
+    bool unlisted = old == ROLE_OBSERVER && nr != ROLE_OBSERVER && room_crowded(r);
+    set_role(r, p, nr);
     if (save_participant(q->app, r, p)) {
-        p->role = old;
+        set_role(r, p, old);
         return RF_ENOMEM;
     }
     struct event ev;
-    room_event_begin(&ev, r, "participant.updated", q->who, 2);
+    room_event_begin(&ev, r, "participant.updated", q->who, unlisted ? 3 : 2);
     codec_pack_kv_str(&ev.pk, "pid", p->pid);
     codec_pack_kv_str(&ev.pk, "role", role_name(nr));
+    if (unlisted)
+        codec_pack_kv_str(&ev.pk, "name", p->name);
     room_event_reply(q, &ev);
+    if (unlisted && p->online > 0 && !r->dead)
+        notice(q->app, r, NULL, "participant.joined", p);
     presence_changed(q->app, r);
     return 0;
 }
@@ -915,9 +1115,9 @@ int room_handle_claim(struct req *q)
                         "after %lld s.",
                         (long long)(waited / 1000), (long long)(grace / 1000));
     int old = p->role;
-    p->role = ROLE_FACILITATOR;
+    set_role(r, p, ROLE_FACILITATOR);
     if (save_participant(q->app, r, p)) {
-        p->role = old;
+        set_role(r, p, old);
         return RF_ENOMEM;
     }
     log_info("room %s: participant %s claimed facilitation", r->id, p->pid);

@@ -16,6 +16,7 @@
 #include "backlog.h"
 #include "round.h"
 #include "codec.h"
+#include "map.h"
 #include "ops.h"
 #include "token.h"
 
@@ -24,12 +25,24 @@ struct conn;
 struct req;
 struct frame;
 
+/* The crowd rule. A room that knows more than ROOM_CROWD participants (all
+ * of them, online or not: nparts, which never shrinks, so a room once crowded
+ * stays crowded, also when it is loaded again) aggregates its observers'
+ * presence: no participant.joined / participant.left for an observer, but a
+ * coalesced notice `observers {online, total, at}` at most once every
+ * ROOM_OBSERVERS_MS when the counts changed; its snapshots and replay-mode
+ * join replies list only the participants who are not observers. Every
+ * snapshot and replay reply carries the counts, whatever the room's size. */
+#define ROOM_CROWD        100
+#define ROOM_OBSERVERS_MS 1000
+
 struct participant {
     char pid[TOKEN_LEN + 1];
     uint8_t secret_hash[TOKEN_HASH];
     char *name;
     int role;
     int online; /* open connections */
+    size_t ix;  /* its index in room.parts */
 };
 
 struct room {
@@ -53,8 +66,20 @@ struct room {
     uint64_t next_round;
     struct round **rounds; /* every round, oldest first */
     size_t nrounds, caprounds;
-    struct participant **parts;
+    struct participant **parts; /* every participant: in join order, or the store's when loaded */
     size_t nparts, capparts;
+    /* The participants who are not observers (those who may vote), in the
+     * order of parts: what a crowd room lists, and who poker looks at. Its
+     * allocation always holds capparts pointers, so adding to it never fails. */
+    struct participant **actors;
+    size_t nactors;
+    struct map by_pid;            /* pid -> participant */
+    size_t observers;             /* participants whose role is observer */
+    size_t observers_online;      /* ... and who have an open connection */
+    bool observers_dirty;         /* crowd room: the counts may have changed since the notice */
+    int64_t observers_sent_at;    /* when the last `observers` notice was made */
+    size_t observers_sent_online; /* the counts it held (SIZE_MAX: one is due whatever */
+    size_t observers_sent_total;  /* the counts, when the room has just become crowded) */
     struct backlog backlog;
     char *focus;
     struct frame **ring; /* the last ring_count events, oldest at ring_head */
@@ -116,8 +141,15 @@ void room_free_all(struct app *app);
 struct round *room_current_round(const struct room *r);
 /* Appends rd to the room's rounds (takes it). Returns 0 or RF_ENOMEM. */
 int room_add_round(struct room *r, struct round *rd);
-/* Number of participants of role `role` with an open connection. */
+/* Number of participants of role `role` with an open connection: a counter
+ * for observers, a walk of the actors for the other roles. */
 size_t room_online(const struct room *r, int role);
+/* Whether the crowd rule applies to r (it knows more than ROOM_CROWD participants). */
+bool room_crowded(const struct room *r);
+/* Called every tick (100 ms, through round_on_tick): in a crowd room whose
+ * observer counts changed, sends the `observers` notice to the room's
+ * connections, at most once every ROOM_OBSERVERS_MS. */
+void room_tick(struct app *app, struct room *r, int64_t now);
 /* Calls fn for every loaded room (the timer tick). */
 void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg);
 

@@ -260,7 +260,7 @@ static uint64_t reveal(struct app *app, struct room *r, struct round *rd,
 {
     /* Voters who did not vote: those the round started with, and anyone who
      * may vote and is online now. */
-    const char **missing = calloc(rd->nvoters + r->nparts + 1, sizeof *missing);
+    const char **missing = calloc(rd->nvoters + r->nactors + 1, sizeof *missing);
     struct stats_vote *sv = calloc(rd->nvotes + 1, sizeof *sv);
     size_t nmissing = 0;
     if (!missing || !sv) {
@@ -271,9 +271,9 @@ static uint64_t reveal(struct app *app, struct room *r, struct round *rd,
     for (size_t i = 0; i < rd->nvoters; i++)
         if (!find_vote(rd, rd->voters[i]))
             missing[nmissing++] = rd->voters[i];
-    for (size_t i = 0; i < r->nparts; i++) {
-        const struct participant *p = r->parts[i];
-        if (p->role == ROLE_OBSERVER || !p->online || find_vote(rd, p->pid))
+    for (size_t i = 0; i < r->nactors; i++) { /* the room's participants but observers */
+        const struct participant *p = r->actors[i];
+        if (!p->online || find_vote(rd, p->pid))
             continue;
         size_t k = 0;
         while (k < nmissing && strcmp(missing[k], p->pid) != 0)
@@ -329,9 +329,9 @@ static void maybe_auto_reveal(struct app *app, struct room *r)
     if (!r->auto_reveal || !rd || rd->state != ROUND_VOTING)
         return;
     size_t online_voters = 0;
-    for (size_t i = 0; i < r->nparts; i++) {
-        const struct participant *p = r->parts[i];
-        if (p->role == ROLE_OBSERVER || !p->online)
+    for (size_t i = 0; i < r->nactors; i++) { /* the room's participants but observers */
+        const struct participant *p = r->actors[i];
+        if (!p->online)
             continue;
         if (!find_vote(rd, p->pid))
             return;
@@ -362,6 +362,7 @@ static uint64_t timer_event(struct app *app, struct room *r, const struct partic
 
 void round_on_tick(struct app *app, struct room *r, int64_t now)
 {
+    room_tick(app, r, now); /* the crowd rule's `observers` notice (room.h) */
     if (!r->timer_ends_at || now < r->timer_ends_at)
         return;
     r->timer_ends_at = 0;
@@ -436,14 +437,14 @@ int round_handle_start(struct req *q)
     rd->anonymous = anon && anon->via.boolean;
     rd->deadline = (int64_t)deadline;
     rd->started_at = now;
-    rd->voters = calloc(r->nparts + 1, sizeof *rd->voters);
+    rd->voters = calloc(r->nactors + 1, sizeof *rd->voters);
     int rc =
         rd->voters ? copy_deck(r, codec_get(q->msg, "deck"), &rd->cards, &rd->ncards) : RF_ENOMEM;
-    /* Who can vote: everyone but observers; online now, or anyone for an
-     * asynchronous round. */
-    for (size_t i = 0; i < r->nparts && !rc; i++) {
-        const struct participant *p = r->parts[i];
-        if (p->role == ROLE_OBSERVER || (!p->online && !deadline))
+    /* Who can vote: everyone but observers (the actors); online now, or
+     * anyone for an asynchronous round. */
+    for (size_t i = 0; i < r->nactors && !rc; i++) {
+        const struct participant *p = r->actors[i];
+        if (!p->online && !deadline)
             continue;
         if (!(rd->voters[rd->nvoters] = strdup(p->pid)))
             rc = RF_ENOMEM;

@@ -54,7 +54,9 @@ void round_pack(const struct round *rd, msgpack_packer *pk);
 struct round *round_load(const char *id, const void *data, size_t len);
 
 /* The room's timer ran out, or a participant came or went: what poker does
- * about it (reveal on timer, auto-reveal, facilitator presence). */
+ * about it (reveal on timer, auto-reveal, facilitator presence). The tick
+ * (every 100 ms) also lets the room send its coalesced `observers` notice
+ * (room_tick). */
 void round_on_tick(struct app *app, struct room *r, int64_t now);
 void round_on_presence(struct app *app, struct room *r);
 
