@@ -405,10 +405,16 @@ int net_start(struct app *app)
     info.mounts = &health;
     info.vhost_name = "refine";
     info.timeout_secs = 20; /* HTTP and WebSocket handshakes */
-    /* Liveness is ours (conn_check_idle), not lws' retry_and_idle_policy:
-     * lws 4.1.6 keeps its validity timers in one sorted list per thread, and
-     * every message re-inserts its connection's timer with a walk of that
-     * list: O(connections) per message. */
+    /* Liveness is ours (conn_check_idle), not lws' validity timers: lws
+     * 4.1.6 keeps them in one sorted list per thread, and re-inserting a
+     * connection's timer walks that list: O(connections) each time. Without
+     * a policy of its own the vhost takes the context's default (ping after
+     * 300 s), whose timer is re-inserted on every PONG, i.e. after each of
+     * our liveness pings: at 10,000 silent connections that walk was half of
+     * the server's CPU. A policy with no validity times arms no timer. */
+    static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                               .secs_since_valid_hangup = 0};
+    info.retry_and_idle_policy = &no_validity;
     if (app->cfg.tls_cert) {
         info.ssl_cert_filepath = app->cfg.tls_cert;
         info.ssl_private_key_filepath = app->cfg.tls_key;
