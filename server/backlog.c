@@ -184,16 +184,9 @@ void item_pack(const struct item *it, msgpack_packer *pk)
 
 static int save_item(struct app *app, struct room *r, const struct item *it)
 {
-    struct codec_buf b;
-    msgpack_packer pk;
-    codec_buf_init(&b, 0);
-    codec_packer_init(&pk, &b);
-    item_pack(it, &pk);
-    size_t len;
-    char *data = codec_buf_take(&b, &len);
-    int rc = data ? store_put_item(app->store, r->id, it->id, it->rank, data, len) : RF_ENOMEM;
-    free(data);
-    return rc;
+    msgpack_packer *pk = store_packer(app->store);
+    item_pack(it, pk);
+    return store_put_item(app->store, r->id, it->id, it->rank);
 }
 
 /* ---- the ordered list --------------------------------------------------- */

@@ -197,52 +197,40 @@ void room_pack_deck(const struct room *r, msgpack_packer *pk)
 
 int room_save_meta(struct app *app, struct room *r)
 {
-    struct codec_buf b;
-    msgpack_packer pk;
-    codec_buf_init(&b, 0);
-    codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 11);
-    codec_pack_kv_str(&pk, "epoch", r->epoch_base);
-    codec_pack_kv_bool(&pk, "reveal_on_timer", r->reveal_on_timer);
-    codec_pack_kv_u64(&pk, "facilitator_grace", r->facilitator_grace);
-    codec_pack_kv_i64(&pk, "timer_ends_at", r->timer_ends_at);
-    codec_pack_kv_u64(&pk, "next_round", r->next_round);
-    codec_pack_kv_str(&pk, "name", r->name);
-    codec_pack_kv_str(&pk, "focus", r->focus);
-    codec_pack_str(&pk, "deck");
-    room_pack_deck(r, &pk);
-    codec_pack_kv_bool(&pk, "auto_reveal", r->auto_reveal);
-    codec_pack_kv_u64(&pk, "next_item", r->next_item);
-    codec_pack_str(&pk, "tokens");
-    msgpack_pack_array(&pk, ROLE__COUNT);
+    msgpack_packer *pk = store_packer(app->store);
+    msgpack_pack_map(pk, 11);
+    codec_pack_kv_str(pk, "epoch", r->epoch_base);
+    codec_pack_kv_bool(pk, "reveal_on_timer", r->reveal_on_timer);
+    codec_pack_kv_u64(pk, "facilitator_grace", r->facilitator_grace);
+    codec_pack_kv_i64(pk, "timer_ends_at", r->timer_ends_at);
+    codec_pack_kv_u64(pk, "next_round", r->next_round);
+    codec_pack_kv_str(pk, "name", r->name);
+    codec_pack_kv_str(pk, "focus", r->focus);
+    codec_pack_str(pk, "deck");
+    room_pack_deck(r, pk);
+    codec_pack_kv_bool(pk, "auto_reveal", r->auto_reveal);
+    codec_pack_kv_u64(pk, "next_item", r->next_item);
+    codec_pack_str(pk, "tokens");
+    msgpack_pack_array(pk, ROLE__COUNT);
     for (int i = 0; i < ROLE__COUNT; i++) {
-        msgpack_pack_bin(&pk, TOKEN_HASH);
-        msgpack_pack_bin_body(&pk, r->token_hash[i], TOKEN_HASH);
+        msgpack_pack_bin(pk, TOKEN_HASH);
+        msgpack_pack_bin_body(pk, r->token_hash[i], TOKEN_HASH);
     }
-    size_t len;
-    char *data = codec_buf_take(&b, &len);
-    int rc = data ? store_put_room(app->store, r->id, r->created_at, data, len) : RF_ENOMEM;
-    free(data);
+    int rc = store_put_room(app->store, r->id, r->created_at);
     r->records_upto = store_added(app->store);
     return rc;
 }
 
 static int save_participant(struct app *app, struct room *r, const struct participant *p)
 {
-    struct codec_buf b;
-    msgpack_packer pk;
-    codec_buf_init(&b, 0);
-    codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 3);
-    codec_pack_kv_str(&pk, "name", p->name);
-    codec_pack_kv_str(&pk, "role", role_name(p->role));
-    codec_pack_str(&pk, "secret");
-    msgpack_pack_bin(&pk, TOKEN_HASH);
-    msgpack_pack_bin_body(&pk, p->secret_hash, TOKEN_HASH);
-    size_t len;
-    char *data = codec_buf_take(&b, &len);
-    int rc = data ? store_put_participant(app->store, r->id, p->pid, data, len) : RF_ENOMEM;
-    free(data);
+    msgpack_packer *pk = store_packer(app->store);
+    msgpack_pack_map(pk, 3);
+    codec_pack_kv_str(pk, "name", p->name);
+    codec_pack_kv_str(pk, "role", role_name(p->role));
+    codec_pack_str(pk, "secret");
+    msgpack_pack_bin(pk, TOKEN_HASH);
+    msgpack_pack_bin_body(pk, p->secret_hash, TOKEN_HASH);
+    int rc = store_put_participant(app->store, r->id, p->pid);
     r->records_upto = store_added(app->store);
     return rc;
 }

@@ -103,46 +103,39 @@ void round_pack(const struct round *rd, msgpack_packer *pk)
 
 static int save_round(struct app *app, struct room *r, const struct round *rd)
 {
-    struct codec_buf b;
-    msgpack_packer pk;
-    codec_buf_init(&b, 0);
-    codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 11);
-    codec_pack_kv_str(&pk, "item", rd->item);
-    codec_pack_kv_u64(&pk, "state", (uint64_t)rd->state);
-    codec_pack_str(&pk, "cards");
-    msgpack_pack_array(&pk, rd->ncards);
+    msgpack_packer *pk = store_packer(app->store);
+    msgpack_pack_map(pk, 11);
+    codec_pack_kv_str(pk, "item", rd->item);
+    codec_pack_kv_u64(pk, "state", (uint64_t)rd->state);
+    codec_pack_str(pk, "cards");
+    msgpack_pack_array(pk, rd->ncards);
     for (size_t i = 0; i < rd->ncards; i++)
-        codec_pack_str(&pk, rd->cards[i]);
-    codec_pack_kv_bool(&pk, "anonymous", rd->anonymous);
-    codec_pack_kv_i64(&pk, "deadline", rd->deadline);
-    codec_pack_kv_i64(&pk, "started_at", rd->started_at);
-    codec_pack_kv_i64(&pk, "revealed_at", rd->revealed_at);
-    codec_pack_str(&pk, "voters");
-    msgpack_pack_array(&pk, rd->nvoters);
+        codec_pack_str(pk, rd->cards[i]);
+    codec_pack_kv_bool(pk, "anonymous", rd->anonymous);
+    codec_pack_kv_i64(pk, "deadline", rd->deadline);
+    codec_pack_kv_i64(pk, "started_at", rd->started_at);
+    codec_pack_kv_i64(pk, "revealed_at", rd->revealed_at);
+    codec_pack_str(pk, "voters");
+    msgpack_pack_array(pk, rd->nvoters);
     for (size_t i = 0; i < rd->nvoters; i++)
-        codec_pack_str(&pk, rd->voters[i]);
-    codec_pack_str(&pk, "votes"); /* secret until revealed: stays on the server */
-    msgpack_pack_array(&pk, rd->nvotes);
+        codec_pack_str(pk, rd->voters[i]);
+    codec_pack_str(pk, "votes"); /* secret until revealed: stays on the server */
+    msgpack_pack_array(pk, rd->nvotes);
     for (size_t i = 0; i < rd->nvotes; i++) {
-        msgpack_pack_array(&pk, 3);
-        codec_pack_str(&pk, rd->votes[i].pid);
-        codec_pack_str(&pk, rd->votes[i].card);
-        msgpack_pack_int64(&pk, rd->votes[i].confidence);
+        msgpack_pack_array(pk, 3);
+        codec_pack_str(pk, rd->votes[i].pid);
+        codec_pack_str(pk, rd->votes[i].card);
+        msgpack_pack_int64(pk, rd->votes[i].confidence);
     }
-    codec_pack_kv_str(&pk, "estimate", rd->estimate);
-    codec_pack_str(&pk, "stats");
+    codec_pack_kv_str(pk, "estimate", rd->estimate);
+    codec_pack_str(pk, "stats");
     if (rd->stats) {
-        msgpack_pack_bin(&pk, rd->stats_len);
-        msgpack_pack_bin_body(&pk, rd->stats, rd->stats_len);
+        msgpack_pack_bin(pk, rd->stats_len);
+        msgpack_pack_bin_body(pk, rd->stats, rd->stats_len);
     } else {
-        msgpack_pack_nil(&pk);
+        msgpack_pack_nil(pk);
     }
-    size_t len;
-    char *data = codec_buf_take(&b, &len);
-    int rc = data ? store_put_round(app->store, r->id, rd->id, data, len) : RF_ENOMEM;
-    free(data);
-    return rc;
+    return store_put_round(app->store, r->id, rd->id);
 }
 
 static int64_t get_i64(const msgpack_object *map, const char *key)

@@ -60,8 +60,11 @@ struct store {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
-    struct batch *accum;    /* loop thread */
-    struct batch *spare;    /* loop thread: a written batch, kept for reuse */
+    struct batch *accum; /* loop thread */
+    struct batch *spare; /* loop thread: a written batch, kept for reuse */
+    msgpack_packer pk;   /* loop thread: store_packer(), into accum's arena */
+    size_t pack_start;   /* where the blob being packed starts in accum's arena */
+    int pack_open, pack_oom;
     struct batch *inflight; /* handed to the writer (loop thread's view) */
     int work_ready;         /* under mu: inflight waits for the writer */
     struct batch *done;     /* under mu: the writer finished this one */
@@ -414,6 +417,7 @@ static void submit(struct store *s)
     pthread_mutex_lock(&s->mu);
     s->inflight = s->accum;
     s->accum = next;
+    s->pack_open = 0; /* a blob packed and never put stays behind, unused */
     s->work_ready = 1;
     pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
@@ -737,20 +741,60 @@ static size_t arena_add(struct batch *bt, const void *data, size_t len, int *oom
     return off;
 }
 
+static int arena_write(void *data, const char *buf, size_t len)
+{
+    struct store *s = data;
+    int oom = 0;
+    if (len && !s->pack_oom)
+        arena_add(s->accum, buf, len, &oom);
+    s->pack_oom |= oom;
+    return oom ? -1 : 0;
+}
+
+msgpack_packer *store_packer(struct store *s)
+{
+    if (s->pack_open)
+        s->accum->used = s->pack_start; /* one that was never put */
+    s->pack_start = s->accum->used;
+    s->pack_open = 1;
+    s->pack_oom = 0;
+    msgpack_packer_init(&s->pk, s, arena_write);
+    return &s->pk;
+}
+
+/* Appends a record. Its blob: blob[0..len), or with PACKED, what was
+ * packed since store_packer(). */
+static const char PACKED[1];
+
 static int append(struct store *s, enum rec_kind kind, const char *room, const char *a,
                   const char *b, int64_t i1, int64_t i2, const void *blob, size_t len)
 {
     struct batch *bt = s->accum;
+    size_t packed = NONE;
+    if (blob == PACKED) {
+        if (!s->pack_open)
+            return RF_EINTERNAL; /* defensive: a put without store_packer() */
+        s->pack_open = 0;
+        if (s->pack_oom) {
+            bt->used = s->pack_start;
+            return RF_ENOMEM;
+        }
+        packed = s->pack_start;
+        len = bt->used - packed;
+    }
     if (bt->n == bt->cap) {
         size_t cap = bt->cap ? bt->cap * 2 : 64;
         struct rec *v = realloc(bt->v, cap * sizeof *v);
-        if (!v)
+        if (!v) {
+            if (packed != NONE)
+                bt->used = packed;
             return RF_ENOMEM;
+        }
         bt->v = v;
         bt->cap = cap;
     }
     int oom = 0;
-    size_t used = bt->used;
+    size_t used = packed != NONE ? packed : bt->used;
     struct rec r = {kind,
                     arena_add(bt, room, NONE, &oom),
                     arena_add(bt, a, NONE, &oom),
@@ -759,7 +803,10 @@ static int append(struct store *s, enum rec_kind kind, const char *room, const c
                     i1,
                     i2,
                     len};
-    r.blob = blob && len ? arena_add(bt, blob, len, &oom) : NONE;
+    if (packed != NONE)
+        r.blob = len ? packed : NONE;
+    else
+        r.blob = blob && len ? arena_add(bt, blob, len, &oom) : NONE;
     if (oom) {
         bt->used = used;
         return RF_ENOMEM;
@@ -769,22 +816,19 @@ static int append(struct store *s, enum rec_kind kind, const char *room, const c
     return 0;
 }
 
-int store_put_room(struct store *s, const char *room, int64_t created_at, const void *meta,
-                   size_t len)
+int store_put_room(struct store *s, const char *room, int64_t created_at)
 {
-    return append(s, REC_ROOM, room, NULL, NULL, created_at, 0, meta, len);
+    return append(s, REC_ROOM, room, NULL, NULL, created_at, 0, PACKED, 0);
 }
 
-int store_put_participant(struct store *s, const char *room, const char *pid, const void *data,
-                          size_t len)
+int store_put_participant(struct store *s, const char *room, const char *pid)
 {
-    return append(s, REC_PART, room, pid, NULL, 0, 0, data, len);
+    return append(s, REC_PART, room, pid, NULL, 0, 0, PACKED, 0);
 }
 
-int store_put_item(struct store *s, const char *room, const char *id, const char *rank,
-                   const void *data, size_t len)
+int store_put_item(struct store *s, const char *room, const char *id, const char *rank)
 {
-    return append(s, REC_ITEM, room, id, rank, 0, 0, data, len);
+    return append(s, REC_ITEM, room, id, rank, 0, 0, PACKED, 0);
 }
 
 int store_del_item(struct store *s, const char *room, const char *id)
@@ -792,10 +836,10 @@ int store_del_item(struct store *s, const char *room, const char *id)
     return append(s, REC_DEL_ITEM, room, id, NULL, 0, 0, NULL, 0);
 }
 
-int store_put_round(struct store *s, const char *room, const char *id, const void *data, size_t len)
+int store_put_round(struct store *s, const char *room, const char *id)
 {
     /* Round ids are "r<number>": the number orders them. */
-    return append(s, REC_ROUND, room, id, NULL, strtoll(id + 1, NULL, 10), 0, data, len);
+    return append(s, REC_ROUND, room, id, NULL, strtoll(id + 1, NULL, 10), 0, PACKED, 0);
 }
 
 int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,

@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <msgpack.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -69,16 +70,19 @@ uint64_t store_added(const struct store *s);
 uint64_t store_durable(const struct store *s);
 
 /* Record appenders. Every pointer argument is borrowed (copied). Each returns
- * 0 or RF_ENOMEM (then nothing was appended). */
-int store_put_room(struct store *s, const char *room, int64_t created_at, const void *meta,
-                   size_t len);
-int store_put_participant(struct store *s, const char *room, const char *pid, const void *data,
-                          size_t len);
-int store_put_item(struct store *s, const char *room, const char *id, const char *rank,
-                   const void *data, size_t len);
+ * 0 or RF_ENOMEM (then nothing was appended).
+ *
+ * A state row's blob is packed straight into the batch: take the packer
+ * from store_packer(), pack the row's one MessagePack value, then call the
+ * store_put_* of that row (which takes what was packed; a packer taken
+ * again before that discards it). The packer is the store's: borrow it only
+ * until the put. */
+msgpack_packer *store_packer(struct store *s);
+int store_put_room(struct store *s, const char *room, int64_t created_at);
+int store_put_participant(struct store *s, const char *room, const char *pid);
+int store_put_item(struct store *s, const char *room, const char *id, const char *rank);
+int store_put_round(struct store *s, const char *room, const char *id);
 int store_del_item(struct store *s, const char *room, const char *id);
-int store_put_round(struct store *s, const char *room, const char *id, const void *data,
-                    size_t len);
 int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,
                     const char *type, const void *payload, size_t len);
 
