@@ -259,7 +259,10 @@ const msgpack_object *codec_get(const msgpack_object *map, const char *key)
 
 bool codec_str_eq_n(const char *s, size_t n, const char *z)
 {
-    return strlen(z) == n && memcmp(s, z, n) == 0;
+    for (size_t i = 0; i < n; i++) /* never reads z past its NUL */
+        if (!z[i] || z[i] != s[i])
+            return false;
+    return z[n] == '\0';
 }
 
 bool codec_str_eq(const msgpack_object *o, const char *s)

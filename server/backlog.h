@@ -53,6 +53,9 @@ struct item *backlog_get(const struct backlog *b, const char *id, size_t n);
 /* Packs the item as a map (every field). */
 void item_pack(const struct item *it, msgpack_packer *pk);
 /* Adds an item stored as MessagePack (room loading). Returns 0 or a code. */
+/* Loading a room: items come in any order (backlog_load_item), then
+ * backlog_load_done() puts them in rank order. */
+void backlog_load_done(struct backlog *b);
 int backlog_load_item(struct backlog *b, const char *id, const char *rank, const void *data,
                       size_t len);
 

@@ -580,6 +580,7 @@ struct room *room_find(struct app *app, const char *id, size_t n, int *err)
     struct store_room_reader reader = {r,         load_room_row, load_participant,
                                        load_item, load_round,    load_event};
     int rc = store_load_room(app->store, r->id, app->cfg.replay_events, &reader);
+    backlog_load_done(&r->backlog);
     if (rc == 0 && r->ring_count > r->seq)
         rc = RF_EINTERNAL;
     set_epoch(app, r);

