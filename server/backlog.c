@@ -249,8 +249,8 @@ static size_t index_of(const struct backlog *b, const struct item *it)
     return lower_bound(b, it->rank);
 }
 
-/* Inserts it (with its rank set) in order; the by_id entry too. */
-static int insert_sorted(struct backlog *b, struct item *it)
+/* Room in b->v for one more item, and it in the by_id map. */
+static int make_room_for(struct backlog *b, struct item *it)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 32;
@@ -260,7 +260,13 @@ static int insert_sorted(struct backlog *b, struct item *it)
         b->v = v;
         b->cap = cap;
     }
-    if (map_put(&b->by_id, it->id, it))
+    return map_put(&b->by_id, it->id, it) ? RF_ENOMEM : 0;
+}
+
+/* Inserts it (with its rank set) in order; the by_id entry too. */
+static int insert_sorted(struct backlog *b, struct item *it)
+{
+    if (make_room_for(b, it))
         return RF_ENOMEM;
     size_t at = lower_bound(b, it->rank);
     memmove(&b->v[at + 1], &b->v[at], (b->n - at) * sizeof *b->v);
@@ -279,15 +285,7 @@ static void remove_at(struct backlog *b, size_t at)
 /* Loading: appends it (and its by_id entry); backlog_load_done() sorts. */
 static int append_unsorted(struct backlog *b, struct item *it)
 {
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 32;
-        struct item **v = realloc(b->v, cap * sizeof *v);
-        if (!v)
-            return RF_ENOMEM;
-        b->v = v;
-        b->cap = cap;
-    }
-    if (map_put(&b->by_id, it->id, it))
+    if (make_room_for(b, it))
         return RF_ENOMEM;
     b->v[b->n++] = it;
     return 0;

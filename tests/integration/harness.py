@@ -914,18 +914,15 @@ async def create_room(client, name, deck=None):
     return r["room"], r["tokens"]
 
 
-async def join(client, room, token, name, since=None, pid=None, secret=None, expect_mode=None):
+async def join(client, room, token, name, since=None, pid=None, secret=None, expect_mode=None,
+               epoch=None):
     """Join; returns the ok. In snapshot mode the snapshot is awaited and stored in
     client.snapshot and client.state (a RoomState)."""
     fields = {"room": room, "name": name}
-    if token is not None:
-        fields["token"] = token
-    if since is not None:
-        fields["since"] = since
-    if pid is not None:
-        fields["pid"] = pid
-    if secret is not None:
-        fields["secret"] = secret
+    for k, v in (("token", token), ("pid", pid), ("secret", secret), ("since", since),
+                 ("epoch", epoch)):
+        if v is not None:
+            fields[k] = v
     ok = await client.expect_ok("join", **fields)
     if expect_mode is not None and ok.get("mode") != expect_mode:
         raise AssertionError("join: expected mode %r, got %s" % (expect_mode, summarize(ok)))
@@ -996,6 +993,25 @@ class AsyncTestCase(unittest.IsolatedAsyncioTestCase):
         problems = ["%s: %s" % (c.label, v) for c in clients for v in c.violations]
         if problems:
             self.fail("protocol invariant violations:\n  " + "\n  ".join(problems[:40]))
+
+
+class SharedServerTestCase(AsyncTestCase):
+    """A test class whose tests share one server, started before the first and stopped
+    (SIGTERM, exit status 0 required) after the last."""
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server()
+        cls.server.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        srv = cls.server
+        code = srv.stop()
+        srv._finish(None)
+        if code != 0:
+            raise AssertionError("server exit code on SIGTERM: %s (expected 0)" % code)
 
 
 def main():

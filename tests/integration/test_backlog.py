@@ -10,7 +10,7 @@ import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AsyncTestCase, RANK_RE, Server, comparable_snapshot, create_room,  # noqa
+from harness import (AsyncTestCase, SharedServerTestCase, RANK_RE, Server, comparable_snapshot, create_room,  # noqa
                      join, pipeline, rank_key)
 
 MAX_RANK = 48   # PROTOCOL.md: a key never gets longer than 48 characters (rebalance first)
@@ -20,21 +20,7 @@ def snapshot_order(snap):
     return [it["id"] for it in sorted(snap["items"], key=rank_key)]
 
 
-class BacklogBase(AsyncTestCase):
-    server = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server()
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        srv = cls.server
-        code = srv.stop()
-        srv._finish(None)
-        if code != 0:
-            raise AssertionError("server exit code on SIGTERM: %s (expected 0)" % code)
+class BacklogBase(SharedServerTestCase):
 
     async def setup_room(self, name="Backlog room"):
         """Room with a joined facilitator F, owner O, member M and observer W."""

@@ -13,7 +13,7 @@ import msgpack
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AsyncTestCase, RawWs, Server, comparable_snapshot, create_room,  # noqa
+from harness import (AsyncTestCase, SharedServerTestCase, RawWs, Server, comparable_snapshot, create_room,  # noqa
                      http_get, join, pack)
 
 
@@ -46,21 +46,7 @@ def exactly(size, rid):
         n += size - len(msg)
 
 
-class BadInputTests(AsyncTestCase):
-    server = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server()
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        srv = cls.server
-        code = srv.stop()
-        srv._finish(None)
-        if code != 0:
-            raise AssertionError("server exit code on SIGTERM: %s (expected 0)" % code)
+class BadInputTests(SharedServerTestCase):
 
     async def asyncSetUp(self):
         await super().asyncSetUp()

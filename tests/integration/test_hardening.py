@@ -40,7 +40,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AsyncTestCase, Client, ROLES, RawWs, RoomState, SUBPROTOCOL, Server,  # noqa
                      ServerError, TOKEN_RE, create_room, http_get, is_event, pack, pipeline,
-                     raw_http, summarize, unpack, ws_handshake_request)
+                     join, raw_http, summarize, unpack, ws_handshake_request)
 
 NAN = float("nan")
 INF = float("inf")
@@ -101,23 +101,9 @@ def comparable_no_epoch(state_or_snap):
 
 async def join_ex(client, room, name, token=None, pid=None, secret=None, since=None,
                   epoch=None, expect_mode=None):
-    """join with every optional field (the harness's join() has no `epoch`); in snapshot mode
-    the snapshot is awaited and kept in client.snapshot / client.state."""
-    fields = {"room": room, "name": name}
-    for k, v in (("token", token), ("pid", pid), ("secret", secret), ("since", since),
-                 ("epoch", epoch)):
-        if v is not None:
-            fields[k] = v
-    ok = await client.expect_ok("join", **fields)
-    if expect_mode is not None and ok.get("mode") != expect_mode:
-        raise AssertionError("join: expected mode %r, got %s" % (expect_mode, summarize(ok)))
-    if ok.get("mode") == "snapshot":
-        snap = await client.next_message("snapshot")
-        client.snapshot = snap
-        client.state = RoomState(snap)
-    elif ok.get("mode") != "replay":
-        raise AssertionError("join ok without a valid mode: %s" % summarize(ok))
-    return ok
+    """The harness's join() with the arguments in this file's order (name first)."""
+    return await join(client, room, token, name, since=since, pid=pid, secret=secret,
+                      expect_mode=expect_mode, epoch=epoch)
 
 
 def raw_ws(port, rcvbuf=None, timeout=5.0):

@@ -22,7 +22,7 @@ import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AsyncTestCase, ROLES, ROOT, Server, create_room, http_get,  # noqa: E402
+from harness import (AsyncTestCase, SharedServerTestCase, ROLES, ROOT, Server, create_room, http_get,  # noqa: E402
                      is_event, join)
 
 DOC = os.path.join(ROOT, "protocol", "PROTOCOL.md")
@@ -202,21 +202,7 @@ def guess_value(field, typ, ctx):
 # ---------------------------------------------------------------------------
 
 
-class PokerBase(AsyncTestCase):
-    server = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server()
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        srv = cls.server
-        code = srv.stop()
-        srv._finish(None)
-        if code != 0:
-            raise AssertionError("server exit code on SIGTERM: %s (expected 0)" % code)
+class PokerBase(SharedServerTestCase):
 
     # -- helpers -------------------------------------------------------------
     async def team(self, people, deck=None, name="Poker room", server=None):
