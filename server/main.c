@@ -56,20 +56,6 @@ static void on_tick(uv_timer_t *h)
     }
 }
 
-static void on_commit(void *arg)
-{
-    outbox_release(arg);
-}
-
-/* A transaction failed: answer what waited for it, then drop the rooms it
- * touched from memory (they reload from what is committed). */
-static void on_store_fail(void *arg, uint64_t upto, const char *const *rooms, size_t n)
-{
-    outbox_fail(arg, upto, rooms, n);
-    for (size_t i = 0; i < n; i++)
-        room_evict(arg, rooms[i]);
-}
-
 static void finish_shutdown(struct app *app)
 {
     uv_timer_stop(&app->shutdown_timer);
@@ -125,7 +111,7 @@ int main(int argc, char **argv)
         return 1;
     }
     app.loop = &loop;
-    struct store_hooks hooks = {&app, on_commit, on_store_fail};
+    struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
     if (outbox_new(&app.outbox) ||
         store_open(
             &app.store, app.cfg.db,

@@ -194,3 +194,15 @@ void outbox_release(struct app *app)
     }
     ob->n = keep;
 }
+
+void outbox_on_commit(void *app)
+{
+    outbox_release(app);
+}
+
+void outbox_on_store_fail(void *app, uint64_t upto, const char *const *rooms, size_t n)
+{
+    outbox_fail(app, upto, rooms, n);
+    for (size_t i = 0; i < n; i++)
+        room_evict(app, rooms[i]);
+}

@@ -46,4 +46,11 @@ void outbox_fail(struct app *app, uint64_t upto, const char *const *rooms, size_
  * loop turn and whenever the store reports a commit. */
 void outbox_release(struct app *app);
 
+/* The store's hooks (store_hooks, with the app as arg): a commit releases
+ * what waited for it; a failed transaction answers what waited for it
+ * (outbox_fail), then drops the rooms it touched from memory (they reload
+ * from what is committed). */
+void outbox_on_commit(void *app);
+void outbox_on_store_fail(void *app, uint64_t upto, const char *const *rooms, size_t n);
+
 #endif

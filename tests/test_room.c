@@ -33,18 +33,6 @@ static void sink(struct conn *c, struct frame *f)
         cl->msgs[cl->n++] = frame_ref(f);
 }
 
-static void on_commit(void *arg)
-{
-    outbox_release(arg);
-}
-
-static void on_fail(void *arg, uint64_t upto, const char *const *rooms, size_t n)
-{
-    outbox_fail(arg, upto, rooms, n);
-    for (size_t i = 0; i < n; i++)
-        room_evict(arg, rooms[i]);
-}
-
 static void start(void)
 {
     char *argv[] = {"test", "--replay-events", "16", NULL};
@@ -53,7 +41,7 @@ static void start(void)
     app.cfg.rate = 1000000; /* the test sends hundreds of requests in one go */
     uv_loop_init(&loop);
     app.loop = &loop;
-    struct store_hooks hooks = {&app, on_commit, on_fail};
+    struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
     outbox_new(&app.outbox);
     CHECK(store_open(&app.store, dbpath, &(struct store_options){false, 0}, &loop, &hooks) == 0);
 }

@@ -108,20 +108,6 @@ static char dbdir[4096];  /* private: mkdtemp under $TMPDIR or /tmp */
 static char dbpath[4200]; /* dbdir/room.db, and whatever side files the store makes */
 static unsigned long inputs;
 
-static void on_commit(void *arg)
-{
-    outbox_release(arg);
-}
-
-/* As server/main.c: answer what waited for a failed transaction, then drop
- * the rooms it touched. */
-static void on_fail(void *arg, uint64_t upto, const char *const *rooms, size_t n)
-{
-    outbox_fail(arg, upto, rooms, n);
-    for (size_t i = 0; i < n; i++)
-        room_evict(arg, rooms[i]);
-}
-
 /* Removes every file of dbdir: the database and its side files. */
 static void unlink_db(void)
 {
@@ -140,7 +126,7 @@ static void unlink_db(void)
 
 static void open_store(void)
 {
-    struct store_hooks hooks = {&app, on_commit, on_fail};
+    struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
     unlink_db();
     if (store_open(&app.store, dbpath, &(struct store_options){false, 0}, &loop, &hooks)) {
         fprintf(stderr, "fuzz_room: cannot open the store at %s\n", dbpath);
