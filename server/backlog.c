@@ -21,12 +21,21 @@ static size_t nfields(void)
     return n;
 }
 
-static int field_index(const char *s, size_t n)
+/* The index of field s[0..n), or -1. `hint` is where it probably is (a
+ * stored item has its fields in table order): checked first. */
+static int field_index_at(const char *s, size_t n, size_t hint)
 {
+    if (hint < nfields() && codec_str_eq_n(s, n, ops_item_fields[hint].name))
+        return (int)hint;
     for (size_t i = 0; ops_item_fields[i].name; i++)
         if (codec_str_eq_n(s, n, ops_item_fields[i].name))
             return (int)i;
     return -1;
+}
+
+static int field_index(const char *s, size_t n)
+{
+    return field_index_at(s, n, 0);
 }
 
 /* ---- values ------------------------------------------------------------ */
@@ -175,7 +184,10 @@ static int item_apply(struct item *it, const msgpack_object *map)
         memset(vstack, 0, n * sizeof *vstack);
     for (size_t i = 0; i < n && !rc; i++) {
         const msgpack_object *k = &map->via.map.ptr[i].key;
-        idx[i] = k->type == MSGPACK_OBJECT_STR ? field_index(k->via.str.ptr, k->via.str.size) : -1;
+        /* item_pack() writes 4 keys, then the fields in table order */
+        idx[i] = k->type == MSGPACK_OBJECT_STR
+                     ? field_index_at(k->via.str.ptr, k->via.str.size, i >= 4 ? i - 4 : 0)
+                     : -1;
         if (idx[i] >= 0)
             rc = ival_from(&ops_item_fields[idx[i]], &map->via.map.ptr[i].val, &vals[i]);
     }
