@@ -143,31 +143,12 @@ static void queue_pop(struct conn *c)
     frame_unref(f);
 }
 
-/* A server frame's header (FIN, binary, unmasked length): 2, 4 or 10 bytes. */
-static size_t ws_header(unsigned char *h, size_t len)
-{
-    h[0] = 0x82;
-    if (len < 126) {
-        h[1] = (unsigned char)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        h[1] = 126;
-        h[2] = (unsigned char)(len >> 8);
-        h[3] = (unsigned char)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
-    return 10;
-}
-
-/* One write of the queued frames: as many whole frames as fit in app->wbuf,
- * framed here and sent raw, or a single frame larger than that framed by
- * lws in its own headroom. lws keeps what the socket does not take (and
- * asks for WRITEABLE itself); when frames remain and lws holds nothing, a
- * WRITEABLE is requested for them. Returns lws_write's failure as -1. */
+/* One write of the queued frames: as many whole frames as fit in app->wbuf
+ * copied into it (each already carries its header), or a single frame
+ * larger than that written from its own memory. lws keeps what the socket
+ * does not take (and asks for WRITEABLE itself); when frames remain and lws
+ * holds nothing, a WRITEABLE is requested for them. Returns lws_write's
+ * failure as -1. */
 static int write_burst(struct conn *c)
 {
     unsigned char *buf = c->app->wbuf + LWS_PRE;
@@ -175,11 +156,10 @@ static int write_burst(struct conn *c)
     int rc;
     while (c->qlen) {
         struct frame *f = c->q[c->qhead];
-        if (n + 10 + f->len > APP_WBUF)
+        if (n + f->hlen + f->len > APP_WBUF)
             break;
-        n += ws_header(buf + n, f->len);
-        memcpy(buf + n, f->data, f->len);
-        n += f->len;
+        memcpy(buf + n, frame_wire(f), f->hlen + f->len);
+        n += f->hlen + f->len;
         queue_pop(c);
     }
     if (n) {
@@ -187,7 +167,7 @@ static int write_burst(struct conn *c)
     } else {
         struct frame *f = frame_ref(c->q[c->qhead]);
         queue_pop(c);
-        rc = lws_write(c->wsi, f->data, f->len, LWS_WRITE_BINARY);
+        rc = lws_write(c->wsi, (unsigned char *)frame_wire(f), f->hlen + f->len, LWS_WRITE_RAW);
         frame_unref(f);
     }
     if (rc < 0)

@@ -69,7 +69,7 @@ static const char *default_msg(int code)
     }
 }
 
-void dispatch_error(struct conn *c, bool has_id, uint64_t id, int code, const char *msg)
+struct frame *dispatch_error_frame(bool has_id, uint64_t id, int code, const char *msg)
 {
     struct codec_buf b;
     msgpack_packer pk;
@@ -88,7 +88,12 @@ void dispatch_error(struct conn *c, bool has_id, uint64_t id, int code, const ch
     const char *m = msg && *msg ? msg : default_msg(code);
     codec_pack_str(&pk, "msg");
     codec_pack_strn(&pk, m, codec_utf8_prefix(m, strlen(m)));
-    struct frame *f = frame_from_buf(&b);
+    return frame_from_buf(&b);
+}
+
+void dispatch_error(struct conn *c, bool has_id, uint64_t id, int code, const char *msg)
+{
+    struct frame *f = dispatch_error_frame(has_id, id, code, msg);
     if (f)
         outbox_to_conn(c->app, c, f);
     frame_unref(f);

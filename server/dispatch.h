@@ -52,5 +52,8 @@ void req_ok_seq(struct req *r, uint64_t seq);
 
 /* Sends an err reply for request id (has_id false: id nil) to c. */
 void dispatch_error(struct conn *c, bool has_id, uint64_t id, int code, const char *msg);
+/* The same `err` message as a frame with one reference (NULL when out of
+ * memory), for a caller that sends it itself. */
+struct frame *dispatch_error_frame(bool has_id, uint64_t id, int code, const char *msg);
 
 #endif

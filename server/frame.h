@@ -14,12 +14,22 @@
 struct frame {
     uint32_t refs;
     uint32_t len;
-    unsigned char *data; /* = bytes + LWS_PRE */
+    /* The WebSocket header (FIN, binary, unmasked length), written once when
+     * the frame is made, right before data: the same for every recipient, so
+     * data - hlen .. data + len is the whole frame on the wire. */
+    uint32_t hlen;
+    unsigned char *data; /* = (unsigned char *)frame + FRAME_HEAD */
     unsigned char bytes[];
 };
 
 /* Headroom to pass to codec_buf_init() for a buffer that becomes a frame. */
 #define FRAME_HEAD (sizeof(struct frame) + LWS_PRE)
+
+/* The frame on the wire: its header and payload, hlen + len bytes. */
+static inline const unsigned char *frame_wire(const struct frame *f)
+{
+    return f->data - f->hlen;
+}
 
 /* Turns an encoded buffer (started with codec_buf_init(b, FRAME_HEAD)) into
  * a frame with one reference; takes b's memory. NULL on out of memory. */

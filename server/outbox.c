@@ -6,6 +6,8 @@
 
 #include "app.h"
 #include "conn.h"
+#include "dispatch.h"
+#include "errors.h"
 #include "frame.h"
 #include "log.h"
 #include "room.h"
@@ -68,21 +70,14 @@ static void deliver(struct app *app, struct entry *e)
             conn_send(c, e->frame);
 }
 
-/* err internal for a change that could not be committed. */
+/* err internal for a change that could not be committed (sent at once: the
+ * outbox is resolving the entry it replaces). */
 static void send_error(struct conn *c, uint64_t req_id)
 {
-    struct codec_buf b;
-    msgpack_packer pk;
-    codec_buf_init(&b, FRAME_HEAD);
-    codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 4);
-    codec_pack_kv_str(&pk, "t", "err");
-    codec_pack_kv_u64(&pk, "id", req_id);
-    codec_pack_kv_str(&pk, "code", "internal");
-    codec_pack_kv_str(&pk, "msg",
-                      "The change could not be saved (the server's storage failed); nothing "
-                      "was changed. Rejoin with since and try again.");
-    struct frame *f = frame_from_buf(&b);
+    struct frame *f = dispatch_error_frame(true, req_id, RF_EINTERNAL,
+                                           "The change could not be saved (the server's storage "
+                                           "failed); nothing was changed. Rejoin with since and "
+                                           "try again.");
     if (f)
         conn_send(c, f);
     frame_unref(f);
@@ -153,7 +148,13 @@ static bool in_rooms(const struct room *r, const char *const *rooms, size_t n)
     return false;
 }
 
-void outbox_fail(struct app *app, uint64_t upto, const char *const *rooms, size_t n)
+/* Resolves every entry waiting for records up to `upto`, in order; the
+ * others keep their order. With `failure`, the transaction of rooms[0..n)
+ * failed: an entry about a failed room never leaves (an ack becomes an
+ * error; the rest, events or a snapshot built from what failed, is
+ * dropped), and anything else was not part of the failure. */
+static void resolve(struct app *app, uint64_t upto, bool failure, const char *const *rooms,
+                    size_t n)
 {
     struct outbox *ob = app->outbox;
     size_t keep = 0;
@@ -163,12 +164,9 @@ void outbox_fail(struct app *app, uint64_t upto, const char *const *rooms, size_
             ob->v[keep++] = e;
             continue;
         }
-        /* An entry about a failed room never leaves: an ack becomes an
-         * error, the rest (events, a snapshot built from what failed) is
-         * dropped. Anything else was not part of the failure. */
-        bool failed =
-            e.ack ? !e.dep || in_rooms(e.dep, rooms, n)
-                  : in_rooms(e.room, rooms, n) || (e.conn && in_rooms(e.conn->room, rooms, n));
+        bool failed = failure && (e.ack ? !e.dep || in_rooms(e.dep, rooms, n)
+                                        : in_rooms(e.room, rooms, n) ||
+                                              (e.conn && in_rooms(e.conn->room, rooms, n)));
         if (failed && e.ack)
             send_error(e.conn, e.req_id);
         else if (!failed)
@@ -178,21 +176,14 @@ void outbox_fail(struct app *app, uint64_t upto, const char *const *rooms, size_
     ob->n = keep;
 }
 
+void outbox_fail(struct app *app, uint64_t upto, const char *const *rooms, size_t n)
+{
+    resolve(app, upto, true, rooms, n);
+}
+
 void outbox_release(struct app *app)
 {
-    struct outbox *ob = app->outbox;
-    uint64_t durable = store_durable(app->store);
-    size_t keep = 0;
-    for (size_t i = 0; i < ob->n; i++) {
-        struct entry e = ob->v[i];
-        if (e.need > durable) {
-            ob->v[keep++] = e;
-            continue;
-        }
-        deliver(app, &e);
-        entry_drop(&e);
-    }
-    ob->n = keep;
+    resolve(app, store_durable(app->store), false, NULL, 0);
 }
 
 void outbox_on_commit(void *app)

@@ -704,26 +704,40 @@ static struct frame *snapshot_frame(const struct room *r)
 
 /* ---- presence -------------------------------------------------------------- */
 
+/* A notice (no seq, never stored): {t, at} and nfields more pairs to pack
+ * into pk, then notice_end() sends it to the room's connections but except. */
+static void notice_begin(struct codec_buf *b, msgpack_packer *pk, const char *type, int64_t at,
+                         size_t nfields)
+{
+    codec_buf_init(b, FRAME_HEAD);
+    codec_packer_init(pk, b);
+    msgpack_pack_map(pk, 2 + nfields);
+    codec_pack_kv_str(pk, "t", type);
+    codec_pack_kv_i64(pk, "at", at);
+}
+
+static void notice_end(struct app *app, struct room *r, struct conn *except, struct codec_buf *b)
+{
+    struct frame *f = frame_from_buf(b);
+    if (f)
+        outbox_to_room(app, r, f, except);
+    frame_unref(f);
+}
+
+/* participant.joined / participant.left about p. */
 static void notice(struct app *app, struct room *r, struct conn *except, const char *type,
                    const struct participant *p)
 {
     struct codec_buf b;
     msgpack_packer pk;
-    codec_buf_init(&b, FRAME_HEAD);
-    codec_packer_init(&pk, &b);
     int joined = strcmp(type, "participant.joined") == 0;
-    msgpack_pack_map(&pk, joined ? 5 : 3);
-    codec_pack_kv_str(&pk, "t", type);
-    codec_pack_kv_i64(&pk, "at", now_ms());
+    notice_begin(&b, &pk, type, now_ms(), joined ? 3 : 1);
     codec_pack_kv_str(&pk, "pid", p->pid);
     if (joined) {
         codec_pack_kv_str(&pk, "name", p->name);
         codec_pack_kv_str(&pk, "role", role_name(p->role));
     }
-    struct frame *f = frame_from_buf(&b);
-    if (f)
-        outbox_to_room(app, r, f, except);
-    frame_unref(f);
+    notice_end(app, r, except, &b);
 }
 
 void room_tick(struct app *app, struct room *r, int64_t now)
@@ -743,17 +757,10 @@ void room_tick(struct app *app, struct room *r, int64_t now)
         return; /* nobody to tell: a later joiner gets the counts in its snapshot */
     struct codec_buf b;
     msgpack_packer pk;
-    codec_buf_init(&b, FRAME_HEAD);
-    codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 4);
-    codec_pack_kv_str(&pk, "t", "observers");
-    codec_pack_kv_i64(&pk, "at", now);
+    notice_begin(&b, &pk, "observers", now, 2);
     codec_pack_kv_u64(&pk, "online", r->observers_online);
     codec_pack_kv_u64(&pk, "total", r->observers);
-    struct frame *f = frame_from_buf(&b);
-    if (f)
-        outbox_to_room(app, r, f, NULL);
-    frame_unref(f);
+    notice_end(app, r, NULL, &b);
 }
 
 void room_leave(struct conn *c)
