@@ -1,0 +1,183 @@
+// The wire protocol's shapes, as protocol/PROTOCOL.md specifies them (the contract of record).
+// Only types and small constant tables live here; no behaviour.
+
+export type Role = "facilitator" | "owner" | "member" | "observer";
+export const ROLES: readonly Role[] = ["facilitator", "owner", "member", "observer"];
+
+export type ItemKind = "story" | "epic" | "spike" | "bug" | "task";
+export type ItemStatus = "draft" | "ready" | "done" | "split";
+export type Moscow = "must" | "should" | "could" | "wont";
+export type Confidence = "low" | "medium" | "high";
+export type HintWhat = "editing" | "dragging";
+
+export interface Item {
+  id: string;
+  rank: string;
+  parent: string | null;
+  updated_at: number;
+  title: string;
+  kind: ItemKind;
+  persona: string;
+  goal: string;
+  benefit: string;
+  notes: string;
+  acceptance: string[];
+  estimate: string | null;
+  value: number | null;
+  moscow: Moscow | null;
+  status: ItemStatus;
+  labels: string[];
+}
+
+/** Fields a client may send in item.add's `item`, item.update's `set` and item.split's `children`. */
+export type ItemFields = Partial<Omit<Item, "id" | "rank" | "parent" | "updated_at" | "status">> & {
+  status?: Exclude<ItemStatus, "split">;
+};
+
+export interface Participant {
+  pid: string;
+  name: string;
+  role: Role;
+  online: boolean;
+}
+
+export interface RoomInfo {
+  id: string;
+  name: string;
+  deck: string | string[];
+  auto_reveal: boolean;
+  reveal_on_timer: boolean;
+  facilitator_grace: number;
+  created_at: number;
+  epoch?: string;
+}
+
+export interface Stats {
+  count: number;
+  not_voted: number;
+  missing: string[];
+  numeric: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  median: number | null;
+  distribution: Record<string, number>;
+  mode: string | null;
+  consensus: boolean;
+  spread: number | null;
+  highest: string[];
+  lowest: string[];
+  suggested: string | null;
+  confidence: { low: number; medium: number; high: number };
+}
+
+export type RoundState = "voting" | "revealed" | "accepted" | "cancelled";
+
+export interface Round {
+  id: string;
+  item: string;
+  state: RoundState;
+  deck: string[];
+  anonymous: boolean;
+  deadline: number | null;
+  started_at: number;
+  revealed_at: number | null;
+  voters: string[];
+  voted: string[];
+  votes: Record<string, string | null> | null;
+  stats: Stats | null;
+  estimate: string | null;
+}
+
+export interface Snapshot {
+  t: "snapshot";
+  seq: number;
+  room: RoomInfo;
+  participants: Participant[];
+  observers: { online: number; total: number };
+  items: Item[];
+  round: Round | null;
+  rounds: Round[];
+  focus: string | null;
+  timer: number | null;
+}
+
+/** Every message has `t`; events also `seq`, `at`, `by`; replies `id`. */
+export interface Message {
+  t: string;
+  id?: number;
+  seq?: number;
+  at?: number;
+  by?: string | null;
+  [field: string]: unknown;
+}
+
+export interface ErrorReply {
+  t: "err";
+  id: number | null;
+  code: ErrorCode;
+  msg: string;
+}
+
+export type ErrorCode =
+  | "bad_request"
+  | "unknown_op"
+  | "not_joined"
+  | "auth_failed"
+  | "forbidden"
+  | "not_found"
+  | "conflict"
+  | "too_large"
+  | "rate_limited"
+  | "room_full"
+  | "internal";
+
+/** The built-in decks (PROTOCOL.md "Decks"). */
+export const DECKS: Record<string, string[]> = {
+  fibonacci: ["0", "1", "2", "3", "5", "8", "13", "21", "34", "55", "89", "?", "coffee"],
+  modified: ["0", "½", "1", "2", "3", "5", "8", "13", "20", "40", "100", "?", "coffee"],
+  tshirt: ["XS", "S", "M", "L", "XL", "XXL", "?", "coffee"],
+  powers: ["0", "1", "2", "4", "8", "16", "32", "64", "?", "coffee"],
+};
+
+/** Who may send what (PROTOCOL.md "Who may send what"); the server checks it too. */
+export const PERMISSIONS: Record<string, readonly Role[]> = {
+  "role.set": ["facilitator"],
+  "room.update": ["facilitator"],
+  "item.add": ["facilitator", "owner", "member"],
+  "item.update": ["facilitator", "owner", "member"],
+  "item.move": ["facilitator", "owner"],
+  "item.remove": ["facilitator", "owner"],
+  "item.split": ["facilitator", "owner", "member"],
+  focus: ["facilitator"],
+  "round.start": ["facilitator"],
+  vote: ["facilitator", "owner", "member"],
+  "round.reveal": ["facilitator"],
+  "round.accept": ["facilitator", "owner"],
+  "round.cancel": ["facilitator"],
+  "timer.start": ["facilitator"],
+  "timer.stop": ["facilitator"],
+  "role.claim": ["owner", "member"],
+  "token.rotate": ["facilitator"],
+  hint: ["facilitator", "owner", "member"],
+};
+
+export function may(role: Role | null | undefined, op: string): boolean {
+  return !!role && (PERMISSIONS[op]?.includes(role) ?? false);
+}
+
+/** The protocol's limits the client checks before sending (the server checks them again). */
+export const LIMITS = {
+  title: 200,
+  roomName: 200,
+  name: 100,
+  text: 1000, // persona, goal, benefit, one acceptance criterion
+  notes: 10000,
+  acceptance: 50,
+  labels: 20,
+  label: 50,
+  children: 20,
+  pattern: 100,
+  deckCards: 20,
+  card: 16,
+};

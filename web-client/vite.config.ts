@@ -1,0 +1,28 @@
+import { defineConfig } from "vite";
+import { svelte } from "@sveltejs/vite-plugin-svelte";
+
+// `npm run dev` serves the client with hot reload and proxies the WebSocket and
+// the HTTP API to a running refine-server (REFINE_DEV_SERVER, default :8080).
+const target = process.env.REFINE_DEV_SERVER ?? "http://localhost:8080";
+
+export default defineConfig({
+  plugins: [svelte()],
+  build: {
+    outDir: "dist",
+    emptyOutDir: true,
+    assetsDir: "assets",
+    sourcemap: false,
+    target: "es2022",
+  },
+  server: {
+    proxy: {
+      "/ws": { target, ws: true, changeOrigin: true },
+      "/api": { target, changeOrigin: true },
+      "/healthz": { target, changeOrigin: true },
+    },
+  },
+  test: {
+    include: ["test/**/*.test.ts"],
+    environment: "node",
+  },
+});
