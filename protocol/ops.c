@@ -140,6 +140,13 @@ static const struct field_spec F_TOKEN_ROTATE[] = {
     {"role", FT_STR, FF_REQUIRED, 16, 0, ROLE_CHOICES, "whose invite token to replace"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
+static const char *const HINT_CHOICES[] = {"editing", "dragging", NULL};
+static const struct field_spec F_HINT[] = {
+    {"item", FT_STR, FF_REQUIRED | FF_NIL_OK, ID_MAX, 0, NULL, "item id, or nil to clear"},
+    {"what", FT_STR, FF_REQUIRED | FF_NIL_OK, 16, 0, HINT_CHOICES,
+     "what you are doing to it, or nil to clear"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
 static const struct field_spec F_NONE[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
@@ -179,6 +186,8 @@ static const struct op_spec OPS[OP__COUNT] = {
      "become facilitator when none has been online for the grace period"},
     {"token.rotate", OP_TOKEN_ROTATE, R_FAC, OPF_CHANGES, F_TOKEN_ROTATE, "token.rotated",
      "replace a role's invite token (old links stop working)"},
+    {"hint", OP_HINT, R_FAC | R_OWN | R_MEM, 0, F_HINT, NULL,
+     "show the others what you are editing or dragging (ephemeral: `ok` without seq, a notice)"},
 };
 
 const struct op_spec *ops_find(const char *s, size_t n)

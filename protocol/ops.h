@@ -50,6 +50,7 @@ enum op_id {
     OP_TIMER_STOP,
     OP_ROLE_CLAIM,
     OP_TOKEN_ROTATE,
+    OP_HINT,
     OP__COUNT,
 };
 

@@ -6,6 +6,7 @@
 #include "app.h"
 #include "dispatch.h"
 #include "errors.h"
+#include "hint.h"
 #include "log.h"
 #include "ops.h"
 #include "room.h"
@@ -590,6 +591,7 @@ int backlog_handle_remove(struct req *q)
             return RF_ENOMEM;
         }
     }
+    hint_drop_item(r, it->id);
     struct event ev;
     room_event_begin(&ev, r, "item.removed", q->who, 1);
     codec_pack_kv_str(&ev.pk, "item", it->id);
@@ -664,6 +666,7 @@ int backlog_handle_split(struct req *q)
         room_evict(q->app, r->id);
         return RF_ENOMEM;
     }
+    hint_drop_item(r, parent->id);
     struct event ev;
     room_event_begin(&ev, r, "item.split", q->who, 3);
     codec_pack_kv_str(&ev.pk, "item", parent->id);

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hint.h"
+
 struct app;
 struct room;
 struct participant;
@@ -66,6 +68,7 @@ struct conn {
     uint32_t refused;    /* messages refused since refused_at */
     uint64_t refused_at; /* uv_now() when that count started */
     char *peer;          /* client address, counted against --max-conns-per-ip */
+    struct hint hint;    /* what it is editing or dragging (hint.h) */
     /* A connection without a socket (wsi NULL) hands its frames to sink
      * instead: in-process clients such as the unit tests. */
     void (*sink)(struct conn *c, struct frame *f);

@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "frame.h"
+#include "hint.h"
 #include "log.h"
 #include "outbox.h"
 #include "room.h"
@@ -38,6 +39,7 @@ static const handler_fn HANDLERS[] = {
     [OP_TIMER_STOP] = round_handle_timer_stop,
     [OP_ROLE_CLAIM] = room_handle_claim,
     [OP_TOKEN_ROTATE] = room_handle_token_rotate,
+    [OP_HINT] = hint_handle,
 };
 /* clang-format on */
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,

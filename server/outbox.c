@@ -22,6 +22,7 @@ struct entry {
     uint64_t req_id;
     bool ack;         /* the ok of request req_id */
     struct room *dep; /* the room an ack's change is about (NULL: any) */
+    bool actors_only; /* a room entry for non-observers only */
 };
 
 /* Entries in creation order; those released leave, the others keep their
@@ -66,7 +67,8 @@ static void deliver(struct app *app, struct entry *e)
         return;
     }
     for (struct conn *c = room_conns(e->room); c; c = c->room_next)
-        if (c != e->conn && c->join_serial < e->serial)
+        if (c != e->conn && c->join_serial < e->serial &&
+            !(e->actors_only && c->part->role == ROLE_OBSERVER))
             conn_send(c, e->frame);
 }
 
@@ -120,23 +122,27 @@ static uint64_t conn_need(struct conn *c, struct room *r)
 
 void outbox_to_conn(struct app *app, struct conn *c, struct frame *f)
 {
-    struct entry e = {conn_need(c, NULL), 0, frame_ref(f), conn_ref(c), NULL, 0, false, NULL};
+    struct entry e = {
+        conn_need(c, NULL), 0, frame_ref(f), conn_ref(c), NULL, 0, false, NULL, false};
     push(app, e);
 }
 
 void outbox_ack(struct app *app, struct conn *c, struct frame *f, uint64_t req_id, struct room *dep)
 {
-    struct entry e = {conn_need(c, dep),         0, frame_ref(f), conn_ref(c), NULL, req_id, true,
-                      dep ? room_ref(dep) : NULL};
+    struct entry e = {
+        conn_need(c, dep),          0,    frame_ref(f), conn_ref(c), NULL, req_id, true,
+        dep ? room_ref(dep) : NULL, false};
     push(app, e);
 }
 
-void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct conn *except)
+void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct conn *except,
+                    bool actors_only)
 {
     struct entry e = {r->records_upto, ++app->join_serial,
                       frame_ref(f),    except ? conn_ref(except) : NULL,
                       room_ref(r),     0,
-                      false,           NULL};
+                      false,           NULL,
+                      actors_only};
     push(app, e);
 }
 

@@ -14,6 +14,7 @@
 #ifndef REFINE_OUTBOX_H
 #define REFINE_OUTBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,8 +35,10 @@ void outbox_to_conn(struct app *app, struct conn *c, struct frame *f);
 void outbox_ack(struct app *app, struct conn *c, struct frame *f, uint64_t req_id,
                 struct room *dep);
 /* Queues f (borrowed) for every connection of room that joined before now,
- * except `except` (may be NULL). */
-void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct conn *except);
+ * except `except` (may be NULL); with actors_only, only for those whose
+ * participant is not an observer when it is delivered. */
+void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct conn *except,
+                    bool actors_only);
 
 /* A transaction touching rooms[0..n) failed: every entry waiting for
  * records up to `upto` is resolved now. Those about a failed room are not

@@ -9,6 +9,7 @@
 #include "dispatch.h"
 #include "errors.h"
 #include "frame.h"
+#include "hint.h"
 #include "log.h"
 #include "outbox.h"
 #include "store.h"
@@ -438,7 +439,7 @@ uint64_t room_event_commit(struct app *app, struct event *ev)
     }
     r->records_upto = store_added(app->store);
     ring_push(r, frame_ref(f));
-    outbox_to_room(app, r, f, NULL);
+    outbox_to_room(app, r, f, NULL, false);
     frame_unref(f);
     return ev->seq;
 }
@@ -704,10 +705,8 @@ static struct frame *snapshot_frame(const struct room *r)
 
 /* ---- presence -------------------------------------------------------------- */
 
-/* A notice (no seq, never stored): {t, at} and nfields more pairs to pack
- * into pk, then notice_end() sends it to the room's connections but except. */
-static void notice_begin(struct codec_buf *b, msgpack_packer *pk, const char *type, int64_t at,
-                         size_t nfields)
+void room_notice_begin(struct codec_buf *b, msgpack_packer *pk, const char *type, int64_t at,
+                       size_t nfields)
 {
     codec_buf_init(b, FRAME_HEAD);
     codec_packer_init(pk, b);
@@ -716,11 +715,12 @@ static void notice_begin(struct codec_buf *b, msgpack_packer *pk, const char *ty
     codec_pack_kv_i64(pk, "at", at);
 }
 
-static void notice_end(struct app *app, struct room *r, struct conn *except, struct codec_buf *b)
+void room_notice_end(struct app *app, struct room *r, struct conn *except, struct codec_buf *b,
+                     bool actors_only)
 {
     struct frame *f = frame_from_buf(b);
     if (f)
-        outbox_to_room(app, r, f, except);
+        outbox_to_room(app, r, f, except, actors_only);
     frame_unref(f);
 }
 
@@ -731,13 +731,13 @@ static void notice(struct app *app, struct room *r, struct conn *except, const c
     struct codec_buf b;
     msgpack_packer pk;
     int joined = strcmp(type, "participant.joined") == 0;
-    notice_begin(&b, &pk, type, now_ms(), joined ? 3 : 1);
+    room_notice_begin(&b, &pk, type, now_ms(), joined ? 3 : 1);
     codec_pack_kv_str(&pk, "pid", p->pid);
     if (joined) {
         codec_pack_kv_str(&pk, "name", p->name);
         codec_pack_kv_str(&pk, "role", role_name(p->role));
     }
-    notice_end(app, r, except, &b);
+    room_notice_end(app, r, except, &b, false);
 }
 
 void room_tick(struct app *app, struct room *r, int64_t now)
@@ -757,16 +757,17 @@ void room_tick(struct app *app, struct room *r, int64_t now)
         return; /* nobody to tell: a later joiner gets the counts in its snapshot */
     struct codec_buf b;
     msgpack_packer pk;
-    notice_begin(&b, &pk, "observers", now, 2);
+    room_notice_begin(&b, &pk, "observers", now, 2);
     codec_pack_kv_u64(&pk, "online", r->observers_online);
     codec_pack_kv_u64(&pk, "total", r->observers);
-    notice_end(app, r, NULL, &b);
+    room_notice_end(app, r, NULL, &b, false);
 }
 
 void room_leave(struct conn *c)
 {
     struct room *r = c->room;
     struct participant *p = c->part;
+    hint_leave(c, r->dead || c->app->stopping);
     if (c->room_prev)
         c->room_prev->room_next = c->room_next;
     else
@@ -1014,7 +1015,7 @@ int room_handle_join(struct req *q)
     int replay = has_since && !reason;
     struct codec_buf b;
     msgpack_packer pk;
-    req_ok_begin(q, &b, &pk, replay ? 9 : reason ? 8 : 7);
+    req_ok_begin(q, &b, &pk, replay ? 10 : reason ? 9 : 8);
     codec_pack_kv_str(&pk, "pid", p->pid);
     codec_pack_kv_str(&pk, "secret", secret);
     codec_pack_kv_str(&pk, "role", role_name(p->role));
@@ -1024,6 +1025,8 @@ int room_handle_join(struct req *q)
     codec_pack_kv_str(&pk, "epoch", r->epoch);
     if (reason)
         codec_pack_kv_str(&pk, "reason", reason);
+    codec_pack_str(&pk, "hints");
+    hint_pack_room(r, c, &pk);
     if (replay) {
         codec_pack_str(&pk, "participants");
         pack_participants(r, &pk);
@@ -1092,6 +1095,8 @@ int room_handle_role_set(struct req *q)
     room_event_reply(q, &ev);
     if (unlisted && p->online > 0 && !r->dead)
         notice(q->app, r, NULL, "participant.joined", p);
+    if (nr == ROLE_OBSERVER && !r->dead)
+        hint_drop_participant(q->app, r, p); /* observers do not hint */
     presence_changed(q->app, r);
     return 0;
 }

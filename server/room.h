@@ -89,6 +89,7 @@ struct room {
     uint64_t records_upto; /* store_added() after the room's last change */
     int64_t idle_since;    /* when its last connection left (0: in use) */
     struct conn *conns;
+    struct conn *hinting; /* the connections holding a hint (hint.h) */
     uint32_t refs;
     bool dead; /* dropped from memory after a storage failure */
 };
@@ -114,6 +115,15 @@ uint64_t room_event_commit(struct app *app, struct event *ev);
 /* room_event_commit(), then the request's `ok {seq}`. Returns 0 (a failure
  * to record the event closes the room's connections). */
 int room_event_reply(struct req *q, struct event *ev);
+
+/* A notice (no seq, never stored): room_notice_begin() starts {t, at} with
+ * nfields more pairs for the caller to pack into pk; room_notice_end() sends
+ * it to the room's connections but `except` (may be NULL), with actors_only
+ * only to those of participants who are not observers. */
+void room_notice_begin(struct codec_buf *b, msgpack_packer *pk, const char *type, int64_t at,
+                       size_t nfields);
+void room_notice_end(struct app *app, struct room *r, struct conn *except, struct codec_buf *b,
+                     bool actors_only);
 
 struct room *room_ref(struct room *r);
 /* NULL is a no-op. */

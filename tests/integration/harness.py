@@ -995,6 +995,25 @@ class AsyncTestCase(unittest.IsolatedAsyncioTestCase):
             self.fail("protocol invariant violations:\n  " + "\n  ".join(problems[:40]))
 
 
+class ServerPerTestCase(AsyncTestCase):
+    """A test class whose every test gets a fresh server (started with `server_args`) as
+    self.server, stopped after it (SIGTERM, exit status 0 required)."""
+    server_args = ()
+
+    async def asyncSetUp(self):
+        await super().asyncSetUp()
+        self.server = Server(*self.server_args)
+        self.server.start()
+
+    async def asyncTearDown(self):
+        try:
+            await super().asyncTearDown()
+        finally:
+            code = await self.server.astop()
+            self.server._finish(None)
+            self.assertEqual(code, 0, "server exit code on SIGTERM")
+
+
 class SharedServerTestCase(AsyncTestCase):
     """A test class whose tests share one server, started before the first and stopped
     (SIGTERM, exit status 0 required) after the last."""

@@ -11,15 +11,13 @@ import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import AsyncTestCase, Server, create_room, http_get, join  # noqa: E402
+from harness import ServerPerTestCase, create_room, http_get, join  # noqa: E402
 
 
-class ExportTests(AsyncTestCase):
+class ExportTests(ServerPerTestCase):
 
     async def asyncSetUp(self):
         await super().asyncSetUp()
-        self.server = Server()
-        self.server.start()
         self.fac = await self.connect(self.server, "fac")
         self.room, self.tokens = await create_room(self.fac, "Export room")
         await join(self.fac, self.room, self.tokens["facilitator"], "Fay")
@@ -30,14 +28,6 @@ class ExportTests(AsyncTestCase):
             "labels": ["checkout"], "value": 70, "notes": "line one\nline two"})
         self.item = r["item"]
         await self.fac.expect_ok("item.add", item={"title": "Second"})
-
-    async def asyncTearDown(self):
-        try:
-            await super().asyncTearDown()
-        finally:
-            code = await self.server.astop()
-            self.server._finish(None)
-            self.assertEqual(code, 0, "server exit code on SIGTERM")
 
     def export(self, token, fmt=None, room=None):
         path = "/api/rooms/%s/export" % (room or self.room)

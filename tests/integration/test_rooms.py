@@ -8,7 +8,7 @@ import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (AsyncTestCase, Server, ROLES, TOKEN_RE, URLSAFE_RE, create_room,  # noqa: E402
+from harness import (ServerPerTestCase, ROLES, TOKEN_RE, URLSAFE_RE, create_room,  # noqa: E402
                      join)
 
 FIBONACCI = ["0", "1", "2", "3", "5", "8", "13", "21", "34", "55", "89", "?", "coffee"]
@@ -20,20 +20,7 @@ def deck_matches(deck, name, cards):
     return deck == name or deck == cards
 
 
-class RoomTests(AsyncTestCase):
-
-    async def asyncSetUp(self):
-        await super().asyncSetUp()
-        self.server = Server()
-        self.server.start()
-
-    async def asyncTearDown(self):
-        try:
-            await super().asyncTearDown()
-        finally:
-            code = await self.server.astop()
-            self.server._finish(None)
-            self.assertEqual(code, 0, "server exit code on SIGTERM")
+class RoomTests(ServerPerTestCase):
 
     async def new_room(self, name="Team Rocket refinement", deck=None):
         c = await self.connect(self.server, "creator")
