@@ -181,3 +181,40 @@ export const LIMITS = {
   deckCards: 20,
   card: 16,
 };
+
+// ---- Additions by the client core (additive only; nothing above was renamed or removed) ----
+
+/** One entry of the join `ok`'s `hints` and the body of the `hint` notice (ephemeral op). */
+export interface HintEntry {
+  pid: string;
+  item: string | null;
+  what: HintWhat | null;
+}
+
+/** The join reply (`{t: "ok", id, ...}`), PROTOCOL.md "join". */
+export interface JoinOk {
+  t: "ok";
+  id: number;
+  pid: string;
+  secret: string;
+  role: Role;
+  name: string;
+  seq: number;
+  mode: "replay" | "snapshot";
+  epoch?: string;
+  reason?: "epoch" | "ahead" | "too_old";
+  participants?: Participant[]; // replay mode
+  observers?: { online: number; total: number }; // replay mode
+  hints?: HintEntry[];
+}
+
+/** Close codes the server sends (PROTOCOL.md "Close codes sent by the server"). */
+export const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  policy: 1008,
+  tooBig: 1009,
+  internal: 1011,
+  slow: 4001,
+  idle: 4002,
+} as const;

@@ -1,0 +1,383 @@
+// One WebSocket to the server at a time, reconnected with backoff: request ids and replies,
+// events and notices handed on, close codes and the browser's online state respected.
+// Everything the browser provides (WebSocket, timers, navigator.onLine) is injected so the unit
+// tests drive it with fakes.
+
+import { CLOSE, type Message } from "./protocol";
+import { decodeMessage, encodeMessage } from "./wire";
+
+/** The part of the browser's WebSocket this module uses. */
+export interface SocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+}
+export type SocketFactory = new (url: string, protocols?: string | string[]) => SocketLike;
+
+/** Clock and timers (window's by default; fake ones in tests). */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  now(): number;
+}
+
+/** The browser's idea of being online (navigator.onLine and the online/offline events). */
+export interface OnlineSignal {
+  isOnline(): boolean;
+  /** Calls `onChange` on every online/offline event; returns the unsubscribe function. */
+  listen(onChange: (online: boolean) => void): () => void;
+}
+
+export type ConnState =
+  | "idle" // not started
+  | "connecting" // a socket is opening
+  | "open" // the socket is open
+  | "waiting" // closed; a retry is scheduled (see retryInMs)
+  | "offline" // closed; the browser is offline, retrying when it comes back
+  | "closed"; // stopped for good
+
+export interface ConnectionOptions {
+  url: string;
+  protocol?: string; // default "refine.v1"
+  WebSocketImpl?: SocketFactory;
+  timers?: Timers;
+  online?: OnlineSignal;
+  random?: () => number;
+  backoff?: Partial<Backoff>;
+  /** The socket is open: the owner sends its join now. */
+  onOpen(): void;
+  /** Every message that is not a reply to a request of this connection. */
+  onMessage(msg: Message): void;
+  /** The socket closed (in-flight requests were rejected with Disconnected just before). */
+  onDown?(info: { code: number; reason: string }): void;
+  onState?(state: ConnState): void;
+}
+
+export interface Backoff {
+  baseMs: number; // first retry
+  capMs: number; // longest ordinary wait
+  jitter: number; // +- fraction of the delay
+  stableMs: number; // a connection open this long resets the sequence
+  policyMs: number; // wait after a 1008 close (we flooded the server)
+  connectTimeoutMs: number; // a socket not open by then is given up and retried
+}
+
+export const DEFAULT_BACKOFF: Backoff = {
+  baseMs: 500,
+  capMs: 10_000,
+  jitter: 0.2,
+  stableMs: 60_000,
+  policyMs: 30_000,
+  connectTimeoutMs: 10_000,
+};
+
+/** A request's reply never came: the socket closed first (or was not open). */
+export class Disconnected extends Error {
+  constructor(public sent: boolean) {
+    super(sent ? "The connection closed before the server answered." : "Not connected.");
+  }
+}
+
+/** The delay before retry number `failures` (0-based): base * 2^n, capped, with jitter. */
+export function backoffDelay(failures: number, b: Backoff, random: () => number): number {
+  const raw = Math.min(b.capMs, b.baseMs * 2 ** Math.min(failures, 30));
+  const jittered = raw * (1 - b.jitter + 2 * b.jitter * random());
+  return Math.round(Math.min(b.capMs, Math.max(0, jittered)));
+}
+
+/** The WebSocket URL of this page's server: ws(s)://host/ws. */
+export function defaultUrl(loc: { protocol: string; host: string } = location): string {
+  return `${loc.protocol === "https:" ? "wss" : "ws"}://${loc.host}/ws`;
+}
+
+export const browserTimers: Timers = {
+  setTimeout: (fn, ms) => globalThis.setTimeout(fn, ms),
+  clearTimeout: (h) => globalThis.clearTimeout(h as ReturnType<typeof setTimeout>),
+  now: () => Date.now(),
+};
+
+/** navigator.onLine and window's online/offline events; always online where they do not exist. */
+export const browserOnline: OnlineSignal = {
+  isOnline: () => (typeof navigator === "undefined" ? true : navigator.onLine !== false),
+  listen(onChange) {
+    if (typeof window === "undefined" || !window.addEventListener) return () => {};
+    const on = () => onChange(true);
+    const off = () => onChange(false);
+    window.addEventListener("online", on);
+    window.addEventListener("offline", off);
+    return () => {
+      window.removeEventListener("online", on);
+      window.removeEventListener("offline", off);
+    };
+  },
+};
+
+interface InFlight {
+  resolve(reply: Message): void;
+  reject(err: Disconnected): void;
+}
+
+/** A reconnecting WebSocket carrying MessagePack requests, replies, events and notices. */
+export class Connection {
+  private opts: ConnectionOptions;
+  private timers: Timers;
+  private online: OnlineSignal;
+  private random: () => number;
+  private b: Backoff;
+  private ws: SocketLike | null = null;
+  private _state: ConnState = "idle";
+  private nextId = 1;
+  private inflight = new Map<number, InFlight>();
+  private retryTimer: unknown = null;
+  private connectTimer: unknown = null;
+  private _retryAt: number | null = null;
+  private failures = 0;
+  private openedAt = 0;
+  private unlisten: () => void = () => {};
+
+  constructor(opts: ConnectionOptions) {
+    this.opts = opts;
+    this.timers = opts.timers ?? browserTimers;
+    this.online = opts.online ?? browserOnline;
+    this.random = opts.random ?? Math.random;
+    this.b = { ...DEFAULT_BACKOFF, ...opts.backoff };
+  }
+
+  get state(): ConnState {
+    return this._state;
+  }
+
+  /** When the next attempt is due (ms since the epoch), or null when none is scheduled. */
+  get retryAt(): number | null {
+    return this._retryAt;
+  }
+
+  /** Ms until the next attempt while waiting; 0 otherwise. */
+  retryInMs(): number {
+    return this._retryAt === null ? 0 : Math.max(0, this._retryAt - this.timers.now());
+  }
+
+  /** Starts connecting (no-op unless idle). Listens to online/offline until stop(). */
+  start(): void {
+    if (this._state !== "idle") return;
+    this.unlisten = this.online.listen((up) => this.onOnlineChange(up));
+    if (this.online.isOnline()) this.open();
+    else this.setState("offline");
+  }
+
+  /** Closes for good: no reconnect; in-flight requests are rejected. */
+  stop(): void {
+    if (this._state === "closed") return;
+    this.unlisten();
+    this.clearTimers();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      detach(ws);
+      try {
+        ws.close(CLOSE.normal, "bye");
+      } catch {
+        /* already closing */
+      }
+    }
+    this.failInflight();
+    this.setState("closed");
+  }
+
+  /**
+   * Drops the current socket (if any) and connects again at once: used to resynchronise
+   * (a gap in the events) and by a "Retry now" button.
+   */
+  reconnectNow(): void {
+    if (this._state === "closed" || this._state === "idle") return;
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      detach(ws);
+      try {
+        ws.close(CLOSE.normal, "resync");
+      } catch {
+        /* ignore */
+      }
+      this.failInflight();
+      this.opts.onDown?.({ code: CLOSE.normal, reason: "resync" });
+    }
+    this.clearTimers();
+    this.open();
+  }
+
+  /**
+   * Gives up the current socket as if it had failed (e.g. a join refused for a passing reason):
+   * the usual backoff schedules the next attempt.
+   */
+  drop(reason: string): void {
+    const ws = this.ws;
+    if (!ws) return;
+    try {
+      ws.close(CLOSE.normal, reason);
+    } catch {
+      /* ignore */
+    }
+    this.onSocketClosed(ws, 4000, reason);
+  }
+
+  /**
+   * Sends `msg` with a fresh id and resolves with the reply (`ok` or `err`: the caller decides).
+   * Rejects with Disconnected when the socket is not open, or closes before the reply.
+   */
+  request(msg: Record<string, unknown> & { t: string }): Promise<Message> {
+    const ws = this.ws;
+    if (!ws || this._state !== "open") return Promise.reject(new Disconnected(false));
+    const id = this.nextId++;
+    return new Promise<Message>((resolve, reject) => {
+      this.inflight.set(id, { resolve, reject });
+      try {
+        ws.send(encodeMessage({ ...msg, id }));
+      } catch {
+        this.inflight.delete(id);
+        reject(new Disconnected(false));
+      }
+    });
+  }
+
+  /** How many requests await their reply. */
+  get pendingReplies(): number {
+    return this.inflight.size;
+  }
+
+  private open(): void {
+    this._retryAt = null;
+    const Impl = this.opts.WebSocketImpl ?? (globalThis.WebSocket as unknown as SocketFactory);
+    let ws: SocketLike;
+    try {
+      ws = new Impl(this.opts.url, this.opts.protocol ?? "refine.v1");
+    } catch {
+      this.setState("connecting");
+      this.scheduleRetry(1006);
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    this.setState("connecting");
+    this.connectTimer = this.timers.setTimeout(() => {
+      this.connectTimer = null;
+      if (this.ws === ws && this._state === "connecting") {
+        detach(ws);
+        try {
+          ws.close();
+        } catch {
+          /* ignore */
+        }
+        this.onSocketClosed(ws, 1006, "connect timeout");
+      }
+    }, this.b.connectTimeoutMs);
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      this.clearConnectTimer();
+      this.openedAt = this.timers.now();
+      this.setState("open");
+      this.opts.onOpen();
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws !== ws) return;
+      const data = ev.data;
+      if (!(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) return; // text: not ours
+      const msg = decodeMessage(data as ArrayBuffer);
+      if (msg) this.dispatch(msg);
+    };
+    ws.onclose = (ev) => this.onSocketClosed(ws, ev.code, ev.reason);
+    ws.onerror = () => {}; // a close always follows
+  }
+
+  private dispatch(msg: Message): void {
+    if ((msg.t === "ok" || msg.t === "err") && typeof msg.id === "number") {
+      const waiting = this.inflight.get(msg.id);
+      if (waiting) {
+        this.inflight.delete(msg.id);
+        waiting.resolve(msg);
+        return;
+      }
+    }
+    this.opts.onMessage(msg);
+  }
+
+  private onSocketClosed(ws: SocketLike, code: number, reason: string): void {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    detach(ws);
+    this.clearConnectTimer();
+    const wasOpen = this._state === "open";
+    if (wasOpen && this.timers.now() - this.openedAt >= this.b.stableMs) this.failures = 0;
+    this.failInflight();
+    this.opts.onDown?.({ code, reason });
+    if (this._state === "closed") return;
+    this.scheduleRetry(code);
+  }
+
+  private scheduleRetry(code: number): void {
+    if (!this.online.isOnline()) {
+      this._retryAt = null;
+      this.setState("offline");
+      return;
+    }
+    let delay = backoffDelay(this.failures, this.b, this.random);
+    if (code === CLOSE.policy) delay = Math.max(delay, this.b.policyMs);
+    this.failures++;
+    this._retryAt = this.timers.now() + delay;
+    this.retryTimer = this.timers.setTimeout(() => {
+      this.retryTimer = null;
+      if (this._state === "waiting") this.open();
+    }, delay);
+    this.setState("waiting");
+  }
+
+  private onOnlineChange(up: boolean): void {
+    if (this._state === "closed" || this._state === "idle") return;
+    if (up && (this._state === "waiting" || this._state === "offline")) {
+      this.clearTimers();
+      this.open();
+    } else if (!up && this._state === "waiting") {
+      this.clearTimers();
+      this._retryAt = null;
+      this.setState("offline");
+    }
+    // An open socket is left alone when the browser says offline: it may still work (a local
+    // server), and if it does not, its close starts the retries.
+  }
+
+  private failInflight(): void {
+    const waiting = [...this.inflight.values()];
+    this.inflight.clear();
+    for (const w of waiting) w.reject(new Disconnected(true));
+  }
+
+  private clearConnectTimer(): void {
+    if (this.connectTimer !== null) this.timers.clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+  }
+
+  private clearTimers(): void {
+    this.clearConnectTimer();
+    if (this.retryTimer !== null) this.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this._retryAt = null;
+  }
+
+  private setState(s: ConnState): void {
+    if (this._state === s) return;
+    this._state = s;
+    this.opts.onState?.(s);
+  }
+}
+
+function detach(ws: SocketLike): void {
+  ws.onopen = null;
+  ws.onmessage = null;
+  ws.onclose = null;
+  ws.onerror = null;
+}

@@ -1,0 +1,531 @@
+// The room model: a snapshot plus every event since, applied in seq order, and the presence
+// notices. Plain mutable data: these functions only read and assign through `view`, so they work
+// on plain objects (the unit tests) and on Svelte `$state` proxies (the app) alike.
+//
+// Items stay sorted by rank (byte-wise; ranks are ASCII, so JS string order is byte order).
+// Finding an item costs O(log n): an id -> rank index (kept beside the view, rebuilt when the
+// items array is replaced or found stale) and a binary search by rank.
+
+import type { Activity, Hint, RoomView } from "./api";
+import type {
+  HintEntry,
+  HintWhat,
+  Item,
+  JoinOk,
+  Message,
+  Participant,
+  Role,
+  RoomInfo,
+  Round,
+  Snapshot,
+  Stats,
+} from "./protocol";
+
+export const ACTIVITY_MAX = 50;
+
+/** What applyEvent did with an event. */
+export type ApplyResult =
+  | "applied"
+  | "duplicate" // seq <= the view's seq: already applied, ignored
+  | "gap"; // seq > the view's seq + 1: not applied; the caller resynchronises (rejoin with since)
+
+/** A new, empty room view (before the first snapshot). */
+export function emptyView(): RoomView {
+  return {
+    info: null,
+    seq: 0,
+    epoch: null,
+    items: [],
+    participants: [],
+    observers: { online: 0, total: 0 },
+    round: null,
+    rounds: [],
+    focus: null,
+    timerEndsAt: null,
+    hints: [],
+    changedAt: {},
+    activity: [],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Items by rank
+
+/** Byte-wise rank order (ranks are ASCII 0-9A-Za-z). */
+export function compareRank(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+interface RankIndex {
+  items: Item[]; // the array (or proxy) the index describes
+  rank: Map<string, string>; // id -> rank
+}
+const indexes = new WeakMap<object, RankIndex>();
+
+function rankIndex(view: RoomView): RankIndex {
+  const items = view.items;
+  let idx = indexes.get(view);
+  if (!idx || idx.items !== items || idx.rank.size !== items.length) {
+    idx = { items, rank: new Map() };
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      idx.rank.set(it.id, it.rank);
+    }
+    indexes.set(view, idx);
+  }
+  return idx;
+}
+
+/** The first index whose rank is >= `rank` (binary search). */
+function lowerBound(items: Item[], rank: string): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (items[mid].rank < rank) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The index of item `id` in view.items, or -1. O(log n). */
+export function indexOfItem(view: RoomView, id: string): number {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const idx = rankIndex(view);
+    const rank = idx.rank.get(id);
+    if (rank === undefined) return -1;
+    const items = view.items;
+    // Ranks are unique in a room; scan equal ranks anyway for safety.
+    for (let i = lowerBound(items, rank); i < items.length && items[i].rank === rank; i++) {
+      if (items[i].id === id) return i;
+    }
+    indexes.delete(view); // stale (someone changed items behind our back): rebuild once
+  }
+  return -1;
+}
+
+/** The item with this id, or undefined. O(log n). */
+export function findItem(view: RoomView, id: string): Item | undefined {
+  const i = indexOfItem(view, id);
+  return i < 0 ? undefined : view.items[i];
+}
+
+/** Inserts `item` at its place by rank (replacing an item with the same id). */
+function insertItem(view: RoomView, item: Item): void {
+  removeItemAt(view, indexOfItem(view, item.id));
+  const items = view.items;
+  const idx = rankIndex(view);
+  let at = lowerBound(items, item.rank);
+  if (at === items.length) items.push(item);
+  else items.splice(at, 0, item);
+  idx.rank.set(item.id, item.rank);
+}
+
+function removeItemAt(view: RoomView, i: number): Item | undefined {
+  if (i < 0) return undefined;
+  const items = view.items;
+  const idx = rankIndex(view);
+  const [gone] = items.splice(i, 1);
+  if (gone) idx.rank.delete(gone.id);
+  return gone;
+}
+
+/** Checks that items are in rank order (for tests and after a rerank). */
+export function isSorted(items: Item[]): boolean {
+  for (let i = 1; i < items.length; i++) if (items[i - 1].rank > items[i].rank) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot and the join reply
+
+/** Replaces the whole state with a snapshot (join `mode: "snapshot"`). Activity is kept. */
+export function applySnapshot(view: RoomView, snap: Snapshot): void {
+  const items = (snap.items ?? []).slice();
+  if (!isSorted(items)) items.sort((a, b) => compareRank(a.rank, b.rank));
+  view.info = snap.room;
+  view.epoch = snap.room?.epoch ?? view.epoch;
+  view.seq = snap.seq;
+  view.items = items;
+  view.participants = snap.participants ?? [];
+  view.observers = snap.observers ?? { online: 0, total: 0 };
+  view.rounds = snap.rounds ?? [];
+  view.round = snap.round ?? null;
+  view.focus = snap.focus ?? null;
+  view.timerEndsAt = snap.timer ?? null;
+  view.changedAt = {};
+  indexes.delete(view);
+}
+
+/**
+ * Takes what the join `ok` says about the present: the epoch, and in replay mode the participants
+ * and observers (presence is not replayed); the hints in either mode.
+ */
+export function applyJoinOk(view: RoomView, ok: JoinOk, myPid: string, now: number): void {
+  if (ok.epoch) view.epoch = ok.epoch;
+  if (ok.participants) view.participants = ok.participants;
+  if (ok.observers) view.observers = ok.observers;
+  if (ok.hints) {
+    view.hints = ok.hints
+      .filter((h): h is HintEntry & { item: string; what: HintWhat } => !!h.item && !!h.what && h.pid !== myPid)
+      .map((h) => ({ pid: h.pid, item: h.item, what: h.what, at: now }));
+  } else if (ok.mode === "snapshot") {
+    view.hints = [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+type Ev = Message & { seq: number };
+
+/**
+ * Applies one event (a message with `seq`) if it is the next one. Returns "duplicate" for
+ * seq <= view.seq (ignored: never applied twice) and "gap" for seq > view.seq + 1 (not applied;
+ * the caller rejoins with `since`). Remote changes (by !== myPid) mark changedAt; every event
+ * but items.reranked adds a line to the activity feed.
+ */
+export function applyEvent(view: RoomView, ev: Message, myPid: string | null): ApplyResult {
+  const seq = ev.seq;
+  if (typeof seq !== "number") return "duplicate";
+  if (seq <= view.seq) return "duplicate";
+  if (seq > view.seq + 1) return "gap";
+  const e = ev as Ev;
+  const at = typeof e.at === "number" ? e.at : Date.now();
+  const remote = e.by !== myPid || e.by == null;
+  const text = mutate(view, e, at, remote);
+  view.seq = seq;
+  if (text) pushActivity(view, { seq, at, text: text(actorName(view, e.by ?? null, myPid)) });
+  return "applied";
+}
+
+/** A sentence builder that gets the actor's display name ("Dana", "You", "Someone"). */
+type Line = ((who: string) => string) | null;
+
+function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
+  const mark = (id: string) => {
+    if (remote) view.changedAt[id] = at;
+  };
+  switch (e.t) {
+    case "item.added": {
+      const item = e.item as Item;
+      insertItem(view, item);
+      mark(item.id);
+      return (who) => `${who} added “${item.title}”`;
+    }
+    case "item.updated": {
+      const id = e.item as string;
+      const set = (e.set ?? {}) as Partial<Item>;
+      const item = findItem(view, id);
+      if (!item) return null;
+      for (const [k, v] of Object.entries(set)) (item as unknown as Record<string, unknown>)[k] = v;
+      item.updated_at = at;
+      mark(id);
+      const keys = Object.keys(set);
+      if (keys.length === 1 && keys[0] === "estimate")
+        return set.estimate == null
+          ? (who) => `${who} cleared the estimate of “${item.title}”`
+          : (who) => `${who} set the estimate of “${item.title}” to ${set.estimate}`;
+      return (who) => `${who} edited “${item.title}”`;
+    }
+    case "item.moved": {
+      const id = e.item as string;
+      const item = removeItemAt(view, indexOfItem(view, id));
+      if (!item) return null;
+      item.rank = e.rank as string;
+      insertItem(view, item);
+      mark(id);
+      const after = e.after as string | null;
+      const title = item.title;
+      if (after == null) return (who) => `${who} moved “${title}” to the top`;
+      const prev = findItem(view, after);
+      return (who) => `${who} moved “${title}” below “${prev?.title ?? "another story"}”`;
+    }
+    case "item.removed": {
+      const id = e.item as string;
+      const item = removeItemAt(view, indexOfItem(view, id));
+      if (view.focus === id) view.focus = null;
+      delete view.changedAt[id];
+      removeHintsWhere(view, (h) => h.item === id);
+      return item ? (who) => `${who} removed “${item.title}”` : null;
+    }
+    case "item.split": {
+      const id = e.item as string;
+      const children = (e.children ?? []) as Item[];
+      const parent = findItem(view, id);
+      if (parent) {
+        parent.status = "split";
+        parent.updated_at = at;
+        mark(id);
+      }
+      for (const child of children) {
+        insertItem(view, child);
+        mark(child.id);
+      }
+      const title = parent?.title ?? "a story";
+      const n = children.length;
+      return (who) => `${who} split “${title}” into ${n} ${n === 1 ? "story" : "stories"}`;
+    }
+    case "items.reranked": {
+      const ranks = (e.ranks ?? {}) as Record<string, string>;
+      const items = view.items;
+      for (let i = 0; i < items.length; i++) {
+        const r = ranks[items[i].id];
+        if (r !== undefined && items[i].rank !== r) items[i].rank = r;
+      }
+      if (!isSorted(items)) {
+        const sorted = items.slice().sort((a, b) => compareRank(a.rank, b.rank));
+        view.items = sorted;
+      }
+      indexes.delete(view);
+      return null;
+    }
+    case "focus": {
+      const id = (e.item as string | null) ?? null;
+      view.focus = id;
+      if (id === null) return (who) => `${who} cleared the focus`;
+      const title = findItem(view, id)?.title ?? "a story";
+      return (who) => `${who} put “${title}” in focus`;
+    }
+    case "round.started": {
+      const round: Round = {
+        id: e.round as string,
+        item: e.item as string,
+        state: "voting",
+        deck: (e.deck as string[]) ?? [],
+        anonymous: !!e.anonymous,
+        deadline: (e.deadline as number | null) ?? null,
+        started_at: at,
+        revealed_at: null,
+        voters: ((e.voters as string[]) ?? []).slice(),
+        voted: [],
+        votes: null,
+        stats: null,
+        estimate: null,
+      };
+      view.rounds.push(round);
+      view.round = { ...round, voters: round.voters.slice(), voted: [] };
+      const title = findItem(view, round.item)?.title ?? "a story";
+      return (who) => `${who} started a round on “${title}”`;
+    }
+    case "voted": {
+      const pid = e.pid as string;
+      const has = !!e.has;
+      forRound(view, e.round as string, (r) => {
+        const i = r.voted.indexOf(pid);
+        if (has && i < 0) r.voted.push(pid);
+        if (!has && i >= 0) r.voted.splice(i, 1);
+      });
+      return has ? (who) => `${who} voted` : (who) => `${who} withdrew their vote`;
+    }
+    case "round.revealed": {
+      const votes = (e.votes as Record<string, string | null> | null) ?? null;
+      const stats = (e.stats as Stats | null) ?? null;
+      forRound(view, e.round as string, (r) => {
+        r.state = "revealed";
+        r.votes = votes;
+        r.stats = stats;
+        r.revealed_at = at;
+      });
+      const summary = revealSummary(stats);
+      return () => `Round revealed: ${summary}`;
+    }
+    case "round.accepted": {
+      const estimate = e.estimate as string;
+      forRound(view, e.round as string, (r) => {
+        r.state = "accepted";
+        r.estimate = estimate;
+      });
+      if (view.round?.id === e.round) view.round = null;
+      const title = findItem(view, e.item as string)?.title ?? "a story";
+      return (who) => `${who} accepted ${estimate} for “${title}”`;
+    }
+    case "round.cancelled": {
+      forRound(view, e.round as string, (r) => {
+        r.state = "cancelled";
+      });
+      if (view.round?.id === e.round) view.round = null;
+      return (who) => `${who} cancelled the round`;
+    }
+    case "timer": {
+      const ends = (e.ends_at as number | null) ?? null;
+      view.timerEndsAt = ends;
+      if (e.expired) return () => "Time is up";
+      if (ends === null) return (who) => `${who} stopped the timer`;
+      const secs = Math.max(0, Math.round((ends - at) / 1000));
+      return (who) => `${who} started a ${clock(secs)} timer`;
+    }
+    case "participant.updated": {
+      const pid = e.pid as string;
+      const role = e.role as Role;
+      const name = typeof e.name === "string" ? e.name : undefined;
+      const p = setRole(view, pid, role, name);
+      const whom = p?.name ?? name ?? "someone";
+      if (e.by === pid && role === "facilitator") return (who) => `${who} took over facilitation`;
+      return (who) => `${who} made ${whom} ${roleWord(role)}`;
+    }
+    case "room.updated": {
+      const set = (e.set ?? {}) as Partial<RoomInfo>;
+      if (view.info) for (const [k, v] of Object.entries(set)) (view.info as unknown as Record<string, unknown>)[k] = v;
+      if (typeof set.name === "string") {
+        const name = set.name;
+        return (who) => `${who} renamed the room to “${name}”`;
+      }
+      return (who) => `${who} changed the room settings`;
+    }
+    case "token.rotated": {
+      const role = e.role as Role;
+      return (who) => `${who} replaced the ${role} invite link`;
+    }
+    default:
+      return null; // an event this client does not know: seq still advances
+  }
+}
+
+/** Applies `fn` to the round with this id: the current round and its history entry. */
+function forRound(view: RoomView, id: string, fn: (r: Round) => void): void {
+  const cur = view.round;
+  if (cur && cur.id === id) fn(cur);
+  const rounds = view.rounds;
+  for (let i = rounds.length - 1; i >= 0; i--) {
+    if (rounds[i].id === id) {
+      if (rounds[i] !== cur) fn(rounds[i]);
+      break;
+    }
+  }
+}
+
+function setRole(view: RoomView, pid: string, role: Role, name?: string): Participant | undefined {
+  const p = view.participants.find((x) => x.pid === pid);
+  const obs = view.observers;
+  if (!p) {
+    // An observer of a crowd room (not listed) gets another role: list it from now on.
+    if (role === "observer") return undefined;
+    if (obs.total > 0) obs.total--;
+    const added: Participant = { pid, name: name ?? "Someone", role, online: false };
+    view.participants.push(added);
+    return added;
+  }
+  if (name !== undefined) p.name = name;
+  if (p.role !== role) {
+    if (p.role === "observer") {
+      obs.total = Math.max(0, obs.total - 1);
+      if (p.online) obs.online = Math.max(0, obs.online - 1);
+    } else if (role === "observer") {
+      obs.total++;
+      if (p.online) obs.online++;
+    }
+    p.role = role;
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Notices
+
+/**
+ * Applies a presence notice (participant.joined / participant.left / observers / hint).
+ * Returns false for a message that is not one of them.
+ */
+export function applyNotice(view: RoomView, n: Message, myPid: string | null = null): boolean {
+  const at = typeof n.at === "number" ? n.at : Date.now();
+  switch (n.t) {
+    case "participant.joined": {
+      const pid = n.pid as string;
+      const role = n.role as Role;
+      const name = n.name as string;
+      let p = view.participants.find((x) => x.pid === pid);
+      if (!p) {
+        p = { pid, name, role, online: true };
+        view.participants.push(p);
+        if (role === "observer") {
+          view.observers.total++;
+          view.observers.online++;
+        }
+      } else {
+        if (!p.online && p.role === "observer") view.observers.online++;
+        p.online = true;
+        p.name = name ?? p.name;
+        if (role && p.role !== role) setRole(view, pid, role);
+      }
+      if (pid !== myPid) pushActivity(view, { seq: view.seq, at, text: `${p.name} joined` });
+      return true;
+    }
+    case "participant.left": {
+      const pid = n.pid as string;
+      const p = view.participants.find((x) => x.pid === pid);
+      if (p) {
+        if (p.online && p.role === "observer") view.observers.online = Math.max(0, view.observers.online - 1);
+        p.online = false;
+        if (pid !== myPid) pushActivity(view, { seq: view.seq, at, text: `${p.name} left` });
+      }
+      removeHintsWhere(view, (h) => h.pid === pid);
+      return true;
+    }
+    case "observers": {
+      view.observers = { online: (n.online as number) ?? 0, total: (n.total as number) ?? 0 };
+      if (view.participants.some((p) => p.role === "observer"))
+        view.participants = view.participants.filter((p) => p.role !== "observer");
+      return true;
+    }
+    case "hint": {
+      const pid = n.pid as string;
+      if (pid === myPid) return true;
+      const item = (n.item as string | null) ?? null;
+      const what = (n.what as HintWhat | null) ?? null;
+      const hints = view.hints;
+      const i = hints.findIndex((h) => h.pid === pid);
+      if (!item || !what) {
+        if (i >= 0) hints.splice(i, 1);
+      } else if (i >= 0) {
+        hints[i].item = item;
+        hints[i].what = what;
+        hints[i].at = at;
+      } else {
+        hints.push({ pid, item, what, at } satisfies Hint);
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+function removeHintsWhere(view: RoomView, pred: (h: Hint) => boolean): void {
+  if (view.hints.some(pred)) view.hints = view.hints.filter((h) => !pred(h));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activity
+
+function pushActivity(view: RoomView, a: Activity): void {
+  const list = view.activity;
+  list.push(a);
+  if (list.length > ACTIVITY_MAX) list.splice(0, list.length - ACTIVITY_MAX);
+}
+
+function actorName(view: RoomView, by: string | null, myPid: string | null): string {
+  if (by === null) return "Someone";
+  if (by === myPid) return "You";
+  return view.participants.find((p) => p.pid === by)?.name ?? "Someone";
+}
+
+function roleWord(role: Role): string {
+  return role === "owner" ? "product owner" : role;
+}
+
+function clock(secs: number): string {
+  return `${Math.floor(secs / 60)}:${String(secs % 60).padStart(2, "0")}`;
+}
+
+/** "5 (consensus)", "suggested 8, spread of 2 steps", "no numbers", for the feed. */
+function revealSummary(stats: Stats | null): string {
+  if (!stats) return "no votes";
+  if (stats.consensus && stats.mode) return `${stats.mode} (consensus)`;
+  if (stats.count === 0) return "no votes";
+  const parts: string[] = [];
+  if (stats.suggested) parts.push(`suggested ${stats.suggested}`);
+  if (stats.spread !== null && stats.spread !== undefined)
+    parts.push(`spread of ${stats.spread} ${stats.spread === 1 ? "step" : "steps"}`);
+  return parts.length ? parts.join(", ") : "no estimate";
+}
