@@ -25,6 +25,7 @@ struct app {
     struct outbox *outbox;
     struct map rooms;      /* room id -> struct room *, rooms loaded in memory */
     struct map peers;      /* client address -> struct peer *, open WebSockets per address */
+    char *web_root;        /* --web DIR, resolved; NULL: the web client built in (web.h) */
     uint64_t room_count;   /* rooms in the database */
     struct conn *conns;    /* every open WebSocket connection */
     uint64_t join_serial;  /* stamps joins and outgoing broadcasts (see outbox.h) */

@@ -16,8 +16,9 @@ static const char USAGE[] =
     "  --port N            TCP port for HTTP and WebSocket (REFINE_PORT, default 8080)\n"
     "  --db FILE           SQLite database file, created if missing (REFINE_DB, default "
     "refine.db)\n"
-    "  --web DIR           directory of the web client's static files\n"
-    "                      (REFINE_WEB, default web-client)\n"
+    "  --web DIR           serve the web client's files from DIR (e.g. web-client/dist)\n"
+    "                      instead of the copy built into the server (REFINE_WEB,\n"
+    "                      default: none, the built-in client)\n"
     "  --log-level LEVEL   error, warn, info or debug (REFINE_LOG_LEVEL, default info)\n"
     "  --max-message N     largest message accepted, in bytes (REFINE_MAX_MESSAGE, default 65536)\n"
     "  --replay-events N   recent events kept per room for rejoin with `since`\n"
@@ -154,7 +155,6 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
     memset(c, 0, sizeof *c);
     c->port = 8080;
     c->db = "refine.db";
-    c->web = "web-client";
     c->log_level = LOG_INFO;
     c->max_message = 65536;
     c->replay_events = 512;

@@ -11,7 +11,7 @@
 struct config {
     int port;                                /* --port, REFINE_PORT (8080) */
     const char *db;                          /* --db, REFINE_DB (refine.db) */
-    const char *web;                         /* --web, REFINE_WEB (web-client) */
+    const char *web;                         /* --web, REFINE_WEB (NULL: the built-in client) */
     int log_level;                           /* --log-level, REFINE_LOG_LEVEL (info) */
     size_t max_message;                      /* --max-message, REFINE_MAX_MESSAGE (65536) */
     size_t replay_events;                    /* --replay-events, REFINE_REPLAY_EVENTS (512) */

@@ -148,7 +148,8 @@ int main(int argc, char **argv)
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
 
     log_info("refine-server listening on port %d (database %s, %s durability, web client %s)",
-             app.cfg.port, app.cfg.db, app.cfg.durability, app.cfg.web);
+             app.cfg.port, app.cfg.db, app.cfg.durability,
+             app.web_root ? app.web_root : "built in");
     uv_run(&loop, UV_RUN_DEFAULT);
 
     net_destroy(&app);

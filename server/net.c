@@ -11,6 +11,7 @@
 #include "room.h"
 #include "log.h"
 #include "store.h"
+#include "web.h"
 
 #define SUBPROTOCOL "refine.v1"
 
@@ -62,9 +63,33 @@ static void peer_remove(struct app *app, struct conn *c)
 }
 
 struct http_session {
-    int status;
-    char *body; /* owned */
+    const unsigned char *body; /* what HTTP_WRITEABLE writes: owned, or embedded */
+    unsigned char *owned;
     size_t len, off;
+};
+
+/* Headers of every HTTP answer (lws adds the vhost's canned headers to each
+ * status line it writes: files, /healthz, /api, errors, refused handshakes).
+ * The web client has no inline script; Svelte sets inline style attributes,
+ * hence style-src 'unsafe-inline'. */
+static const struct lws_protocol_vhost_options SECURITY_HEADERS[] = {
+    {&SECURITY_HEADERS[1], NULL, "content-security-policy:",
+     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' "
+     "data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+     "form-action 'self'; frame-ancestors 'none'"},
+    {&SECURITY_HEADERS[2], NULL, "x-content-type-options:", "nosniff"},
+    {&SECURITY_HEADERS[3], NULL, "referrer-policy:", "no-referrer"},
+    {NULL, NULL, "x-frame-options:", "DENY"},
+};
+
+/* The optional headers of an answer. */
+struct reply_headers {
+    const char *cache; /* Cache-Control (default no-store) */
+    const char *etag;
+    const char *disposition;
+    bool gzip; /* Content-Encoding: gzip */
+    bool vary; /* Vary: Accept-Encoding */
+    bool head; /* a HEAD request: no body */
 };
 
 static struct app *app_of(struct lws *wsi)
@@ -179,26 +204,49 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     }
 }
 
-/* Starts a response: headers now, the body (taken) from HTTP_WRITEABLE. */
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return value &&
+           lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end);
+}
+
+/* Starts an answer: headers now, then the body from HTTP_WRITEABLE. body
+ * is borrowed (it outlives the answer), owned is taken (freed after it; may
+ * be body). */
+static int respond_with(struct lws *wsi, struct http_session *s, int status, const char *type,
+                        const void *body, size_t len, void *owned, const struct reply_headers *h)
+{
+    unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
+                                       *end = buf + sizeof buf - 1;
+    s->body = body;
+    s->owned = owned;
+    s->len = status == HTTP_STATUS_NOT_MODIFIED || h->head ? 0 : len;
+    s->off = 0;
+    if (lws_add_http_common_headers(wsi, (unsigned)status, type, len, &p, end) ||
+        add_header(wsi, "cache-control:", h->cache ? h->cache : "no-store", &p, end) ||
+        add_header(wsi, "etag:", h->etag, &p, end) ||
+        add_header(wsi, "content-encoding:", h->gzip ? "gzip" : NULL, &p, end) ||
+        add_header(wsi, "vary:", h->vary ? "Accept-Encoding" : NULL, &p, end) ||
+        add_header(wsi, "content-disposition:", h->disposition, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    if (!s->len) {
+        free(s->owned);
+        s->owned = NULL;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* An answer whose body (taken) is no file: never cached. */
 static int respond(struct lws *wsi, struct http_session *s, int status, const char *type,
                    char *body, size_t len, const char *disposition)
 {
-    unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
-                                       *end = buf + sizeof buf - 1;
-    s->status = status;
-    s->body = body;
-    s->len = len;
-    s->off = 0;
-    if (lws_add_http_common_headers(wsi, (unsigned)status, type, len, &p, end) ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (unsigned char *)"no-store",
-                                     8, &p, end) ||
-        (disposition && lws_add_http_header_by_name(wsi, (unsigned char *)"content-disposition:",
-                                                    (unsigned char *)disposition,
-                                                    (int)strlen(disposition), &p, end)) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return 1;
-    lws_callback_on_writable(wsi);
-    return 0;
+    struct reply_headers h = {.disposition = disposition};
+    return respond_with(wsi, s, status, type, body, len, body, &h);
 }
 
 /* A JSON error body {code, msg} with an HTTP status. */
@@ -267,6 +315,59 @@ static int api_request(struct app *app, struct lws *wsi, struct http_session *s)
     return respond(wsi, s, HTTP_STATUS_OK, type, body, len, disposition);
 }
 
+/* A GET or HEAD of the web client (web.h): the embedded files, or --web DIR's. */
+static int web_request(struct app *app, struct lws *wsi, struct http_session *s, const char *path,
+                       bool head)
+{
+    char ae[256], inm[512];
+    struct web_reply w;
+    int rc = web_resolve(
+        app->web_root, path, header(wsi, WSI_TOKEN_HTTP_ACCEPT_ENCODING, ae, sizeof ae) ? NULL : ae,
+        header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm, sizeof inm) ? NULL : inm, &w);
+    if (rc)
+        return respond_error(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
+                             "The file could not be read; try again.");
+    struct reply_headers h = {w.cache, w.etag, NULL, w.gzip, w.vary, head};
+    return respond_with(wsi, s, w.status, w.type, w.body, w.len, w.owned, &h);
+}
+
+/* Every HTTP request but a WebSocket handshake: /healthz, /api/..., and the
+ * web client for any other path. */
+static int http_request(struct app *app, struct lws *wsi, struct http_session *s)
+{
+    char *uri;
+    int urilen, method = lws_http_get_uri_and_method(wsi, &uri, &urilen);
+    char path[1024];
+    if (method < 0 || urilen <= 0)
+        return respond_error(wsi, s, HTTP_STATUS_BAD_REQUEST, RF_EBAD_REQUEST,
+                             "The request has no path.");
+    if ((size_t)urilen >= sizeof path)
+        return respond_error(wsi, s, 414, RF_EBAD_REQUEST, "The path is too long.");
+    memcpy(path, uri, (size_t)urilen);
+    path[urilen] = '\0';
+    if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
+        return api_request(app, wsi, s);
+    bool get = method == LWSHUMETH_GET || method == LWSHUMETH_COLON_PATH,
+         head = method == LWSHUMETH_HEAD;
+    if (!get && !head)
+        return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
+                             "Only GET is served here.");
+    if (strcmp(path, "/healthz") == 0) {
+        int ok = !app->stopping && store_healthy(app->store);
+        char *body = strdup(ok ? "ok\n" : "unavailable\n");
+        if (!body)
+            return 1;
+        struct reply_headers h = {.head = head};
+        return respond_with(wsi, s, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
+                            "text/plain", body, strlen(body), body, &h);
+    }
+    if (strcmp(path, "/ws") == 0)
+        return respond_error(wsi, s, 426, RF_EBAD_REQUEST,
+                             "This is the WebSocket endpoint: open it with a WebSocket client and "
+                             "the subprotocol refine.v1.");
+    return web_request(app, wsi, s, path, head);
+}
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
@@ -278,25 +379,16 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         log_info("refused a WebSocket handshake without the subprotocol " SUBPROTOCOL);
         return 1; /* an upgrade that did not name our subprotocol */
-    case LWS_CALLBACK_HTTP: {
-        /* The /healthz and /api mounts reach here. */
-        char uri[16];
-        if (!header(wsi, WSI_TOKEN_GET_URI, uri, sizeof uri) && strcmp(uri, "/healthz") == 0) {
-            int ok = !app->stopping && store_healthy(app->store);
-            char *body = strdup(ok ? "ok\n" : "unavailable\n");
-            if (!body)
-                return 1;
-            return respond(wsi, s, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
-                           "text/plain", body, strlen(body), NULL);
-        }
-        return api_request(app, wsi, s);
-    }
+    case LWS_CALLBACK_HTTP:
+        return http_request(app, wsi, s);
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         /* The body in pieces of at most 16 KiB, one lws_write per callback. */
         unsigned char buf[LWS_PRE + 16384];
         size_t n = s->len - s->off;
         if (n > sizeof buf - LWS_PRE)
             n = sizeof buf - LWS_PRE;
+        if (!s->body)
+            return 0; /* a spurious callback: nothing to send */
         memcpy(buf + LWS_PRE, s->body + s->off, n);
         s->off += n;
         int last = s->off == s->len;
@@ -307,14 +399,23 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             lws_callback_on_writable(wsi);
             return 0;
         }
-        free(s->body);
+        free(s->owned);
+        s->owned = NULL;
         s->body = NULL;
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
+    case LWS_CALLBACK_HTTP_BODY:
+        return 0; /* a request body (POST ...): refused, and its bytes ignored */
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        /* lws holds back WRITEABLE while a request has a body to read. */
+        if (s && s->body)
+            lws_callback_on_writable(wsi);
+        return 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
         if (s) {
-            free(s->body);
+            free(s->owned);
+            s->owned = NULL;
             s->body = NULL;
         }
         return lws_callback_http_dummy(wsi, reason, user, in, len);
@@ -357,35 +458,28 @@ static void lws_logger(int level, const char *line)
 
 int net_start(struct app *app)
 {
-    static struct lws_http_mount health, api, root;
-    static char web_dir[PATH_MAX];
+    static struct lws_http_mount root;
     void *foreign_loops[1] = {app->loop};
     struct lws_context_creation_info info;
 
     lws_set_log_level(lws_level(app->cfg.log_level), lws_logger);
-    if (!realpath(app->cfg.web, web_dir)) {
-        log_warn("web client directory %s not found; only /ws and /healthz will answer",
-                 app->cfg.web);
-        snprintf(web_dir, sizeof web_dir, "%s", app->cfg.web);
+    if (app->cfg.web) {
+        char dir[PATH_MAX];
+        if (!realpath(app->cfg.web, dir) || !(app->web_root = strdup(dir))) {
+            log_error("--web %s: no such directory", app->cfg.web);
+            return RF_EINTERNAL;
+        }
+        log_info("serving the web client from %s", app->web_root);
+    } else if (web_embedded_fallback) {
+        log_warn("this build holds no web client (web-client/dist was not built): / serves a page "
+                 "that says how to build it");
     }
+    /* Every HTTP request reaches http_callback, which routes it by path. */
     memset(&root, 0, sizeof root);
     root.mountpoint = "/";
     root.mountpoint_len = 1;
-    root.origin = web_dir;
-    root.def = "index.html";
-    root.origin_protocol = LWSMPRO_FILE;
-    memset(&api, 0, sizeof api);
-    api.mount_next = &root;
-    api.mountpoint = "/api";
-    api.mountpoint_len = 4;
-    api.origin = "http";
-    api.origin_protocol = LWSMPRO_CALLBACK;
-    memset(&health, 0, sizeof health);
-    health.mount_next = &api;
-    health.mountpoint = "/healthz";
-    health.mountpoint_len = 8;
-    health.origin = "http";
-    health.origin_protocol = LWSMPRO_CALLBACK;
+    root.origin = "http";
+    root.origin_protocol = LWSMPRO_CALLBACK;
 
     memset(&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
@@ -402,7 +496,8 @@ int net_start(struct app *app)
     }
     info.port = app->cfg.port;
     info.protocols = PROTOCOLS;
-    info.mounts = &health;
+    info.mounts = &root;
+    info.headers = SECURITY_HEADERS;
     info.vhost_name = "refine";
     info.timeout_secs = 20; /* HTTP and WebSocket handshakes */
     /* Liveness is ours (conn_check_idle), not lws' validity timers: lws
@@ -444,6 +539,8 @@ void net_destroy(struct app *app)
 {
     map_each(&app->peers, free_peer, NULL);
     map_free(&app->peers);
+    free(app->web_root);
+    app->web_root = NULL;
     if (app->lws)
         lws_context_destroy(app->lws);
     app->lws = NULL;

@@ -9,7 +9,6 @@ and msgpack 1.0.3.
 
 Environment:
   REFINE_SERVER  the binary (default /work/main/build/refine-server)
-  REFINE_WEB     the web client directory (default /work/main/web-client)
   REFINE_KEEP    when set, temporary directories are kept
 """
 
@@ -35,7 +34,6 @@ import websockets.exceptions
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_SERVER = os.path.join(ROOT, "build", "refine-server")
-DEFAULT_WEB = os.path.join(ROOT, "web-client")
 
 SUBPROTOCOL = "refine.v1"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
@@ -66,10 +64,6 @@ def server_binary():
     return os.environ.get("REFINE_SERVER") or DEFAULT_SERVER
 
 
-def web_dir():
-    return os.environ.get("REFINE_WEB") or DEFAULT_WEB
-
-
 class ServerError(AssertionError):
     pass
 
@@ -86,10 +80,12 @@ class Server:
     (kept across restarts in DIR/stderr.log) must not hold sanitizer reports.
     """
 
-    def __init__(self, *extra_args, web=None, port=None, tmpdir=None, db=None):
-        self.binary = server_binary()
+    def __init__(self, *extra_args, web=None, port=None, tmpdir=None, db=None, binary=None,
+                 cwd=None):
+        self.binary = binary or server_binary()
         self.extra_args = [str(a) for a in extra_args]
-        self.web = web or web_dir()
+        self.web = web                # --web DIR; None: the web client built into the binary
+        self.cwd = cwd
         self.port = port or free_port()
         self._own_tmpdir = tmpdir is None
         self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="refine-it-")
@@ -115,8 +111,9 @@ class Server:
         # Functional tests pipeline hundreds of requests: the per-connection rate limit is
         # lifted unless a test sets its own (the hardening tests do).
         limits = [] if "--rate" in self.extra_args else ["--rate", "100000"]
-        return [self.binary, "--port", str(self.port), "--db", self.db, "--web", self.web,
-                "--log-level", "warn"] + limits + self.extra_args
+        web = ["--web", self.web] if self.web else []
+        return [self.binary, "--port", str(self.port), "--db", self.db, "--log-level", "warn"] + \
+            web + limits + self.extra_args
 
     def start(self, timeout=10.0):
         if not os.path.exists(self.binary):
@@ -124,6 +121,7 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             raise ServerError("server already running")
         env = dict(os.environ)
+        env.pop("REFINE_WEB", None)  # only an explicit web= serves a directory
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         if self._stderr_file is not None:
@@ -133,7 +131,7 @@ class Server:
         self._stderr_file.flush()
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
                                      stdout=self._stderr_file, stderr=self._stderr_file,
-                                     env=env)
+                                     env=env, cwd=self.cwd)
         self.killed = False
         self.stopped = False
         deadline = time.monotonic() + timeout
