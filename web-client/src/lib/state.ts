@@ -35,7 +35,7 @@ export function emptyView(): RoomView {
     info: null,
     seq: 0,
     epoch: null,
-    items: [],
+    items: itemList(),
     participants: [],
     observers: { online: 0, total: 0 },
     round: null,
@@ -44,12 +44,51 @@ export function emptyView(): RoomView {
     timerEndsAt: null,
     hints: [],
     changedAt: {},
-    activity: [],
+    activity: Object.setPrototypeOf([], ActivityList.prototype) as ActivityList,
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Items by rank
+//
+// view.items is an ItemList, an Array subclass: Svelte's $state proxies only plain arrays and
+// objects, so the list and its items stay raw (a proxied 10,000-item array costs ~30 ms per
+// splice). The list is copy-on-write: every change builds a new list (and a changed item is a new
+// object) and assigns it to view.items, which is what a view reading `room.items` reacts to.
+
+/**
+ * The array type of view.items: Svelte never wraps it in a $state proxy (its prototype is not
+ * Array.prototype). Treat it as immutable. Derived arrays (filter, map, slice) are plain arrays.
+ */
+export class ItemList extends Array<Item> {
+  static get [Symbol.species](): ArrayConstructor {
+    return Array;
+  }
+}
+
+/** The array type of view.activity: raw like ItemList, replaced (not edited) on every line. */
+export class ActivityList extends Array<Activity> {
+  static get [Symbol.species](): ArrayConstructor {
+    return Array;
+  }
+}
+
+/** A plain (packed, fast) copy of a list. */
+function copyOf(items: ArrayLike<Item>): Item[] {
+  const out: Item[] = [];
+  for (let i = 0; i < items.length; i++) out.push(items[i]);
+  return out;
+}
+
+/** Tags a plain array as an ItemList, without copying (the array must not be edited after). */
+function asItemList(items: Item[]): ItemList {
+  return Object.setPrototypeOf(items, ItemList.prototype) as ItemList;
+}
+
+/** An ItemList holding a copy of `items` (in the given order). */
+export function itemList(items: ArrayLike<Item> = []): ItemList {
+  return asItemList(copyOf(items));
+}
 
 /** Byte-wise rank order (ranks are ASCII 0-9A-Za-z). */
 export function compareRank(a: string, b: string): number {
@@ -57,7 +96,7 @@ export function compareRank(a: string, b: string): number {
 }
 
 interface RankIndex {
-  items: Item[]; // the array (or proxy) the index describes
+  items: Item[]; // the list the index describes
   rank: Map<string, string>; // id -> rank
 }
 const indexes = new WeakMap<object, RankIndex>();
@@ -67,17 +106,14 @@ function rankIndex(view: RoomView): RankIndex {
   let idx = indexes.get(view);
   if (!idx || idx.items !== items || idx.rank.size !== items.length) {
     idx = { items, rank: new Map() };
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i];
-      idx.rank.set(it.id, it.rank);
-    }
+    for (let i = 0; i < items.length; i++) idx.rank.set(items[i].id, items[i].rank);
     indexes.set(view, idx);
   }
   return idx;
 }
 
 /** The first index whose rank is >= `rank` (binary search). */
-function lowerBound(items: Item[], rank: string): number {
+function lowerBound(items: readonly Item[], rank: string): number {
   let lo = 0;
   let hi = items.length;
   while (lo < hi) {
@@ -88,20 +124,22 @@ function lowerBound(items: Item[], rank: string): number {
   return lo;
 }
 
-/** The index of item `id` in view.items, or -1. O(log n). */
-export function indexOfItem(view: RoomView, id: string): number {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const idx = rankIndex(view);
-    const rank = idx.rank.get(id);
-    if (rank === undefined) return -1;
-    const items = view.items;
-    // Ranks are unique in a room; scan equal ranks anyway for safety.
-    for (let i = lowerBound(items, rank); i < items.length && items[i].rank === rank; i++) {
-      if (items[i].id === id) return i;
-    }
-    indexes.delete(view); // stale (someone changed items behind our back): rebuild once
+function search(items: readonly Item[], rank: string | undefined, id: string): number {
+  if (rank === undefined) return -1;
+  // Ranks are unique in a room; scan equal ranks anyway.
+  for (let i = lowerBound(items, rank); i < items.length && items[i].rank === rank; i++) {
+    if (items[i].id === id) return i;
   }
   return -1;
+}
+
+/** The index of item `id` in view.items, or -1. O(log n). */
+export function indexOfItem(view: RoomView, id: string): number {
+  const idx = rankIndex(view);
+  const i = search(view.items, idx.rank.get(id), id);
+  if (i >= 0 || !idx.rank.has(id)) return i;
+  indexes.delete(view); // stale (items changed behind our back): rebuild once
+  return search(view.items, rankIndex(view).rank.get(id), id);
 }
 
 /** The item with this id, or undefined. O(log n). */
@@ -110,28 +148,56 @@ export function findItem(view: RoomView, id: string): Item | undefined {
   return i < 0 ? undefined : view.items[i];
 }
 
-/** Inserts `item` at its place by rank (replacing an item with the same id). */
-function insertItem(view: RoomView, item: Item): void {
-  removeItemAt(view, indexOfItem(view, item.id));
-  const items = view.items;
-  const idx = rankIndex(view);
-  let at = lowerBound(items, item.rank);
-  if (at === items.length) items.push(item);
-  else items.splice(at, 0, item);
-  idx.rank.set(item.id, item.rank);
-}
-
-function removeItemAt(view: RoomView, i: number): Item | undefined {
-  if (i < 0) return undefined;
-  const items = view.items;
-  const idx = rankIndex(view);
-  const [gone] = items.splice(i, 1);
-  if (gone) idx.rank.delete(gone.id);
-  return gone;
+/** One change of the item list: edits a copy, then commit() publishes it to the view. */
+class ItemsEdit {
+  items: Item[]; // a plain array while editing (ItemList's array methods are slower)
+  private rank: Map<string, string>;
+  constructor(private view: RoomView) {
+    this.rank = rankIndex(view).rank;
+    this.items = copyOf(view.items);
+  }
+  indexOf(id: string): number {
+    return search(this.items, this.rank.get(id), id);
+  }
+  get(id: string): Item | undefined {
+    const i = this.indexOf(id);
+    return i < 0 ? undefined : this.items[i];
+  }
+  /** Inserts at the item's place by rank (replacing an item with the same id). */
+  insert(item: Item): void {
+    this.removeAt(this.indexOf(item.id));
+    const at = lowerBound(this.items, item.rank);
+    if (at === this.items.length) this.items.push(item);
+    else this.items.splice(at, 0, item);
+    this.rank.set(item.id, item.rank);
+  }
+  removeAt(i: number): Item | undefined {
+    if (i < 0) return undefined;
+    const [gone] = this.items.splice(i, 1);
+    if (gone) this.rank.delete(gone.id);
+    return gone;
+  }
+  /** Replaces item `id` by a changed copy (same rank). Returns the new object. */
+  update(id: string, change: Partial<Item>): Item | undefined {
+    const i = this.indexOf(id);
+    if (i < 0) return undefined;
+    const next = { ...this.items[i], ...change };
+    if (next.rank !== this.items[i].rank) {
+      this.removeAt(i);
+      this.insert(next);
+    } else {
+      this.items[i] = next;
+    }
+    return next;
+  }
+  commit(): void {
+    this.view.items = asItemList(this.items);
+    indexes.set(this.view, { items: this.view.items, rank: this.rank });
+  }
 }
 
 /** Checks that items are in rank order (for tests and after a rerank). */
-export function isSorted(items: Item[]): boolean {
+export function isSorted(items: readonly Item[]): boolean {
   for (let i = 1; i < items.length; i++) if (items[i - 1].rank > items[i].rank) return false;
   return true;
 }
@@ -141,12 +207,12 @@ export function isSorted(items: Item[]): boolean {
 
 /** Replaces the whole state with a snapshot (join `mode: "snapshot"`). Activity is kept. */
 export function applySnapshot(view: RoomView, snap: Snapshot): void {
-  const items = (snap.items ?? []).slice();
+  const items = copyOf(snap.items ?? []);
   if (!isSorted(items)) items.sort((a, b) => compareRank(a.rank, b.rank));
   view.info = snap.room;
   view.epoch = snap.room?.epoch ?? view.epoch;
   view.seq = snap.seq;
-  view.items = items;
+  view.items = asItemList(items);
   view.participants = snap.participants ?? [];
   view.observers = snap.observers ?? { online: 0, total: 0 };
   view.rounds = snap.rounds ?? [];
@@ -209,17 +275,19 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
   switch (e.t) {
     case "item.added": {
       const item = e.item as Item;
-      insertItem(view, item);
+      const edit = new ItemsEdit(view);
+      edit.insert(item);
+      edit.commit();
       mark(item.id);
       return (who) => `${who} added “${item.title}”`;
     }
     case "item.updated": {
       const id = e.item as string;
       const set = (e.set ?? {}) as Partial<Item>;
-      const item = findItem(view, id);
+      const edit = new ItemsEdit(view);
+      const item = edit.update(id, { ...set, updated_at: at });
       if (!item) return null;
-      for (const [k, v] of Object.entries(set)) (item as unknown as Record<string, unknown>)[k] = v;
-      item.updated_at = at;
+      edit.commit();
       mark(id);
       const keys = Object.keys(set);
       if (keys.length === 1 && keys[0] === "estimate")
@@ -230,20 +298,22 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
     }
     case "item.moved": {
       const id = e.item as string;
-      const item = removeItemAt(view, indexOfItem(view, id));
+      const edit = new ItemsEdit(view);
+      const item = edit.update(id, { rank: e.rank as string });
       if (!item) return null;
-      item.rank = e.rank as string;
-      insertItem(view, item);
+      edit.commit();
       mark(id);
       const after = e.after as string | null;
       const title = item.title;
       if (after == null) return (who) => `${who} moved “${title}” to the top`;
-      const prev = findItem(view, after);
+      const prev = edit.get(after);
       return (who) => `${who} moved “${title}” below “${prev?.title ?? "another story"}”`;
     }
     case "item.removed": {
       const id = e.item as string;
-      const item = removeItemAt(view, indexOfItem(view, id));
+      const edit = new ItemsEdit(view);
+      const item = edit.removeAt(edit.indexOf(id));
+      edit.commit();
       if (view.focus === id) view.focus = null;
       delete view.changedAt[id];
       removeHintsWhere(view, (h) => h.item === id);
@@ -252,31 +322,28 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
     case "item.split": {
       const id = e.item as string;
       const children = (e.children ?? []) as Item[];
-      const parent = findItem(view, id);
-      if (parent) {
-        parent.status = "split";
-        parent.updated_at = at;
-        mark(id);
-      }
+      const edit = new ItemsEdit(view);
+      const parent = edit.update(id, { status: "split", updated_at: at });
+      if (parent) mark(id);
       for (const child of children) {
-        insertItem(view, child);
+        edit.insert(child);
         mark(child.id);
       }
+      edit.commit();
+      removeHintsWhere(view, (h) => h.item === id); // the server drops them without a notice
       const title = parent?.title ?? "a story";
       const n = children.length;
       return (who) => `${who} split “${title}” into ${n} ${n === 1 ? "story" : "stories"}`;
     }
     case "items.reranked": {
       const ranks = (e.ranks ?? {}) as Record<string, string>;
-      const items = view.items;
+      const items = copyOf(view.items);
       for (let i = 0; i < items.length; i++) {
         const r = ranks[items[i].id];
-        if (r !== undefined && items[i].rank !== r) items[i].rank = r;
+        if (r !== undefined && items[i].rank !== r) items[i] = { ...items[i], rank: r };
       }
-      if (!isSorted(items)) {
-        const sorted = items.slice().sort((a, b) => compareRank(a.rank, b.rank));
-        view.items = sorted;
-      }
+      if (!isSorted(items)) items.sort((a, b) => compareRank(a.rank, b.rank));
+      view.items = asItemList(items);
       indexes.delete(view);
       return null;
     }
@@ -499,9 +566,13 @@ function removeHintsWhere(view: RoomView, pred: (h: Hint) => boolean): void {
 // Activity
 
 function pushActivity(view: RoomView, a: Activity): void {
+  // Copy-on-write, raw (never proxied): on a $state proxy each shift of the list would be 50
+  // tracked writes per event.
   const list = view.activity;
-  list.push(a);
-  if (list.length > ACTIVITY_MAX) list.splice(0, list.length - ACTIVITY_MAX);
+  const next: Activity[] = [];
+  for (let i = Math.max(0, list.length - ACTIVITY_MAX + 1); i < list.length; i++) next.push(list[i]);
+  next.push(a);
+  view.activity = Object.setPrototypeOf(next, ActivityList.prototype) as ActivityList;
 }
 
 function actorName(view: RoomView, by: string | null, myPid: string | null): string {
