@@ -1,5 +1,14 @@
 # Refine server image. Build: docker build -t refine .   Run: docker compose up
 
+# ---- web client ----------------------------------------------------------------
+FROM node:20-bookworm-slim AS web
+
+WORKDIR /src/web-client
+COPY web-client/package.json web-client/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web-client/ ./
+RUN npm run build
+
 # ---- build stage -------------------------------------------------------------
 FROM debian:12-slim AS build
 
@@ -9,6 +18,8 @@ RUN refine-install-deps run && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
 COPY . .
+# The built client, which the server's build embeds (the binary serves it).
+COPY --from=web /src/web-client/dist/ /src/web-client/dist/
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
     && cmake --build build -j"$(nproc)" --target refine-server \
     && strip build/refine-server
@@ -28,11 +39,10 @@ RUN useradd --system --user-group --home-dir /data --no-create-home \
     && mkdir -p /data \
     && chown refine:refine /data
 
+# The web client is built into the binary: nothing else to copy.
 COPY --from=build /src/build/refine-server /usr/local/bin/refine-server
-COPY web-client/ /usr/share/refine/web/
 
 ENV REFINE_DB=/data/refine.db \
-    REFINE_WEB=/usr/share/refine/web \
     REFINE_PORT=8080
 
 # Declared after the chown so a new named volume starts owned by `refine`.
