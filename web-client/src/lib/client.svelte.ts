@@ -135,7 +135,7 @@ export class RoomClient implements RoomApi {
       online: this.opts.online,
       random: this.opts.random,
       backoff: this.opts.backoff,
-      onOpen: () => void this.join(),
+      onOpen: () => this.join(),
       onMessage: (m) => this.onMessage(m),
       onDown: () => this.onDown(),
       onState: (s) => this.onConnState(s),
@@ -409,7 +409,7 @@ export class RoomClient implements RoomApi {
 
   // ---- joining ---------------------------------------------------------------------------
 
-  private async join(): Promise<void> {
+  private join(): void {
     const conn = this.conn;
     const creds = this.creds;
     if (!conn || !creds) return;
@@ -425,12 +425,13 @@ export class RoomClient implements RoomApi {
       msg.since = this.room.seq;
       msg.epoch = this.room.epoch;
     }
-    let reply: Message;
-    try {
-      reply = await conn.request(msg);
-    } catch {
-      return; // the socket closed: the next open joins again
-    }
+    // Callbacks, not a promise: the reply must be taken before the snapshot that follows it.
+    conn.call(msg, (reply) => this.onJoinReply(conn, creds, usePid, reply), () => {
+      /* the socket closed: the next open joins again */
+    });
+  }
+
+  private onJoinReply(conn: Connection, creds: JoinCredentials, usePid: boolean, reply: Message): void {
     if (this.conn !== conn) return;
     if (reply.t === "err") {
       const code = reply.code as ErrorCode;
@@ -440,7 +441,7 @@ export class RoomClient implements RoomApi {
         creds.pid = undefined;
         creds.secret = undefined;
         storage.forgetCredentials(creds.room);
-        void this.join();
+        this.join();
         return;
       }
       if (FATAL_JOIN.has(code)) {

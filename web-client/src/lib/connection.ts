@@ -231,18 +231,27 @@ export class Connection {
    * Rejects with Disconnected when the socket is not open, or closes before the reply.
    */
   request(msg: Record<string, unknown> & { t: string }): Promise<Message> {
+    return new Promise<Message>((resolve, reject) => this.call(msg, resolve, reject));
+  }
+
+  /**
+   * The same as request() with callbacks, called synchronously as the reply is dispatched (before
+   * the next frame is handled): the join's reply must be taken before the snapshot after it.
+   */
+  call(msg: Record<string, unknown> & { t: string }, onReply: (reply: Message) => void, onLost: (err: Disconnected) => void): void {
     const ws = this.ws;
-    if (!ws || this._state !== "open") return Promise.reject(new Disconnected(false));
+    if (!ws || this._state !== "open") {
+      onLost(new Disconnected(false));
+      return;
+    }
     const id = this.nextId++;
-    return new Promise<Message>((resolve, reject) => {
-      this.inflight.set(id, { resolve, reject });
-      try {
-        ws.send(encodeMessage({ ...msg, id }));
-      } catch {
-        this.inflight.delete(id);
-        reject(new Disconnected(false));
-      }
-    });
+    this.inflight.set(id, { resolve: onReply, reject: onLost });
+    try {
+      ws.send(encodeMessage({ ...msg, id }));
+    } catch {
+      this.inflight.delete(id);
+      onLost(new Disconnected(false));
+    }
   }
 
   /** How many requests await their reply. */
