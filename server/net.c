@@ -347,8 +347,11 @@ static int http_request(struct app *app, struct lws *wsi, struct http_session *s
     path[urilen] = '\0';
     if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
         return api_request(app, wsi, s);
-    bool get = method == LWSHUMETH_GET || method == LWSHUMETH_COLON_PATH,
-         head = method == LWSHUMETH_HEAD;
+    char h2method[8] = "";
+    if (method == LWSHUMETH_COLON_PATH) /* HTTP/2: the method is a header of its own */
+        header(wsi, WSI_TOKEN_HTTP_COLON_METHOD, h2method, sizeof h2method);
+    bool get = method == LWSHUMETH_GET || strcmp(h2method, "GET") == 0,
+         head = method == LWSHUMETH_HEAD || strcmp(h2method, "HEAD") == 0;
     if (!get && !head)
         return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
                              "Only GET is served here.");
