@@ -40,7 +40,12 @@
  *   (e) a room loaded back from the store equals the one dropped (settings,
  *       participants, items, rounds, seq, counters, focus, timer, tokens),
  *       and every delivery of an event (live, replayed from memory or from
- *       the store) carries the same bytes. */
+ *       the store) carries the same bytes;
+ *   (f) hints (the `hint` op, an ephemeral notice): a notice is
+ *       {t, at, pid, item, what} without seq, never sent to the connection
+ *       whose hint it reports, naming an item the room has (or clearing);
+ *       the room's list of hinting connections is exactly its connections
+ *       that hold one, none an observer, each on an item of the backlog. */
 #include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
@@ -718,6 +723,32 @@ static void on_reply(int s, struct pending *p, const msgpack_object *m, bool ok)
     }
 }
 
+/* (f) A hint notice: {t, at, pid, item, what} without seq, item and what
+ * both nil (a clear) or an item of the room and editing or dragging; never
+ * to the connection whose hint it reports (one op per step: the slot that
+ * sent `hint` in this step gets no hint notice). */
+static void check_hint_notice(int s, const msgpack_object *m)
+{
+    const msgpack_object *item = codec_get(m, "item"), *what = codec_get(m, "what");
+    const struct pending *p = cl[s].req;
+    if (codec_get(m, "seq") || codec_get(m, "by") || !codec_get(m, "at") || !item || !what ||
+        m->via.map.size != 5)
+        VIOLATION("a hint notice that is not {t, at, pid, item, what}");
+    if (p && p->op && p->op->id == OP_HINT)
+        VIOLATION("slot %d got the notice of its own hint", s);
+    if ((item->type == MSGPACK_OBJECT_NIL) != (what->type == MSGPACK_OBJECT_NIL))
+        VIOLATION("a hint notice with one of item and what nil");
+    if (what->type != MSGPACK_OBJECT_NIL && !codec_str_eq(what, "editing") &&
+        !codec_str_eq(what, "dragging"))
+        VIOLATION("a hint notice with an unknown what");
+    struct room *r = main_r();
+    if (item->type == MSGPACK_OBJECT_STR && r && strcmp(cl[s].room, main_room.room) == 0 &&
+        !backlog_get(&r->backlog, item->via.str.ptr, item->via.str.size))
+        VIOLATION("a hint notice names the item '%.*s', which the room does not have",
+                  (int)item->via.str.size, item->via.str.ptr);
+    scan_secrets(m, cl[s].room, 0, 0);
+}
+
 /* Every new frame of every client: first the reveals (from anyone), then
  * each stream in order; the monitor last, so that votes acknowledged in
  * this step are known when it checks a reveal. */
@@ -824,6 +855,8 @@ static void process(void)
                         if (strcmp(t, "round.revealed") == 0)
                             check_reveal_votes(&m);
                     }
+                } else if (strcmp(t, "hint") == 0) {
+                    check_hint_notice(s, &m);
                 } else if (strcmp(t, "participant.joined") == 0 ||
                            strcmp(t, "participant.left") == 0) {
                     if (!codec_get(&m, "pid") || !codec_get(&m, "at"))
@@ -870,6 +903,23 @@ static void check_room(void)
         for (size_t k = i + 1; k < b->n; k++)
             if (strcmp(b->v[i]->id, b->v[k]->id) == 0)
                 VIOLATION("two items have the id %s", b->v[i]->id);
+
+    /* (f) The connections holding a hint are the room's, not observers',
+     * each on an item the room has (a removed or split item drops them). */
+    size_t hinting = 0, hinted = 0;
+    for (const struct conn *c = r->hinting; c; c = c->hint.next, hinting++) {
+        if (c->room != r || !c->part || c->part->role == ROLE_OBSERVER)
+            VIOLATION("a hint held by a connection that may not hint");
+        if ((c->hint.what != HINT_EDITING && c->hint.what != HINT_DRAGGING) ||
+            !backlog_get(b, c->hint.item, strlen(c->hint.item)))
+            VIOLATION("a hint on '%s', which the room does not have", c->hint.item);
+        if (c->hint.next && c->hint.next->hint.prev != c)
+            VIOLATION("the room's list of hints is broken");
+    }
+    for (const struct conn *c = r->conns; c; c = c->room_next)
+        hinted += c->hint.what != HINT_NONE;
+    if (hinted != hinting)
+        VIOLATION("%zu connections hold a hint, %zu are on the room's list", hinted, hinting);
 
     struct client *mon = &cl[MON];
     if (!mon->joined || mon->want_snapshot || strcmp(mon->room, main_room.room) != 0)

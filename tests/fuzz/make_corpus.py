@@ -84,6 +84,8 @@ REQUESTS = {
     "timer.stop": [{}],
     "role.claim": [{}],
     "token.rotate": [{"role": "member"}],
+    "hint": [{"item": "i1", "what": "editing"}, {"item": "i2", "what": "dragging"},
+             {"item": None, "what": None}],
 }
 
 # What the server sends: valid maps too, with other shapes.
@@ -354,6 +356,30 @@ def room_seeds(ops, count, pseudo):
         step(MEM, "OP_ITEM_ADD", 0x08),                  # a key that is not a string
         step(FAC, "OP_ITEM_ADD", 0x04, 1, 0, 1, 14, 0),  # a long multibyte key in the item
     ])
+    # Hints: set, repeated, cleared by nil, on a removed and a split item, an
+    # unknown item, a bad what, from an observer, over the rate limit, and
+    # cleared by a close and by becoming an observer.
+    seeds["hints"] = bytes([0]) + add * 3 + b"".join([
+        step(MEM, "OP_HINT", 0, 1, 0, 1, 0),              # item 1, editing
+        step(MEM, "OP_HINT", 0, 1, 0, 1, 0),              # the same: no notice
+        step(OWN, "OP_HINT", 0, 1, 1, 1, 1),              # item 2, dragging
+        step(OWN, "OP_HINT", 0, 9, 0, 1, 1),              # item nil: a clear
+        step(OWN, "OP_HINT", 0, 1, 1, 9, 0),              # what nil: a clear
+        step(FAC, "OP_HINT", 0, 1, 2, 1, 0),
+        step(OBS, "OP_HINT"),                             # forbidden
+        step(MEM, "OP_HINT", 0, 13, 0, 1, 0),             # an item id over the limit
+        step(MEM, "OP_HINT", 0, 1, 0, 12, 0),             # what ""
+        step(OWN, "OP_ITEM_REMOVE", 0, 1, 0),             # drops the member's hint
+        step(OWN, "OP_HINT", 0, 1, 0, 1, 1),
+        step(MEM, "OP_ITEM_SPLIT", 0, 1, 0, 1, 1),        # drops the owner's hint
+        step(MEM, "OP_HINT", 0, 1, 1, 1, 0),
+        step(FAC, "OP_ROLE_SET", 0, 1, 3, 1, 3),          # the member becomes observer
+        step(FAC, "P_LEAVE"),                              # the facilitator's hint cleared
+        step(FAC, "P_REJOIN"),
+        step(OWN, "OP_HINT", 0, 1, 1, 1, 0),
+        step(FAC, "P_RELOAD", 0),                         # evicted: every connection closes
+        step(OWN, "P_REJOIN"),
+    ]) + step(OWN, "OP_HINT", 0, 1, 0, 1, 0) * 14       # over 10 a second
     # Regression: a repeated item key with another type (labels: [..], labels: "AAAA...").
     seeds["regress-dup-item-key"] = bytes([0]) + add + \
         step(MEM, "OP_ITEM_ADD", 0, 1, 0, 2, 11, 8, 11, 6, 8, 0) + \
