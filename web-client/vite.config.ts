@@ -1,5 +1,8 @@
+/// <reference types="vitest/config" />
 import { defineConfig } from "vite";
 import { svelte } from "@sveltejs/vite-plugin-svelte";
+
+declare const process: { env: Record<string, string | undefined> };
 
 // `npm run dev` serves the client with hot reload and proxies the WebSocket and
 // the HTTP API to a running refine-server (REFINE_DEV_SERVER, default :8080).
