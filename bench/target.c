@@ -78,12 +78,11 @@ int target_healthz(const char *host, int port)
 /* fork + exec the server; its stderr and stdout go to dir/server.log. */
 static int start(struct target *t)
 {
-    char port[16], db[300], web[300], log[300], args[1024];
+    char port[16], db[300], log[300], args[1024];
     char *argv[64];
     int argc = 0;
     snprintf(port, sizeof port, "%d", t->port);
     snprintf(db, sizeof db, "%s/refine.db", t->dir);
-    snprintf(web, sizeof web, "%s/web", t->dir);
     snprintf(log, sizeof log, "%s/server.log", t->dir);
     snprintf(args, sizeof args, "%s", t->args);
     argv[argc++] = t->path;
@@ -91,8 +90,6 @@ static int start(struct target *t)
     argv[argc++] = port;
     argv[argc++] = "--db";
     argv[argc++] = db;
-    argv[argc++] = "--web";
-    argv[argc++] = web;
     argv[argc++] = "--log-level";
     argv[argc++] = "warn";
     /* The per-connection and per-address limits are for people, not for a
