@@ -39,7 +39,7 @@ before(async () => {
 });
 after(async () => {
   const serious = found.filter((v) => v.impact === "serious" || v.impact === "critical");
-  console.log(`# axe: ${found.length} violations in all, ${serious.length} serious or critical`);
+  console.log(`axe: ${found.length} violations in all, ${serious.length} serious or critical`);
   await h.close();
 });
 

@@ -226,6 +226,7 @@ export class Harness {
 
   async start() {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
+    for (const f of fs.readdirSync(ARTIFACTS)) if (f.startsWith(`fail-${this.name}-`)) fs.rmSync(path.join(ARTIFACTS, f));
     this.server = new RefineServer({ args: this.serverArgs, label: this.name });
     await this.server.start();
     this.browser = await launchBrowser();
@@ -316,7 +317,7 @@ export class Harness {
 
   async close() {
     const ce = this.consoleErrorSummary();
-    if (ce) console.log(`# console errors seen (not failures):\n${ce}`);
+    if (ce) console.log(`console errors seen (not failures):\n${ce}`);
     for (const c of this.contexts) await c.close().catch(() => {});
     if (this.browser) await this.browser.close().catch(() => {});
     if (this.server) await this.server.stop();
@@ -330,7 +331,7 @@ export class Harness {
  */
 export function stepper(h, testFn) {
   let broken = null;
-  return (name, fn, { timeout = 120000 } = {}) =>
+  return (name, fn, { timeout = 120000, blocking = true } = {}) =>
     testFn(name, { timeout }, async (t) => {
       if (broken) {
         t.skip(`skipped: the earlier step "${broken}" failed`);
@@ -340,8 +341,10 @@ export function stepper(h, testFn) {
         await fn(t);
         h.assertNoPageErrors();
       } catch (e) {
-        broken = name;
+        // A non-blocking step fails alone: the steps after it do not depend on what it did.
+        if (blocking) broken = name;
         await h.snapAll(name);
+        for (const p of h.pages) if (!p.isClosed()) await p.keyboard.press("Escape").catch(() => {});
         const tail = h.server?.log.slice(-10).join("\n");
         if (tail) e.message += `\n  server log tail:\n${tail}`;
         throw e;

@@ -137,7 +137,7 @@ step("the offline changes were sent after the rejoin (or are shown as not sent)"
         (await Promise.all(everyone().map(async (p) => `    ${p.e2e.label}: ${(await rowTitles(p)).join(" | ")}`))).join("\n"),
     },
   );
-  console.log(`# offline change: ${outcome}`);
+  console.log(`offline change: ${outcome}`);
   const adds = sent(s.own, s.sentBefore).filter((m) => m.t === "item.add" && m.item?.title === OFFLINE_TITLE);
   if (outcome === "sent") assert.equal(adds.length, 1, "the offline add was sent exactly once");
   // Sent changes leave the pending list.

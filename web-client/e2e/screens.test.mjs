@@ -33,7 +33,7 @@ before(async () => {
   await h.start();
 });
 after(async () => {
-  console.log(`# screenshots:\n${files.map((f) => `  ${f}`).join("\n")}`);
+  console.log(`screenshots:\n${files.map((f) => `  ${f}`).join("\n")}`);
   await h.close();
 });
 
@@ -45,7 +45,7 @@ async function shoot(page, view, { phoneTab } = {}) {
     if (phoneTab && v.width < 700) {
       const tab = page.getByRole("tab", { name: phoneTab, exact: true });
       if (await tab.count()) await tab.click();
-      else console.log(`# note: no tab "${phoneTab}" at ${v.width} px on ${view}`);
+      else console.log(`note: no tab "${phoneTab}" at ${v.width} px on ${view}`);
     }
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
     const f = await screenshot(page, view, v.scheme);
