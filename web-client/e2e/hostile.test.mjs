@@ -82,8 +82,13 @@ step("hostile titles are shown as those characters on every page", async () => {
   }
   // A move of a hostile item is announced (live region) as text too.
   await moveByMenu(s.own, SVG, "Move to top");
+  for (const p of everyone()) {
+    await waitFor(async () => JSON.stringify(await rowTitles(p)) === JSON.stringify([SVG, IMG, SCRIPT]), {
+      describe: async () => `${p.e2e.label}: the moved hostile row on top: ${JSON.stringify(await rowTitles(p))}`,
+    });
+  }
   await waitForSameOrder(everyone());
-  for (const p of everyone()) assert.deepEqual(await rowTitles(p), [SVG, IMG, SCRIPT]);
+  for (const p of everyone()) await assertInert(p);
 });
 
 step("story, notes, acceptance criteria and labels with markup render as text", async () => {
