@@ -11,14 +11,51 @@ const BEN = "pBen";
 let clock: FakeClock;
 let online: FakeOnline;
 let client: RoomClient;
+let mem: MemoryStorage;
 
 beforeEach(() => {
   FakeSocket.all = [];
-  storage.useStorageBackend(new MemoryStorage());
+  mem = new MemoryStorage();
+  storage.useStorageBackend(mem);
   clock = new FakeClock();
   online = new FakeOnline();
   client = new RoomClient({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online, random: () => 0.5 });
 });
+
+/**
+ * A page reload: a new RoomClient with its own clock and sockets over the same localStorage
+ * (the in-memory copy of the old page is gone). The old page's sockets and timers are left
+ * behind, never driven again.
+ */
+function reload(): RoomClient {
+  FakeSocket.all = [];
+  storage.useStorageBackend(mem);
+  clock = new FakeClock();
+  online = new FakeOnline();
+  client = new RoomClient({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online, random: () => 0.5 });
+  return client;
+}
+
+/** After a reload: connects with the stored credentials and answers the join with a snapshot. */
+async function rejoinAfterReload(snap = base(), beforeJoin?: () => void): Promise<FakeSocket> {
+  const done = client.connect({ room: "R1", name: "Ana" });
+  beforeJoin?.();
+  const ws = FakeSocket.last();
+  ws.open();
+  const join = ws.lastSent("join")!;
+  expect(join).toMatchObject({ pid: ME, secret: "S3cret" });
+  expect(join.since).toBeUndefined(); // a reloaded page knows no seq: a snapshot follows
+  ws.receive(joinOk(join, { seq: snap.seq }));
+  ws.receive(snap as unknown as Record<string, unknown>);
+  await done;
+  return ws;
+}
+
+/** The kept rows, as a reload would find them. */
+function stored(): Pick<storage.StoredPending, "op" | "state" | "error">[] {
+  storage.useStorageBackend(mem);
+  return storage.loadPending("R1").map((p) => (p.error ? { op: p.op, state: p.state, error: p.error } : { op: p.op, state: p.state }));
+}
 
 function joinOk(req: Message | undefined, fields: Record<string, unknown> = {}): Record<string, unknown> {
   return { t: "ok", id: req?.id, pid: ME, secret: "S3cret", role: "facilitator", name: "Ana", seq: 2, mode: "snapshot", epoch: "E1", hints: [], ...fields };
@@ -306,6 +343,322 @@ describe("changes", () => {
     await expect(u).resolves.toBeUndefined(); // the state shows the update applied
     expect(ws2.sent.map((m) => m.t)).toEqual(["join"]);
     expect(client.pending).toMatchObject([{ op: "item.add", state: "failed", error: MAY_NOT_BE_SAVED }]);
+  });
+});
+
+describe("changes across a reload", () => {
+  test("a change made offline survives a reload and is sent once after the join, in order", async () => {
+    const ws = await connected();
+    online.set(false);
+    ws.serverClose(1006);
+    await flush();
+    expect(client.status).toBe("offline");
+    client.addItem({ title: "Checkout" }).catch(() => {});
+    client.updateItem("i1", { title: "Renamed" }).catch(() => {});
+    client.moveItem("i2", null).catch(() => {});
+    expect(stored()).toEqual([
+      { op: "item.add", state: "waiting" },
+      { op: "item.update", state: "waiting" },
+      { op: "item.move", state: "waiting" },
+    ]);
+    const keys = client.pending.map((p) => p.key);
+
+    reload();
+    expect(client.pending).toEqual([]); // nothing before connect: the room is not known yet
+    client.connect({ room: "R1", name: "Ana" });
+    expect(client.pending.map((p) => [p.key, p.op, p.label, p.state])).toEqual([
+      [keys[0], "item.add", "Add “Checkout”", "waiting"],
+      [keys[1], "item.update", "Edit “Story i1”", "waiting"],
+      [keys[2], "item.move", "Move “Story i2”", "waiting"],
+    ]);
+    const ws2 = FakeSocket.last();
+    ws2.open();
+    expect(ws2.sent.map((m) => m.t)).toEqual(["join"]); // nothing before the join
+    ws2.receive(joinOk(ws2.lastSent("join")));
+    ws2.receive(base() as unknown as Record<string, unknown>);
+    await flush();
+    expect(ws2.sent.map((m) => m.t)).toEqual(["join", "item.add", "item.update", "item.move"]);
+    expect(ws2.sent[1]).toMatchObject({ item: { title: "Checkout" } });
+    expect(ws2.sent[2]).toMatchObject({ item: "i1", set: { title: "Renamed" } });
+    expect(ws2.sent[3]).toMatchObject({ item: "i2", after: null });
+    expect(client.pending.map((p) => p.state)).toEqual(["sending", "sending", "sending"]);
+    expect(stored().map((p) => p.state)).toEqual(["sending", "sending", "sending"]);
+    // a new change gets a key of its own
+    const k = client.addItem({ title: "Later" });
+    expect(client.pending).toHaveLength(3); // made while connected: not listed
+    ws2.receive(event("item.added", 3, { item: item("i9", "a9", { title: "Checkout" }) }));
+    ws2.ok(ws2.sent[1], { seq: 3, item: "i9" });
+    ws2.receive(event("item.updated", 4, { item: "i1", set: { title: "Renamed" } }));
+    ws2.ok(ws2.sent[2], { seq: 4 });
+    ws2.receive(event("item.moved", 5, { item: "i2", after: null, rank: "a0" }));
+    ws2.ok(ws2.sent[3], { seq: 5 });
+    ws2.receive(event("item.added", 6, { item: item("i10", "b", { title: "Later" }) }));
+    ws2.ok(ws2.lastSent("item.add"), { seq: 6, item: "i10" });
+    await expect(k).resolves.toBe("i10");
+    expect(client.pending).toEqual([]);
+    expect(mem.data.has("refine.pending.R1")).toBe(false); // acknowledged: cleared
+    // a later reconnect sends nothing again
+    const ws3 = await reconnect(ws2);
+    ws3.receive(joinOk(ws3.lastSent("join"), { mode: "replay", seq: 6 }));
+    expect(ws3.sent.map((m) => m.t)).toEqual(["join"]);
+    expect(client.room.items.filter((i) => i.title === "Checkout")).toHaveLength(1);
+  });
+
+  test("a reload while offline and again before the join keeps the list as it was", async () => {
+    const ws = await connected();
+    ws.serverClose(1006);
+    await flush();
+    client.removeItem("i2").catch(() => {});
+    reload();
+    client.connect({ room: "R1", name: "Ana" }); // never joins (the server is still away)
+    FakeSocket.last().serverClose(1006);
+    await flush();
+    expect(client.status).not.toBe("connected");
+    expect(stored()).toEqual([{ op: "item.remove", state: "waiting" }]);
+    reload();
+    const ws3 = await rejoinAfterReload();
+    expect(ws3.sent.map((m) => m.t)).toEqual(["join", "item.remove"]);
+  });
+
+  test("sent changes whose reply was lost come back failed after a reload unless the snapshot shows them applied", async () => {
+    const ws = await connected();
+    ws.receive(event("round.started", 3, { round: "r1", item: "i1", deck: ["1", "2"], voters: [ME, BEN], anonymous: false, deadline: null }));
+    client.addItem({ title: "Checkout" }).catch(() => {});
+    client.updateItem("i1", { title: "Renamed" }).catch(() => {});
+    client.setFocus("i2").catch(() => {});
+    client.vote("r1", "2").catch(() => {});
+    expect(ws.sent.map((m) => m.t)).toEqual(["join", "item.add", "item.update", "focus", "vote"]);
+    ws.serverClose(1006); // sent, no reply
+    await flush();
+    expect(client.pending.map((p) => p.state)).toEqual(["waiting", "waiting", "waiting", "waiting"]);
+    expect(stored().map((p) => p.state)).toEqual(["sending", "sending", "sending", "sending"]); // to be checked, not resent
+
+    reload();
+    const snap = base();
+    snap.seq = 7;
+    snap.items = [item("i1", "a1", { title: "Renamed" }), item("i2", "a2")]; // the update was applied
+    snap.focus = null; // the focus was not (or was undone): cannot tell
+    snap.round = { id: "r1", item: "i1", state: "voting", deck: ["1", "2"], voters: [ME, BEN], voted: [], anonymous: false, deadline: null } as unknown as typeof snap.round;
+    const ws2 = await rejoinAfterReload(snap, () =>
+      expect(client.pending.map((p) => p.state)).toEqual(["waiting", "waiting", "waiting", "waiting"]),
+    );
+    // the add cannot be checked in a snapshot (resending could duplicate it); a vote is harmless to resend
+    expect(ws2.sent.map((m) => m.t)).toEqual(["join", "vote"]);
+    expect(ws2.lastSent("vote")).toMatchObject({ round: "r1", card: "2" });
+    expect(client.pending).toMatchObject([
+      { op: "item.add", state: "failed", error: MAY_NOT_BE_SAVED },
+      { op: "focus", state: "failed", error: MAY_NOT_BE_SAVED },
+      { op: "vote", state: "sending" },
+    ]);
+    expect(stored()).toEqual([
+      { op: "item.add", state: "failed", error: MAY_NOT_BE_SAVED },
+      { op: "focus", state: "failed", error: MAY_NOT_BE_SAVED },
+      { op: "vote", state: "sending" },
+    ]);
+    ws2.receive(event("voted", 8, { round: "r1", pid: ME, has: true }));
+    ws2.ok(ws2.lastSent("vote"), { seq: 8 });
+    await flush();
+    expect(client.pending.map((p) => p.op)).toEqual(["item.add", "focus"]);
+    expect(stored().map((p) => p.op)).toEqual(["item.add", "focus"]);
+  });
+
+  test("a change sending at the reload (after a rejoin) is checked, not resent", async () => {
+    const ws = await connected();
+    ws.serverClose(1006);
+    await flush();
+    client.removeItem("i2").catch(() => {});
+    const ws2 = await reconnect(ws);
+    ws2.receive(joinOk(ws2.lastSent("join"), { mode: "replay", seq: 2 }));
+    expect(ws2.sent.map((m) => m.t)).toEqual(["join", "item.remove"]);
+    expect(stored()).toEqual([{ op: "item.remove", state: "sending" }]);
+    reload(); // before the reply
+    const snap = base();
+    snap.seq = 3;
+    snap.items = [item("i1", "a1")]; // it was applied
+    const ws3 = await rejoinAfterReload(snap);
+    expect(ws3.sent.map((m) => m.t)).toEqual(["join"]);
+    expect(client.pending).toEqual([]);
+    expect(mem.data.has("refine.pending.R1")).toBe(false);
+  });
+
+  test("a refused change is kept as failed across a reload; Retry sends it, Discard removes it from storage", async () => {
+    const ws = await connected();
+    ws.serverClose(1006);
+    await flush();
+    client.moveItem("i2", null).catch(() => {});
+    client.removeItem("i1").catch(() => {});
+    const ws2 = await reconnect(ws);
+    ws2.receive(joinOk(ws2.lastSent("join"), { mode: "replay", seq: 2 }));
+    const refuse = "Only the owner or a facilitator can reorder.";
+    ws2.receive({ t: "err", id: ws2.lastSent("item.move")!.id, code: "forbidden", msg: refuse });
+    ws2.receive({ t: "err", id: ws2.lastSent("item.remove")!.id, code: "not_found", msg: "No such story." });
+    await flush();
+    expect(stored()).toEqual([
+      { op: "item.move", state: "failed", error: refuse },
+      { op: "item.remove", state: "failed", error: "No such story." },
+    ]);
+
+    reload();
+    client.connect({ room: "R1", name: "Ana" });
+    expect(client.pending).toMatchObject([
+      { op: "item.move", state: "failed", error: refuse, label: "Move “Story i2”" },
+      { op: "item.remove", state: "failed", error: "No such story." },
+    ]);
+    client.discardPending(client.pending[1].key); // allowed before the join too
+    expect(stored()).toEqual([{ op: "item.move", state: "failed", error: refuse }]);
+    const ws3 = FakeSocket.last();
+    ws3.open();
+    ws3.receive(joinOk(ws3.lastSent("join")));
+    ws3.receive(base() as unknown as Record<string, unknown>);
+    await flush();
+    expect(ws3.sent.map((m) => m.t)).toEqual(["join"]); // failed ones are not sent by themselves
+    client.retryPending(client.pending[0].key);
+    expect(ws3.sent.map((m) => m.t)).toEqual(["join", "item.move"]);
+    expect(stored()).toEqual([{ op: "item.move", state: "sending" }]);
+    ws3.receive({ t: "err", id: ws3.lastSent("item.move")!.id, code: "forbidden", msg: refuse });
+    await flush();
+    expect(stored()).toEqual([{ op: "item.move", state: "failed", error: refuse }]);
+    client.discardPending(client.pending[0].key);
+    expect(client.pending).toEqual([]);
+    expect(mem.data.has("refine.pending.R1")).toBe(false);
+    reload();
+    client.connect({ room: "R1", name: "Ana" });
+    expect(client.pending).toEqual([]);
+  });
+
+  test("a failed change retried while offline is kept after the ones made before the retry", async () => {
+    const ws = await connected();
+    ws.serverClose(1006);
+    await flush();
+    client.moveItem("i2", null).catch(() => {});
+    const ws2 = await reconnect(ws);
+    ws2.receive(joinOk(ws2.lastSent("join"), { mode: "replay", seq: 2 }));
+    ws2.receive({ t: "err", id: ws2.lastSent("item.move")!.id, code: "internal", msg: "Try again." });
+    await flush();
+    ws2.serverClose(1006);
+    await flush();
+    client.removeItem("i1").catch(() => {});
+    client.retryPending(client.pending[0].key); // queued after the remove
+    expect(client.pending.map((p) => [p.op, p.state])).toEqual([
+      ["item.move", "waiting"],
+      ["item.remove", "waiting"],
+    ]);
+    expect(stored()).toEqual([
+      { op: "item.remove", state: "waiting" },
+      { op: "item.move", state: "waiting" },
+    ]);
+    reload();
+    const ws3 = await rejoinAfterReload();
+    expect(ws3.sent.map((m) => m.t)).toEqual(["join", "item.remove", "item.move"]);
+  });
+
+  test("a new link asked for offline and sent after a reload is kept", async () => {
+    const ws = await connected();
+    ws.serverClose(1006);
+    await flush();
+    client.rotateToken("member").catch(() => {});
+    reload();
+    const ws2 = await rejoinAfterReload();
+    expect(ws2.sent.map((m) => m.t)).toEqual(["join", "token.rotate"]);
+    ws2.receive(event("token.rotated", 3, { role: "member" }));
+    ws2.ok(ws2.lastSent("token.rotate"), { seq: 3, token: "NEWm" });
+    await flush();
+    expect(client.tokens.member).toBe("NEWm");
+    expect(storage.getRoom("R1")?.tokens.member).toBe("NEWm");
+    expect(client.pending).toEqual([]);
+  });
+
+  test("discarding a restored waiting change removes it from storage and never sends it", async () => {
+    const ws = await connected();
+    ws.serverClose(1006);
+    await flush();
+    client.updateItem("i1", { title: "A" }).catch(() => {});
+    client.updateItem("i2", { title: "B" }).catch(() => {});
+    reload();
+    client.connect({ room: "R1", name: "Ana" });
+    client.discardPending(client.pending[0].key);
+    expect(stored()).toEqual([{ op: "item.update", state: "waiting" }]);
+    client.removeItem("i1").catch(() => {}); // made before the join: after the restored ones, a key of its own
+    const keys = client.pending.map((p) => p.key);
+    expect(new Set(keys).size).toBe(2);
+    expect(stored()).toEqual([
+      { op: "item.update", state: "waiting" },
+      { op: "item.remove", state: "waiting" },
+    ]);
+    const ws2 = FakeSocket.last();
+    ws2.open();
+    ws2.receive(joinOk(ws2.lastSent("join")));
+    ws2.receive(base() as unknown as Record<string, unknown>);
+    await flush();
+    expect(ws2.sent.map((m) => [m.t, m.item])).toEqual([
+      ["join", undefined],
+      ["item.update", "i2"],
+      ["item.remove", "i1"],
+    ]);
+  });
+
+  test("a discarded in-doubt change is neither resent nor listed again after the rejoin", async () => {
+    const ws = await connected();
+    const p = client.addItem({ title: "Checkout" });
+    ws.serverClose(1006);
+    await flush();
+    client.discardPending(client.pending[0].key);
+    await expect(p).rejects.toMatchObject({ code: "not_sent" });
+    expect(mem.data.has("refine.pending.R1")).toBe(false);
+    const ws2 = FakeSocket.last() === ws ? await reconnect(ws) : FakeSocket.last();
+    ws2.receive(joinOk(ws2.lastSent("join"), { mode: "replay", seq: 2 })); // not applied: would be resent
+    expect(ws2.sent.map((m) => m.t)).toEqual(["join"]);
+    expect(client.pending).toEqual([]);
+  });
+
+  test("leaving the room fails what is left: unsent ones as not sent, sent ones as maybe not saved", async () => {
+    const ws = await connected();
+    ws.serverClose(1006);
+    await flush();
+    client.removeItem("i1").catch(() => {});
+    const ws2 = await reconnect(ws);
+    ws2.receive(joinOk(ws2.lastSent("join"), { mode: "replay", seq: 2 })); // item.remove sent
+    ws2.serverClose(1006);
+    await flush();
+    client.updateItem("i2", { title: "B" }).catch(() => {});
+    client.close();
+    expect(stored()).toEqual([
+      { op: "item.remove", state: "failed", error: MAY_NOT_BE_SAVED },
+      { op: "item.update", state: "failed", error: "The room was closed before this change was sent." },
+    ]);
+  });
+
+  test("storage failures never break the client", async () => {
+    const ws = await connected();
+    ws.serverClose(1006);
+    await flush();
+    mem.failWrites = true; // quota exceeded / private mode
+    const p = client.updateItem("i1", { title: "A" });
+    expect(client.pending.map((x) => x.state)).toEqual(["waiting"]);
+    const ws2 = await reconnect(ws);
+    ws2.receive(joinOk(ws2.lastSent("join"), { mode: "replay", seq: 2 }));
+    ws2.receive(event("item.updated", 3, { item: "i1", set: { title: "A" } }));
+    ws2.ok(ws2.lastSent("item.update"), { seq: 3 });
+    await expect(p).resolves.toBeUndefined();
+    expect(client.pending).toEqual([]);
+    // unreadable storage on reload: nothing restored, the join still works (with the token)
+    mem.failWrites = false;
+    mem.failReads = true;
+    reload();
+    const done = client.connect({ room: "R1", name: "Ana", token: "TOKf" });
+    expect(client.pending).toEqual([]);
+    const ws3 = FakeSocket.last();
+    ws3.open();
+    ws3.receive(joinOk(ws3.lastSent("join")));
+    ws3.receive(base() as unknown as Record<string, unknown>);
+    await done;
+    expect(client.status).toBe("connected");
+    // garbage under the key: ignored
+    mem.failReads = false;
+    mem.data.set("refine.pending.R1", "{not json");
+    reload();
+    client.connect({ room: "R1", name: "Ana" });
+    expect(client.pending).toEqual([]);
   });
 });
 

@@ -81,4 +81,54 @@ describe("storage", () => {
     mem.data.set("refine.rooms", JSON.stringify([{ nope: 1 }, { room: "R1", lastJoinedAt: 1, tokens: {} }]));
     expect(storage.recentRooms().map((r) => r.room)).toEqual(["R1"]);
   });
+
+  test("changes not sent yet: kept per room, malformed rows left out, [] removes the key", () => {
+    const rows: storage.StoredPending[] = [
+      { key: 3, op: "item.add", fields: { item: { title: "A" } }, label: "Add “A”", state: "waiting" },
+      { key: 5, op: "item.move", fields: { item: "i1", after: null }, label: "Move “B”", state: "failed", error: "No." },
+    ];
+    storage.savePending("R1", rows);
+    storage.savePending("R2", [{ ...rows[0], key: 1, state: "sending" }]);
+    storage.useStorageBackend(mem); // reload
+    expect(storage.loadPending("R1")).toEqual(rows);
+    expect(storage.loadPending("R2").map((p) => [p.key, p.state])).toEqual([[1, "sending"]]);
+    expect(storage.loadPending("R3")).toEqual([]);
+    mem.data.set(
+      "refine.pending.R1",
+      JSON.stringify([
+        rows[0],
+        { ...rows[1], key: 3 }, // duplicate key
+        { ...rows[1], state: "done" },
+        { ...rows[1], key: "7" },
+        { ...rows[1], key: 8, fields: [] },
+        { ...rows[1], key: 9, label: undefined },
+        null,
+        { ...rows[1], key: 10, error: 42 },
+      ]),
+    );
+    storage.useStorageBackend(mem);
+    expect(storage.loadPending("R1").map((p) => [p.key, p.error])).toEqual([
+      [3, undefined],
+      [10, undefined],
+    ]);
+    mem.data.set("refine.pending.R1", JSON.stringify({ not: "a list" }));
+    storage.useStorageBackend(mem);
+    expect(storage.loadPending("R1")).toEqual([]);
+    storage.savePending("R2", []);
+    expect(mem.data.has("refine.pending.R2")).toBe(false);
+  });
+
+  test("changes not sent yet: a full or blocked storage never throws", () => {
+    mem.failWrites = true;
+    const row: storage.StoredPending = { key: 1, op: "focus", fields: { item: null }, label: "Clear the focus", state: "waiting" };
+    expect(() => storage.savePending("R1", [row])).not.toThrow();
+    expect(storage.loadPending("R1")).toEqual([row]); // this page still knows it
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => storage.savePending("R1", [{ ...row, fields: cyclic }])).not.toThrow();
+    expect(storage.loadPending("R1")).toEqual([row]); // kept what was there
+    mem.failReads = true;
+    storage.useStorageBackend(mem);
+    expect(storage.loadPending("R1")).toEqual([]);
+  });
 });

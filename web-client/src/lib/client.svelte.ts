@@ -1,7 +1,8 @@
 // RoomClient: the one object the views talk to (RoomApi). It owns the connection, joins and
 // rejoins (with `since` + `epoch`), keeps the room model up to date, sends changes (queued while
 // not connected, checked after a reconnect instead of resent blindly), throttles hints, and
-// remembers credentials, tokens and my vote in localStorage.
+// remembers credentials, tokens, my vote and the changes not acknowledged yet in localStorage
+// (a reload restores the latter: never-sent ones go out after the join, sent ones are checked).
 
 import type {
   ConnectionStatus,
@@ -121,6 +122,7 @@ export class RoomClient implements RoomApi {
     this.tokens = { ...(stored?.tokens ?? {}) };
     this.myVote = stored?.vote ? { round: stored.vote.round, card: stored.vote.card } : null;
     this.room = emptyView();
+    this.restorePending(creds.room);
     this.fatal = null;
     this.status = "connecting";
     this.everJoined = false;
@@ -238,10 +240,7 @@ export class RoomClient implements RoomApi {
 
   async rotateToken(role: Role): Promise<string> {
     const ok = await this.change("token.rotate", { role }, `New ${role} link`);
-    const token = ok.token as string;
-    this.tokens = { ...this.tokens, [role]: token };
-    if (this.creds) storage.saveRoom(this.creds.room, { tokens: { [role]: token } });
-    return token;
+    return ok.token as string; // kept by done(), also for a retried or restored one
   }
 
   async claimFacilitator(): Promise<void> {
@@ -265,17 +264,23 @@ export class RoomClient implements RoomApi {
     this.pending[i].state = "waiting";
     this.pending[i].error = undefined;
     this.outbox.push(entry);
+    this.persistPending();
     this.pump();
   }
 
   discardPending(key: number): void {
-    const i = this.outbox.findIndex((e) => e.key === key);
-    if (i >= 0) {
-      const [e] = this.outbox.splice(i, 1);
-      this.settle(e, null, new RequestError("not_sent", "Discarded: this change was not sent."));
-    }
     const j = this.pending.findIndex((p) => p.key === key);
-    if (j >= 0 && this.pending[j].state !== "sending") this.pending.splice(j, 1);
+    if (j < 0 || this.pending[j].state === "sending") return; // awaiting its reply: not discardable
+    for (const queue of [this.outbox, this.inDoubt]) {
+      // an in-doubt one must not be resent (or shown again) by the check after the rejoin
+      const i = queue.findIndex((e) => e.key === key);
+      if (i >= 0) {
+        const [e] = queue.splice(i, 1);
+        this.settle(e, null, new RequestError("not_sent", "Discarded: this change was not sent."));
+      }
+    }
+    this.pending.splice(j, 1);
+    this.persistPending();
   }
 
   // ---- the outbox ------------------------------------------------------------------------
@@ -340,6 +345,12 @@ export class RoomClient implements RoomApi {
   }
 
   private done(entry: Entry, ok: Message): void {
+    if (entry.op === "token.rotate" && typeof ok.token === "string") {
+      // here, not in rotateToken: a retried or restored one has no caller to keep it
+      const role = entry.fields.role as Role;
+      this.tokens = { ...this.tokens, [role]: ok.token };
+      if (this.creds) storage.saveRoom(this.creds.room, { tokens: { [role]: ok.token } });
+    }
     if (entry.visible) this.dropPending(entry.key);
     this.settle(entry, ok, null);
   }
@@ -367,11 +378,67 @@ export class RoomClient implements RoomApi {
       if (error) row.error = error;
       this.pending.push(row);
     }
+    this.persistPending();
   }
 
   private dropPending(key: number): void {
     const i = this.pending.findIndex((p) => p.key === key);
-    if (i >= 0) this.pending.splice(i, 1);
+    if (i >= 0) {
+      this.pending.splice(i, 1);
+      this.persistPending();
+    }
+  }
+
+  /**
+   * Keeps the `pending` list in localStorage with each change's true state: a row shown as
+   * waiting whose change was sent before the connection dropped is kept as "sending" (a reload
+   * must check it, not resend it), and waiting ones are kept in the order they will be sent.
+   */
+  private persistPending(): void {
+    if (!this.creds) return;
+    const sent = new Set<number>();
+    for (const e of this.inflight) sent.add(e.key);
+    for (const e of this.inDoubt) sent.add(e.key);
+    const rows: storage.StoredPending[] = this.pending.map((p) => ({
+      key: p.key,
+      op: p.op,
+      fields: p.fields,
+      label: p.label,
+      state: p.state === "failed" ? "failed" : sent.has(p.key) ? "sending" : "waiting",
+      error: p.state === "failed" ? p.error : undefined,
+    }));
+    const at = new Map(this.outbox.map((e, i) => [e.key, i] as const));
+    const slots = rows.flatMap((r, i) => (r.state === "waiting" ? [i] : []));
+    const waiting = slots.map((i) => rows[i]).sort((a, b) => (at.get(a.key) ?? Infinity) - (at.get(b.key) ?? Infinity));
+    slots.forEach((slot, j) => (rows[slot] = waiting[j]));
+    storage.savePending(this.creds.room, rows);
+  }
+
+  /**
+   * After a reload (or on opening the room): the changes kept for it come back. Never-sent ones
+   * are queued again (sent after the join, in order); sent ones whose reply was lost are checked
+   * after the join like any lost reply (settleInDoubt: confirmed, or failed as maybe not saved);
+   * failed ones stay listed for Retry or Discard. Their promises died with the page: nothing is
+   * settled for them, the list is just kept true.
+   */
+  private restorePending(room: string): void {
+    const rows = storage.loadPending(room);
+    this.pending = [];
+    for (const r of rows) {
+      this.nextKey = Math.max(this.nextKey, r.key + 1);
+      if (r.state === "failed") {
+        const row: PendingChange = { key: r.key, op: r.op, fields: r.fields, label: r.label, state: "failed" };
+        if (r.error) row.error = r.error;
+        this.pending.push(row);
+        continue;
+      }
+      const entry = this.newEntry(r.op, r.fields, r.label);
+      entry.key = r.key;
+      entry.visible = true;
+      if (r.state === "sending") this.inDoubt.push(entry);
+      else this.outbox.push(entry);
+      this.pending.push({ key: r.key, op: r.op, fields: r.fields, label: r.label, state: "waiting" });
+    }
   }
 
   /**
@@ -666,13 +733,17 @@ export class RoomClient implements RoomApi {
     if (this.hintTimer !== null) this.timers.clearTimeout(this.hintTimer);
     this.hintTimer = null;
     const why = err ?? new RequestError("not_sent", "The room was closed before this change was sent.");
-    for (const e of [...this.outbox, ...this.inflight, ...this.inDoubt]) {
-      if (e.visible) this.showPending(e, "failed", why.msg);
-      this.settle(e, null, why);
-    }
+    const maybe = new RequestError("not_sent", MAY_NOT_BE_SAVED);
+    const sent = new Set([...this.inflight, ...this.inDoubt]);
+    const all = [...this.outbox, ...sent];
     this.outbox = [];
     this.inflight.clear();
     this.inDoubt = [];
+    for (const e of all) {
+      const reason = sent.has(e) ? maybe : why; // a sent one may have been applied
+      if (e.visible) this.showPending(e, "failed", reason.msg);
+      this.settle(e, null, reason);
+    }
     if (fatal && err) {
       this.fatal = err;
       this.status = "failed";

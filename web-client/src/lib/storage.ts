@@ -1,10 +1,12 @@
 // What this browser remembers, in localStorage: the last name used, per room the participant's
-// credentials and known tokens, the recent rooms, and drafts (what someone is typing).
+// credentials and known tokens, the recent rooms, drafts (what someone is typing) and the changes
+// not sent yet (so a reload while offline does not lose them).
 //
 // Guarded: localStorage may be missing, throw on access (private mode, blocked cookies) or be
 // full. Every write also lands in an in-memory copy, so this page keeps working (a reconnect still
 // finds its pid and secret) even when nothing can be persisted; no function here ever throws.
 
+import type { PendingChange } from "./api";
 import type { Role } from "./protocol";
 
 /** The subset of the Web Storage API used here. */
@@ -33,6 +35,7 @@ const PREFIX = "refine.";
 const K_NAME = PREFIX + "name";
 const K_ROOMS = PREFIX + "rooms";
 const draftKey = (room: string, key: string) => `${PREFIX}draft.${room}.${key}`;
+const pendingKey = (room: string) => `${PREFIX}pending.${room}`;
 
 /** Rooms whose credentials are kept (the recent list shows the newest RECENT_MAX of them). */
 export const ROOMS_KEPT = 50;
@@ -185,4 +188,69 @@ export function loadDraft(room: string, key: string): string | null {
 /** Drops the draft (call once the server acknowledged the change). */
 export function clearDraft(room: string, key: string): void {
   write(draftKey(room, key), null);
+}
+
+/**
+ * A change not acknowledged yet, as kept across a reload: "waiting" was never sent, "sending" was
+ * sent and its reply is unknown, "failed" was refused or could not be confirmed (shown until
+ * discarded).
+ */
+export type StoredPending = Pick<PendingChange, "key" | "op" | "fields" | "label" | "state" | "error">;
+
+const PENDING_STATES: ReadonlySet<string> = new Set(["waiting", "sending", "failed"]);
+
+/** Replaces the room's list of changes not acknowledged yet ([] removes it). */
+export function savePending(room: string, list: readonly StoredPending[]): void {
+  let text: string | null = null;
+  if (list.length) {
+    try {
+      text = JSON.stringify(
+        list.map((p) => {
+          const row: StoredPending = { key: p.key, op: p.op, fields: p.fields, label: p.label, state: p.state };
+          if (p.error) row.error = p.error;
+          return row;
+        }),
+      );
+    } catch {
+      return; // not serialisable (never expected): keep what was stored before
+    }
+  }
+  write(pendingKey(room), text);
+}
+
+/** The room's changes kept by savePending, in order; malformed rows are left out. */
+export function loadPending(room: string): StoredPending[] {
+  const list = readJson<unknown>(pendingKey(room), []);
+  if (!Array.isArray(list)) return [];
+  const out: StoredPending[] = [];
+  const keys = new Set<number>();
+  for (const r of list as unknown[]) {
+    if (!r || typeof r !== "object") continue;
+    const p = r as Record<string, unknown>;
+    const fields = p.fields;
+    if (
+      typeof p.key !== "number" ||
+      !Number.isSafeInteger(p.key) ||
+      keys.has(p.key) ||
+      typeof p.op !== "string" ||
+      !fields ||
+      typeof fields !== "object" ||
+      Array.isArray(fields) ||
+      typeof p.label !== "string" ||
+      typeof p.state !== "string" ||
+      !PENDING_STATES.has(p.state)
+    )
+      continue;
+    keys.add(p.key);
+    const row: StoredPending = {
+      key: p.key,
+      op: p.op,
+      fields: fields as Record<string, unknown>,
+      label: p.label,
+      state: p.state as StoredPending["state"],
+    };
+    if (typeof p.error === "string" && p.error) row.error = p.error;
+    out.push(row);
+  }
+  return out;
 }
