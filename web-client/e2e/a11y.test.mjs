@@ -115,6 +115,8 @@ step("voting and reveal", async () => {
 
 step("a poker round by keyboard alone (Tab, Enter, Space, card keys)", async () => {
   const keys = { fac: 0, mem: 0, own: 0 };
+  const tabs = [];
+  const tabbed = (what, n) => (tabs.push(`${what}: ${n} Tab`), n);
   const press = async (who, p, k) => {
     keys[who]++;
     await p.keyboard.press(k);
@@ -127,12 +129,12 @@ step("a poker round by keyboard alone (Tab, Enter, Space, card keys)", async () 
   }
   const item = "Gift cards";
   // Facilitator: Tab to the story's title, Enter selects it.
-  keys.fac += await tabTo(s.fac, (i) => i.titleOf === item, { describe: `the title of "${item}"` });
+  keys.fac += tabbed("to the story", await tabTo(s.fac, (i) => i.titleOf === item, { describe: `the title of "${item}"` }));
   await press("fac", s.fac, "Enter");
   await waitFor(async () => (await readRows(s.fac)).find((r) => r.title === item)?.current, {
     describe: `facilitator: Enter on the title of "${item}" selects it (aria-current)`,
   });
-  keys.fac += await tabTo(s.fac, (i) => i.testid === "primary-action" && /^Start estimate/.test(i.name), { describe: "primary-action Start estimate" });
+  keys.fac += tabbed("to Start estimate", await tabTo(s.fac, (i) => i.testid === "primary-action" && /^Start estimate/.test(i.name), { describe: "primary-action Start estimate" }));
   await press("fac", s.fac, "Enter");
   await waitProgress([s.fac, s.mem, s.own], "0 of 3 voted");
   // Members: leave any text field with Tab, then type the card.
@@ -144,11 +146,11 @@ step("a poker round by keyboard alone (Tab, Enter, Space, card keys)", async () 
     });
   }
   await waitProgress([s.fac], "2 of 3 voted");
-  keys.fac += await tabTo(s.fac, (i) => i.testid === "primary-action" && /^Reveal/.test(i.name), { describe: "primary-action Reveal" });
+  keys.fac += tabbed("to Reveal", await tabTo(s.fac, (i) => i.testid === "primary-action" && /^Reveal/.test(i.name), { describe: "primary-action Reveal" }));
   await press("fac", s.fac, "Enter");
   await s.fac.getByTestId("reveal-results").waitFor();
-  keys.fac += await tabTo(s.fac, (i) => i.testid === "primary-action" && /^Accept 3/.test(i.name), { describe: "primary-action Accept 3" });
+  keys.fac += tabbed("to Accept", await tabTo(s.fac, (i) => i.testid === "primary-action" && /^Accept 3/.test(i.name), { describe: "primary-action Accept 3" }));
   await press("fac", s.fac, "Space");
   await waitEstimate([s.fac, s.mem, s.own], item, "3");
-  console.log(`PERF keyboard_round_keys facilitator=${keys.fac} member=${keys.mem} owner=${keys.own}`);
+  console.log(`PERF keyboard_round_keys facilitator=${keys.fac} member=${keys.mem} owner=${keys.own} (facilitator ${tabs.join(", ")})`);
 });

@@ -50,6 +50,16 @@ async function assertInert(p) {
   assert.deepEqual(csp, [], `${p.e2e.label}: the CSP had to block something injected`);
 }
 
+step("the page is served with a Content-Security-Policy that allows only its own scripts", async () => {
+  const r = await fetch(`${h.base}/`);
+  const csp = r.headers.get("content-security-policy") || "";
+  console.log(`CSP: ${csp}`);
+  const script = (csp.match(/(?:^|;)\s*script-src ([^;]*)/) || csp.match(/(?:^|;)\s*default-src ([^;]*)/) || [])[1] || "";
+  assert.match(script, /'self'/, "script-src allows 'self'");
+  assert.doesNotMatch(script, /unsafe-inline|unsafe-eval|\*/, "script-src allows no inline script, eval or wildcard");
+  assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+}, { blocking: false });
+
 step("a room with a hostile name; people with hostile names join", async () => {
   s.fac = await h.person("facilitator");
   s.links = await createRoom(s.fac, h.base, { room: ROOM, name: `Fay ${IMG}` });

@@ -147,6 +147,36 @@ step("the move menu of the last row is usable (Move to top)", async () => {
   await titlesOnEveryPage(["Password reset", "Checkout with saved card", "Login with SSO", "Order history", "Export invoices"]);
 }, { blocking: false });
 
+step("presence: who is editing an item is shown to the others (hint), and cleared", async () => {
+  const item = "Export invoices";
+  await selectItem(s.mem, item);
+  await detail(s.mem).getByRole("button", { name: "Edit", exact: true }).click();
+  for (const p of [s.fac, s.own, s.obs]) {
+    await waitFor(async () => ((await rowByTitle(p, item).getByTestId("item-hint").textContent().catch(() => "")) || "").includes("Mia"), {
+      describe: `${p.e2e.label}: item-hint on "${item}" names Mia while she edits it`,
+    });
+  }
+  assert.ok(received(s.fac).some((m) => m.t === "hint" && m.pid === s.memPid && m.what === "editing"), "a hint notice reached the facilitator");
+  await s.mem.getByRole("button", { name: "Cancel", exact: true }).click();
+  for (const p of [s.fac, s.own, s.obs]) {
+    await waitFor(async () => (await rowByTitle(p, item).getByTestId("item-hint").count()) === 0, {
+      describe: `${p.e2e.label}: the hint on "${item}" is gone after Mia cancels`,
+    });
+  }
+}, { blocking: false });
+
+step("remove a story after a confirmation", async () => {
+  const item = "Password reset";
+  await selectItem(s.own, item);
+  await detail(s.own).getByRole("button", { name: "Remove", exact: true }).click();
+  const dlg = s.own.getByRole("dialog");
+  await dlg.getByRole("button", { name: "Remove story", exact: true }).click();
+  for (const p of everyone()) {
+    await waitFor(async () => !(await rowTitles(p)).includes(item), { describe: `${p.e2e.label}: "${item}" removed` });
+  }
+  await waitForSameOrder(everyone());
+}, { blocking: false });
+
 async function checkReveal(cards, median) {
   for (const p of everyone()) {
     const res = p.getByTestId("reveal-results");

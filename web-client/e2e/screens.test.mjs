@@ -43,7 +43,7 @@ async function shoot(page, view, { phoneTab } = {}) {
     await page.setViewportSize({ width: v.width, height: v.height });
     await page.emulateMedia({ colorScheme: v.scheme, reducedMotion: "reduce" });
     if (phoneTab && v.width < 700) {
-      const tab = page.getByRole("tab", { name: phoneTab, exact: true });
+      const tab = page.getByRole("tab", { name: new RegExp(`^${phoneTab}\\b`) });
       if (await tab.count()) await tab.click();
       else console.log(`note: no tab "${phoneTab}" at ${v.width} px on ${view}`);
     }
