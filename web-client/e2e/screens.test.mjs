@@ -44,7 +44,8 @@ async function shoot(page, view, { phoneTab } = {}) {
     await page.emulateMedia({ colorScheme: v.scheme, reducedMotion: "reduce" });
     if (phoneTab && v.width < 700) {
       const tab = page.getByRole("tab", { name: new RegExp(`^${phoneTab}\\b`) });
-      if (await tab.count()) await tab.click();
+      const there = await tab.waitFor({ timeout: 5000 }).then(() => true, () => false);
+      if (there) await tab.click();
       else console.log(`note: no tab "${phoneTab}" at ${v.width} px on ${view}`);
     }
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
