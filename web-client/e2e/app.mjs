@@ -2,7 +2,9 @@
 // data-testids of SELECTORS.md are used here; a flow that breaks says which hook it missed.
 
 import assert from "node:assert/strict";
-import { waitFor, TIMEOUT, ROLES, joinedPid } from "./harness.mjs";
+import { waitFor, TIMEOUT, ROLES, joinedPid, rowIds, waitForSameOrder } from "./harness.mjs";
+
+export { rowIds, waitForSameOrder };
 
 const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 export const exact = (s) => new RegExp(`^\\s*${esc(s)}\\s*$`);
@@ -22,10 +24,6 @@ export function readRows(page) {
       text: r.textContent.replace(/\s+/g, " ").trim(),
     })),
   );
-}
-
-export async function rowIds(page) {
-  return (await readRows(page)).map((r) => r.id);
 }
 
 export async function rowTitles(page) {
@@ -49,30 +47,6 @@ export function status(page) {
     const el = document.querySelector('[data-testid="connection-status"]');
     return el ? { state: el.getAttribute("data-state"), text: el.textContent.trim() } : null;
   });
-}
-
-/**
- * Waits until every page lists the same item ids in the same order (and, when given, that
- * order), and returns it.
- */
-export async function waitForSameOrder(pages, expected = null, { timeout = TIMEOUT } = {}) {
-  let last = [];
-  await waitFor(
-    async () => {
-      last = await Promise.all(pages.map((p) => rowIds(p)));
-      const first = JSON.stringify(last[0]);
-      if (!last.every((o) => JSON.stringify(o) === first)) return false;
-      if (expected && first !== JSON.stringify(expected)) return false;
-      return last[0].length > 0 || (expected && expected.length === 0);
-    },
-    {
-      timeout,
-      describe: () =>
-        `the same order on every page${expected ? ` (expected ${expected.join(",")})` : ""}:\n` +
-        pages.map((p, i) => `    ${p.e2e.label}: ${(last[i] || []).join(",")}`).join("\n"),
-    },
-  );
-  return last[0];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -490,6 +490,38 @@ export class RawClient {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The backlog's order on several pages
+
+/** The item ids of `[data-testid=item-row]` in DOM order. */
+export function rowIds(page) {
+  return page.evaluate(() => [...document.querySelectorAll('[data-testid="item-row"]')].map((r) => r.getAttribute("data-item-id")));
+}
+
+/**
+ * Waits until every page lists the same item ids in the same order (and, when given, that
+ * order), and returns it.
+ */
+export async function waitForSameOrder(pages, expected = null, { timeout = TIMEOUT } = {}) {
+  let last = [];
+  await waitFor(
+    async () => {
+      last = await Promise.all(pages.map((p) => rowIds(p)));
+      const first = JSON.stringify(last[0]);
+      if (!last.every((o) => JSON.stringify(o) === first)) return false;
+      if (expected && first !== JSON.stringify(expected)) return false;
+      return last[0].length > 0 || (expected && expected.length === 0);
+    },
+    {
+      timeout,
+      describe: () =>
+        `the same order on every page${expected ? ` (expected ${expected.join(",")})` : ""}:\n` +
+        pages.map((p, i) => `    ${p.e2e.label}: ${(last[i] || []).join(",")}`).join("\n"),
+    },
+  );
+  return last[0];
+}
+
 /** Parses an invite link `.../#room=R&token=T`. */
 export function parseInvite(link) {
   const u = new URL(link);
