@@ -343,6 +343,34 @@ step("export downloads JSON and CSV with every story", async () => {
   await s.fac.keyboard.press("Escape");
 });
 
+step("a new observer link (token rotation): the old link is refused with a readable alert, the new one joins", async () => {
+  await s.fac.getByRole("button", { name: "Invite", exact: true }).click();
+  const dlg = s.fac.getByRole("dialog");
+  await dlg.waitFor();
+  const oldLink = s.links.observer;
+  await dlg.getByRole("button", { name: "New link for observer", exact: true }).click();
+  const newLink = await waitFor(async () => {
+    const v = await dlg.getByTestId("invite-observer").inputValue();
+    return v && v !== oldLink && v.includes(`#room=${s.room}&token=`) && v;
+  }, { describe: "the Invite dialog shows a new observer link" });
+  await s.fac.keyboard.press("Escape");
+  const late = await h.person("late-observer");
+  await late.goto(oldLink);
+  const field = late.getByRole("textbox", { name: "Your name", exact: true });
+  await field.fill("Lou");
+  await field.press("Enter");
+  const alert = late.getByRole("alert");
+  await alert.waitFor();
+  const text = ((await alert.textContent()) || "").trim();
+  console.log(`refused join alert: ${text}`);
+  assert.ok(text.length > 10 && /[a-z]/.test(text), `a readable sentence: "${text}"`);
+  const refused = received(late).find((m) => m.t === "err");
+  assert.ok(refused && refused.code === "auth_failed", "the server refused the old token");
+  assert.ok(text.includes(refused.msg), `the alert carries the server's sentence "${refused.msg}"`);
+  await joinFromLink(late, newLink, "Lou", { roomName: ROOM });
+  await late.close();
+}, { blocking: false });
+
 step("a second tab of the member is the same participant and counts once", async () => {
   const countBefore = (await readPeople(s.fac)).length;
   s.mem2 = await h.page(s.mem.context(), "member-tab2");
