@@ -253,9 +253,10 @@ export class Harness {
   }
 
   /** A new page (tab) of a context, instrumented. */
-  async page(ctx, label = ctx.e2eLabel) {
+  /** `frames: false` skips recording WebSocket frames (their DevTools events cost time in timings). */
+  async page(ctx, label = ctx.e2eLabel, { frames = true } = {}) {
     const page = await ctx.newPage();
-    this.instrument(page, label);
+    this.instrument(page, label, { frames });
     return page;
   }
 
@@ -265,7 +266,7 @@ export class Harness {
     return this.page(ctx, label);
   }
 
-  instrument(page, label) {
+  instrument(page, label, { frames = true } = {}) {
     const rec = { label, frames: [], errors: [], consoleErrors: [], dialogs: [], sockets: [] };
     page.e2e = rec;
     page.setDefaultTimeout(TIMEOUT);
@@ -277,7 +278,7 @@ export class Harness {
       rec.dialogs.push(`${d.type()}: ${d.message()}`);
       d.dismiss().catch(() => {});
     });
-    page.on("websocket", (ws) => {
+    if (frames) page.on("websocket", (ws) => {
       rec.sockets.push(ws.url());
       const url = ws.url();
       ws.on("framereceived", (f) => rec.frames.push({ dir: "in", at: Date.now(), url, msg: decodeFrame(f.payload) }));
@@ -433,13 +434,16 @@ export class RawClient {
       ids.push(m.id);
       return Buffer.from(encode(m)).toString("base64");
     });
-    await this.page.evaluate((list) => {
-      for (const s of list) {
+    this.lastSendAt = await this.page.evaluate((list) => {
+      const bufs = list.map((s) => {
         const bin = atob(s);
         const u8 = new Uint8Array(bin.length);
         for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
-        window.__raw.ws.send(u8);
-      }
+        return u8;
+      });
+      const at = performance.timeOrigin + performance.now();
+      for (const u8 of bufs) window.__raw.ws.send(u8);
+      return at;
     }, b64);
     return ids;
   }
