@@ -416,7 +416,10 @@ export class RawClient {
           ws.binaryType = "arraybuffer";
           const raw = { ws, inbox: [], closed: null };
           window.__raw = raw;
-          ws.onmessage = (e) => raw.inbox.push(new Uint8Array(e.data));
+          ws.onmessage = (e) => {
+            raw.inbox.push(new Uint8Array(e.data));
+            raw.lastAt = performance.timeOrigin + performance.now();
+          };
           ws.onopen = () => resolve();
           ws.onerror = () => reject(new Error("raw WebSocket failed"));
           ws.onclose = (e) => (raw.closed = e.code);

@@ -111,6 +111,9 @@ step(`seed a room of ${N} items over a raw WebSocket`, async () => {
   // The seeder has a connection of its own joined to the big room.
   s.seed = await RawClient.open(await h.person("seeder-big"), h.server);
   await s.seed.request({ t: "join", room: big.room, token: big.tokens.facilitator, name: "Seeder" });
+  // A bare protocol client watching the room: when the server's events reach a page with no app.
+  s.rawWatch = await RawClient.open(await h.page(await h.context("raw-watcher"), "raw-watcher", { frames: false }), h.server);
+  await s.rawWatch.request({ t: "join", room: big.room, token: big.tokens.observer, name: "Raw watcher" });
   const t0 = Date.now();
   s.ids = [];
   for (let i = 0; i < N; i += 200) {
@@ -122,6 +125,8 @@ step(`seed a room of ${N} items over a raw WebSocket`, async () => {
     s.ids.push(...oks.map((o) => o.item));
     s.seed.clear();
   }
+  await s.rawWatch.drain();
+  s.rawWatch.clear();
   perf("seed_items_ms", Date.now() - t0, `(${N} item.add through one connection)`);
   assert.equal(new Set(s.ids).size, N);
 });
@@ -194,8 +199,15 @@ step("a burst of 500 remote events: longest main-thread task in the watching pag
   // Let the tail of the work finish, then read the long tasks.
   await s.viewer.evaluate(() => new Promise((r) => setTimeout(r, 300)));
   const lastMsgAt = await s.viewer.evaluate(() => window.__perf.lastMsgAt);
+  await waitFor(async () => {
+    await s.rawWatch.drain();
+    return s.rawWatch.inbox.some((m) => m.t === "item.updated" && m.set?.title === "Burst done");
+  }, { describe: "the raw watcher received the whole burst" });
+  const rawLastAt = await s.rawWatch.page.evaluate(() => window.__raw.lastAt);
+  s.rawWatch.clear();
   const lt = (await s.viewer.evaluate(() => window.__perf.longtasks)).filter((t) => t.start >= t0);
   perf("burst500_replied_ms", repliedAt - sendAt, "(the sender holding all 500 replies; polled every 50 ms)");
+  perf("burst500_raw_watcher_received_ms", rawLastAt - sentAt, "(first send to a bare protocol client in the room receiving the last event)");
   perf("burst500_received_ms", lastMsgAt - sentAt, "(first send to the watching page's last WebSocket message, page clocks)");
   perf("burst500_applied_ms", drawnAt - sentAt, "(first send to the last change drawn in the watching page, page clocks)");
   perf("burst500_longest_task_ms", lt.length ? Math.max(...lt.map((t) => t.duration)) : 0, "(issue target: no task over 100 ms)");
