@@ -79,7 +79,9 @@ export async function createRoom(page, base, { room, name, deckName = "fibonacci
   const links = {};
   for (const r of ROLES) {
     links[r] = await page.getByTestId(`invite-${r}`).inputValue();
-    assert.match(links[r], /#room=[^&]+&token=[^&]+$/, `invite-${r} is a /#room=...&token=... link`);
+    assert.match(links[r], /#room=[^&]+&token=[^&]+(&role=[a-z]+)?(&name=[^&]*)?$/, `invite-${r} is a /#room=...&token=...[&role=...&name=...] link`);
+    const hint = new URLSearchParams(new URL(links[r]).hash.slice(1));
+    assert.ok(!hint.has("role") || hint.get("role") === r, `invite-${r}: its role hint is "${r}"`);
     assert.ok(!new URL(links[r]).search.includes("token"), `invite-${r}: no token in the query string`);
   }
   return links;

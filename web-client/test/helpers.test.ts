@@ -158,4 +158,20 @@ describe("hash routes", () => {
     expect(inviteLink("https://refine.example", "R1", "tok")).toBe("https://refine.example/#room=R1&token=tok");
     expect(inviteLink("http://localhost:8080/", "R1", "tok")).toBe("http://localhost:8080/#room=R1&token=tok");
   });
+  test("invite links may carry the role and the room name as display hints, in the fragment", () => {
+    const link = inviteLink("https://refine.example", "R1", "tok", { role: "member", name: "Sprint 14 & co + “more”" });
+    expect(link).toBe("https://refine.example/#room=R1&token=tok&role=member&name=Sprint%2014%20%26%20co%20%2B%20%E2%80%9Cmore%E2%80%9D");
+    const u = new URL(link);
+    expect(u.search).toBe("");
+    expect(parseHash(u.hash)).toEqual({ room: "R1", token: "tok", role: "member", name: "Sprint 14 & co + “more”" });
+    // Old links (no hints) still parse; the hints are absent, not null.
+    expect(parseHash("#room=R1&token=tok")).toStrictEqual({ room: "R1", token: "tok" });
+  });
+  test("hints are never trusted: unknown roles and empty names are dropped, long names cut", () => {
+    expect(parseHash("#room=R1&token=t&role=admin&name=")).toStrictEqual({ room: "R1", token: "t" });
+    expect(parseHash("#room=R1&token=t&role=observer&name=%20%20")).toStrictEqual({ room: "R1", token: "t", role: "observer" });
+    expect(parseHash(`#room=R1&token=t&name=${"x".repeat(500)}`).name).toHaveLength(200);
+    // A room's own address carries no hints.
+    expect(buildHash({ room: "R1", role: "member", name: "N" })).toBe("#room=R1");
+  });
 });
