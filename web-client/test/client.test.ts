@@ -3,7 +3,7 @@ import { MAY_NOT_BE_SAVED, RoomClient, makeCreateRoom } from "../src/lib/client.
 import { RequestError } from "../src/lib/api";
 import * as storage from "../src/lib/storage";
 import type { Message } from "../src/lib/protocol";
-import { FakeClock, FakeOnline, FakeSocket, MemoryStorage, flush, item, person, snapshot } from "./fakes";
+import { FakeClock, FakeOnline, FakeScheduler, FakeSocket, MemoryStorage, flush, item, person, snapshot } from "./fakes";
 
 const ME = "pMe";
 const BEN = "pBen";
@@ -19,7 +19,7 @@ beforeEach(() => {
   storage.useStorageBackend(mem);
   clock = new FakeClock();
   online = new FakeOnline();
-  client = new RoomClient({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online, random: () => 0.5 });
+  client = new RoomClient({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online, random: () => 0.5, scheduler: new FakeScheduler() });
 });
 
 /**
@@ -32,7 +32,7 @@ function reload(): RoomClient {
   storage.useStorageBackend(mem);
   clock = new FakeClock();
   online = new FakeOnline();
-  client = new RoomClient({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online, random: () => 0.5 });
+  client = new RoomClient({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online, random: () => 0.5, scheduler: new FakeScheduler() });
   return client;
 }
 
@@ -726,7 +726,7 @@ describe("votes and hints", () => {
 
 describe("createRoom", () => {
   test("sends room.create on a connection of its own, keeps the tokens, closes", async () => {
-    const create = makeCreateRoom({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online });
+    const create = makeCreateRoom({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online, scheduler: new FakeScheduler() });
     const p = create("Sprint 14", "modified");
     const ws = FakeSocket.last();
     ws.open();
@@ -740,7 +740,7 @@ describe("createRoom", () => {
   });
 
   test("an unreachable server rejects with a sentence", async () => {
-    const create = makeCreateRoom({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online });
+    const create = makeCreateRoom({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online, scheduler: new FakeScheduler() });
     const p = create("X", "fibonacci");
     FakeSocket.last().serverClose(1006);
     await expect(p).rejects.toMatchObject({ code: "not_sent" });

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, test } from "vitest";
 import { Connection, DEFAULT_BACKOFF, Disconnected, backoffDelay, defaultUrl, type ConnState } from "../src/lib/connection";
 import type { Message } from "../src/lib/protocol";
-import { FakeClock, FakeOnline, FakeSocket, flush } from "./fakes";
+import { FakeClock, FakeOnline, FakeScheduler, FakeSocket, flush } from "./fakes";
 
 function setup(random = () => 0.5) {
   const clock = new FakeClock();
@@ -12,6 +12,7 @@ function setup(random = () => 0.5) {
   const conn = new Connection({
     url: "ws://test/ws",
     WebSocketImpl: FakeSocket,
+    scheduler: new FakeScheduler(),
     timers: clock,
     online,
     random,

@@ -3,6 +3,7 @@
 
 import { decodeMessage, encodeMessage } from "../src/lib/wire";
 import type { OnlineSignal, SocketLike, Timers } from "../src/lib/connection";
+import type { Scheduler, SchedulerEnv } from "../src/lib/schedule";
 import type { Item, Message, Participant, Snapshot } from "../src/lib/protocol";
 import type { StorageBackend } from "../src/lib/storage";
 
@@ -39,6 +40,112 @@ export class FakeClock implements Timers {
       next[1].fn();
     }
     this.t = end;
+  }
+}
+
+/**
+ * Where the incoming messages are handled (Connection's scheduler). By default each scheduled
+ * slice runs at once, inside the socket's message (the tests written before batching: a
+ * received message is handled when receive() returns). With `manual`, slices wait for frame():
+ * the test decides what arrives before a slice runs. `t` is the clock of the slice budget;
+ * `cost` ms are added to it at every reading (a slice of budget B handles about B / cost
+ * messages).
+ */
+export class FakeScheduler implements Scheduler {
+  t = 0;
+  cost = 0;
+  slices = 0; // how many scheduled callbacks ran
+  private queue: (() => void)[] = [];
+  constructor(public manual = false) {}
+  schedule(fn: () => void): void {
+    if (!this.manual) {
+      this.slices++;
+      fn();
+      return;
+    }
+    this.queue.push(fn);
+  }
+  now(): number {
+    this.t += this.cost;
+    return this.t;
+  }
+  /** How many callbacks wait for the next frame. */
+  get waiting(): number {
+    return this.queue.length;
+  }
+  /** Runs the callbacks scheduled before this call (one frame); returns how many ran. */
+  frame(): number {
+    const fns = this.queue;
+    this.queue = [];
+    for (const fn of fns) {
+      this.slices++;
+      fn();
+    }
+    return fns.length;
+  }
+  /** Runs frames until nothing is scheduled; returns how many frames that took. */
+  frames(): number {
+    let n = 0;
+    while (this.queue.length) {
+      this.frame();
+      n++;
+    }
+    return n;
+  }
+}
+
+/**
+ * The page as frameScheduler sees it: frames, macrotasks and timers queued until the test runs
+ * them; `hidden` switchable (visibilitychange listeners called by setHidden).
+ */
+export class FakePage implements SchedulerEnv {
+  hiddenNow = false;
+  frameQueue: (() => void)[] = [];
+  taskQueue: (() => void)[] = [];
+  timers = new Map<number, { ms: number; fn: () => void }>();
+  private nextTimer = 0;
+  private listeners: (() => void)[] = [];
+  requestFrame: ((fn: () => void) => unknown) | null = (fn) => this.frameQueue.push(fn);
+  hidden(): boolean {
+    return this.hiddenNow;
+  }
+  onVisibilityChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+  macrotask(fn: () => void): void {
+    this.taskQueue.push(fn);
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    this.timers.set(++this.nextTimer, { ms, fn });
+    return this.nextTimer;
+  }
+  clearTimeout(h: unknown): void {
+    this.timers.delete(h as number);
+  }
+  now(): number {
+    return 0;
+  }
+  setHidden(hidden: boolean): void {
+    this.hiddenNow = hidden;
+    for (const l of this.listeners) l();
+  }
+  /** Runs the frame callbacks queued so far (a hidden page never calls this: no frames). */
+  runFrame(): void {
+    const q = this.frameQueue;
+    this.frameQueue = [];
+    for (const fn of q) fn();
+  }
+  /** Runs the macrotasks queued so far. */
+  runTasks(): void {
+    const q = this.taskQueue;
+    this.taskQueue = [];
+    for (const fn of q) fn();
+  }
+  /** Fires every pending timer. */
+  runTimers(): void {
+    const q = [...this.timers.values()];
+    this.timers.clear();
+    for (const t of q) t.fn();
   }
 }
 

@@ -36,7 +36,8 @@ import type {
   RoomInfo,
   Snapshot,
 } from "./protocol";
-import { applyEvent, applyJoinOk, applyNotice, applySnapshot, emptyView, findItem, indexOfItem } from "./state";
+import type { Scheduler } from "./schedule";
+import { applyEvent, applyJoinOk, applyNotice, applySnapshot, beginBatch, emptyView, endBatch, findItem, indexOfItem } from "./state";
 import * as storage from "./storage";
 
 /** Everything injectable (tests); the browser's defaults otherwise. */
@@ -47,6 +48,9 @@ export interface RoomClientOptions {
   online?: OnlineSignal;
   random?: () => number;
   backoff?: Partial<Backoff>;
+  /** When incoming messages are handled, in batches (the page's animation frames by default). */
+  scheduler?: Scheduler;
+  sliceBudgetMs?: number;
 }
 
 /** Hints go out at most this often (the server allows 10/s; we send at most 2/s). */
@@ -103,6 +107,7 @@ export class RoomClient implements RoomApi {
   private hintAt = -Infinity;
   private hintTimer: unknown = null;
   private connected: { resolve(): void; reject(e: RequestError): void } | null = null;
+  private batchView: RoomView | null = null; // the view a batch of incoming messages is editing
 
   constructor(opts: RoomClientOptions = {}) {
     this.opts = opts;
@@ -137,8 +142,23 @@ export class RoomClient implements RoomApi {
       online: this.opts.online,
       random: this.opts.random,
       backoff: this.opts.backoff,
+      scheduler: this.opts.scheduler,
+      sliceBudgetMs: this.opts.sliceBudgetMs,
       onOpen: () => this.join(),
       onMessage: (m) => this.onMessage(m),
+      // A slice of incoming messages is one batch: the item list (and the feed) is replaced once
+      // per slice, not per event. Replies are resolved in the slice, in order, and their
+      // promise callbacks run after it, when the batch is published: the author's event shows
+      // in room.items by the time its change resolves.
+      onBatchStart: () => {
+        this.batchView = this.room;
+        beginBatch(this.batchView);
+      },
+      onBatchEnd: () => {
+        const view = this.batchView;
+        this.batchView = null;
+        if (view) endBatch(view);
+      },
       onDown: () => this.onDown(),
       onState: (s) => this.onConnState(s),
     });
@@ -889,6 +909,7 @@ export function makeCreateRoom(opts: RoomClientOptions = {}): CreateRoom {
         WebSocketImpl: opts.WebSocketImpl,
         timers: opts.timers,
         online: opts.online,
+        scheduler: opts.scheduler,
         onOpen: () => {
           conn.request({ t: "room.create", name, deck }).then(
             (reply) => {

@@ -1,9 +1,17 @@
 // One WebSocket to the server at a time, reconnected with backoff: request ids and replies,
 // events and notices handed on, close codes and the browser's online state respected.
-// Everything the browser provides (WebSocket, timers, navigator.onLine) is injected so the unit
-// tests drive it with fakes.
+// Everything the browser provides (WebSocket, timers, navigator.onLine, animation frames) is
+// injected so the unit tests drive it with fakes.
+//
+// Incoming frames are queued, not handled in the WebSocket's own task: the queue is drained in
+// slices (see schedule.ts: the next animation frame, or a macrotask in a hidden tab), each slice
+// a batch between onBatchStart and onBatchEnd and at most `sliceBudgetMs` long, in arrival order.
+// A reply is matched and resolved in its place in that order, so an event received before a
+// reply is handed on before the reply is resolved (and a promise's callbacks run after the
+// slice, once its batch is published).
 
 import { CLOSE, type Message } from "./protocol";
+import { browserScheduler, type Scheduler } from "./schedule";
 import { decodeMessage, encodeMessage } from "./wire";
 
 /** The part of the browser's WebSocket this module uses. */
@@ -49,10 +57,20 @@ export interface ConnectionOptions {
   online?: OnlineSignal;
   random?: () => number;
   backoff?: Partial<Backoff>;
+  /** When incoming messages are handled (the page's frames by default). */
+  scheduler?: Scheduler;
+  /** The longest a slice of incoming messages goes on before yielding (ms, default 8). */
+  sliceBudgetMs?: number;
+  /** What a slice and the work after it should stay within (ms, default SLICE_TARGET_MS). */
+  sliceTargetMs?: number;
   /** The socket is open: the owner sends its join now. */
   onOpen(): void;
   /** Every message that is not a reply to a request of this connection. */
   onMessage(msg: Message): void;
+  /** A slice of incoming messages begins: the owner may gather its changes into one batch. */
+  onBatchStart?(): void;
+  /** The slice is over (always called after onBatchStart, also when a handler threw). */
+  onBatchEnd?(): void;
   /** The socket closed (in-flight requests were rejected with Disconnected just before). */
   onDown?(info: { code: number; reason: string }): void;
   onState?(state: ConnState): void;
@@ -66,6 +84,20 @@ export interface Backoff {
   policyMs: number; // wait after a 1008 close (we flooded the server)
   connectTimeoutMs: number; // a socket not open by then is given up and retried
 }
+
+/** The default time budget of a slice of incoming messages (ms): half a frame at 60 Hz. */
+export const SLICE_BUDGET_MS = 8;
+/**
+ * What a slice's whole task should stay within (ms): the messages and the page's work after
+ * them (the views' render, which grows with the changes in the slice: rows redrawn and moved).
+ * The number of messages a slice may take is adapted to it, between SLICE_MIN_MESSAGES and
+ * SLICE_MAX_MESSAGES, starting at SLICE_FIRST_MESSAGES: cut when a slice's task ran over,
+ * raised by a quarter when a full slice stayed within.
+ */
+export const SLICE_TARGET_MS = 40;
+export const SLICE_FIRST_MESSAGES = 100;
+export const SLICE_MIN_MESSAGES = 16;
+export const SLICE_MAX_MESSAGES = 1000;
 
 export const DEFAULT_BACKOFF: Backoff = {
   baseMs: 500,
@@ -122,6 +154,12 @@ interface InFlight {
   reject(err: Disconnected): void;
 }
 
+/** A frame received and not handled yet, with the socket it came from. */
+interface Incoming {
+  ws: SocketLike;
+  data: ArrayBuffer | ArrayBufferView;
+}
+
 /** A reconnecting WebSocket carrying MessagePack requests, replies, events and notices. */
 export class Connection {
   private opts: ConnectionOptions;
@@ -139,6 +177,14 @@ export class Connection {
   private failures = 0;
   private openedAt = 0;
   private unlisten: () => void = () => {};
+  private scheduler: Scheduler;
+  private budget: number;
+  private target: number;
+  private limit = SLICE_FIRST_MESSAGES; // messages the next slice may take
+  private inbox: Incoming[] = []; // received, not handled yet (from inbox[head] on)
+  private head = 0;
+  private drainScheduled = false;
+  private draining = false;
 
   constructor(opts: ConnectionOptions) {
     this.opts = opts;
@@ -146,6 +192,14 @@ export class Connection {
     this.online = opts.online ?? browserOnline;
     this.random = opts.random ?? Math.random;
     this.b = { ...DEFAULT_BACKOFF, ...opts.backoff };
+    this.scheduler = opts.scheduler ?? browserScheduler();
+    this.budget = opts.sliceBudgetMs ?? SLICE_BUDGET_MS;
+    this.target = opts.sliceTargetMs ?? SLICE_TARGET_MS;
+  }
+
+  /** How many received messages wait to be handled. */
+  get queued(): number {
+    return this.inbox.length - this.head;
   }
 
   get state(): ConnState {
@@ -175,6 +229,7 @@ export class Connection {
     if (this._state === "closed") return;
     this.unlisten();
     this.clearTimers();
+    this.clearInbox();
     const ws = this.ws;
     this.ws = null;
     if (ws) {
@@ -198,6 +253,7 @@ export class Connection {
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
+      this.clearInbox(); // what the old socket still had queued is replayed after the rejoin
       detach(ws);
       try {
         ws.close(CLOSE.normal, "resync");
@@ -296,11 +352,89 @@ export class Connection {
       if (this.ws !== ws) return;
       const data = ev.data;
       if (!(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) return; // text: not ours
-      const msg = decodeMessage(data as ArrayBuffer);
-      if (msg) this.dispatch(msg);
+      this.inbox.push({ ws, data: data as ArrayBuffer | ArrayBufferView });
+      this.scheduleDrain();
     };
-    ws.onclose = (ev) => this.onSocketClosed(ws, ev.code, ev.reason);
+    ws.onclose = (ev) => {
+      // What arrived before the close is handled first, as it was received (replies resolved,
+      // events applied), before the close fails the requests still in flight.
+      if (this.ws === ws && this.queued) this.runSlice(Infinity);
+      this.onSocketClosed(ws, ev.code, ev.reason);
+    };
     ws.onerror = () => {}; // a close always follows
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled || this.draining) return;
+    this.drainScheduled = true;
+    this.scheduler.schedule(() => {
+      this.drainScheduled = false;
+      this.runSlice(this.budget);
+    });
+  }
+
+  /**
+   * Handles queued messages in arrival order, as one batch, until the queue is empty or `budget`
+   * ms have passed; schedules the next slice for the rest. Messages of a socket given up since
+   * they arrived are skipped.
+   */
+  private runSlice(budget: number): void {
+    if (this.draining || !this.queued) return;
+    this.draining = true;
+    const start = this.scheduler.now();
+    const max = budget === Infinity ? Infinity : this.limit;
+    let handled = 0;
+    this.opts.onBatchStart?.();
+    try {
+      while (this.head < this.inbox.length) {
+        const next = this.inbox[this.head];
+        this.inbox[this.head++] = undefined as unknown as Incoming; // let the frame go
+        if (next.ws === this.ws) {
+          const msg = decodeMessage(next.data);
+          if (msg) {
+            handled++;
+            this.dispatch(msg);
+          }
+        }
+        if (this.head < this.inbox.length && (handled >= max || this.scheduler.now() - start >= budget)) break;
+      }
+    } finally {
+      if (this.head >= this.inbox.length) this.clearInbox();
+      this.draining = false;
+      try {
+        this.opts.onBatchEnd?.();
+      } finally {
+        if (this.queued) this.scheduleDrain();
+        // The views render in a microtask queued by the slice's first change: this one runs
+        // after it, and sees how long the slice's task took with the render.
+        if (max !== Infinity && handled > 0) queueMicrotask(() => this.adapt(start, handled, handled >= max));
+      }
+    }
+  }
+
+  /**
+   * Sets the next slice's message limit from how long this one's task took (SLICE_TARGET_MS).
+   * A slice of fewer than SLICE_MIN_MESSAGES says nothing about the cost of a message (a slow
+   * one of a few messages is the views' fixed cost, or a first render): it changes nothing.
+   */
+  private adapt(start: number, handled: number, full: boolean): void {
+    if (handled < SLICE_MIN_MESSAGES) return;
+    const took = this.scheduler.now() - start;
+    if (took > this.target) {
+      this.limit = Math.max(SLICE_MIN_MESSAGES, Math.min(this.limit, Math.floor((handled * this.target) / took)));
+    } else if (full) {
+      this.limit = Math.min(SLICE_MAX_MESSAGES, Math.ceil(this.limit * 1.25));
+    }
+  }
+
+  /** How many messages the next slice may take (adapted to how long slices take; tests). */
+  get sliceLimit(): number {
+    return this.limit;
+  }
+
+  private clearInbox(): void {
+    this.inbox = [];
+    this.head = 0;
   }
 
   private dispatch(msg: Message): void {
@@ -318,6 +452,7 @@ export class Connection {
   private onSocketClosed(ws: SocketLike, code: number, reason: string): void {
     if (this.ws !== ws) return;
     this.ws = null;
+    this.clearInbox();
     detach(ws);
     this.clearConnectTimer();
     const wasOpen = this._state === "open";

@@ -85,3 +85,16 @@ export function roleLabel(role: Role): string {
 export function roleDescription(role: Role): string {
   return ROLE_LINES[role] ?? "";
 }
+
+let clockFormat: Intl.DateTimeFormat | null = null;
+
+/**
+ * A time of day as the browser's locale writes hours and minutes ("09:05", "9:05 AM"). One
+ * formatter for every call: Date#toLocaleTimeString with options builds a new one each time
+ * (about a millisecond apiece, far more on the first call), which a list of times redrawn in a
+ * burst of events pays per line.
+ */
+export function clockTime(at: number): string {
+  clockFormat ??= new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
+  return clockFormat.format(at);
+}

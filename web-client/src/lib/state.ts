@@ -5,6 +5,10 @@
 // Items stay sorted by rank (byte-wise; ranks are ASCII, so JS string order is byte order).
 // Finding an item costs O(log n): an id -> rank index (kept beside the view, rebuilt when the
 // items array is replaced or found stale) and a binary search by rank.
+//
+// Batches: between beginBatch(view) and endBatch(view) the item list and the activity feed are
+// edited in working copies kept beside the view (every function here reads them), and published
+// to the view once, by endBatch: a burst of events makes one new list, not one per event.
 
 import type { Activity, Hint, RoomView } from "./api";
 import type {
@@ -133,8 +137,13 @@ function search(items: readonly Item[], rank: string | undefined, id: string): n
   return -1;
 }
 
-/** The index of item `id` in view.items, or -1. O(log n). */
+/**
+ * The index of item `id` in view.items, or -1. O(log n). During a batch: in the working copy
+ * (currentItems), which view.items becomes at endBatch.
+ */
 export function indexOfItem(view: RoomView, id: string): number {
+  const draft = batches.get(view)?.items;
+  if (draft) return search(draft.items, draft.rank.get(id), id);
   const idx = rankIndex(view);
   const i = search(view.items, idx.rank.get(id), id);
   if (i >= 0 || !idx.rank.has(id)) return i;
@@ -142,17 +151,72 @@ export function indexOfItem(view: RoomView, id: string): number {
   return search(view.items, rankIndex(view).rank.get(id), id);
 }
 
-/** The item with this id, or undefined. O(log n). */
+/** The item with this id, or undefined. O(log n). During a batch: as the batch left it. */
 export function findItem(view: RoomView, id: string): Item | undefined {
   const i = indexOfItem(view, id);
-  return i < 0 ? undefined : view.items[i];
+  return i < 0 ? undefined : currentItems(view)[i];
+}
+
+/** view.items, or during a batch the working copy that endBatch publishes (do not edit it). */
+export function currentItems(view: RoomView): readonly Item[] {
+  return batches.get(view)?.items?.items ?? view.items;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+
+interface Batch {
+  depth: number;
+  items: { items: Item[]; rank: Map<string, string> } | null; // the working copy, once edited
+  activity: Activity[] | null; // the feed's working copy, once a line was added
+}
+const batches = new WeakMap<object, Batch>();
+
+/**
+ * Starts a batch of changes to `view` (nests): the item list and the activity feed are edited in
+ * working copies and published once, by the matching endBatch. Other fields change at once.
+ */
+export function beginBatch(view: RoomView): void {
+  const b = batches.get(view);
+  if (b) b.depth++;
+  else batches.set(view, { depth: 1, items: null, activity: null });
+}
+
+/** Ends a batch: the outermost one publishes a new view.items and view.activity if they changed. */
+export function endBatch(view: RoomView): void {
+  const b = batches.get(view);
+  if (!b || --b.depth > 0) return;
+  batches.delete(view);
+  if (b.items) {
+    view.items = asItemList(b.items.items);
+    indexes.set(view, { items: view.items, rank: b.items.rank });
+  }
+  if (b.activity) {
+    const list = b.activity;
+    if (list.length > ACTIVITY_MAX) list.splice(0, list.length - ACTIVITY_MAX);
+    view.activity = Object.setPrototypeOf(list, ActivityList.prototype) as ActivityList;
+  }
+}
+
+/** Whether a batch of `view` is open. */
+export function inBatch(view: RoomView): boolean {
+  return batches.has(view);
 }
 
 /** One change of the item list: edits a copy, then commit() publishes it to the view. */
 class ItemsEdit {
   items: Item[]; // a plain array while editing (ItemList's array methods are slower)
   private rank: Map<string, string>;
+  private batch: Batch | undefined;
   constructor(private view: RoomView) {
+    const b = (this.batch = batches.get(view));
+    if (b) {
+      // In a batch: every edit goes to the one working copy (copied once, at the first edit).
+      b.items ??= { items: copyOf(view.items), rank: rankIndex(view).rank };
+      this.items = b.items.items;
+      this.rank = b.items.rank;
+      return;
+    }
     this.rank = rankIndex(view).rank;
     this.items = copyOf(view.items);
   }
@@ -170,6 +234,11 @@ class ItemsEdit {
     if (at === this.items.length) this.items.push(item);
     else this.items.splice(at, 0, item);
     this.rank.set(item.id, item.rank);
+  }
+  /** Rebuilds the id -> rank index after the items were changed in place. */
+  reindex(): void {
+    this.rank.clear();
+    for (const it of this.items) this.rank.set(it.id, it.rank);
   }
   removeAt(i: number): Item | undefined {
     if (i < 0) return undefined;
@@ -191,6 +260,7 @@ class ItemsEdit {
     return next;
   }
   commit(): void {
+    if (this.batch) return; // published by endBatch
     this.view.items = asItemList(this.items);
     indexes.set(this.view, { items: this.view.items, rank: this.rank });
   }
@@ -221,6 +291,8 @@ export function applySnapshot(view: RoomView, snap: Snapshot): void {
   view.timerEndsAt = snap.timer ?? null;
   view.changedAt = {};
   indexes.delete(view);
+  const b = batches.get(view);
+  if (b) b.items = null; // the snapshot replaces the batch's edits; later events edit a new copy
 }
 
 /**
@@ -337,14 +409,15 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
     }
     case "items.reranked": {
       const ranks = (e.ranks ?? {}) as Record<string, string>;
-      const items = copyOf(view.items);
+      const edit = new ItemsEdit(view);
+      const items = edit.items;
       for (let i = 0; i < items.length; i++) {
         const r = ranks[items[i].id];
         if (r !== undefined && items[i].rank !== r) items[i] = { ...items[i], rank: r };
       }
       if (!isSorted(items)) items.sort((a, b) => compareRank(a.rank, b.rank));
-      view.items = asItemList(items);
-      indexes.delete(view);
+      edit.reindex();
+      edit.commit();
       return null;
     }
     case "focus": {
@@ -566,6 +639,14 @@ function removeHintsWhere(view: RoomView, pred: (h: Hint) => boolean): void {
 // Activity
 
 function pushActivity(view: RoomView, a: Activity): void {
+  const b = batches.get(view);
+  if (b) {
+    // In a batch: one working copy, trimmed now and then (and to ACTIVITY_MAX by endBatch).
+    const list = (b.activity ??= view.activity.slice());
+    list.push(a);
+    if (list.length > 2 * ACTIVITY_MAX) list.splice(0, list.length - ACTIVITY_MAX);
+    return;
+  }
   // Copy-on-write, raw (never proxied): on a $state proxy each shift of the list would be 50
   // tracked writes per event.
   const list = view.activity;
