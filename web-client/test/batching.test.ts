@@ -151,7 +151,7 @@ describe("the inbox", () => {
   test("the slice size adapts: cut when a slice's task runs over its target, raised when full ones fit", async () => {
     const sched = new FakeScheduler(true);
     let msCost = 1;
-    const { conn, ws, got } = setupConn(sched, { sliceBudgetMs: 1000, sliceTargetMs: 40 });
+    const { conn, ws, got } = setupConn(sched, { sliceBudgetMs: 1e9, sliceTargetMs: 40 });
     // the views' render after the slice is what the handlers cost here: 1 ms a message
     const onMessage = got.push.bind(got);
     got.push = (...m: Message[]) => {
@@ -179,6 +179,22 @@ describe("the inbox", () => {
     expect(conn.sliceLimit).toBe(SLICE_MIN_MESSAGES);
     sched.frames();
     expect(got.map((m) => m.seq)).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+  });
+
+  test("a slow slice of a few messages (a first render, a fixed cost) leaves the slice size alone", async () => {
+    const sched = new FakeScheduler(true);
+    const { conn, ws, got } = setupConn(sched, { sliceTargetMs: 40 });
+    const onMessage = got.push.bind(got);
+    got.push = (...m: Message[]) => {
+      sched.t += 150;
+      return onMessage(...m);
+    };
+    ws.receive(ev(1));
+    ws.receive(ev(2));
+    sched.frames();
+    await flush();
+    expect(got).toHaveLength(2);
+    expect(conn.sliceLimit).toBe(SLICE_FIRST_MESSAGES);
   });
 });
 
