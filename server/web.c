@@ -73,7 +73,14 @@ static bool accepts_gzip(const char *ae)
 {
     const char *s, *e;
     while (ae && next_element(&ae, &s, &e)) {
-        const char *semi = memchr(s, ';', (size_t)(e - s)), *name_end = semi ? semi : e;
+        /* A loop rather than memchr: GCC's -O3 range analysis (Release) cannot see that
+         * e >= s and rejects the bound (-Wstringop-overread). */
+        const char *semi = s;
+        while (semi < e && *semi != ';')
+            semi++;
+        const char *name_end = semi;
+        if (semi == e)
+            semi = NULL;
         while (name_end > s && name_end[-1] == ' ')
             name_end--;
         size_t n = (size_t)(name_end - s);
