@@ -15,12 +15,24 @@ static void put(struct codec_buf *b, const char *s)
     codec_buf_append(b, s, strlen(s));
 }
 
-/* One CSV field (RFC 4180): quoted when it holds a comma, quote or newline. */
+/* A cell a spreadsheet would run as a formula (OWASP "CSV injection"): it
+ * starts with = + - @, a tab or a carriage return. A cell starting with an
+ * apostrophe is listed too, so that a reader may always take one leading
+ * apostrophe off. */
+static int csv_formula(const char *s, size_t n)
+{
+    return n && s[0] && strchr("=+-@\t\r'", s[0]);
+}
+
+/* One CSV field (RFC 4180): quoted when it holds a comma, quote or newline,
+ * and after a leading apostrophe when csv_formula() says so. */
 static void csv_field(struct codec_buf *b, const char *s, size_t n, int last)
 {
     int quote = memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) || memchr(s, '\r', n);
     if (quote)
         put(b, "\"");
+    if (csv_formula(s, n))
+        put(b, "'");
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '"')
             put(b, "\"");
@@ -32,7 +44,8 @@ static void csv_field(struct codec_buf *b, const char *s, size_t n, int last)
 }
 
 /* A value of an item map as CSV text: strings as they are, lists joined by
- * "; ", numbers in decimal, nil empty. */
+ * "; " (with "\\" and "\\;" for a backslash and a semicolon inside an
+ * element, so that splitting is exact), numbers in decimal, nil empty. */
 static void csv_value(struct codec_buf *b, const msgpack_object *v, int last)
 {
     char num[32];
@@ -50,8 +63,12 @@ static void csv_value(struct codec_buf *b, const msgpack_object *v, int last)
             const msgpack_object *e = &v->via.array.ptr[i];
             if (i)
                 put(&j, "; ");
-            if (e->type == MSGPACK_OBJECT_STR)
-                codec_buf_append(&j, e->via.str.ptr, e->via.str.size);
+            for (uint32_t k = 0; e->type == MSGPACK_OBJECT_STR && k < e->via.str.size; k++) {
+                char ch = e->via.str.ptr[k];
+                if (ch == '\\' || ch == ';')
+                    put(&j, "\\");
+                codec_buf_append(&j, &ch, 1);
+            }
         }
         csv_field(b, j.data ? j.data : "", j.len, last);
         codec_buf_free(&j);

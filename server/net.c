@@ -66,6 +66,7 @@ struct http_session {
     const unsigned char *body; /* what HTTP_WRITEABLE writes: owned, or embedded */
     unsigned char *owned;
     size_t len, off;
+    bool head; /* a HEAD request: every answer to it goes without its body */
 };
 
 /* Headers of every HTTP answer (lws adds the vhost's canned headers to each
@@ -222,7 +223,7 @@ static int respond_with(struct lws *wsi, struct http_session *s, int status, con
                                        *end = buf + sizeof buf - 1;
     s->body = body;
     s->owned = owned;
-    s->len = status == HTTP_STATUS_NOT_MODIFIED || h->head ? 0 : len;
+    s->len = status == HTTP_STATUS_NOT_MODIFIED || h->head || s->head ? 0 : len;
     s->off = 0;
     if (lws_add_http_common_headers(wsi, (unsigned)status, type, len, &p, end) ||
         add_header(wsi, "cache-control:", h->cache ? h->cache : "no-store", &p, end) ||
@@ -260,18 +261,21 @@ static int respond_error(struct lws *wsi, struct http_session *s, int status, in
     return respond(wsi, s, status, "application/json", body, (size_t)n, NULL);
 }
 
-/* GET /api/rooms/{room}/export?format=json|csv with the room's facilitator
- * or owner token as "Authorization: Bearer <token>". */
-static int api_request(struct app *app, struct lws *wsi, struct http_session *s)
+/* GET (or HEAD) /api/rooms/{room}/export?format=json|csv with the room's
+ * facilitator or owner token as "Authorization: Bearer <token>". path is
+ * borrowed. */
+static int api_request(struct app *app, struct lws *wsi, struct http_session *s, const char *path,
+                       bool get_or_head)
 {
     char uri[160], auth[128], fmt[32] = "format=json";
     const char *prefix = "/api/rooms/", *suffix = "/export";
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0)
+    if (!get_or_head)
         return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
                              "Only GET /api/rooms/{room}/export is served; import is not "
                              "available yet.");
-    if (header(wsi, WSI_TOKEN_GET_URI, uri, sizeof uri))
+    if (strlen(path) >= sizeof uri)
         return respond_error(wsi, s, HTTP_STATUS_NOT_FOUND, RF_ENOT_FOUND, "No such resource.");
+    strcpy(uri, path);
     size_t n = strlen(uri), pl = strlen(prefix), sl = strlen(suffix);
     if (n <= pl + sl || strncmp(uri, prefix, pl) || strcmp(uri + n - sl, suffix))
         return respond_error(wsi, s, HTTP_STATUS_NOT_FOUND, RF_ENOT_FOUND,
@@ -338,6 +342,7 @@ static int http_request(struct app *app, struct lws *wsi, struct http_session *s
     char *uri;
     int urilen, method = lws_http_get_uri_and_method(wsi, &uri, &urilen);
     char path[1024];
+    s->head = false; /* set below; the session outlives a keep-alive request */
     if (method < 0 || urilen <= 0)
         return respond_error(wsi, s, HTTP_STATUS_BAD_REQUEST, RF_EBAD_REQUEST,
                              "The request has no path.");
@@ -345,13 +350,14 @@ static int http_request(struct app *app, struct lws *wsi, struct http_session *s
         return respond_error(wsi, s, 414, RF_EBAD_REQUEST, "The path is too long.");
     memcpy(path, uri, (size_t)urilen);
     path[urilen] = '\0';
-    if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
-        return api_request(app, wsi, s);
     char h2method[8] = "";
     if (method == LWSHUMETH_COLON_PATH) /* HTTP/2: the method is a header of its own */
         header(wsi, WSI_TOKEN_HTTP_COLON_METHOD, h2method, sizeof h2method);
     bool get = method == LWSHUMETH_GET || strcmp(h2method, "GET") == 0,
          head = method == LWSHUMETH_HEAD || strcmp(h2method, "HEAD") == 0;
+    s->head = head;
+    if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
+        return api_request(app, wsi, s, path, get || head);
     if (!get && !head)
         return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
                              "Only GET is served here.");
