@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "codec.h"
 #include "conn.h"
 #include "errors.h"
 #include "export.h"
@@ -145,10 +146,44 @@ static int handshake_allowed(struct app *app, struct lws *wsi)
     return 0;
 }
 
-/* Refuses an upgrade with HTTP 403 (and a reason) unless handshake_allowed. */
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end);
+
+/* RFC 6455 4.2.2 and 4.4: a handshake whose Sec-WebSocket-Version is not
+ * exactly 13 (or that has none) gets 426 Upgrade Required naming 13. lws
+ * 4.1.6 does not: it logs an unknown version and upgrades it as 13 anyway
+ * (server-ws.c, lws_process_ws_upgrade2), so the check is made here, before
+ * lws reads the version. Returns 1 when it refused (the answer is written). */
+static int refuse_version(struct lws *wsi)
+{
+    static const char body[] = "This server speaks WebSocket version 13 only "
+                               "(Sec-WebSocket-Version: 13).\n";
+    char v[8];
+    if (!header(wsi, WSI_TOKEN_VERSION, v, sizeof v) && strcmp(v, "13") == 0)
+        return 0;
+    log_info("refused a WebSocket handshake of a version other than 13");
+    unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
+                                       *end = buf + sizeof buf - sizeof body;
+    if (lws_add_http_common_headers(wsi, 426, "text/plain", sizeof body - 1, &p, end) ||
+        add_header(wsi, "sec-websocket-version:", "13", &p, end) ||
+        add_header(wsi, "cache-control:", "no-store", &p, end) ||
+        lws_finalize_http_header(wsi, &p, end))
+        return -1;
+    /* HTTP/1 (an upgrade is never HTTP/2): head and body in one write, as
+     * lws_return_http_status does */
+    memcpy(p, body, sizeof body - 1);
+    p += sizeof body - 1;
+    return lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP) < 0 ? -1 : 1;
+}
+
+/* Refuses an upgrade with HTTP 426 (another WebSocket version), 429 (too
+ * many from the address) or 403 (and a reason) unless handshake_allowed. */
 static int confirm_upgrade(struct app *app, struct lws *wsi)
 {
     char addr[64];
+    int refused = refuse_version(wsi);
+    if (refused)
+        return refused;
     peer_address(wsi, addr);
     if (!app->stopping && peer_count(app, addr) >= app->cfg.max_conns_per_ip) {
         log_info("refused a WebSocket from %s: %zu connections already", addr,
@@ -164,6 +199,63 @@ static int confirm_upgrade(struct app *app, struct lws *wsi)
                                          : "WebSocket handshakes go to /ws with the subprotocol "
                                            "refine.v1, from an allowed origin.");
     return 1;
+}
+
+/* 1 when a close code received from a peer may be echoed (RFC 6455 7.4.1,
+ * 7.4.2): 1000-1003, 1007-1011, 3000-4999. (1012-1014, registered since,
+ * never get here: lws 4.1.6 has already turned them into 1002.) */
+static int close_code_valid(unsigned code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+           (code >= 3000 && code <= 4999);
+}
+
+/* The peer's close frame (payload p, len bytes), which lws echoes when this
+ * returns 0: what p holds then, p being lws' own buffer. lws 4.1.6 checks it
+ * only in part: it turns 0-999, 1004-1006, 1012-1015 and 1016-2999 into 1002
+ * in p, but echoes 5000 and up, a 1-byte payload, and a reason that is not
+ * UTF-8 (it checks the reason only with LWS_SERVER_OPTION_VALIDATE_UTF8, and
+ * then drops the socket without a close frame). Those are answered here
+ * instead (RFC 6455 7.4.1, 8.1): a code of 5000 and up becomes 1002 in p as
+ * lws does for the others; a reason that is not UTF-8 becomes 1007, its bytes
+ * overwritten by a reason of ours (cut or space-padded to the same length:
+ * lws echoes len bytes). A 1-byte payload has no room for a code: lws is
+ * given the 1002 by lws_close_reason and -1 (as for 1009 in
+ * conn_on_receive), and then waits up to 5 s for the peer, which has closed
+ * already, to hang up. */
+static int peer_close(struct conn *c, struct lws *wsi, unsigned char *p, size_t len)
+{
+    int status = 0;
+    const char *why = "";
+    if (len == 1) {
+        log_info("a peer's close frame had a 1-byte payload: closing with 1002");
+        if (c) { /* lws writes this close frame, not conn.c */
+            c->close_code = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+            c->close_sent = true;
+        }
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"bad close", 9);
+        return -1;
+    }
+    if (len < 2)
+        return 0;
+    if (len > 2 && codec_utf8_prefix((const char *)p + 2, len - 2) != len - 2) {
+        status = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+        why = "close reason not UTF-8";
+    } else if (!close_code_valid((unsigned)p[0] << 8 | p[1])) {
+        status = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+    }
+    if (!status)
+        return 0;
+    log_info("a peer's close frame was invalid (code %u): answering %d", (unsigned)p[0] << 8 | p[1],
+             status);
+    p[0] = (unsigned char)(status >> 8);
+    p[1] = (unsigned char)(status & 0xff);
+    if (status == LWS_CLOSE_STATUS_INVALID_PAYLOAD) {
+        size_t n = strlen(why) < len - 2 ? strlen(why) : len - 2;
+        memset(p + 2, ' ', len - 2);
+        memcpy(p + 2, why, n);
+    }
+    return 0;
 }
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -186,7 +278,18 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return 0;
     }
     case LWS_CALLBACK_RECEIVE:
-        return s->conn ? conn_on_receive(s->conn, in, len) : -1;
+        if (!s->conn)
+            return -1;
+        if (conn_on_receive(s->conn, in, len) < 0) {
+            /* conn_on_receive gave lws the close frame (1009) with
+             * lws_close_reason: lws sends it, so conn_on_writeable must not
+             * send one of its own as well (that was a second close frame). */
+            s->conn->close_sent = true;
+            return -1;
+        }
+        return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return peer_close(s->conn, wsi, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
         if (s->conn)
             conn_on_alive(s->conn);
