@@ -1,5 +1,6 @@
 #include "codec.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,6 +206,10 @@ static int check(const uint8_t *buf, size_t len, int utf8, const char **why)
             *why = "A string in the message is not valid UTF-8.";
             return RF_EBAD_REQUEST;
         }
+        if (is_str && utf8 && payload && memchr(buf + pos, 0, (size_t)payload)) {
+            *why = CODEC_NUL_SENTENCE;
+            return RF_EBAD_REQUEST;
+        }
         pos += (size_t)payload;
     }
     if (pos != len) {
@@ -226,6 +231,83 @@ int codec_check(const uint8_t *buf, size_t len, const char **why)
 int codec_check_structure(const uint8_t *buf, size_t len, const char **why)
 {
     return check(buf, len, 0, why);
+}
+
+/* The walk of codec_name_nul: path[0..plen) names o's place. Returns 1 when
+ * it wrote the sentence, -1 at a string that is not valid UTF-8 (codec_check
+ * stops there first), 0 when o holds neither. */
+static int name_nul(const msgpack_object *o, char *path, size_t plen, size_t cap, char *why,
+                    size_t whysz)
+{
+    uint32_t n;
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
+        if (!utf8_valid((const uint8_t *)o->via.str.ptr, o->via.str.size))
+            return -1;
+        if (!o->via.str.size || !memchr(o->via.str.ptr, 0, o->via.str.size))
+            return 0;
+        snprintf(why, whysz, "Field '%.*s' contains a NUL byte; strings never contain NUL.",
+                 (int)codec_utf8_prefix(path, plen), path);
+        return 1;
+    case MSGPACK_OBJECT_ARRAY:
+        n = o->via.array.size;
+        for (uint32_t i = 0; i < n; i++) {
+            int w = snprintf(path + plen, cap - plen, "[%u]", (unsigned)i);
+            size_t sub = w < 0 || (size_t)w >= cap - plen ? cap - 1 : plen + (size_t)w;
+            int rc = name_nul(&o->via.array.ptr[i], path, sub, cap, why, whysz);
+            path[plen] = '\0';
+            if (rc)
+                return rc;
+        }
+        return 0;
+    case MSGPACK_OBJECT_MAP:
+        n = o->via.map.size;
+        for (uint32_t i = 0; i < n; i++) {
+            const msgpack_object *k = &o->via.map.ptr[i].key;
+            size_t sub = plen;
+            if (k->type == MSGPACK_OBJECT_STR) {
+                if (!utf8_valid((const uint8_t *)k->via.str.ptr, k->via.str.size))
+                    return -1;
+                if (k->via.str.size && memchr(k->via.str.ptr, 0, k->via.str.size)) {
+                    if (plen)
+                        snprintf(why, whysz,
+                                 "A key in field '%.*s' contains a NUL byte; strings never "
+                                 "contain NUL.",
+                                 (int)codec_utf8_prefix(path, plen), path);
+                    else
+                        snprintf(why, whysz,
+                                 "A key of the message contains a NUL byte; strings "
+                                 "never contain NUL.");
+                    return 1;
+                }
+            }
+            if (k->type == MSGPACK_OBJECT_MAP || k->type == MSGPACK_OBJECT_ARRAY) {
+                int rc = name_nul(k, path, plen, cap, why, whysz);
+                if (rc)
+                    return rc;
+            }
+            /* The value's place: path.key (a key that is not a string shows as ?). */
+            int w = k->type == MSGPACK_OBJECT_STR
+                        ? snprintf(path + plen, cap - plen, "%s%.*s", plen ? "." : "",
+                                   (int)k->via.str.size, k->via.str.ptr)
+                        : snprintf(path + plen, cap - plen, "%s?", plen ? "." : "");
+            sub = w < 0 || (size_t)w >= cap - plen ? cap - 1 : plen + (size_t)w;
+            int rc = name_nul(&o->via.map.ptr[i].val, path, sub, cap, why, whysz);
+            path[plen] = '\0';
+            if (rc)
+                return rc;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int codec_name_nul(const msgpack_object *o, char *why, size_t whysz)
+{
+    char path[96];
+    path[0] = '\0';
+    return name_nul(o, path, 0, sizeof path, why, whysz) == 1;
 }
 
 int codec_decode(const uint8_t *buf, size_t len, msgpack_zone *zone, msgpack_object *out,

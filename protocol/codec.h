@@ -19,12 +19,27 @@
 
 /* Walks one MessagePack value at buf[0..len). Returns 0 when buf holds exactly
  * one well-formed map (no trailing bytes), every declared length fits in the
- * bytes present, nesting is at most CODEC_MAX_DEPTH and every string is valid
- * UTF-8; otherwise RF_EBAD_REQUEST with a static sentence in *why. */
+ * bytes present, nesting is at most CODEC_MAX_DEPTH and every string (keys
+ * included) is valid UTF-8 without a NUL byte; otherwise RF_EBAD_REQUEST with
+ * a static sentence in *why (CODEC_NUL_SENTENCE for a NUL).
+ *
+ * Strings never contain NUL: this is the one place where the rule is kept,
+ * for every field of every operation (the server holds strings as C strings,
+ * which a NUL would cut). */
 int codec_check(const uint8_t *buf, size_t len, const char **why);
 
-/* codec_check() without the UTF-8 check: to read a refused message's id. */
+#define CODEC_NUL_SENTENCE "A string in the message contains a NUL byte; strings never contain NUL."
+
+/* codec_check() without the string checks (UTF-8, NUL): to read a refused
+ * message's id and say which field was refused. */
 int codec_check_structure(const uint8_t *buf, size_t len, const char **why);
+
+/* For a message that codec_check() refused at a string: when the first string
+ * it refuses (in the order it walks them) holds a NUL, writes a sentence
+ * naming that field (a path such as 'item.acceptance[1]', or the map whose key
+ * holds the NUL) into why (whysz bytes, valid UTF-8) and returns 1; otherwise
+ * (no NUL, or invalid UTF-8 first) returns 0 and leaves why alone. Borrows o. */
+int codec_name_nul(const msgpack_object *o, char *why, size_t whysz);
 
 /* The length of the longest prefix of s[0..n) that is valid UTF-8 and does
  * not end inside a character (for cutting text to a buffer's size). */

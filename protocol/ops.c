@@ -438,7 +438,9 @@ void ops_print_markdown(FILE *out)
             fprintf(out, " %s |", ops_allows(&OPS[i], r) ? "yes" : "no");
         fprintf(out, "\n");
     }
-    fprintf(out, "\nFields of each request (besides `t` and `id`):\n\n");
+    fprintf(out, "\nFields of each request (besides `t` and `id`). Every string, and every "
+                 "string inside a list or\na map, is UTF-8 without a NUL byte (see "
+                 "[Transport](#transport)); lengths are in bytes:\n\n");
     fprintf(out, "| op | field | type | required | meaning |\n| --- | --- | --- | --- | --- |\n");
     for (int i = 0; i < OP__COUNT; i++)
         for (const struct field_spec *f = OPS[i].fields; f->name; f++)

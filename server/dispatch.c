@@ -164,13 +164,16 @@ void dispatch_message(struct conn *c, const void *data, size_t len, bool binary)
     msgpack_zone_init(&zone, 2048);
     int rc = codec_decode(data, len, &zone, &msg, &why);
     if (rc) {
-        /* Echo the id when the message is well-formed but for its strings. */
+        /* Echo the id when the message is well-formed but for its strings,
+         * and name the field that holds a NUL. */
         const char *ignored;
         size_t off = 0;
         uint64_t id = 0;
-        bool has_id = codec_check_structure(data, len, &ignored) == 0 &&
-                      msgpack_unpack(data, len, &off, &zone, &msg) == MSGPACK_UNPACK_SUCCESS &&
-                      codec_get_uint(&msg, "id", &id);
+        bool whole = codec_check_structure(data, len, &ignored) == 0 &&
+                     msgpack_unpack(data, len, &off, &zone, &msg) == MSGPACK_UNPACK_SUCCESS;
+        bool has_id = whole && codec_get_uint(&msg, "id", &id);
+        if (whole && codec_name_nul(&msg, r.why, sizeof r.why))
+            why = r.why;
         dispatch_error(c, has_id, id, rc, why);
         goto out;
     }

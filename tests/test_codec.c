@@ -150,6 +150,92 @@ static void test_validation(void)
     CHECK(deck_builtin("modified", 8) && strcmp(deck_builtin("modified", 8)[1], "½") == 0);
 }
 
+/* Strings never contain NUL (issue 10): codec_check refuses a NUL in any
+ * string, keys included, at any depth; binary values are not strings. */
+static void test_check_refuses_nul(void)
+{
+    const char *why = NULL;
+    /* {a: "\0"}, {a: "x\0y"} (str8), {"a\0": 1}, {a: [1, {b: "\0"}]} */
+    static const char v1[] = "\x81\xa1\x61\xa1\x00", v2[] = "\x81\xa1\x61\xd9\x03x\x00y",
+                      k1[] = "\x81\xa2\x61\x00\x01",
+                      deep[] = "\x81\xa1\x61\x92\x01\x81\xa1\x62\xa1\x00";
+    CHECK(codec_check((const uint8_t *)v1, sizeof v1 - 1, &why) == RF_EBAD_REQUEST);
+    CHECK(why && strcmp(why, CODEC_NUL_SENTENCE) == 0);
+    CHECK(check_bytes(v2, sizeof v2 - 1) == RF_EBAD_REQUEST);
+    CHECK(check_bytes(k1, sizeof k1 - 1) == RF_EBAD_REQUEST);
+    CHECK(check_bytes(deep, sizeof deep - 1) == RF_EBAD_REQUEST);
+    /* well-formed all the same: the id of such a message can be read */
+    CHECK(codec_check_structure((const uint8_t *)v2, sizeof v2 - 1, &why) == 0);
+    CHECK(codec_check_structure((const uint8_t *)deep, sizeof deep - 1, &why) == 0);
+    CHECK(check_bytes("\x81\xa1\x61\xc4\x02\x00\x00", 7) == 0); /* bin with NULs: not a string */
+    CHECK(check_bytes("\x81\xa1\x61\xa2\xc0\x80", 6) == RF_EBAD_REQUEST); /* overlong NUL */
+    msgpack_zone z;
+    msgpack_object o;
+    msgpack_zone_init(&z, 256);
+    CHECK(codec_decode((const uint8_t *)v1, sizeof v1 - 1, &z, &o, &why) == RF_EBAD_REQUEST);
+    msgpack_zone_destroy(&z);
+}
+
+/* codec_name_nul on the bytes of a message; returns its sentence or "" (0). */
+static const char *name_nul(const char *bytes, size_t n, char *why, size_t whysz)
+{
+    msgpack_zone z;
+    msgpack_object o;
+    size_t off = 0;
+    const char *ignored;
+    why[0] = '\0';
+    msgpack_zone_init(&z, 1024);
+    if (codec_check_structure((const uint8_t *)bytes, n, &ignored) == 0 &&
+        msgpack_unpack(bytes, n, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS &&
+        !codec_name_nul(&o, why, whysz))
+        why[0] = '\0';
+    msgpack_zone_destroy(&z);
+    return why;
+}
+
+#define NAME_NUL(lit) name_nul(lit, sizeof(lit) - 1, why, sizeof why)
+
+static void test_name_nul(void)
+{
+    char why[256];
+    /* item.add {item: {title: "\0"}} */
+    CHECK(strcmp(NAME_NUL("\x82\xa1t\xa8item.add\xa4item\x81\xa5title\xa1\x00"),
+                 "Field 'item.title' contains a NUL byte; strings never contain NUL.") == 0);
+    /* join {name: "\0"} */
+    CHECK(strstr(NAME_NUL("\x82\xa1t\xa4join\xa4name\xa1\x00"), "Field 'name' contains a NUL"));
+    /* room.create {deck: ["5\0a", "5\0b", "\0"]}: the first card names it */
+    CHECK(strstr(NAME_NUL("\x81\xa4\x64\x65\x63k\x93\xa3\x35\x00\x61\xa3\x35\x00\x62\xa1\x00"),
+                 "Field 'deck[0]' contains"));
+    /* item.split {children: [{title: "a"}, {acceptance: ["ok", "\0"]}]} */
+    CHECK(strstr(NAME_NUL("\x81\xa8\x63hildren\x92\x81\xa5title\xa1\x61"
+                          "\x81\xaa\x61\x63\x63\x65ptance\x92\xa2ok\xa1\x00"),
+                 "Field 'children[1].acceptance[1]' contains"));
+    /* a key: in a nested map, at the top */
+    CHECK(strstr(NAME_NUL("\x81\xa4item\x81\xa3k\x00y\x01"), "A key in field 'item' contains"));
+    CHECK(strstr(NAME_NUL("\x81\xa3k\x00y\x01"), "A key of the message contains a NUL"));
+    /* a key that is not a string shows as ? */
+    CHECK(strstr(NAME_NUL("\x81\x07\xa1\x00"), "Field '?' contains"));
+    /* no NUL; or a string that is not UTF-8 comes first (codec_check says that) */
+    CHECK(strcmp(NAME_NUL("\x81\xa1\x61\xa1\x62"), "") == 0);
+    CHECK(strcmp(NAME_NUL("\x82\xa1\x61\xa2\xc3\x28\xa1\x62\xa1\x00"), "") == 0);
+    CHECK(strstr(NAME_NUL("\x82\xa1\x61\xa1\x00\xa1\x62\xa2\xc3\x28"), "Field 'a' contains"));
+    /* a long path is cut at a character boundary and the sentence stays UTF-8 */
+    char big[2 + 3 + 200 + 2];
+    size_t n = 0;
+    big[n++] = (char)0x81;
+    big[n++] = (char)0xd9;
+    big[n++] = (char)200;
+    for (int i = 0; i < 100; i++) {
+        big[n++] = (char)0xc3;
+        big[n++] = (char)0xa9; /* é */
+    }
+    big[n++] = (char)0xa1;
+    big[n++] = 0;
+    const char *s = name_nul(big, n, why, sizeof why);
+    CHECK(strncmp(s, "Field '\xc3\xa9", 9) == 0 && strstr(s, "' contains a NUL byte"));
+    CHECK(codec_utf8_prefix(s, strlen(s)) == strlen(s) && strlen(s) < 200);
+}
+
 int main(void)
 {
     test_check_accepts_maps();
@@ -158,5 +244,7 @@ int main(void)
     test_utf8_prefix();
     test_roundtrip();
     test_validation();
+    test_check_refuses_nul();
+    test_name_nul();
     return check_summary("test_codec");
 }

@@ -4,9 +4,12 @@
  * Besides "never crash, leak or hang", it checks the codec's promises:
  *   - codec_check() accepting means msgpack-c decodes the bytes into one map
  *     consuming exactly `size` bytes, nested at most CODEC_MAX_DEPTH deep;
- *   - codec_check() and codec_check_structure() differ only on UTF-8, and on
- *     UTF-8 codec_check() agrees with an independent validator written
- *     from the Unicode table of well-formed byte sequences;
+ *   - codec_check() and codec_check_structure() differ only on strings, and
+ *     there codec_check() agrees with an independent validator written
+ *     from the Unicode table of well-formed byte sequences, which also
+ *     refuses a NUL byte (strings never contain NUL);
+ *   - codec_name_nul() names a field exactly when codec_check() refused a
+ *     NUL, in a sentence that is valid UTF-8;
  *   - codec_decode() agrees with codec_check();
  *   - a decoded message re-encodes (codec_pack_obj) to bytes codec_check()
  *     accepts, which decode to an equal object;
@@ -80,7 +83,7 @@ static bool ref_utf8(const uint8_t *s, size_t n)
 }
 
 /* Depth of o (a scalar is 0, an empty container 1) and whether every string
- * in it, keys included, is well-formed UTF-8. */
+ * in it, keys included, is well-formed UTF-8 without a NUL byte. */
 static int walk(const msgpack_object *o, bool *utf8_ok)
 {
     int d = 0;
@@ -88,6 +91,9 @@ static int walk(const msgpack_object *o, bool *utf8_ok)
     case MSGPACK_OBJECT_STR:
         if (!ref_utf8((const uint8_t *)o->via.str.ptr, o->via.str.size))
             *utf8_ok = false;
+        for (uint32_t i = 0; i < o->via.str.size; i++)
+            if (o->via.str.ptr[i] == '\0')
+                *utf8_ok = false;
         return 0;
     case MSGPACK_OBJECT_ARRAY:
         for (uint32_t i = 0; i < o->via.array.size; i++) {
@@ -286,10 +292,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         VIOLATION("codec_check accepted what codec_check_structure refused (%s)", why_s);
     /* Both refuse: for the same reason, unless codec_check met a bad string
      * before the structural fault. */
-    if (rc != 0 && rc_s != 0 && strcmp(why, why_s) != 0 && !strstr(why, "UTF-8"))
+    bool nul = rc != 0 && strcmp(why, CODEC_NUL_SENTENCE) == 0;
+    if (rc != 0 && rc_s != 0 && strcmp(why, why_s) != 0 && !strstr(why, "UTF-8") && !nul)
         VIOLATION("the two checks refused for different reasons: '%s' / '%s'", why, why_s);
-    if (rc != 0 && rc_s == 0 && !strstr(why, "UTF-8"))
-        VIOLATION("codec_check refused a well-structured message, not for UTF-8: %s", why);
+    if (rc != 0 && rc_s == 0 && !strstr(why, "UTF-8") && !nul)
+        VIOLATION("codec_check refused a well-structured message, not for a string: %s", why);
 
     msgpack_zone zone;
     msgpack_zone_init(&zone, 2048);
@@ -311,8 +318,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (depth > CODEC_MAX_DEPTH)
             VIOLATION("codec_check accepted nesting %d deep (limit %d)", depth, CODEC_MAX_DEPTH);
         if ((rc == 0) != utf8_ok)
-            VIOLATION("codec_check says the strings are %s UTF-8, the reference says %s",
+            VIOLATION("codec_check says the strings are %s UTF-8 without NUL, the reference "
+                      "says %s",
                       rc == 0 ? "valid" : "invalid", utf8_ok ? "valid" : "invalid");
+        /* The sentence dispatch sends for a NUL: exactly then, naming it. */
+        char named[256];
+        int got = codec_name_nul(&o, named, sizeof named);
+        if (got != nul)
+            VIOLATION("codec_name_nul says %d where codec_check refused '%s'", got,
+                      rc ? why : "nothing");
+        if (got && (!ref_utf8((const uint8_t *)named, strlen(named)) ||
+                    !strstr(named, "contains a NUL byte")))
+            VIOLATION("codec_name_nul wrote '%s'", named);
     }
     msgpack_zone_destroy(&zone);
 

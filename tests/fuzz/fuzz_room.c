@@ -45,7 +45,10 @@
  *       {t, at, pid, item, what} without seq, never sent to the connection
  *       whose hint it reports, naming an item the room has (or clearing);
  *       the room's list of hinting connections is exactly its connections
- *       that hold one, none an observer, each on an item of the backlog. */
+ *       that hold one, none an observer, each on an item of the backlog;
+ *   (g) a request with a NUL byte in any string is never `ok`: it is
+ *       answered `bad_request` with a sentence about the NUL (strings never
+ *       contain NUL). */
 #include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
@@ -215,6 +218,7 @@ struct pending {
     bool joined; /* the connection had joined a room */
     char pid[TOKEN_LEN + 1];
     int replies;
+    bool nul; /* a string of the request holds a NUL byte */
 };
 
 struct client {
@@ -657,8 +661,16 @@ static void on_reply(int s, struct pending *p, const msgpack_object *m, bool ok)
         if (!code || code->type != MSGPACK_OBJECT_STR || !msg || msg->type != MSGPACK_OBJECT_STR ||
             msg->via.str.size == 0)
             VIOLATION("an err without code or msg");
+        /* (g) */
+        char text[300];
+        copy_str(text, sizeof text, msg);
+        if (p->nul && (!codec_str_eq(code, "bad_request") || !strstr(text, "NUL byte")))
+            VIOLATION("a request with a NUL in a string got '%.*s', not bad_request naming it",
+                      (int)code->via.str.size, code->via.str.ptr);
         return;
     }
+    if (p->nul)
+        VIOLATION("ok to a request with a NUL byte in a string");
     /* (d) rights. */
     if (!p->op)
         VIOLATION("ok to a request that names no operation");
@@ -1032,10 +1044,22 @@ static void pack_card(msgpack_packer *pk, uint8_t sub)
 }
 
 /* One value of item field f. kind 0..4 valid (4: nil where allowed), 5 nil,
- * 6 another type, 7 too long. */
+ * 6 another type, 7 too long; a string or list with sub 28..31 holds a NUL. */
 static void pack_item_value(msgpack_packer *pk, const struct field_spec *f, uint8_t vb)
 {
     unsigned kind = vb & 7, sub = vb >> 3;
+    if (kind < 5 && sub >= 28 && (f->type == FT_STR || f->type == FT_STR_LIST)) {
+        static const struct {
+            const char *s;
+            size_t n;
+        } nul[] = {{"\0", 1}, {"5\0", 2}, {"As a\0user", 10}, {"must\0x", 6}};
+        if (f->type == FT_STR_LIST) {
+            msgpack_pack_array(pk, 2);
+            codec_pack_str(pk, "crit");
+        }
+        pack_strn(pk, nul[sub - 28].s, nul[sub - 28].n);
+        return;
+    }
     if (kind == 4 && (f->flags & FF_NIL_OK))
         kind = 5;
     else if (kind == 4)
@@ -1276,6 +1300,57 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
     }
 }
 
+/* Packs o again with a NUL byte put into every string it holds (map keys
+ * aside), at offset sub of each (or at its end). */
+static void pack_with_nul(msgpack_packer *pk, const msgpack_object *o, uint8_t sub)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR: {
+        size_t n = o->via.str.size, at = sub % (n + 1);
+        msgpack_pack_str(pk, n + 1);
+        msgpack_pack_str_body(pk, o->via.str.ptr, at);
+        msgpack_pack_str_body(pk, "", 1);
+        msgpack_pack_str_body(pk, o->via.str.ptr + at, n - at);
+        return;
+    }
+    case MSGPACK_OBJECT_ARRAY:
+        msgpack_pack_array(pk, o->via.array.size);
+        for (uint32_t i = 0; i < o->via.array.size; i++)
+            pack_with_nul(pk, &o->via.array.ptr[i], sub);
+        return;
+    case MSGPACK_OBJECT_MAP:
+        msgpack_pack_map(pk, o->via.map.size);
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            msgpack_pack_object(pk, o->via.map.ptr[i].key);
+            pack_with_nul(pk, &o->via.map.ptr[i].val, sub);
+        }
+        return;
+    default:
+        msgpack_pack_object(pk, *o);
+    }
+}
+
+/* A valid value of f with a NUL byte inside its strings (mode 7). */
+static void pack_valid_nul(msgpack_packer *pk, struct gen *g, const struct field_spec *f,
+                           uint8_t sub)
+{
+    struct codec_buf b;
+    msgpack_packer bpk;
+    codec_buf_init(&b, 0);
+    codec_packer_init(&bpk, &b);
+    pack_valid(&bpk, g, f, sub);
+    msgpack_zone z;
+    msgpack_object o;
+    size_t off = 0;
+    msgpack_zone_init(&z, 1024);
+    if (!b.oom && msgpack_unpack(b.data, b.len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS)
+        pack_with_nul(pk, &o, sub);
+    else
+        msgpack_pack_nil(pk);
+    msgpack_zone_destroy(&z);
+    codec_buf_free(&b);
+}
+
 /* Packs field f as the parameters say; returns the number of pairs written. */
 static uint32_t pack_field(msgpack_packer *pk, struct gen *g, const struct field_spec *f)
 {
@@ -1303,6 +1378,9 @@ static uint32_t pack_field(msgpack_packer *pk, struct gen *g, const struct field
             msgpack_pack_double(pk, NAN);
         else
             msgpack_pack_float(pk, 1.5f);
+        return 1;
+    case 7:
+        pack_valid_nul(pk, g, f, sub);
         return 1;
     case 12:
         pack_strn(pk, "", 0);
@@ -1396,6 +1474,7 @@ static void send_frame(int s, uint8_t *data, size_t len, bool binary)
     msgpack_zone_init(&p->zone, 2048);
     p->decoded = true;
     const char *why;
+    p->nul = binary && codec_check(data, len, &why) && strcmp(why, CODEC_NUL_SENTENCE) == 0;
     if (binary && codec_decode(data, len, &p->zone, &p->msg, &why) == 0) {
         const msgpack_object *t = codec_get(&p->msg, "t");
         p->has_id = codec_get_uint(&p->msg, "id", &p->id) && p->id <= SEQ_MAX;

@@ -5,7 +5,8 @@
                             (op-*.mp), a few server messages (srv-*.mp), and
                             hostile vectors (bad-*.mp): lengths of 4 GiB,
                             nesting 32/33/100000 deep, trailing bytes, invalid
-                            UTF-8, maps where arrays belong, NaN, negatives...
+                            UTF-8, NUL bytes in strings, maps where arrays
+                            belong, NaN, negatives...
   tests/fuzz/frame.dict     libFuzzer dictionary: op, field and event names
   tests/fuzz/corpus/room/   meetings for fuzz_room (its input format is
                             described at the top of fuzz_room.c)
@@ -189,6 +190,30 @@ def hostile():
     v["long-multibyte-op"] = pack({"t": "x" + "\u00e9" * 200, "id": 7})
     v["long-multibyte-key"] = pack({"t": "item.add", "id": 7,
                                     "item": {"title": "t", "x" + "\u00e9" * 150: True}})
+    # A NUL byte in a string (strings never contain NUL: bad_request, nothing
+    # stored); the server once cut them there.
+    nul = {
+        "title": {"t": "item.add", "item": {"title": "\0"}},
+        "title-inside": {"t": "item.add", "item": {"title": "Sto\0ry", "notes": "n\0"}},
+        "name": {"t": "join", "room": ROOM, "token": TOKEN, "name": "\0"},
+        "room": {"t": "join", "room": ROOM + "\0", "token": TOKEN, "name": "Ana"},
+        "secret": {"t": "join", "room": ROOM, "pid": PID, "secret": SECRET + "\0", "name": "A",
+                   "epoch": "0\0"},
+        "deck": {"t": "room.create", "name": "r", "deck": ["5\0a", "5\0b", "\0"]},
+        "deck-update": {"t": "room.update", "deck": ["5\0a", "5\0b", "\0"], "name": "\0"},
+        "deck-round": {"t": "round.start", "item": "i1", "deck": ["5\0a", "5\0b", "\0"]},
+        "acceptance": {"t": "item.update", "item": "i1",
+                       "set": {"acceptance": ["ok", "a\0b"], "labels": ["l\0"]}},
+        "children": {"t": "item.split", "item": "i1", "pattern": "work\0flow",
+                     "children": [{"title": "one"}, {"title": "t", "labels": ["\0"]}]},
+        "card": {"t": "vote", "round": "r1", "card": "5\0"},
+        "item-id": {"t": "item.move", "item": "i1\0", "after": None},
+        "op": {"t": "item.add\0", "item": {"title": "x"}},
+        "key": {"t": "item.add", "item": {"title": "x", "notes\0": "n"}},
+        "top-key": {"t": "timer.stop", "\0": "x"},
+    }
+    for name, msg in nul.items():
+        v["nul-" + name] = pack(dict(msg, id=1))
     # Types where others belong.
     v["map-for-children"] = pack({"t": "item.split", "id": 1, "item": "i1",
                                   "children": {"title": "x"}})
@@ -356,6 +381,40 @@ def room_seeds(ops, count, pseudo):
         step(MEM, "OP_ITEM_ADD", 0x08),                  # a key that is not a string
         step(FAC, "OP_ITEM_ADD", 0x04, 1, 0, 1, 14, 0),  # a long multibyte key in the item
     ])
+    # NUL bytes in strings: mode 7 puts one into a valid value (every string
+    # of it); item values with a selector of 28..31 hold one. Each is refused
+    # with bad_request and changes nothing.
+    seeds["nul"] = bytes([4, 0x21, 1, 2, 3, 4, 5, 6]) + add * 2 + b"".join([
+        step(FAC, "OP_ITEM_ADD", 0, 7, 0),                # item map: every string
+        step(FAC, "OP_ITEM_ADD", 0, 1, 0, 1, 0x81, 0xe3),  # one field, sub 28
+        step(MEM, "OP_ITEM_UPDATE", 0, 7, 0, 1, 0),       # the item id
+        step(MEM, "OP_ITEM_UPDATE", 0, 1, 0, 1, 0, 0x81, 11, 0xf0),  # labels with a NUL
+        step(OWN, "OP_ITEM_SPLIT", 0, 1, 0, 7, 1),        # children
+        step(OWN, "OP_ITEM_SPLIT", 0, 1, 0, 1, 1, 7, 3),  # pattern
+        step(FAC, "OP_ROOM_UPDATE", 0, 7, 2),             # name
+        step(FAC, "OP_ROOM_UPDATE", 0, 8, 0, 7, 4),       # deck
+        step(FAC, "OP_ROUND_START", 0, 1, 0, 7, 4),       # this round's deck
+        step(FAC, "OP_ROUND_START"),
+        step(MEM, "OP_VOTE", 0, 1, 0, 7, 1),              # the card
+        step(MEM, "OP_VOTE", 0, 7, 0),                    # the round id
+        step(OWN, "OP_VOTE", 0, 1, 0, 1, 3, 7, 2),        # confidence
+        step(FAC, "OP_ROLE_SET", 0, 7, 2, 1, 1),          # pid
+        step(FAC, "OP_FOCUS", 0, 7, 1),
+        step(MEM, "OP_HINT", 0, 1, 0, 7, 0),
+        step(STR, "OP_JOIN", 0, 1, 0, 1, 0, 7, 2),        # name
+        step(STR, "OP_JOIN", 0, 7, 0),                    # room
+        step(STR, "OP_JOIN", 0, 1, 0, 7, 1),              # token
+        step(STR, "OP_ROOM_CREATE", 0, 7, 0),
+        step(STR, "OP_ROOM_CREATE", 0, 1, 0, 7, 0),       # deck
+        step(OWN, "P_LEAVE"),
+        step(OWN, "P_REJOIN"),
+        step(FAC, "P_RAW", *pack({"t": "item.add", "id": 77, "item": {"title": "\0"}})),
+        step(FAC, "P_RAW", *pack({"t": "room.update", "id": 78,
+                                  "deck": ["5\0a", "5\0b", "\0"]})),
+        step(FAC, "P_RELOAD", 1),
+        step(FAC, "P_REJOIN"),
+        step(FAC, "OP_ROUND_REVEAL"),
+    ])
     # Hints: set, repeated, cleared by nil, on a removed and a split item, an
     # unknown item, a bad what, from an observer, over the rate limit, and
     # cleared by a close and by becoming an observer.
@@ -428,7 +487,9 @@ def main():
         for w in sorted(words):
             esc = "".join("\\x%02x" % b for b in fixstr(w))
             f.write('kw_%s="%s"\n' % (re.sub(r"[^A-Za-z0-9]", "_", w) or "q", esc))
-        for marker in ["\\xdc", "\\xdd", "\\xde", "\\xdf", "\\xd9", "\\xda", "\\xdb", "\\xc4",
+        f.write('kw_nul="\\xa1\\x00"\n')
+        f.write('kw_nul_inside="\\xa3\\x35\\x00\\x61"\n')
+        for marker in ["\\x00", "\\xdc", "\\xdd", "\\xde", "\\xdf", "\\xd9", "\\xda", "\\xdb", "\\xc4",
                        "\\xc6", "\\xc9", "\\xcb", "\\xcf", "\\xd3", "\\xc0", "\\xc2", "\\xc3"]:
             f.write('"%s"\n' % marker)
 
