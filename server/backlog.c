@@ -123,6 +123,23 @@ static void ival_pack(const struct ival *v, msgpack_packer *pk)
     }
 }
 
+static int count_write(void *data, const char *buf, size_t len)
+{
+    (void)buf;
+    *(size_t *)data += len;
+    return 0;
+}
+
+/* Bytes of v as MessagePack (what ival_pack writes). */
+static size_t ival_bytes(const struct ival *v)
+{
+    size_t n = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &n, count_write);
+    ival_pack(v, &pk);
+    return n;
+}
+
 /* ---- items ------------------------------------------------------------- */
 
 static void item_free(struct item *it)
@@ -205,6 +222,56 @@ static int item_apply(struct item *it, const msgpack_object *map)
         free(idx);
     }
     return rc;
+}
+
+/* The item's field values as MessagePack: its weight in the room's budget. */
+static size_t item_bytes(const struct item *it)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nfields(); i++)
+        n += ival_bytes(&it->f[i]);
+    return n;
+}
+
+/* Brings it->bytes, and the backlog's sum, up to date after a change to it. */
+static void item_account(struct backlog *b, struct item *it)
+{
+    size_t n = item_bytes(it);
+    b->bytes = b->bytes - it->bytes + n;
+    it->bytes = n;
+}
+
+/* What it->bytes would be with the validated fields of map applied: 0, or
+ * RF_ENOMEM. Nothing changes. */
+static int item_bytes_with(const struct item *it, const msgpack_object *map, size_t *out)
+{
+    size_t n = it->bytes;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        int idx = k->type == MSGPACK_OBJECT_STR ? field_index(k->via.str.ptr, k->via.str.size) : -1;
+        struct ival v = {0};
+        if (idx < 0)
+            continue;
+        if (ival_from(&ops_item_fields[idx], &map->via.map.ptr[i].val, &v))
+            return RF_ENOMEM;
+        n = n + ival_bytes(&v) - ival_bytes(&it->f[idx]);
+        ival_free(&v);
+    }
+    *out = n;
+    return 0;
+}
+
+/* Refuses (too_large, with a sentence) a change that takes the room's item
+ * state from `now` to `after` bytes past --max-room-bytes. */
+static int check_budget(struct req *q, size_t now, size_t after)
+{
+    size_t max = q->app->cfg.max_room_bytes;
+    if (after <= max || after <= now)
+        return 0;
+    return req_fail(q, RF_ETOO_LARGE,
+                    "The room's backlog would pass %zu bytes, the most a room holds "
+                    "(it has %zu; this change adds %zu). Shorten or remove items first.",
+                    max, now, after - now);
 }
 
 void item_pack(const struct item *it, msgpack_packer *pk)
@@ -342,6 +409,7 @@ int backlog_load_item(struct backlog *b, const char *id, const char *rank, const
      * made and thrown away for each of 10,000 items. */
     if (item_apply(it, &o) || item_fill_defaults(it) || append_unsorted(b, it))
         goto out;
+    item_account(b, it);
     it = NULL;
     rc = 0;
 out:
@@ -453,6 +521,7 @@ static struct item *new_item_from(struct req *q, const msgpack_object *map, int 
         return NULL;
     }
     it->updated_at = now_ms();
+    it->bytes = item_bytes(it);
     r->next_item++;
     return it;
 }
@@ -472,10 +541,12 @@ int backlog_handle_add(struct req *q)
     struct item *it = new_item_from(q, codec_get(q->msg, "item"), &rc);
     if (!it)
         return rc;
-    if ((rc = rank_for(q, prev, NULL, it->rank)) || (rc = insert_sorted(&r->backlog, it))) {
+    if ((rc = check_budget(q, r->backlog.bytes, r->backlog.bytes + it->bytes)) ||
+        (rc = rank_for(q, prev, NULL, it->rank)) || (rc = insert_sorted(&r->backlog, it))) {
         item_free(it);
         return rc;
     }
+    r->backlog.bytes += it->bytes;
     if (save_item(q->app, r, it) || room_save_meta(q->app, r)) {
         room_evict(q->app, r->id);
         return RF_ENOMEM;
@@ -506,6 +577,7 @@ uint64_t backlog_set_estimate(struct app *app, struct room *r, struct item *it,
     ival_free(v);
     v->type = IV_STR;
     v->u.s = e;
+    item_account(&r->backlog, it);
     it->updated_at = now_ms();
     if (save_item(app, r, it)) {
         room_evict(app, r->id);
@@ -532,8 +604,12 @@ int backlog_handle_update(struct req *q)
     int rc = ops_validate_fields(ops_item_fields, set, true, true, q->why, sizeof q->why);
     if (rc)
         return rc;
-    if ((rc = item_apply(it, set)))
+    size_t after;
+    if ((rc = item_bytes_with(it, set, &after)) ||
+        (rc = check_budget(q, r->backlog.bytes, r->backlog.bytes - it->bytes + after)) ||
+        (rc = item_apply(it, set)))
         return rc;
+    item_account(&r->backlog, it);
     it->updated_at = now_ms();
     if (save_item(q->app, r, it)) {
         room_evict(q->app, r->id);
@@ -582,6 +658,7 @@ int backlog_handle_remove(struct req *q)
     if (store_del_item(q->app->store, r->id, it->id))
         return RF_ENOMEM;
     remove_at(&r->backlog, index_of(&r->backlog, it));
+    r->backlog.bytes -= it->bytes;
     if (r->focus && strcmp(r->focus, it->id) == 0) {
         free(r->focus);
         r->focus = NULL;
@@ -633,6 +710,16 @@ int backlog_handle_split(struct req *q)
         if (kids[i] && !(kids[i]->parent = strdup(parent->id)))
             rc = RF_ENOMEM;
     }
+    /* The children, and the parent's status becoming "split". */
+    size_t grow = 0;
+    char word[] = "split";
+    const struct ival split = {IV_STR, {.s = word}};
+    for (uint32_t i = 0; i < n && !rc; i++)
+        grow += kids[i]->bytes;
+    if (!rc)
+        rc = check_budget(q, r->backlog.bytes,
+                          r->backlog.bytes + grow + ival_bytes(&split) -
+                              ival_bytes(&parent->f[field_index("status", 6)]));
     /* Ranks: between the parent and the item after it, in the given order. */
     const struct item *prev = parent;
     for (uint32_t i = 0; i < n && !rc; i++) {
@@ -657,6 +744,9 @@ int backlog_handle_split(struct req *q)
     ival_free(status);
     status->type = IV_STR;
     status->u.s = strdup("split");
+    if (status->u.s)
+        item_account(&r->backlog, parent);
+    r->backlog.bytes += grow;
     parent->updated_at = now_ms();
     int bad = !status->u.s || save_item(q->app, r, parent) || room_save_meta(q->app, r);
     for (uint32_t i = 0; i < n && !bad; i++)

@@ -40,12 +40,21 @@ struct item {
     char *parent;
     int64_t updated_at;
     struct ival *f; /* one per entry of ops_item_fields */
+    size_t bytes;   /* its fields' values as MessagePack (item_bytes): what counts
+                       against --max-room-bytes */
 };
 
+/* A room's byte budget (--max-room-bytes) counts the items' field values
+ * (title, notes, acceptance, labels, ...) as MessagePack: backlog.bytes, kept
+ * up to date as items are added, changed and removed, and summed when a room
+ * is loaded. item.add, item.update and item.split that would take it past the
+ * budget are refused with too_large; an accepted estimate (a deck card) is
+ * not. */
 struct backlog {
     struct item **v; /* sorted by rank */
     size_t n, cap;
     struct map by_id;
+    size_t bytes; /* the sum of the items' `bytes` */
 };
 
 void backlog_free(struct backlog *b);

@@ -35,6 +35,9 @@ static const char USAGE[] =
     "                      (REFINE_MAX_CONNS_PER_IP, default 64)\n"
     "  --max-participants N  participants of one room (REFINE_MAX_PARTICIPANTS, default 100)\n"
     "  --max-rooms N       rooms the server holds (REFINE_MAX_ROOMS, default 100000)\n"
+    "  --max-room-bytes N  bytes of item fields one room holds, as MessagePack; changes past\n"
+    "                      it are refused with too_large (REFINE_MAX_ROOM_BYTES, default\n"
+    "                      16777216)\n"
     "  --max-db-size MB    largest database file; changes past it are refused with\n"
     "                      internal (REFINE_MAX_DB_SIZE, default 0: no cap)\n"
     "  --tls-cert FILE     serve https and wss with this PEM certificate (REFINE_TLS_CERT)\n"
@@ -112,6 +115,9 @@ static int set_option(struct config *c, const char *name, const char *val, FILE 
     } else if (strcmp(name, "max-rooms") == 0) {
         if (parse_size(val, 1, 100000000, &c->max_rooms))
             goto bad;
+    } else if (strcmp(name, "max-room-bytes") == 0) {
+        if (parse_size(val, 65536, (size_t)1 << 30, &c->max_room_bytes))
+            goto bad;
     } else if (strcmp(name, "max-db-size") == 0) {
         if (parse_size(val, 0, 1u << 30, &c->max_db_mb))
             goto bad;
@@ -147,6 +153,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
                 {"REFINE_MAX_CONNS_PER_IP", "max-conns-per-ip"},
                 {"REFINE_MAX_PARTICIPANTS", "max-participants"},
                 {"REFINE_MAX_ROOMS", "max-rooms"},
+                {"REFINE_MAX_ROOM_BYTES", "max-room-bytes"},
                 {"REFINE_MAX_DB_SIZE", "max-db-size"},
                 {"REFINE_TLS_CERT", "tls-cert"},
                 {"REFINE_TLS_KEY", "tls-key"},
@@ -164,6 +171,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
     c->max_conns_per_ip = 64;
     c->max_participants = 100;
     c->max_rooms = 100000;
+    c->max_room_bytes = 16u << 20;
 
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);

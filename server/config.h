@@ -22,6 +22,7 @@ struct config {
     size_t max_participants;                 /* --max-participants: per room (100) */
     size_t max_rooms;                        /* --max-rooms (100000) */
     size_t max_db_mb;                        /* --max-db-size: MiB, 0 for no cap */
+    size_t max_room_bytes;                   /* --max-room-bytes: a room's item state (16 MiB) */
     const char *tls_cert;                    /* --tls-cert */
     const char *tls_key;                     /* --tls-key */
     const char *origins[CONFIG_MAX_ORIGINS]; /* --allow-origin (repeatable), REFINE_ALLOW_ORIGIN */

@@ -34,12 +34,18 @@ struct conn *conn_ref(struct conn *c)
     return c;
 }
 
+/* Drops the queued frames. A frame partly written to a live socket stays,
+ * so that what follows it on the wire (a close frame) is not read as its
+ * payload. */
 static void queue_clear(struct conn *c)
 {
-    for (uint32_t i = 0; i < c->qlen; i++)
-        frame_unref(c->q[(c->qhead + i) % c->qcap]);
-    c->qhead = c->qlen = 0;
-    c->qbytes = 0;
+    uint32_t keep = c->wsi && !c->write_failed && c->qoff && c->qlen ? 1 : 0;
+    for (uint32_t i = keep; i < c->qlen; i++)
+        frame_unref(c->q[(c->qhead + i) % c->qcap].f);
+    c->qlen = keep;
+    c->qbytes = keep && !c->q[c->qhead].answer ? c->q[c->qhead].f->len : 0;
+    if (!keep)
+        c->qhead = c->qoff = 0;
 }
 
 /* Room for one more frame in the ring (no allocation while it has room). */
@@ -48,7 +54,7 @@ static int queue_reserve(struct conn *c)
     if (c->qlen < c->qcap)
         return 0;
     uint32_t cap = c->qcap ? c->qcap * 2 : 8;
-    struct frame **q = malloc(cap * sizeof *q);
+    struct conn_qent *q = malloc(cap * sizeof *q);
     if (!q)
         return -1;
     for (uint32_t i = 0; i < c->qlen; i++)
@@ -64,6 +70,7 @@ void conn_unref(struct conn *c)
 {
     if (!c || --c->refs > 0)
         return;
+    c->wsi = NULL;
     queue_clear(c);
     free(c->q);
     free(c->rx);
@@ -96,6 +103,24 @@ int conn_take_token(struct conn *c)
     return RF_ERATE_LIMITED;
 }
 
+/* Appends f to the queue (taking a reference) and flags the connection for
+ * conn_flush; a failure to grow the queue closes it. */
+static void queue_push(struct conn *c, struct frame *f, bool answer)
+{
+    if (queue_reserve(c)) {
+        conn_close(c, CLOSE_INTERNAL);
+        return;
+    }
+    c->q[(c->qhead + c->qlen++) % c->qcap] = (struct conn_qent){frame_ref(f), answer};
+    if (!answer)
+        c->qbytes += f->len;
+    if (!c->dirty) { /* written at the end of the turn (conn_flush) */
+        c->dirty = true;
+        c->dirty_next = c->app->dirty;
+        c->app->dirty = conn_ref(c);
+    }
+}
+
 void conn_send(struct conn *c, struct frame *f)
 {
     if (!c->wsi && c->sink && !c->close_code) {
@@ -119,58 +144,57 @@ void conn_send(struct conn *c, struct frame *f)
             return;
         }
     }
-    if (queue_reserve(c)) {
-        conn_close(c, CLOSE_INTERNAL);
+    queue_push(c, f, false);
+}
+
+void conn_send_answer(struct conn *c, struct frame *f)
+{
+    if (!c->wsi && c->sink && !c->close_code) {
+        c->sink(c, f);
         return;
     }
-    c->q[(c->qhead + c->qlen++) % c->qcap] = frame_ref(f);
-    c->qbytes += f->len;
-    if (!c->dirty) { /* written at the end of the turn (conn_flush) */
-        c->dirty = true;
-        c->dirty_next = c->app->dirty;
-        c->app->dirty = conn_ref(c);
-    }
+    if (!c->wsi || c->close_code)
+        return;
+    queue_push(c, f, true);
 }
 
 static void queue_pop(struct conn *c)
 {
-    struct frame *f = c->q[c->qhead];
+    struct conn_qent e = c->q[c->qhead];
     c->qhead = (c->qhead + 1) % c->qcap;
     c->qlen--;
-    c->qbytes -= f->len;
+    c->qoff = 0;
+    if (!e.answer)
+        c->qbytes -= e.f->len;
     if (c->qbytes <= c->app->cfg.max_queue)
         c->over_since = 0;
-    frame_unref(f);
+    frame_unref(e.f);
 }
 
-/* One write of the queued frames: as many whole frames as fit in app->wbuf
- * copied into it (each already carries its header), or a single frame
- * larger than that written from its own memory. lws keeps what the socket
- * does not take (and asks for WRITEABLE itself); when frames remain and lws
- * holds nothing, a WRITEABLE is requested for them. Returns lws_write's
- * failure as -1. */
+/* One write of the queued frames: the next APP_WBUF bytes of the queue (whole
+ * frames, each already carrying its header, then the start of the next one)
+ * copied into app->wbuf; a frame larger than that goes out a slice per
+ * write. So lws, which keeps what the socket does not take (and asks for
+ * WRITEABLE itself), never holds more than one slice of a connection's
+ * output: a large frame shared by many connections stays in one copy. When
+ * frames remain and lws holds nothing, a WRITEABLE is requested for them.
+ * Returns lws_write's failure as -1. */
 static int write_burst(struct conn *c)
 {
     unsigned char *buf = c->app->wbuf + LWS_PRE;
     size_t n = 0;
-    int rc;
-    while (c->qlen) {
-        struct frame *f = c->q[c->qhead];
-        if (n + f->hlen + f->len > APP_WBUF)
-            break;
-        memcpy(buf + n, frame_wire(f), f->hlen + f->len);
-        n += f->hlen + f->len;
-        queue_pop(c);
+    while (c->qlen && n < APP_WBUF) {
+        const struct frame *f = c->q[c->qhead].f;
+        size_t wire = f->hlen + f->len, k = wire - c->qoff;
+        if (k > APP_WBUF - n)
+            k = APP_WBUF - n;
+        memcpy(buf + n, frame_wire(f) + c->qoff, k);
+        n += k;
+        c->qoff += k;
+        if (c->qoff == wire)
+            queue_pop(c);
     }
-    if (n) {
-        rc = lws_write(c->wsi, buf, n, LWS_WRITE_RAW);
-    } else {
-        struct frame *f = frame_ref(c->q[c->qhead]);
-        queue_pop(c);
-        rc = lws_write(c->wsi, (unsigned char *)frame_wire(f), f->hlen + f->len, LWS_WRITE_RAW);
-        frame_unref(f);
-    }
-    if (rc < 0)
+    if (n && lws_write(c->wsi, buf, n, LWS_WRITE_RAW) < 0)
         return -1;
     if ((c->qlen || c->close_code) && !lws_partial_buffered(c->wsi))
         lws_callback_on_writable(c->wsi);
@@ -235,7 +259,8 @@ int conn_on_writeable(struct conn *c)
         return -1;
     if (c->close_sent)
         return 0;
-    if (c->ping_due && !c->close_code) {
+    /* A ping goes between frames, never inside one written in slices. */
+    if (c->ping_due && !c->close_code && !c->qoff) {
         /* With a payload: lws 4.1.6 gives no RECEIVE_PONG for an empty pong. */
         unsigned char ping[LWS_PRE + 4] = {[LWS_PRE] = 'r', 'f', 'n', 'p'};
         c->ping_due = false;

@@ -9,7 +9,14 @@
  * WRITEABLE. So a broadcast never waits on a slow reader, and a burst of
  * frames to one connection costs one system call. A connection whose queue stays over --max-queue
  * bytes for QUEUE_GRACE_MS, or passes four times that, is closed (status
- * 4001: rejoin with `since`) instead of growing.
+ * 4001: rejoin with `since`) instead of growing. What a connection asked for
+ * (the snapshot or the replay of its join: conn_send_answer) is not lag and
+ * is not counted against that cap.
+ *
+ * Frames are written in slices of at most APP_WBUF bytes, each slice once
+ * the socket has taken the one before: a large frame shared by many
+ * connections (a snapshot) is never copied whole into lws' buffer of any of
+ * them, so its memory is paid once however many receive it.
  *
  * A conn is reference-counted: held output (outbox.h) keeps a reference, so
  * the struct outlives its socket until the last reference is dropped. */
@@ -39,6 +46,11 @@ struct frame;
 #define IDLE_PING_MS   10000 /* a connection silent this long is pinged */
 #define IDLE_DROP_MS   22000 /* and closed (4002) when silent this long; gone 3 s later */
 
+struct conn_qent {
+    struct frame *f;
+    bool answer; /* queued by conn_send_answer(): not counted against --max-queue */
+};
+
 struct conn {
     struct app *app;
     struct lws *wsi; /* NULL once the socket has closed */
@@ -49,9 +61,10 @@ struct conn {
     struct participant *part;
     uint64_t join_serial; /* app->join_serial when it joined */
     uint64_t last_need;   /* what its last held message waited for (outbox.c) */
-    struct frame **q;     /* outgoing frames: a ring of qcap slots, qlen from qhead */
+    struct conn_qent *q;  /* outgoing frames: a ring of qcap slots, qlen from qhead */
     uint32_t qcap, qhead, qlen;
-    size_t qbytes;
+    size_t qbytes;       /* bytes queued that count against --max-queue (answers do not) */
+    size_t qoff;         /* wire bytes of the head frame already written */
     uint64_t over_since; /* uv_now() since qbytes went over --max-queue (0: under) */
     uint64_t alive_at;   /* uv_now() of the last message or pong from the peer */
     bool ping_due;       /* a ping goes out at the next WRITEABLE */
@@ -89,6 +102,9 @@ int conn_take_token(struct conn *c);
 /* Queues f (borrowed: the queue takes its own reference) for sending. A
  * closed or closing connection drops it. */
 void conn_send(struct conn *c, struct frame *f);
+/* As conn_send(), for what the connection asked for (its join's snapshot or
+ * replay): not lag, so never counted against --max-queue. */
+void conn_send_answer(struct conn *c, struct frame *f);
 
 /* End of a loop turn: writes what each connection given frames this turn
  * has queued (one send each, when lws holds nothing unsent for it). Also

@@ -6,6 +6,7 @@
 
 #include <libwebsockets.h>
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,14 @@ struct frame *frame_from_buf(struct codec_buf *b);
 
 /* A frame holding a copy of data[0..len). NULL on out of memory. */
 struct frame *frame_copy(const void *data, size_t len);
+
+/* Makes f one fragment of a message split over several frames (RFC 6455
+ * 5.4): `first` gives it the binary opcode (else continuation), `fin` marks
+ * the last. A message's fragments must be queued back to back. */
+static inline void frame_set_fragment(struct frame *f, bool first, bool fin)
+{
+    f->data[-(ptrdiff_t)f->hlen] = (unsigned char)((fin ? 0x80 : 0) | (first ? 0x2 : 0x0));
+}
 
 struct frame *frame_ref(struct frame *f);
 /* Drops one reference; frees on the last. NULL is a no-op. */

@@ -23,6 +23,7 @@ struct entry {
     bool ack;         /* the ok of request req_id */
     struct room *dep; /* the room an ack's change is about (NULL: any) */
     bool actors_only; /* a room entry for non-observers only */
+    bool answer;      /* what the connection asked for (conn_send_answer) */
 };
 
 /* Entries in creation order; those released leave, the others keep their
@@ -63,7 +64,10 @@ static void deliver(struct app *app, struct entry *e)
 {
     (void)app;
     if (!e->room) {
-        conn_send(e->conn, e->frame);
+        if (e->answer)
+            conn_send_answer(e->conn, e->frame);
+        else
+            conn_send(e->conn, e->frame);
         return;
     }
     for (struct conn *c = room_conns(e->room); c; c = c->room_next)
@@ -123,15 +127,22 @@ static uint64_t conn_need(struct conn *c, struct room *r)
 void outbox_to_conn(struct app *app, struct conn *c, struct frame *f)
 {
     struct entry e = {
-        conn_need(c, NULL), 0, frame_ref(f), conn_ref(c), NULL, 0, false, NULL, false};
+        conn_need(c, NULL), 0, frame_ref(f), conn_ref(c), NULL, 0, false, NULL, false, false};
+    push(app, e);
+}
+
+void outbox_answer(struct app *app, struct conn *c, struct frame *f)
+{
+    struct entry e = {
+        conn_need(c, NULL), 0, frame_ref(f), conn_ref(c), NULL, 0, false, NULL, false, true};
     push(app, e);
 }
 
 void outbox_ack(struct app *app, struct conn *c, struct frame *f, uint64_t req_id, struct room *dep)
 {
     struct entry e = {
-        conn_need(c, dep),          0,    frame_ref(f), conn_ref(c), NULL, req_id, true,
-        dep ? room_ref(dep) : NULL, false};
+        conn_need(c, dep),          0,     frame_ref(f), conn_ref(c), NULL, req_id, true,
+        dep ? room_ref(dep) : NULL, false, false};
     push(app, e);
 }
 
@@ -142,7 +153,7 @@ void outbox_to_room(struct app *app, struct room *r, struct frame *f, struct con
                       frame_ref(f),    except ? conn_ref(except) : NULL,
                       room_ref(r),     0,
                       false,           NULL,
-                      actors_only};
+                      actors_only,     false};
     push(app, e);
 }
 

@@ -29,6 +29,9 @@ void outbox_free(struct outbox *ob);
 
 /* Queues f (borrowed) for one connection. */
 void outbox_to_conn(struct app *app, struct conn *c, struct frame *f);
+/* As outbox_to_conn(), for what the connection asked for (its join's
+ * snapshot or replay): delivered with conn_send_answer(), not counted as lag. */
+void outbox_answer(struct app *app, struct conn *c, struct frame *f);
 /* Queues the `ok` f (borrowed) of request req_id, which changed room dep
  * (may be NULL: any room): if that room's changes fail to commit, the
  * connection gets `err internal` for req_id instead. */

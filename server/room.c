@@ -64,6 +64,7 @@ static void room_free(struct room *r)
     for (size_t i = 0; i < r->ring_count; i++)
         frame_unref(r->ring[(r->ring_head + i) % r->ring_alloc]);
     free(r->ring);
+    frame_unref(r->snap_items);
     for (size_t i = 0; i < r->nrounds; i++)
         round_free(r->rounds[i]);
     free(r->rounds);
@@ -416,6 +417,8 @@ void room_event_begin(struct event *ev, struct room *r, const char *type,
     ev->by = by ? by->pid : NULL;
     ev->seq = ++r->seq;
     ev->at = now_ms();
+    frame_unref(r->snap_items); /* the items may change: the next joiner's snapshot is new */
+    r->snap_items = NULL;
     codec_buf_init(&ev->buf, FRAME_HEAD);
     codec_packer_init(&ev->pk, &ev->buf);
     msgpack_pack_map(&ev->pk, 4 + nfields);
@@ -672,7 +675,35 @@ void room_pack_export(const struct room *r, msgpack_packer *pk)
     pack_items_and_rounds(r, pk);
 }
 
-static struct frame *snapshot_frame(const struct room *r)
+/* The snapshot's `items` value (an array), encoded once for this seq and
+ * shared; a WebSocket continuation frame ending the message that
+ * snapshot_head() starts. NULL on out of memory. Returns a new reference. */
+static struct frame *snapshot_items(struct room *r)
+{
+    if (!r->snap_items || r->snap_seq != r->seq) {
+        struct codec_buf b;
+        msgpack_packer pk;
+        codec_buf_init(&b, FRAME_HEAD);
+        codec_packer_init(&pk, &b);
+        msgpack_pack_array(&pk, r->backlog.n);
+        for (size_t i = 0; i < r->backlog.n; i++)
+            item_pack(r->backlog.v[i], &pk);
+        struct frame *f = frame_from_buf(&b);
+        if (!f)
+            return NULL;
+        frame_set_fragment(f, false, true);
+        frame_unref(r->snap_items);
+        r->snap_items = f;
+        r->snap_seq = r->seq;
+    }
+    return frame_ref(r->snap_items);
+}
+
+/* The snapshot, all of it but the items: small, and made for each joiner
+ * (presence and participants change with every join). With `whole`, the
+ * items follow in the same frame; otherwise it is the first fragment of a
+ * message that snapshot_items() ends, and the items are packed last. */
+static struct frame *snapshot_head(const struct room *r, bool whole)
 {
     struct codec_buf b;
     msgpack_packer pk;
@@ -687,7 +718,10 @@ static struct frame *snapshot_frame(const struct room *r)
     pack_participants(r, &pk);
     codec_pack_str(&pk, "observers");
     pack_observers(r, &pk);
-    pack_items_and_rounds(r, &pk);
+    codec_pack_str(&pk, "rounds");
+    msgpack_pack_array(&pk, r->nrounds);
+    for (size_t i = 0; i < r->nrounds; i++)
+        round_pack(r->rounds[i], &pk);
     const struct round *cur = room_current_round(r);
     codec_pack_str(&pk, "round");
     if (cur)
@@ -700,7 +734,36 @@ static struct frame *snapshot_frame(const struct room *r)
         msgpack_pack_int64(&pk, r->timer_ends_at);
     else
         msgpack_pack_nil(&pk);
-    return frame_from_buf(&b);
+    codec_pack_str(&pk, "items");
+    if (whole) {
+        msgpack_pack_array(&pk, r->backlog.n);
+        for (size_t i = 0; i < r->backlog.n; i++)
+            item_pack(r->backlog.v[i], &pk);
+    }
+    struct frame *f = frame_from_buf(&b);
+    if (f && !whole)
+        frame_set_fragment(f, true, false);
+    return f;
+}
+
+/* Queues the room's snapshot to c as the answer to its join. A large backlog
+ * goes as two fragments of one message: c's own head, then the items frame
+ * shared by every joiner of the same moment, so 50 joiners of a room cost one
+ * copy of its items, not 50. A connection without a socket (in-process) gets
+ * one whole frame. Returns 0 or RF_ENOMEM. */
+static int send_snapshot(struct app *app, struct room *r, struct conn *c)
+{
+    bool share = c->wsi && r->backlog.bytes >= ROOM_SNAPSHOT_SHARE;
+    struct frame *head = snapshot_head(r, !share), *items = share ? snapshot_items(r) : NULL;
+    int rc = head && (items || !share) ? 0 : RF_ENOMEM;
+    if (!rc) {
+        outbox_answer(app, c, head);
+        if (items)
+            outbox_answer(app, c, items);
+    }
+    frame_unref(head);
+    frame_unref(items);
+    return rc;
 }
 
 /* ---- presence -------------------------------------------------------------- */
@@ -742,6 +805,10 @@ static void notice(struct app *app, struct room *r, struct conn *except, const c
 
 void room_tick(struct app *app, struct room *r, int64_t now)
 {
+    if (r->snap_items && r->snap_items->refs == 1) { /* every joiner has it: not kept */
+        frame_unref(r->snap_items);
+        r->snap_items = NULL;
+    }
     /* now is the wall clock (the notice's `at`): when it went back, do not wait for it to
      * catch up with the last notice's time. */
     int64_t since = now - r->observers_sent_at;
@@ -1038,16 +1105,11 @@ int room_handle_join(struct req *q)
         for (uint64_t s = since + 1; s <= r->seq; s++) {
             size_t back = (size_t)(r->seq - s); /* 0 for the newest */
             size_t idx = (r->ring_head + r->ring_count - 1 - back) % r->ring_alloc;
-            outbox_to_conn(app, c, r->ring[idx]);
+            outbox_answer(app, c, r->ring[idx]);
         }
-    } else {
-        struct frame *f = snapshot_frame(r);
-        if (!f) {
-            conn_close(c, CLOSE_INTERNAL);
-            return 0;
-        }
-        outbox_to_conn(app, c, f);
-        frame_unref(f);
+    } else if (send_snapshot(app, r, c)) {
+        conn_close(c, CLOSE_INTERNAL);
+        return 0;
     }
     if (p->online == 1 && p->role != ROLE_OBSERVER) {
         notice(app, r, c, "participant.joined", p);

@@ -36,6 +36,10 @@ struct frame;
 #define ROOM_CROWD        100
 #define ROOM_OBSERVERS_MS 1000
 
+/* A backlog of at least this many bytes (backlog.bytes) goes to joiners as a
+ * snapshot in two fragments, its items shared (room.c, send_snapshot). */
+#define ROOM_SNAPSHOT_SHARE (64 * 1024)
+
 struct participant {
     char pid[TOKEN_LEN + 1];
     uint8_t secret_hash[TOKEN_HASH];
@@ -88,6 +92,11 @@ struct room {
     size_t ring_count, ring_head;
     uint64_t records_upto; /* store_added() after the room's last change */
     int64_t idle_since;    /* when its last connection left (0: in use) */
+    /* The `items` of the snapshot at seq snap_seq, encoded once and shared by
+     * every joiner of that moment (room_handle_join); dropped at the next
+     * change, or once no connection holds it any more (room_tick). */
+    struct frame *snap_items;
+    uint64_t snap_seq;
     struct conn *conns;
     struct conn *hinting; /* the connections holding a hint (hint.h) */
     uint32_t refs;
