@@ -1508,6 +1508,7 @@ struct saved {
     uint8_t tokens[ROLE__COUNT][TOKEN_HASH];
     bool auto_reveal, reveal_on_timer;
     uint32_t grace;
+    size_t item_bytes; /* backlog.bytes: kept as items change, summed again at load */
 };
 
 static void save_room(const struct room *r, struct saved *sv)
@@ -1529,6 +1530,7 @@ static void save_room(const struct room *r, struct saved *sv)
     sv->auto_reveal = r->auto_reveal;
     sv->reveal_on_timer = r->reveal_on_timer;
     sv->grace = r->facilitator_grace;
+    sv->item_bytes = r->backlog.bytes;
 }
 
 static bool obj_eq(const msgpack_object *a, const msgpack_object *b)
@@ -1570,6 +1572,9 @@ static void compare_room(const struct saved *sv, const struct room *r)
                   (unsigned long long)now.next_item, (unsigned long long)sv->next_item,
                   (unsigned long long)now.next_round, (unsigned long long)sv->next_round, now.focus,
                   sv->focus, (long long)now.timer, (long long)sv->timer);
+    if (now.item_bytes != sv->item_bytes)
+        VIOLATION("the room's item bytes (--max-room-bytes) were %zu as kept, %zu summed at load",
+                  sv->item_bytes, now.item_bytes);
     msgpack_zone z;
     msgpack_object a, b;
     const char *why;
