@@ -675,9 +675,23 @@ void room_pack_export(const struct room *r, msgpack_packer *pk)
     pack_items_and_rounds(r, pk);
 }
 
-/* The snapshot's `items` value (an array), encoded once for this seq and
- * shared; a WebSocket continuation frame ending the message that
- * snapshot_head() starts. NULL on out of memory. Returns a new reference. */
+/* Packs the snapshot's last two entries, the `items` array's value, then
+ * `rounds` and its array: what snapshot_head() leaves out when shared. */
+static void pack_items_tail(const struct room *r, msgpack_packer *pk)
+{
+    msgpack_pack_array(pk, r->backlog.n);
+    for (size_t i = 0; i < r->backlog.n; i++)
+        item_pack(r->backlog.v[i], pk);
+    codec_pack_str(pk, "rounds");
+    msgpack_pack_array(pk, r->nrounds);
+    for (size_t i = 0; i < r->nrounds; i++)
+        round_pack(r->rounds[i], pk);
+}
+
+/* The snapshot's items and rounds (they change only with an event), encoded
+ * once for this seq and shared: a WebSocket continuation frame ending the
+ * message that snapshot_head() starts. NULL on out of memory. Returns a new
+ * reference. */
 static struct frame *snapshot_items(struct room *r)
 {
     if (!r->snap_items || r->snap_seq != r->seq) {
@@ -685,9 +699,7 @@ static struct frame *snapshot_items(struct room *r)
         msgpack_packer pk;
         codec_buf_init(&b, FRAME_HEAD);
         codec_packer_init(&pk, &b);
-        msgpack_pack_array(&pk, r->backlog.n);
-        for (size_t i = 0; i < r->backlog.n; i++)
-            item_pack(r->backlog.v[i], &pk);
+        pack_items_tail(r, &pk);
         struct frame *f = frame_from_buf(&b);
         if (!f)
             return NULL;
@@ -699,10 +711,10 @@ static struct frame *snapshot_items(struct room *r)
     return frame_ref(r->snap_items);
 }
 
-/* The snapshot, all of it but the items: small, and made for each joiner
- * (presence and participants change with every join). With `whole`, the
- * items follow in the same frame; otherwise it is the first fragment of a
- * message that snapshot_items() ends, and the items are packed last. */
+/* The snapshot, all of it but the items and rounds: small, and made for
+ * each joiner (presence and participants change with every join). With
+ * `whole`, the items and rounds follow in the same frame; otherwise it is the
+ * first fragment of a message that snapshot_items() ends. */
 static struct frame *snapshot_head(const struct room *r, bool whole)
 {
     struct codec_buf b;
@@ -718,10 +730,6 @@ static struct frame *snapshot_head(const struct room *r, bool whole)
     pack_participants(r, &pk);
     codec_pack_str(&pk, "observers");
     pack_observers(r, &pk);
-    codec_pack_str(&pk, "rounds");
-    msgpack_pack_array(&pk, r->nrounds);
-    for (size_t i = 0; i < r->nrounds; i++)
-        round_pack(r->rounds[i], &pk);
     const struct round *cur = room_current_round(r);
     codec_pack_str(&pk, "round");
     if (cur)
@@ -735,11 +743,8 @@ static struct frame *snapshot_head(const struct room *r, bool whole)
     else
         msgpack_pack_nil(&pk);
     codec_pack_str(&pk, "items");
-    if (whole) {
-        msgpack_pack_array(&pk, r->backlog.n);
-        for (size_t i = 0; i < r->backlog.n; i++)
-            item_pack(r->backlog.v[i], &pk);
-    }
+    if (whole)
+        pack_items_tail(r, &pk);
     struct frame *f = frame_from_buf(&b);
     if (f && !whole)
         frame_set_fragment(f, true, false);
@@ -747,13 +752,14 @@ static struct frame *snapshot_head(const struct room *r, bool whole)
 }
 
 /* Queues the room's snapshot to c as the answer to its join. A large backlog
- * goes as two fragments of one message: c's own head, then the items frame
- * shared by every joiner of the same moment, so 50 joiners of a room cost one
- * copy of its items, not 50. A connection without a socket (in-process) gets
- * one whole frame. Returns 0 or RF_ENOMEM. */
+ * (or a long history of rounds) goes as two fragments of one message: c's own
+ * head, then the items and rounds frame shared by every joiner of the same
+ * moment, so 50 joiners of a room cost one copy of its items, not 50. A connection without a socket
+ * (in-process) gets one whole frame. Returns 0 or RF_ENOMEM. */
 static int send_snapshot(struct app *app, struct room *r, struct conn *c)
 {
-    bool share = c->wsi && r->backlog.bytes >= ROOM_SNAPSHOT_SHARE;
+    bool share = c->wsi && (r->backlog.bytes >= ROOM_SNAPSHOT_SHARE ||
+                            r->nrounds >= ROOM_SNAPSHOT_SHARE_ROUNDS);
     struct frame *head = snapshot_head(r, !share), *items = share ? snapshot_items(r) : NULL;
     int rc = head && (items || !share) ? 0 : RF_ENOMEM;
     if (!rc) {

@@ -36,9 +36,11 @@ struct frame;
 #define ROOM_CROWD        100
 #define ROOM_OBSERVERS_MS 1000
 
-/* A backlog of at least this many bytes (backlog.bytes) goes to joiners as a
- * snapshot in two fragments, its items shared (room.c, send_snapshot). */
-#define ROOM_SNAPSHOT_SHARE (64 * 1024)
+/* A backlog of at least this many bytes (backlog.bytes), or a room with this
+ * many rounds, goes to joiners as a snapshot in two fragments, its items and
+ * rounds shared (room.c, send_snapshot). */
+#define ROOM_SNAPSHOT_SHARE        (64 * 1024)
+#define ROOM_SNAPSHOT_SHARE_ROUNDS 64
 
 struct participant {
     char pid[TOKEN_LEN + 1];
@@ -92,9 +94,9 @@ struct room {
     size_t ring_count, ring_head;
     uint64_t records_upto; /* store_added() after the room's last change */
     int64_t idle_since;    /* when its last connection left (0: in use) */
-    /* The `items` of the snapshot at seq snap_seq, encoded once and shared by
-     * every joiner of that moment (room_handle_join); dropped at the next
-     * change, or once no connection holds it any more (room_tick). */
+    /* The `items` and `rounds` of the snapshot at seq snap_seq, encoded once
+     * and shared by every joiner of that moment (room_handle_join); dropped at
+     * the next change, or once no connection holds it any more (room_tick). */
     struct frame *snap_items;
     uint64_t snap_seq;
     struct conn *conns;

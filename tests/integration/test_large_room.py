@@ -83,6 +83,28 @@ class LargeRoom(AsyncTestCase):
             ok = await join(c, room, tokens["member"], "Again")
             self.assertEqual(len(c.snapshot["items"]), 450)
 
+    async def test_a_long_history_of_rounds_is_shared_too(self):
+        # A small backlog but 70 rounds: the snapshot's items and rounds go as the shared
+        # fragment (64 rounds or more), and arrive as one message equal to the room's state.
+        with Server("--rate", "1000") as server:
+            fac = await self.connect(server, "fac")
+            room, tokens = await create_room(fac, "rounds")
+            await join(fac, room, tokens["facilitator"], "Fac")
+            item = (await fac.expect_ok("item.add", item={"title": "estimate me"}))["item"]
+            for _ in range(70):
+                ok = await fac.expect_ok("round.start", item=item)
+                ev = await fac.next_message("round.started", pred=lambda m: m["seq"] == ok["seq"])
+                await fac.expect_ok("round.cancel", round=ev["round"])
+            seq = (await fac.expect_ok("round.start", item=item))["seq"]
+            for name in ("A", "B"):
+                c = await self.connect(server, name)
+                await join(c, room, tokens["member"], name)
+                self.assertEqual(c.snapshot["seq"], seq)
+                self.assertEqual(len(c.snapshot["rounds"]), 71)
+                self.assertEqual([it["id"] for it in c.snapshot["items"]], [item])
+                self.assertEqual(c.snapshot["round"]["state"], "voting")
+                self.assertEqual(len(c.snapshot["participants"]), 2 if name == "A" else 3)
+
     async def test_the_room_byte_budget(self):
         # A budget of 1 MB: items of ~10 KB until refused.
         budget = 1000000
