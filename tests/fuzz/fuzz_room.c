@@ -1308,6 +1308,10 @@ static void pack_with_nul(msgpack_packer *pk, const msgpack_object *o, uint8_t s
     case MSGPACK_OBJECT_STR: {
         size_t n = o->via.str.size, at = sub % (n + 1);
         msgpack_pack_str(pk, n + 1);
+        if (n == 0) { /* an empty string's ptr may be NULL: no arithmetic on it */
+            msgpack_pack_str_body(pk, "", 1);
+            return;
+        }
         msgpack_pack_str_body(pk, o->via.str.ptr, at);
         msgpack_pack_str_body(pk, "", 1);
         msgpack_pack_str_body(pk, o->via.str.ptr + at, n - at);
