@@ -274,6 +274,40 @@ static int check_budget(struct req *q, size_t now, size_t after)
                     max, now, after - now);
 }
 
+/* Whether v holds o (a validated value of its field). Allocates nothing. */
+static bool ival_is(const struct ival *v, const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return v->type == IV_NIL;
+    case MSGPACK_OBJECT_STR:
+        return v->type == IV_STR && codec_str_eq(o, v->u.s);
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return v->type == IV_INT && v->u.i == (int64_t)o->via.u64;
+    case MSGPACK_OBJECT_ARRAY:
+        if (v->type != IV_LIST || v->u.l.n != o->via.array.size)
+            return false;
+        for (uint32_t i = 0; i < v->u.l.n; i++)
+            if (!codec_str_eq(&o->via.array.ptr[i], v->u.l.v[i]))
+                return false;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Whether every field of the validated map `set` has that value in it already. */
+static bool item_has(const struct item *it, const msgpack_object *set)
+{
+    for (uint32_t i = 0; i < set->via.map.size; i++) {
+        const msgpack_object *k = &set->via.map.ptr[i].key;
+        int f = k->type == MSGPACK_OBJECT_STR ? field_index(k->via.str.ptr, k->via.str.size) : -1;
+        if (f < 0 || !ival_is(&it->f[f], &set->via.map.ptr[i].val))
+            return false;
+    }
+    return true;
+}
+
 void item_pack(const struct item *it, msgpack_packer *pk)
 {
     msgpack_pack_map(pk, 4 + nfields());
@@ -604,6 +638,10 @@ int backlog_handle_update(struct req *q)
     int rc = ops_validate_fields(ops_item_fields, set, true, true, q->why, sizeof q->why);
     if (rc)
         return rc;
+    if (item_has(it, set)) { /* the values it has: nothing changes */
+        req_ok_unchanged(q);
+        return 0;
+    }
     size_t after;
     if ((rc = item_bytes_with(it, set, &after)) ||
         (rc = check_budget(q, r->backlog.bytes, r->backlog.bytes - it->bytes + after)) ||
@@ -632,7 +670,14 @@ int backlog_handle_move(struct req *q)
     int rc;
     if (!it)
         return RF_ENOT_FOUND;
-    if ((rc = resolve_after(q, it, &prev)) || (rc = rank_for(q, prev, it, rank)))
+    if ((rc = resolve_after(q, it, &prev)))
+        return rc;
+    size_t at = index_of(&r->backlog, it);
+    if (prev == (at ? r->backlog.v[at - 1] : NULL)) { /* already there */
+        req_ok_unchanged(q);
+        return 0;
+    }
+    if ((rc = rank_for(q, prev, it, rank)))
         return rc;
     remove_at(&r->backlog, index_of(&r->backlog, it));
     strcpy(it->rank, rank);
@@ -782,8 +827,15 @@ int backlog_handle_focus(struct req *q)
         struct item *it = get_item(q, "item");
         if (!it)
             return RF_ENOT_FOUND;
+        if (r->focus && strcmp(r->focus, it->id) == 0) { /* already focused */
+            req_ok_unchanged(q);
+            return 0;
+        }
         if (!(focus = strdup(it->id)))
             return RF_ENOMEM;
+    } else if (!r->focus) {
+        req_ok_unchanged(q);
+        return 0;
     }
     free(r->focus);
     r->focus = focus;

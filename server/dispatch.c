@@ -139,6 +139,14 @@ void req_ok_seq(struct req *r, uint64_t seq)
     req_ok_end(r, &b);
 }
 
+void req_ok_unchanged(struct req *r)
+{
+    struct codec_buf b;
+    msgpack_packer pk;
+    req_ok_begin(r, &b, &pk, 0);
+    req_ok_end(r, &b);
+}
+
 void dispatch_message(struct conn *c, const void *data, size_t len, bool binary)
 {
     struct req r;

@@ -49,6 +49,8 @@ void req_ok_begin(struct req *r, struct codec_buf *b, msgpack_packer *pk, size_t
 void req_ok_end(struct req *r, struct codec_buf *b);
 /* ok {id, seq}. */
 void req_ok_seq(struct req *r, uint64_t seq);
+/* `ok` without seq to a change that changes nothing: no event, nothing stored. */
+void req_ok_unchanged(struct req *r);
 
 /* Sends an err reply for request id (has_id false: id nil) to c. */
 void dispatch_error(struct conn *c, bool has_id, uint64_t id, int code, const char *msg);

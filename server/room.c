@@ -1135,6 +1135,10 @@ int room_handle_role_set(struct req *q)
     if (!p)
         return req_fail(q, RF_ENOT_FOUND, "There is no participant with this id in the room.");
     int nr = role_parse(role->via.str.ptr, role->via.str.size);
+    if (nr == p->role) { /* the role it has: nothing changes */
+        req_ok_unchanged(q);
+        return 0;
+    }
     if (p->role == ROLE_FACILITATOR && nr != ROLE_FACILITATOR) {
         size_t facilitators = 0;
         for (size_t i = 0; i < r->nactors; i++)
@@ -1199,6 +1203,19 @@ int room_handle_claim(struct req *q)
     return 0;
 }
 
+/* Whether deck (a name or a list of cards) is the room's deck as it is. */
+static bool deck_is(const struct room *r, const msgpack_object *deck)
+{
+    if (deck->type == MSGPACK_OBJECT_STR)
+        return r->deck_name && codec_str_eq(deck, r->deck_name);
+    if (r->deck_name || deck->via.array.size != r->ncards)
+        return false;
+    for (size_t i = 0; i < r->ncards; i++)
+        if (!codec_str_eq(&deck->via.array.ptr[i], r->cards[i]))
+            return false;
+    return true;
+}
+
 int room_handle_update(struct req *q)
 {
     struct room *r = q->room;
@@ -1211,6 +1228,22 @@ int room_handle_update(struct req *q)
         return req_fail(q, RF_EBAD_REQUEST,
                         "Send at least one of name, deck, auto_reveal, reveal_on_timer and "
                         "facilitator_grace.");
+    /* Only the fields that change are set, stored and in the event. */
+    if (name && codec_str_eq(name, r->name))
+        name = NULL;
+    if (deck && deck_is(r, deck))
+        deck = NULL;
+    if (ar && ar->via.boolean == r->auto_reveal)
+        ar = NULL;
+    if (rot && rot->via.boolean == r->reveal_on_timer)
+        rot = NULL;
+    if (grace && grace->via.u64 == r->facilitator_grace)
+        grace = NULL;
+    n = (name != NULL) + (deck != NULL) + (ar != NULL) + (rot != NULL) + (grace != NULL);
+    if (!n) {
+        req_ok_unchanged(q);
+        return 0;
+    }
     char *new_name = name ? codec_strdup(name) : NULL;
     if (name && !new_name)
         return RF_ENOMEM;

@@ -489,10 +489,12 @@ int round_handle_vote(struct req *q)
                         rd->id);
     struct vote *v = find_vote(rd, q->who->pid);
     if (card->type == MSGPACK_OBJECT_NIL) {
-        if (v) {
-            free(v->card);
-            *v = rd->votes[--rd->nvotes];
+        if (!v) { /* withdrawing a vote never cast changes nothing */
+            req_ok_unchanged(q);
+            return 0;
         }
+        free(v->card);
+        *v = rd->votes[--rd->nvotes];
     } else {
         char *c = codec_strdup(card);
         if (!c)
@@ -501,6 +503,15 @@ int round_handle_vote(struct req *q)
             free(c);
             return req_fail(q, RF_EBAD_REQUEST,
                             "That card is not in this round's deck; pick one of its cards.");
+        }
+        int confidence = -1;
+        for (int i = 0; conf && i < 3; i++)
+            if (codec_str_eq(conf, CONFIDENCE_NAMES[i]))
+                confidence = i;
+        if (v && strcmp(v->card, c) == 0 && v->confidence == confidence) {
+            free(c); /* the same vote again */
+            req_ok_unchanged(q);
+            return 0;
         }
         if (!v) {
             if (rd->nvotes == rd->capvotes) {
@@ -519,10 +530,7 @@ int round_handle_vote(struct req *q)
         }
         free(v->card);
         v->card = c;
-        v->confidence = -1;
-        for (int i = 0; conf && i < 3; i++)
-            if (codec_str_eq(conf, CONFIDENCE_NAMES[i]))
-                v->confidence = i;
+        v->confidence = confidence;
     }
     if (save_round(q->app, r, rd)) {
         room_evict(q->app, r->id);

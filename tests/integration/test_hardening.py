@@ -1051,6 +1051,14 @@ class CrashLoopTests(HardeningBase):
                     problems.append("%s: %s refused: %s" % (label, op, summarize(reply)))
                     continue
             seq = markers.get(marker) if marker else None
+            if reply is not None and "seq" not in reply:
+                # a change that changed nothing (a move to where the item is, a value it
+                # has): ok without seq, no event; a marked request always changes something
+                counts["acked"] += 1
+                if marker or op == "item.add":
+                    problems.append("%s: %s acknowledged without a seq: %s"
+                                    % (label, op, summarize(reply)))
+                continue
             if reply is not None:
                 counts["acked"] += 1
                 s = reply["seq"]

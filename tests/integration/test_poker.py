@@ -891,6 +891,7 @@ class FlowTests(PokerBase):
         await join(M3b, room, None, "Moe", pid=m3ok["pid"], secret=m3ok["secret"])
         await self.vote(F, rid2, "5")
         await self.vote(M1, rid2, "5")
+        await self.vote(M2, rid2, "8")
         await self.vote(M2, rid2, None)
         await self.vote(M2, rid2, "5")
         await asyncio.sleep(0.3)
