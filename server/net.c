@@ -13,11 +13,13 @@
 #include "log.h"
 #include "store.h"
 #include "web.h"
+#include "wsguard.h"
 
 #define SUBPROTOCOL "refine.v1"
 
 struct ws_session {
     struct conn *conn;
+    int guarded_fd; /* the socket wsguard follows, or -1 */
 };
 
 /* Open WebSocket connections from one client address. */
@@ -275,6 +277,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             return -1;
         peer_address(wsi, addr);
         peer_add(app, s->conn, addr);
+        /* Masks and ping bursts, which lws 4.1.6 gets wrong (wsguard.h);
+         * a TLS socket is read through OpenSSL, not recv(): not guarded. */
+        s->guarded_fd = lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
+        wsguard_start(s->guarded_fd);
         return 0;
     }
     case LWS_CALLBACK_RECEIVE:
@@ -298,6 +304,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return s->conn ? conn_on_writeable(s->conn) : -1;
     case LWS_CALLBACK_CLOSED:
         if (s->conn) {
+            wsguard_stop(s->guarded_fd); /* still open: the fd cannot be reused yet */
             peer_remove(app, s->conn);
             conn_on_closed(s->conn);
         }
@@ -486,6 +493,10 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     struct http_session *s = user;
     struct app *app = app_of(wsi);
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* a new socket: whatever was guarded on its fd number is gone */
+        wsguard_stop((int)(intptr_t)in);
+        return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return confirm_upgrade(app, wsi);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:

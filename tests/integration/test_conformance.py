@@ -85,9 +85,6 @@ class ConformanceTests(unittest.TestCase):
             x.close()
 
     # -- RFC 6455 5.1: a client masks every frame; a server closes on an unmasked one (1002) --
-    # Not yet: libwebsockets 4.1.6 neither checks the mask bit nor shows it to the protocol
-    # callback, and answers only the first ping of a read (see server/net.c and issue 10).
-    @unittest.expectedFailure
     def test_unmasked_frame_is_closed_with_1002(self):
         x = self.ws()
         try:
@@ -101,9 +98,6 @@ class ConformanceTests(unittest.TestCase):
             x.close()
         self.assertAlive()
 
-    # Not yet: libwebsockets 4.1.6 neither checks the mask bit nor shows it to the protocol
-    # callback, and answers only the first ping of a read (see server/net.c and issue 10).
-    @unittest.expectedFailure
     def test_unmasked_frame_after_a_masked_one(self):
         x = self.ws()
         try:
@@ -116,9 +110,6 @@ class ConformanceTests(unittest.TestCase):
         finally:
             x.close()
 
-    # Not yet: libwebsockets 4.1.6 neither checks the mask bit nor shows it to the protocol
-    # callback, and answers only the first ping of a read (see server/net.c and issue 10).
-    @unittest.expectedFailure
     def test_unmasked_control_frame(self):
         x = self.ws()
         try:
@@ -130,9 +121,6 @@ class ConformanceTests(unittest.TestCase):
             x.close()
 
     # -- RFC 6455 5.5.2/5.5.3: every ping gets a pong, at least the most recent of a burst --
-    # Not yet: libwebsockets 4.1.6 neither checks the mask bit nor shows it to the protocol
-    # callback, and answers only the first ping of a read (see server/net.c and issue 10).
-    @unittest.expectedFailure
     def test_newest_ping_of_a_burst_gets_a_pong(self):
         for size in (2, 60, 125):
             x = self.ws()
@@ -168,6 +156,42 @@ class ConformanceTests(unittest.TestCase):
                     op, data = x.read_frame()
                     got.append((op, data if op == 10 else unpack(data).get("id")))
                 self.assertIn((10, b"q%d" % i), got)
+        finally:
+            x.close()
+
+    def test_frames_split_anywhere(self):
+        """Frames cut at every kind of place across reads (headers of 2, 4 and 10 bytes, control
+        frames, payloads) reach the server intact: every request is answered, the last ping gets
+        its pong (server/wsguard.c holds a cut header or control frame for the next read)."""
+        stream = b""
+        ids = []
+        for i, size in enumerate((10, 200, 70000 - 6000, 3, 1000)):
+            stream += frame(9, b"k%d" % i)
+            stream += frame(2, pack({"t": "nosuch", "id": i, "x": "a" * size}))
+            ids.append(i)
+        stream += frame(10, b"unasked") + frame(9, b"last")
+        x = self.ws()
+        try:
+            x.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for cut in (1, 2, 3, 5, 7, 11, 13, 64, 130, 1500):
+                pos = 0
+                for n in range(0, len(stream), 997):
+                    # cut each 997-byte stretch into `cut`-byte sends, then the rest at once
+                    piece = stream[n:n + 997]
+                    x.sock.sendall(piece[:cut])
+                    time.sleep(0.002)
+                    x.sock.sendall(piece[cut:])
+                    pos = n
+                answered, pongs = [], []
+                x.sock.settimeout(5)
+                while len(answered) < len(ids) or b"last" not in pongs:
+                    op, data = x.read_frame()
+                    self.assertNotEqual(op, 8, "cut %d: closed %r" % (cut, data))
+                    if op == 2:
+                        answered.append(unpack(data).get("id"))
+                    elif op == 10:
+                        pongs.append(data)
+                self.assertEqual(answered, ids, "cut %d (last at %d)" % (cut, pos))
         finally:
             x.close()
 
