@@ -15,6 +15,7 @@ enum scenario {
     SC_PERSIST,
     SC_COLD,
     SC_SLOW_READERS,
+    SC_SOAK,
     SC__COUNT
 };
 
@@ -37,7 +38,7 @@ struct bench_cfg {
     size_t voters;      /* big-room: participants who vote (the rest observe) */
     size_t repeats;     /* big-room: rounds measured */
     size_t items;       /* items per room (cold: items of the big room) */
-    uint64_t events;    /* cold: events in the big room's history */
+    uint64_t events;    /* cold: events in the big room's history; soak: updates */
     double slow_pct;    /* slow-readers: percent of clients that stop reading */
     double hold;        /* idle: seconds to hold the joined connections */
     unsigned seed;

@@ -25,8 +25,8 @@
 #include "target.h"
 #include "worker.h"
 
-static const char *const NAMES[SC__COUNT] = {"idle",    "meetings", "saturate",    "big-room",
-                                             "persist", "cold",     "slow-readers"};
+static const char *const NAMES[SC__COUNT] = {"idle",    "meetings", "saturate",     "big-room",
+                                             "persist", "cold",     "slow-readers", "soak"};
 
 const char *scenario_name(enum scenario s)
 {
@@ -74,7 +74,7 @@ static const char USAGE[] =
     "  --window N          persist: requests in flight per client\n"
     "  --voters N          big-room: members who vote (the rest join as observers)\n"
     "  --repeats N         big-room: rounds measured\n"
-    "  --events N          cold: events in the big room's history\n"
+    "  --events N          cold: events in the big room's history; soak: updates in all\n"
     "  --max-p99 MS        saturate: a step holds when its p99 is below this (default 50)\n"
     "  --rate-factor F     saturate: rate multiplier between steps (default 1.5)\n"
     "  --max-steps N       saturate: at most N steps (default 14)\n"
@@ -105,6 +105,10 @@ static const char USAGE[] =
     "  slow-readers  meetings (--duration 30 per phase) run twice: all reading, then with\n"
     "                --slow-pct of clients that stop reading; the others' p99 in both,\n"
     "                server RSS (max) while the slow ones lag.\n"
+    "  soak          --rooms 5 --per-room 1 --items 4 --rate 1000 --events 1000000:\n"
+    "                item.update of a ~1.8 KB note at a steady rate until that many are\n"
+    "                acknowledged, in steps of 10 s; server RSS after each step (printed\n"
+    "                as it goes), its maximum and at the end: it must level off.\n"
     "\n"
     "Latency is CLOCK_MONOTONIC from the moment a change is made (before it is queued)\n"
     "to the moment the last reading member of its room has decoded its event, matched\n"
@@ -168,6 +172,12 @@ static void defaults(struct bench_cfg *c, enum scenario s, int smoke)
     case SC_SLOW_READERS:
         c->duration = 30;
         break;
+    case SC_SOAK:
+        c->rooms = 5;
+        c->per_room = 1;
+        c->items = 4;
+        c->rate = 1000;
+        break;
     default:
         break;
     }
@@ -207,6 +217,13 @@ static void defaults(struct bench_cfg *c, enum scenario s, int smoke)
         break;
     case SC_SLOW_READERS:
         c->per_room = 5;
+        break;
+    case SC_SOAK:
+        c->rooms = 2;
+        c->per_room = 1;
+        c->items = 2;
+        c->rate = 500;
+        c->events = 2000;
         break;
     default:
         break;
@@ -840,6 +857,76 @@ static int sc_persist(struct run *r, struct result *res)
     return 0;
 }
 
+#define SOAK_STEP_S 10.0
+
+/* Steps of SOAK_STEP_S at --rate until --events updates are acknowledged;
+ * the server's RSS after each one. */
+static int sc_soak(struct run *r, struct result *res)
+{
+    const struct bench_cfg *c = r->cfg;
+    uint64_t done = 0, errors = 0, skipped = 0, rss_max = 0, rss_end = 0;
+    double secs = 0, offered = c->rate * (double)(c->rooms * c->per_room);
+    if (do_setup(r, res))
+        return -1;
+    struct cpu_mark start;
+    mark(r, &start);
+    uint64_t t0 = now_us();
+    fprintf(stderr, "soak: server RSS %llu KiB after setup\n", (unsigned long long)start.rss);
+    tput(res, "  %-14s rss %llu KiB after setup\n", "server", (unsigned long long)start.rss);
+    jput(res, ",\"updates_wanted\":%llu,\"rss_setup_kb\":%llu,\"rss_kb\":[",
+         (unsigned long long)c->events, (unsigned long long)start.rss);
+    for (int i = 0; done < c->events; i++) {
+        struct agg a;
+        struct cpu_mark m0, m1;
+        double step = (double)(c->events - done) / (offered > 0 ? offered : 1);
+        if (step > SOAK_STEP_S)
+            step = SOAK_STEP_S;
+        if (step < 0.2)
+            step = 0.2;
+        if (do_step(r, c->rate, step, &a, &m0, &m1))
+            return -1;
+        done += a.changes;
+        secs += a.secs;
+        errors += agg_errors(&a);
+        skipped += a.skipped;
+        rss_end = m1.rss;
+        if (r->rss_max > rss_max)
+            rss_max = r->rss_max;
+        if (m1.rss > rss_max)
+            rss_max = m1.rss;
+        jput(res, "%s%llu", i ? "," : "", (unsigned long long)m1.rss);
+        fprintf(stderr, "soak: %llu updates in %.0f s, server RSS %llu KiB (max %llu KiB)\n",
+                (unsigned long long)done, (double)(now_us() - t0) / 1e6, (unsigned long long)m1.rss,
+                (unsigned long long)rss_max);
+        tput(res, "  step %-9d %llu updates, %.0f/s, rss %llu KiB\n", i + 1,
+             (unsigned long long)done, (double)a.changes / (a.secs > 0 ? a.secs : 1),
+             (unsigned long long)m1.rss);
+        if (agg_errors(&a) || a.changes == 0) {
+            if (!agg_errors(&a)) {
+                snprintf(r->why, sizeof r->why, "a step acknowledged no update");
+                return -1;
+            }
+            break;
+        }
+    }
+    res->errors += errors;
+    jput(res,
+         "],\"updates\":%llu,\"updates_per_s\":%.1f,\"errors\":%llu,\"skipped_sends\":%llu,"
+         "\"server_rss_kb\":%llu,\"server_rss_max_kb\":%llu",
+         (unsigned long long)done, secs > 0 ? (double)done / secs : 0,
+         (unsigned long long)res->errors, (unsigned long long)skipped, (unsigned long long)rss_end,
+         (unsigned long long)rss_max);
+    tput(res, "  %-14s %llu updates in %.0f s (%.0f/s), errors %llu, skipped sends %llu\n", "soak",
+         (unsigned long long)done, secs, secs > 0 ? (double)done / secs : 0,
+         (unsigned long long)errors, (unsigned long long)skipped);
+    tput(res, "  %-14s rss %llu KiB at the end, %llu KiB at most\n", "server",
+         (unsigned long long)rss_end, (unsigned long long)rss_max);
+    snprintf(res->summary, sizeof res->summary,
+             "%llu updates, server RSS %.1f MiB at the end, %.1f MiB at most",
+             (unsigned long long)done, (double)rss_end / 1024, (double)rss_max / 1024);
+    return 0;
+}
+
 static int sc_cold(struct run *r, struct result *res)
 {
     const struct bench_cfg *c = r->cfg;
@@ -1004,6 +1091,9 @@ static int run_scenario(const struct opts *o, struct bench_cfg *cfg, const char 
         break;
     case SC_SLOW_READERS:
         rc = sc_slow_readers(&r, res);
+        break;
+    case SC_SOAK:
+        rc = sc_soak(&r, res);
         break;
     default:
         break;

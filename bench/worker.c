@@ -455,6 +455,8 @@ static void track_ack(struct room *r, uint64_t seq, const struct pend *p)
 
 /* ---- the changes of a meeting ------------------------------------------- */
 
+#define SOAK_NOTES 1800
+
 /* One change: a move, an edit or a vote, at random among what the client's
  * role may do (a member does not move). */
 static void send_change(struct client *c, int measured)
@@ -469,7 +471,7 @@ static void send_change(struct client *c, int measured)
     }
     uint64_t t = now_us();
     size_t a = (size_t)(rnd(w) % r->nitems);
-    int kind = w->cfg.scenario == SC_PERSIST ? 1 : (int)(rnd(w) % 3);
+    int kind = w->cfg.scenario == SC_PERSIST || w->cfg.scenario == SC_SOAK ? 1 : (int)(rnd(w) % 3);
     if (kind == 0 && (c->role == R_MEMBER || r->nitems < 2))
         kind = 1;
     if (kind == 2 && !r->round[0])
@@ -485,9 +487,13 @@ static void send_change(struct client *c, int measured)
         else
             codec_pack_kv_str(&m.pk, "after", r->items[b]);
     } else if (kind == 1) {
-        char notes[64];
-        snprintf(notes, sizeof notes, "edited by %zu, change %llu", c->idx,
-                 (unsigned long long)c->next_id + 1);
+        char notes[SOAK_NOTES + 1];
+        int n = snprintf(notes, sizeof notes, "edited by %zu, change %llu", c->idx,
+                         (unsigned long long)c->next_id + 1);
+        if (w->cfg.scenario == SC_SOAK && n > 0) { /* a note of SOAK_NOTES bytes */
+            memset(notes + n, '.', SOAK_NOTES - (size_t)n);
+            notes[SOAK_NOTES] = '\0';
+        }
         msg_begin(c, &m, "item.update", 2);
         codec_pack_kv_str(&m.pk, "item", r->items[a]);
         codec_pack_str(&m.pk, "set");

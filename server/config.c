@@ -40,6 +40,9 @@ static const char USAGE[] =
     "                      16777216)\n"
     "  --max-db-size MB    largest database file; changes past it are refused with\n"
     "                      internal (REFINE_MAX_DB_SIZE, default 0: no cap)\n"
+    "  --cache-mb N        the database writer's page cache, MiB (REFINE_CACHE_MB, default\n"
+    "                      64); with the reader's and checkpointer's 2 MiB each, the\n"
+    "                      SQLite page caches hold about N + 4 MiB at most\n"
     "  --tls-cert FILE     serve https and wss with this PEM certificate (REFINE_TLS_CERT)\n"
     "  --tls-key FILE      and this PEM private key (REFINE_TLS_KEY)\n"
     "  --allow-origin O    also accept WebSocket handshakes from browser origin O, e.g.\n"
@@ -121,6 +124,9 @@ static int set_option(struct config *c, const char *name, const char *val, FILE 
     } else if (strcmp(name, "max-db-size") == 0) {
         if (parse_size(val, 0, 1u << 30, &c->max_db_mb))
             goto bad;
+    } else if (strcmp(name, "cache-mb") == 0) {
+        if (parse_size(val, 1, 1u << 16, &c->cache_mb))
+            goto bad;
     } else if (strcmp(name, "tls-cert") == 0) {
         c->tls_cert = val;
     } else if (strcmp(name, "tls-key") == 0) {
@@ -155,6 +161,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
                 {"REFINE_MAX_ROOMS", "max-rooms"},
                 {"REFINE_MAX_ROOM_BYTES", "max-room-bytes"},
                 {"REFINE_MAX_DB_SIZE", "max-db-size"},
+                {"REFINE_CACHE_MB", "cache-mb"},
                 {"REFINE_TLS_CERT", "tls-cert"},
                 {"REFINE_TLS_KEY", "tls-key"},
                 {"REFINE_ALLOW_ORIGIN", "allow-origin"}};
@@ -172,6 +179,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
     c->max_participants = 100;
     c->max_rooms = 100000;
     c->max_room_bytes = 16u << 20;
+    c->cache_mb = 64;
 
     for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
         const char *v = getenv(envs[i].env);

@@ -113,10 +113,10 @@ int main(int argc, char **argv)
     app.loop = &loop;
     struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
     if (outbox_new(&app.outbox) ||
-        store_open(
-            &app.store, app.cfg.db,
-            &(struct store_options){strcmp(app.cfg.durability, "full") == 0, app.cfg.max_db_mb},
-            &loop, &hooks)) {
+        store_open(&app.store, app.cfg.db,
+                   &(struct store_options){strcmp(app.cfg.durability, "full") == 0,
+                                           app.cfg.max_db_mb, app.cfg.cache_mb},
+                   &loop, &hooks)) {
         log_error("cannot open the database %s", app.cfg.db);
         outbox_free(app.outbox);
         uv_run(&loop, UV_RUN_DEFAULT);

@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -370,13 +372,35 @@ static void *ckpt_main(void *arg)
     return NULL;
 }
 
+/* The writer returns its page cache (SQLite's unused pages, then the free
+ * heap: malloc_trim) after this long without a batch: a server whose load
+ * stopped shrinks back, and one under load keeps its cache. */
+#define IDLE_RELEASE_S 10
+
 static void *writer_main(void *arg)
 {
     struct store *s = arg;
+    int wrote = 0; /* a batch since the last release */
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->work_ready && !s->quit)
-            pthread_cond_wait(&s->work_cv, &s->mu);
+        while (!s->work_ready && !s->quit) {
+            if (!wrote) {
+                pthread_cond_wait(&s->work_cv, &s->mu);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += IDLE_RELEASE_S;
+            if (pthread_cond_timedwait(&s->work_cv, &s->mu, &until) == ETIMEDOUT &&
+                !s->work_ready && !s->quit) {
+                /* Idle: give the page cache back, and the heap it leaves free. */
+                pthread_mutex_unlock(&s->mu);
+                sqlite3_db_release_memory(s->wdb);
+                malloc_trim(0);
+                wrote = 0;
+                pthread_mutex_lock(&s->mu);
+            }
+        }
         if (!s->work_ready) {
             /* Closing the last connection checkpoints the WAL: it happens
              * here, on the writer thread, never on the loop thread. */
@@ -387,6 +411,7 @@ static void *writer_main(void *arg)
         s->work_ready = 0;
         pthread_mutex_unlock(&s->mu);
         b->ok = write_batch(s, b);
+        wrote = 1;
         pthread_mutex_lock(&s->mu);
         s->events_committed = s->events;
         s->done = b;
@@ -504,6 +529,17 @@ static int open_db(const char *path, sqlite3 **db)
     return 0;
 }
 
+/* The page caches (--cache-mb): the writer's holds the pages every room's
+ * writes land on; the reader (joins of rooms not in memory) and the
+ * checkpointer (which copies WAL frames without its cache) keep 2 MiB. */
+#define SIDE_CACHE_KIB 2048
+static int set_cache(sqlite3 *db, int64_t kib)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%lld", (long long)kib);
+    return exec(db, sql);
+}
+
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
     if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
@@ -597,7 +633,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
         /* No checkpoint inside a commit (see WAL_CKPT_PAGES), and a page
          * cache that holds the pages every room's writes land on. */
         exec(s->wdb, "PRAGMA wal_autocheckpoint = 0") ||
-        exec(s->wdb, "PRAGMA cache_size = -65536") ||
+        set_cache(s->wdb, opts->cache_mb ? (int64_t)opts->cache_mb * 1024 : 65536) ||
         exec(s->wdb,
              opts->full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") ||
         exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb) || check_restore(s, path))
@@ -619,7 +655,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
         goto fail;
     /* The reader works on the loop thread: it must never wait long for a lock. */
     if (open_db(path, &s->rdb) || sqlite3_busy_timeout(s->rdb, 100) ||
-        exec(s->rdb, "PRAGMA wal_autocheckpoint = 0") ||
+        exec(s->rdb, "PRAGMA wal_autocheckpoint = 0") || set_cache(s->rdb, SIDE_CACHE_KIB) ||
         prepare(s->rdb, "SELECT created_at, meta FROM rooms WHERE id = ?1", &s->r_room) ||
         prepare(s->rdb, "SELECT coalesce(max(seq), 0) FROM events WHERE room = ?1", &s->r_seq) ||
         prepare(s->rdb, "SELECT pid, data FROM participants WHERE room = ?1", &s->r_parts) ||
@@ -637,7 +673,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
     /* A connection learns the database is in WAL mode only when it reads
      * it; until then a checkpoint through it does nothing (log = -1). */
     if (open_db(path, &s->cdb) || exec(s->cdb, "PRAGMA wal_autocheckpoint = 0") ||
-        exec(s->cdb, "PRAGMA journal_mode = WAL"))
+        set_cache(s->cdb, SIDE_CACHE_KIB) || exec(s->cdb, "PRAGMA journal_mode = WAL"))
         goto fail;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);

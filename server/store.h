@@ -42,8 +42,9 @@ struct store_hooks {
 };
 
 struct store_options {
-    bool full_sync; /* synchronous=FULL: survive power loss */
-    size_t max_mb;  /* cap on the database size in MiB (0: none) */
+    bool full_sync;  /* synchronous=FULL: survive power loss */
+    size_t max_mb;   /* cap on the database size in MiB (0: none) */
+    size_t cache_mb; /* the writer's SQLite page cache in MiB (0: 64) */
 };
 
 /* Opens (creating and migrating) the database at path and starts the writer
