@@ -43,7 +43,8 @@ static void start(void)
     app.loop = &loop;
     struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
     outbox_new(&app.outbox);
-    CHECK(store_open(&app.store, dbpath, &(struct store_options){false, 0, 0}, &loop, &hooks) == 0);
+    CHECK(store_open(&app.store, dbpath, &(struct store_options){.full_sync = false}, &loop,
+                     &hooks) == 0);
 }
 
 static void stop(void)

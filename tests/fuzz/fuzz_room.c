@@ -136,7 +136,8 @@ static void open_store(void)
 {
     struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
     unlink_db();
-    if (store_open(&app.store, dbpath, &(struct store_options){false, 0}, &loop, &hooks)) {
+    if (store_open(&app.store, dbpath, &(struct store_options){.full_sync = false}, &loop,
+                   &hooks)) {
         fprintf(stderr, "fuzz_room: cannot open the store at %s\n", dbpath);
         abort();
     }
