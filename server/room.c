@@ -644,9 +644,10 @@ static void pack_settings(const struct room *r, msgpack_packer *pk)
     codec_pack_kv_i64(pk, "created_at", r->created_at);
 }
 
-static void pack_items_and_rounds(const struct room *r, msgpack_packer *pk)
+/* Packs the snapshot's last two entries, the `items` array's value, then
+ * `rounds` and its array: what snapshot_head() leaves out when shared. */
+static void pack_items_tail(const struct room *r, msgpack_packer *pk)
 {
-    codec_pack_str(pk, "items");
     msgpack_pack_array(pk, r->backlog.n);
     for (size_t i = 0; i < r->backlog.n; i++)
         item_pack(r->backlog.v[i], pk);
@@ -654,6 +655,12 @@ static void pack_items_and_rounds(const struct room *r, msgpack_packer *pk)
     msgpack_pack_array(pk, r->nrounds);
     for (size_t i = 0; i < r->nrounds; i++)
         round_pack(r->rounds[i], pk);
+}
+
+static void pack_items_and_rounds(const struct room *r, msgpack_packer *pk)
+{
+    codec_pack_str(pk, "items");
+    pack_items_tail(r, pk);
 }
 
 void room_pack_export(const struct room *r, msgpack_packer *pk)
@@ -673,19 +680,6 @@ void room_pack_export(const struct room *r, msgpack_packer *pk)
         codec_pack_kv_str(pk, "role", role_name(r->parts[i]->role));
     }
     pack_items_and_rounds(r, pk);
-}
-
-/* Packs the snapshot's last two entries, the `items` array's value, then
- * `rounds` and its array: what snapshot_head() leaves out when shared. */
-static void pack_items_tail(const struct room *r, msgpack_packer *pk)
-{
-    msgpack_pack_array(pk, r->backlog.n);
-    for (size_t i = 0; i < r->backlog.n; i++)
-        item_pack(r->backlog.v[i], pk);
-    codec_pack_str(pk, "rounds");
-    msgpack_pack_array(pk, r->nrounds);
-    for (size_t i = 0; i < r->nrounds; i++)
-        round_pack(r->rounds[i], pk);
 }
 
 /* The snapshot's items and rounds (they change only with an event), encoded

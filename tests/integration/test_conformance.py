@@ -12,7 +12,14 @@ import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import RawWs, Server, pack, raw_http, unpack, ws_handshake_request  # noqa: E402
+from harness import (  # noqa: E402
+    RawWs,
+    SharedServerTestCase,
+    pack,
+    raw_http,
+    unpack,
+    ws_handshake_request,
+)
 
 
 def frame(opcode, payload, fin=True, masked=True, mask=None):
@@ -59,18 +66,7 @@ def version_handshake(port, version):
     return req.replace("Sec-WebSocket-Version: 13\r\n", line).encode()
 
 
-class ConformanceTests(unittest.TestCase):
-    server = None
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server()
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-
+class ConformanceTests(SharedServerTestCase):
     def ws(self):
         return RawWs(self.server.port)
 
