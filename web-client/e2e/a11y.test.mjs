@@ -2,10 +2,10 @@
 // views, light and dark, at 1280 and 390 px: no serious or critical violation (every violation is
 // printed, minor ones too). Then a poker round driven by the keyboard alone.
 
-import { test, before, after } from "node:test";
+import { after } from "node:test";
 import assert from "node:assert/strict";
 import { AxeBuilder } from "@axe-core/playwright";
-import { Harness, stepper, waitFor } from "./harness.mjs";
+import { suite, waitFor } from "./harness.mjs";
 import {
   addStory,
   card,
@@ -22,8 +22,7 @@ import {
   waitProgress,
 } from "./app.mjs";
 
-const h = new Harness("a11y");
-const step = stepper(h, test);
+const { h, step } = suite("a11y");
 const ROOM = "Accessible refinement";
 const s = {};
 const VARIANTS = [
@@ -35,12 +34,8 @@ const VARIANTS = [
 const found = []; // every violation, for the summary
 const serious = []; // the serious and critical ones: the last step fails on them
 
-before(async () => {
-  await h.start();
-});
 after(async () => {
   console.log(`axe: ${found.length} violations in all, ${serious.length} serious or critical`);
-  await h.close();
 });
 
 /** Runs axe on the page in each variant; prints every violation; returns the serious ones. */

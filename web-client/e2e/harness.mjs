@@ -19,6 +19,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { after, before, test } from "node:test";
 
 export { sleep };
 
@@ -323,6 +324,15 @@ export class Harness {
     if (this.browser) await this.browser.close().catch(() => {});
     if (this.server) await this.server.stop();
   }
+}
+
+/** One e2e file: its Harness, started before the first step and closed after the last, and
+ * the file's step() (see stepper). */
+export function suite(name, opts) {
+  const h = new Harness(name, opts);
+  before(() => h.start());
+  after(() => h.close());
+  return { h, step: stepper(h, test) };
 }
 
 /**

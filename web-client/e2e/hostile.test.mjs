@@ -2,9 +2,8 @@
 // labels and notes holding HTML and script render as those characters on every page; nothing
 // runs, no element is injected, no dialog opens.
 
-import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Harness, stepper, waitFor } from "./harness.mjs";
+import { suite, waitFor } from "./harness.mjs";
 import {
   addStory,
   createRoom,
@@ -24,16 +23,9 @@ const SVG = '"><svg onload=window.__xss=1>';
 const ALL = [IMG, SCRIPT, SVG];
 const ROOM = `Refinement ${SVG}`;
 
-const h = new Harness("hostile");
-const step = stepper(h, test);
+const { h, step } = suite("hostile");
 const s = {};
 
-before(async () => {
-  await h.start();
-});
-after(async () => {
-  await h.close();
-});
 
 const everyone = () => [s.fac, s.own, s.mem];
 

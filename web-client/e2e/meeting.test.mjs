@@ -1,10 +1,9 @@
 // A short refinement meeting, end to end: a facilitator, a product owner and a member (three
 // browser contexts) and an observer, against a real server and database.
 
-import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import { Harness, stepper, waitFor, joinedPid, joinOks, sent, received, parseInvite } from "./harness.mjs";
+import { suite, waitFor, joinedPid, joinOks, sent, received, parseInvite } from "./harness.mjs";
 import {
   addStory,
   card,
@@ -30,17 +29,10 @@ import {
   waitProgress,
 } from "./app.mjs";
 
-const h = new Harness("meeting");
-const step = stepper(h, test);
+const { h, step } = suite("meeting");
 const ROOM = "Sprint 14 refinement";
 const s = {}; // shared between steps
 
-before(async () => {
-  await h.start();
-});
-after(async () => {
-  await h.close();
-});
 
 const everyone = () => [s.fac, s.own, s.mem, s.obs];
 

@@ -2,15 +2,13 @@
 // Only the JavaScript budget is asserted; the timings are figures to read, not pass/fail, since
 // they depend on the machine's load.
 
-import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
-import { Harness, RawClient, stepper, waitFor, percentile, parseInvite } from "./harness.mjs";
+import { suite, RawClient, waitFor, percentile, parseInvite } from "./harness.mjs";
 import { moveByMenu, readRows, waitConnected } from "./app.mjs";
 
 // Seeding a 1,000-item room through one connection needs more than the default 50 messages/s.
-const h = new Harness("perf", { serverArgs: ["--rate", "100000"] });
-const step = stepper(h, test);
+const { h, step } = suite("perf", { serverArgs: ["--rate", "100000"] });
 const s = {};
 const N = 1000;
 const JS_BUDGET = 100 * 1024;
@@ -67,12 +65,6 @@ const INIT = () => {
   new MutationObserver(check).observe(document, { childList: true, subtree: true });
 };
 
-before(async () => {
-  await h.start();
-});
-after(async () => {
-  await h.close();
-});
 
 step("first-load JavaScript, gzipped, within 100 KB", async () => {
   const p = await h.person("first-load");

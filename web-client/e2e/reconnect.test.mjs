@@ -2,9 +2,8 @@
 // recovers by itself, a draft typed during the outage survives the reconnect and a reload, a change
 // made offline is sent after the rejoin (or shown as not sent), nothing is duplicated.
 
-import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Harness, stepper, waitFor, sleep, sent } from "./harness.mjs";
+import { suite, waitFor, sleep, sent } from "./harness.mjs";
 import {
   addField,
   addStory,
@@ -21,19 +20,12 @@ import {
   waitForSameOrder,
 } from "./app.mjs";
 
-const h = new Harness("reconnect");
-const step = stepper(h, test);
+const { h, step } = suite("reconnect");
 const ROOM = "Reconnect refinement";
 const DRAFT = "Draft typed while the server was down: check the 3-D Secure flow";
 const OFFLINE_TITLE = "Story added while offline";
 const s = {};
 
-before(async () => {
-  await h.start();
-});
-after(async () => {
-  await h.close();
-});
 
 const everyone = () => [s.fac, s.own, s.mem];
 

@@ -1,10 +1,10 @@
 // Screenshots of the main views at 1280x800 and 390x844, light and dark, saved as
 // <view>-<width>-<light|dark>.png in the artifacts folder (REFINE_E2E_ARTIFACTS).
 
-import { test, before, after } from "node:test";
+import { after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import { Harness, stepper, screenshot } from "./harness.mjs";
+import { suite, screenshot } from "./harness.mjs";
 import {
   addStory,
   createRoom,
@@ -18,8 +18,7 @@ import {
   waitProgress,
 } from "./app.mjs";
 
-const h = new Harness("screens");
-const step = stepper(h, test);
+const { h, step } = suite("screens");
 const s = {};
 const VARIANTS = [
   { width: 1280, height: 800, scheme: "light" },
@@ -29,12 +28,8 @@ const VARIANTS = [
 ];
 const files = [];
 
-before(async () => {
-  await h.start();
-});
 after(async () => {
   console.log(`screenshots:\n${files.map((f) => `  ${f}`).join("\n")}`);
-  await h.close();
 });
 
 /** Shoots the page in every variant; `phoneTab` is the tab to show below 700 px. */

@@ -2,9 +2,8 @@
 // another voter's card; after the reveal they do. Cards chosen to be searchable: "89" (a number
 // no clock, date or count on the page is likely to show) and "coffee".
 
-import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Harness, stepper, waitFor, received, sent, joinedPid } from "./harness.mjs";
+import { suite, waitFor, received, sent, joinedPid } from "./harness.mjs";
 import {
   addStory,
   createRoom,
@@ -18,18 +17,11 @@ import {
   waitProgress,
 } from "./app.mjs";
 
-const h = new Harness("secrecy");
-const step = stepper(h, test);
+const { h, step } = suite("secrecy");
 const ROOM = "Secret ballot";
 const s = {};
 const CARD = { member: "89", owner: "coffee" };
 
-before(async () => {
-  await h.start();
-});
-after(async () => {
-  await h.close();
-});
 
 /**
  * Walks a decoded message for a leak: a `card` field with a value, a `votes` map with any
