@@ -1,24 +1,46 @@
-/* The backlog of a room: items ordered by rank keys (protocol/rank.h), with
- * the user-story fields of protocol/ops.c's item field table. An item's
- * client-settable fields are held generically, one value per table entry,
- * so adding a field to the table is all it takes to store, validate, encode
- * and document it. */
+/* The backlog of a room (the model): items ordered by rank keys
+ * (protocol/rank.h), with the user-story fields of protocol/ops.c's item
+ * field table. An item's client-settable fields are held generically, one
+ * value per table entry, so adding a field to the table and its name to enum
+ * item_field is all it takes to store, validate, encode and document it (a
+ * table and enum that drift apart stop the server at start-up).
+ *
+ * The operations clients send on items are in item_ops.h. The backlog owns
+ * its items: backlog_free() frees them. */
 #ifndef REFINE_BACKLOG_H
 #define REFINE_BACKLOG_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "map.h"
 #include "rank.h"
 
-struct req;
-struct room;
+struct store;
 
 #define ITEM_ID_MAX       16
 #define BACKLOG_MAX_ITEMS 10000
 #define RANK_REBALANCE    48 /* a key longer than this triggers a rebalance */
+
+/* The item fields of protocol/ops.c's table, by index (checked against the
+ * table at start-up: backlog_check_fields). */
+enum item_field {
+    ITEM_F_TITLE,
+    ITEM_F_KIND,
+    ITEM_F_PERSONA,
+    ITEM_F_GOAL,
+    ITEM_F_BENEFIT,
+    ITEM_F_NOTES,
+    ITEM_F_ACCEPTANCE,
+    ITEM_F_ESTIMATE,
+    ITEM_F_VALUE,
+    ITEM_F_MOSCOW,
+    ITEM_F_STATUS,
+    ITEM_F_LABELS,
+    ITEM_F__COUNT
+};
 
 enum ival_type { IV_NIL, IV_STR, IV_INT, IV_LIST };
 
@@ -39,8 +61,8 @@ struct item {
     char rank[RANK_MAX + 1];
     char *parent;
     int64_t updated_at;
-    struct ival *f; /* one per entry of ops_item_fields */
-    size_t bytes;   /* its fields' values as MessagePack (item_bytes): what counts
+    struct ival *f; /* ITEM_F__COUNT: one per entry of ops_item_fields */
+    size_t bytes;   /* its fields' values as MessagePack (backlog_item_bytes): what counts
                        against --max-room-bytes */
 };
 
@@ -57,29 +79,56 @@ struct backlog {
     size_t bytes; /* the sum of the items' `bytes` */
 };
 
+/* Start-up check: 0 when enum item_field names protocol/ops.c's item table
+ * entry for entry; RF_EINTERNAL, with the drift logged, otherwise. */
+int backlog_check_fields(void);
+
+/* Frees every item (the struct itself is the caller's). */
 void backlog_free(struct backlog *b);
+/* The item with id[0..n), or NULL; borrowed from the backlog. */
 struct item *backlog_get(const struct backlog *b, const char *id, size_t n);
-/* Packs the item as a map (every field). */
-void item_pack(const struct item *it, msgpack_packer *pk);
-/* Adds an item stored as MessagePack (room loading). Returns 0 or a code. */
-/* Loading a room: items come in any order (backlog_load_item), then
- * backlog_load_done() puts them in rank order. */
-void backlog_load_done(struct backlog *b);
+/* Where `it` (which is in b) is in b->v. */
+size_t backlog_index_of(const struct backlog *b, const struct item *it);
+/* Inserts it (with its rank set) in rank order, and in by_id; the backlog
+ * takes it. Returns 0 or RF_ENOMEM (then b is as it was). */
+int backlog_insert(struct backlog *b, struct item *it);
+/* Takes the item at b->v[at] out of b (not freed: the caller owns it again;
+ * b->bytes is the caller's to adjust). */
+void backlog_remove_at(struct backlog *b, size_t at);
+/* Brings it->bytes, and b->bytes, up to date after a change to it. */
+void backlog_account(struct backlog *b, struct item *it);
+
+/* Loading a room: items come in any order (backlog_load_item: stored as
+ * MessagePack; returns 0 or a code), then backlog_load_done() puts them in
+ * rank order. */
 int backlog_load_item(struct backlog *b, const char *id, const char *rank, const void *data,
                       size_t len);
+void backlog_load_done(struct backlog *b);
 
-struct app;
-struct participant;
-/* Sets the item's estimate (an accepted poker round) and broadcasts
- * item.updated. Returns the event's seq, or 0 when it could not be recorded. */
-uint64_t backlog_set_estimate(struct app *app, struct room *r, struct item *it,
-                              const char *estimate, const struct participant *by);
+/* ---- one item ------------------------------------------------------------ */
 
-int backlog_handle_add(struct req *r);
-int backlog_handle_update(struct req *r);
-int backlog_handle_move(struct req *r);
-int backlog_handle_remove(struct req *r);
-int backlog_handle_split(struct req *r);
-int backlog_handle_focus(struct req *r);
+/* A new item `id` with every field at its default, or NULL (out of memory). */
+struct item *backlog_item_new(const char *id);
+/* NULL is a no-op. */
+void backlog_item_free(struct item *it);
+/* Sets the fields of the validated map to its values: 0, or RF_ENOMEM with
+ * the item unchanged. */
+int backlog_item_apply(struct item *it, const msgpack_object *map);
+/* Whether every field of the validated map `set` has that value already. */
+bool backlog_item_has(const struct item *it, const msgpack_object *set);
+/* The item's field values as MessagePack: its weight in the room's budget. */
+size_t backlog_item_bytes(const struct item *it);
+/* What it->bytes would be with the validated map applied, into *out: 0, or
+ * RF_ENOMEM. Nothing changes. */
+int backlog_item_bytes_with(const struct item *it, const msgpack_object *map, size_t *out);
+/* Packs the item as a map (every field). */
+void backlog_item_pack(const struct item *it, msgpack_packer *pk);
+/* Appends the item's row of room `room` to the store's current batch. */
+int backlog_save_item(struct store *s, const char *room, const struct item *it);
+
+/* Frees what v holds; v becomes nil. */
+void backlog_ival_free(struct ival *v);
+/* v as MessagePack, in bytes. */
+size_t backlog_ival_bytes(const struct ival *v);
 
 #endif

@@ -4,11 +4,9 @@
 #include <string.h>
 
 #include "app.h"
-#include "dispatch.h"
 #include "errors.h"
 #include "frame.h"
 #include "log.h"
-#include "room.h"
 
 struct conn *conn_new(struct app *app, struct lws *wsi)
 {
@@ -310,19 +308,21 @@ int conn_on_writeable(struct conn *c)
     return write_burst(c);
 }
 
-int conn_on_receive(struct conn *c, const void *in, size_t len)
+int conn_on_receive(struct conn *c, const void *in, size_t len, struct conn_msg *msg)
 {
     struct lws *wsi = c->wsi;
     conn_on_alive(c);
     int first = lws_is_first_fragment(wsi);
     int last = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
-    int binary = lws_frame_is_binary(wsi);
+    bool binary = lws_frame_is_binary(wsi);
     size_t max = c->app->cfg.max_message;
 
+    *msg = (struct conn_msg){NULL, 0, binary};
     if (first && c->rxlen == 0 && last) {
         if (len > max)
             goto too_big;
-        dispatch_message(c, in, len, binary);
+        msg->data = in;
+        msg->len = len;
         return 0;
     }
     /* The rest of a message too large is refused before it is buffered,
@@ -343,14 +343,9 @@ int conn_on_receive(struct conn *c, const void *in, size_t len)
     memcpy(c->rx + c->rxlen, in, len);
     c->rxlen += len;
     if (last) {
-        size_t n = c->rxlen;
+        msg->data = c->rx;
+        msg->len = c->rxlen;
         c->rxlen = 0;
-        dispatch_message(c, c->rx, n, binary);
-        if (c->rxcap > 65536) { /* do not keep a large buffer for an idle connection */
-            free(c->rx);
-            c->rx = NULL;
-            c->rxcap = 0;
-        }
     }
     return 0;
 
@@ -361,14 +356,21 @@ too_big:
     c->close_code = CLOSE_TOO_BIG;
     lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"message too big",
                      15);
-    return -1;
+    return RF_ETOO_LARGE;
+}
+
+void conn_rx_done(struct conn *c)
+{
+    if (c->rxcap > 65536) { /* do not keep a large buffer for an idle connection */
+        free(c->rx);
+        c->rx = NULL;
+        c->rxcap = 0;
+    }
 }
 
 void conn_on_closed(struct conn *c)
 {
     struct app *app = c->app;
-    if (c->room)
-        room_leave(c);
     c->wsi = NULL;
     queue_clear(c);
     if (c->all_prev)

@@ -28,8 +28,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hint.h"
-
 struct app;
 struct room;
 struct participant;
@@ -45,6 +43,17 @@ struct frame;
 #define QUEUE_GRACE_MS 2000  /* how long a queue may stay over --max-queue */
 #define IDLE_PING_MS   10000 /* a connection silent this long is pinged */
 #define IDLE_DROP_MS   22000 /* and closed (4002) when silent this long; gone 3 s later */
+
+/* What the connection is editing or dragging, for hint.h (zeroed: no hint,
+ * a full allowance). CONN_HINT_ITEM is ITEM_ID_MAX (backlog.h; checked in hint.c). */
+#define CONN_HINT_ITEM 16
+struct conn_hint {
+    char item[CONN_HINT_ITEM];
+    uint8_t what;             /* enum hint_what; HINT_NONE: no hint, not on the list */
+    double spent;             /* rate limit: hints sent, draining at HINT_RATE a second */
+    uint64_t spent_at;        /* uv_now() of the last drain */
+    struct conn *prev, *next; /* on room.hinting while what != HINT_NONE */
+};
 
 struct conn_qent {
     struct frame *f;
@@ -76,12 +85,12 @@ struct conn {
     size_t rxlen, rxcap;
     struct conn *room_prev, *room_next;
     struct conn *all_prev, *all_next;
-    double tokens;       /* rate limit: token bucket of --rate per second */
-    uint64_t tokens_at;  /* uv_now() of the last refill */
-    uint32_t refused;    /* messages refused since refused_at */
-    uint64_t refused_at; /* uv_now() when that count started */
-    char *peer;          /* client address, counted against --max-conns-per-ip */
-    struct hint hint;    /* what it is editing or dragging (hint.h) */
+    double tokens;         /* rate limit: token bucket of --rate per second */
+    uint64_t tokens_at;    /* uv_now() of the last refill */
+    uint32_t refused;      /* messages refused since refused_at */
+    uint64_t refused_at;   /* uv_now() when that count started */
+    char *peer;            /* client address, counted against --max-conns-per-ip */
+    struct conn_hint hint; /* what it is editing or dragging (hint.h) */
     /* A connection without a socket (wsi NULL) hands its frames to sink
      * instead: in-process clients such as the unit tests. */
     void (*sink)(struct conn *c, struct frame *f);
@@ -121,10 +130,27 @@ void conn_on_alive(struct conn *c);
  * for IDLE_PING_MS and drops one silent for IDLE_DROP_MS. */
 void conn_check_idle(struct conn *c, uint64_t now);
 
-/* lws callbacks, called by net.c. Each returns what the lws callback should. */
-int conn_on_receive(struct conn *c, const void *in, size_t len);
+/* A complete message received: borrowed from lws or from the connection's
+ * reassembly buffer until conn_rx_done(). */
+struct conn_msg {
+    const void *data; /* NULL: no complete message yet */
+    size_t len;
+    bool binary;
+};
+
+/* lws callbacks, called by net.c. */
+/* RECEIVE: in[0..len) is reassembled; when it completes a message, msg holds
+ * it (net.c hands it to dispatch_message(), then calls conn_rx_done()).
+ * Returns 0, or RF_ETOO_LARGE for a message over --max-message: lws was given
+ * the close frame (1009) and the callback must return -1. */
+int conn_on_receive(struct conn *c, const void *in, size_t len, struct conn_msg *msg);
+/* The message of conn_on_receive() has been handled: a large reassembly
+ * buffer is not kept. */
+void conn_rx_done(struct conn *c);
+/* WRITEABLE: returns what the lws callback should. */
 int conn_on_writeable(struct conn *c);
-/* The socket is gone: leaves the room and drops the socket's reference. */
+/* The socket is gone (net.c has taken it out of its room: presence_leave):
+ * drops the queue and the socket's reference. */
 void conn_on_closed(struct conn *c);
 
 #endif

@@ -8,6 +8,7 @@
 #include "ops.h"
 #include "room.h"
 #include "round.h"
+#include "snapshot.h"
 #include "token.h"
 
 static void put(struct codec_buf *b, const char *s)
@@ -94,7 +95,7 @@ static int export_csv(const struct room *r, struct codec_buf *out)
         msgpack_packer pk;
         codec_buf_init(&b, 0);
         codec_packer_init(&pk, &b);
-        item_pack(it, &pk);
+        backlog_item_pack(it, &pk);
         msgpack_zone z;
         msgpack_object o;
         size_t off = 0;
@@ -124,7 +125,7 @@ static int export_json(const struct room *r, struct codec_buf *out)
     msgpack_packer pk;
     codec_buf_init(&b, 0);
     codec_packer_init(&pk, &b);
-    room_pack_export(r, &pk);
+    snapshot_pack_export(r, &pk);
     msgpack_zone z;
     msgpack_object o;
     size_t off = 0;

@@ -3,10 +3,15 @@
 #include <string.h>
 
 #include "app.h"
+#include "backlog.h"
+#include "clock.h"
 #include "conn.h"
-#include "dispatch.h"
 #include "errors.h"
+#include "event.h"
+#include "req.h"
 #include "room.h"
+
+_Static_assert(CONN_HINT_ITEM == ITEM_ID_MAX, "a hint holds an item id");
 
 static const char *const WHAT_NAMES[] = {[HINT_EDITING] = "editing", [HINT_DRAGGING] = "dragging"};
 
@@ -29,7 +34,7 @@ static int what_parse(const msgpack_object *o)
  * HINT_RATE in the last second's worth of draining. */
 static bool take(struct conn *c)
 {
-    struct hint *h = &c->hint;
+    struct conn_hint *h = &c->hint;
     uint64_t now = c->app->loop ? uv_now(c->app->loop) : 0;
     h->spent -= (double)(now - h->spent_at) * HINT_RATE / 1000.0;
     if (h->spent < 0)
@@ -43,7 +48,7 @@ static bool take(struct conn *c)
 
 static void unlink_hint(struct room *r, struct conn *c)
 {
-    struct hint *h = &c->hint;
+    struct conn_hint *h = &c->hint;
     if (h->what == HINT_NONE)
         return;
     if (h->prev)
@@ -63,7 +68,7 @@ static void set_hint(struct room *r, struct conn *c, const char *item, int what)
     unlink_hint(r, c);
     if (what == HINT_NONE)
         return;
-    struct hint *h = &c->hint;
+    struct conn_hint *h = &c->hint;
     snprintf(h->item, sizeof h->item, "%s", item);
     h->what = (uint8_t)what;
     h->next = r->hinting;
@@ -78,11 +83,11 @@ static void notify(struct app *app, struct room *r, struct conn *c)
 {
     struct codec_buf b;
     msgpack_packer pk;
-    room_notice_begin(&b, &pk, "hint", now_ms(), 3);
+    event_notice_begin(&b, &pk, "hint", clock_now_ms(), 3);
     codec_pack_kv_str(&pk, "pid", c->part->pid);
     codec_pack_kv_str(&pk, "item", c->hint.what ? c->hint.item : NULL);
     codec_pack_kv_str(&pk, "what", what_name(c->hint.what));
-    room_notice_end(app, r, c, &b, room_crowded(r));
+    event_notice_end(app, r, c, &b, room_crowded(r));
 }
 
 int hint_handle(struct req *q)

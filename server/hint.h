@@ -12,15 +12,14 @@
  * a hint on an item that is removed or split is dropped silently (clients
  * clear it from those events). The connections that hold a hint are linked
  * on their room's list (room.hinting), so nothing here walks every
- * connection of a room. */
+ * connection of a room. A connection's hint is held in it (struct conn_hint,
+ * conn.h). */
 #ifndef REFINE_HINT_H
 #define REFINE_HINT_H
 
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-#include "backlog.h"
 
 struct app;
 struct conn;
@@ -34,15 +33,6 @@ enum hint_what {
     HINT_NONE = 0,
     HINT_EDITING,
     HINT_DRAGGING,
-};
-
-/* A connection's hint (inside struct conn; zeroed: no hint, a full allowance). */
-struct hint {
-    char item[ITEM_ID_MAX];
-    uint8_t what;             /* enum hint_what; HINT_NONE: no hint, not on the list */
-    double spent;             /* rate limit: hints sent, draining at HINT_RATE a second */
-    uint64_t spent_at;        /* uv_now() of the last drain */
-    struct conn *prev, *next; /* on room.hinting while what != HINT_NONE */
 };
 
 /* The `hint` operation (dispatch.c calls it through the operation table). */

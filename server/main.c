@@ -10,14 +10,16 @@
 #include <string.h>
 
 #include "app.h"
+#include "backlog.h"
+#include "clock.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "log.h"
 #include "net.h"
 #include "outbox.h"
+#include "poker_ops.h"
+#include "presence.h"
 #include "room.h"
-#include "round.h"
-#include "token.h"
 #include "store.h"
 
 #define SHUTDOWN_GRACE_MS 2000
@@ -38,13 +40,14 @@ struct tick {
 static void tick_room(struct room *r, void *arg)
 {
     struct tick *t = arg;
-    round_on_tick(t->app, r, t->now);
+    presence_tick(t->app, r, t->now); /* the crowd rule's `observers` notice */
+    poker_ops_on_tick(t->app, r, t->now);
 }
 
 /* Every 100 ms: room timers. */
 static void on_tick(uv_timer_t *h)
 {
-    struct tick t = {h->data, now_ms()};
+    struct tick t = {h->data, clock_now_ms()};
     if (t.app->stopping)
         return;
     room_each(t.app, tick_room, &t);
@@ -104,6 +107,8 @@ int main(int argc, char **argv)
         log_error("an operation of the table has no handler (server/dispatch.c)");
         return 1;
     }
+    if (backlog_check_fields())
+        return 1; /* the item table and enum item_field drifted apart (logged) */
     signal(SIGPIPE, SIG_IGN);
 
     if (uv_loop_init(&loop)) {

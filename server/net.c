@@ -9,8 +9,11 @@
 #include "conn.h"
 #include "errors.h"
 #include "export.h"
-#include "room.h"
+#include "dispatch.h"
 #include "log.h"
+#include "presence.h"
+#include "room.h"
+#include "room_load.h"
 #include "store.h"
 #include "web.h"
 #include "wsguard.h"
@@ -283,17 +286,23 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         wsguard_start(s->guarded_fd);
         return 0;
     }
-    case LWS_CALLBACK_RECEIVE:
+    case LWS_CALLBACK_RECEIVE: {
         if (!s->conn)
             return -1;
-        if (conn_on_receive(s->conn, in, len) < 0) {
+        struct conn_msg m;
+        if (conn_on_receive(s->conn, in, len, &m)) {
             /* conn_on_receive gave lws the close frame (1009) with
              * lws_close_reason: lws sends it, so conn_on_writeable must not
              * send one of its own as well (that was a second close frame). */
             s->conn->close_sent = true;
             return -1;
         }
+        if (m.data) {
+            dispatch_message(s->conn, m.data, m.len, m.binary);
+            conn_rx_done(s->conn);
+        }
         return 0;
+    }
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         return peer_close(s->conn, wsi, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
@@ -306,6 +315,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (s->conn) {
             wsguard_stop(s->guarded_fd); /* still open: the fd cannot be reused yet */
             peer_remove(app, s->conn);
+            if (s->conn->room)
+                presence_leave(s->conn); /* the room sees it go, then the socket goes */
             conn_on_closed(s->conn);
         }
         s->conn = NULL;

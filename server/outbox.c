@@ -6,10 +6,10 @@
 
 #include "app.h"
 #include "conn.h"
-#include "dispatch.h"
 #include "errors.h"
 #include "frame.h"
 #include "log.h"
+#include "reply.h"
 #include "room.h"
 #include "store.h"
 
@@ -80,10 +80,10 @@ static void deliver(struct app *app, struct entry *e)
  * outbox is resolving the entry it replaces). */
 static void send_error(struct conn *c, uint64_t req_id)
 {
-    struct frame *f = dispatch_error_frame(true, req_id, RF_EINTERNAL,
-                                           "The change could not be saved (the server's storage "
-                                           "failed); nothing was changed. Rejoin with since and "
-                                           "try again.");
+    struct frame *f = reply_error_frame(true, req_id, RF_EINTERNAL,
+                                        "The change could not be saved (the server's storage "
+                                        "failed); nothing was changed. Rejoin with since and "
+                                        "try again.");
     if (f)
         conn_send(c, f);
     frame_unref(f);

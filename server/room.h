@@ -2,8 +2,8 @@
  * events, and the connections joined to it. The backlog (backlog.h) lives in
  * the room. Rooms are loaded from the store's state tables on first join.
  *
- * Events: room_event_begin() starts an event map {t, seq, at, by, ...} with
- * the room's next seq; room_event_commit() persists it (with the state
+ * Events: event_begin() starts an event map {t, seq, at, by, ...} with
+ * the room's next seq; event_commit() persists it (with the state
  * records the handler appended to the store in the same turn), keeps it in
  * the replay ring and queues it to the room's connections. */
 #ifndef REFINE_ROOM_H
@@ -22,7 +22,6 @@
 
 struct app;
 struct conn;
-struct req;
 struct frame;
 
 /* The crowd rule. A room that knows more than ROOM_CROWD participants (all
@@ -38,7 +37,7 @@ struct frame;
 
 /* A backlog of at least this many bytes (backlog.bytes), or a room with this
  * many rounds, goes to joiners as a snapshot in two fragments, its items and
- * rounds shared (room.c, send_snapshot). */
+ * rounds shared (room.c, snapshot_send). */
 #define ROOM_SNAPSHOT_SHARE        (64 * 1024)
 #define ROOM_SNAPSHOT_SHARE_ROUNDS 64
 
@@ -95,8 +94,8 @@ struct room {
     uint64_t records_upto; /* store_added() after the room's last change */
     int64_t idle_since;    /* when its last connection left (0: in use) */
     /* The `items` and `rounds` of the snapshot at seq snap_seq, encoded once
-     * and shared by every joiner of that moment (room_handle_join); dropped at
-     * the next change, or once no connection holds it any more (room_tick). */
+     * and shared by every joiner of that moment (room_ops_join); dropped at
+     * the next change, or once no connection holds it any more (presence_tick). */
     struct frame *snap_items;
     uint64_t snap_seq;
     struct conn *conns;
@@ -105,49 +104,67 @@ struct room {
     bool dead; /* dropped from memory after a storage failure */
 };
 
-struct event {
-    struct codec_buf buf;
-    msgpack_packer pk;
-    struct room *room;
-    const char *type;
-    const char *by;
-    uint64_t seq;
-    int64_t at;
-};
-
-/* Starts event `type` by participant `by` (NULL: the server) with nfields
- * more key/value pairs for the caller to pack into ev->pk. */
-void room_event_begin(struct event *ev, struct room *r, const char *type,
-                      const struct participant *by, size_t nfields);
-/* Finishes, persists and broadcasts the event; returns its seq, or 0 when out
- * of memory (the server then closes the room's connections). */
-uint64_t room_event_commit(struct app *app, struct event *ev);
-
-/* room_event_commit(), then the request's `ok {seq}`. Returns 0 (a failure
- * to record the event closes the room's connections). */
-int room_event_reply(struct req *q, struct event *ev);
-
-/* A notice (no seq, never stored): room_notice_begin() starts {t, at} with
- * nfields more pairs for the caller to pack into pk; room_notice_end() sends
- * it to the room's connections but `except` (may be NULL), with actors_only
- * only to those of participants who are not observers. */
-void room_notice_begin(struct codec_buf *b, msgpack_packer *pk, const char *type, int64_t at,
-                       size_t nfields);
-void room_notice_end(struct app *app, struct room *r, struct conn *except, struct codec_buf *b,
-                     bool actors_only);
-
+/* A new room with one reference and nothing in it yet (room_ops_create and
+ * room_load fill it), or NULL when out of memory. */
+struct room *room_new(struct app *app);
 struct room *room_ref(struct room *r);
-/* NULL is a no-op. */
+/* Drops one reference; frees the room (participants, rounds, backlog, ring)
+ * on the last. NULL is a no-op. */
 void room_unref(struct room *r);
 struct conn *room_conns(struct room *r);
 
-/* Persists the room's settings row. */
-int room_save_meta(struct app *app, struct room *r);
+/* Sets r->epoch from r->epoch_base and the store's number of restores. */
+void room_set_epoch(struct app *app, struct room *r);
+/* Sets the deck from a validated FT_DECK object (NULL: the default deck).
+ * Returns 0 or RF_ENOMEM. */
+int room_set_deck(struct room *r, const msgpack_object *o);
 /* Packs the room's deck (name or list of cards). */
 void room_pack_deck(const struct room *r, msgpack_packer *pk);
+/* Appends the room's settings row to the store's batch. */
+int room_save_meta(struct app *app, struct room *r);
+/* Appends p's row to the store's batch. */
+int room_save_participant(struct app *app, struct room *r, const struct participant *p);
+/* The role a token opens in r, or -1. Compared in constant time. */
+int room_token_role(const struct room *r, const char *token, size_t n);
 
-/* The connection's socket closed: presence and bookkeeping. */
-void room_leave(struct conn *c);
+/* ---- participants and the crowd rule --------------------------------- */
+
+/* The participant pid[0..n), or NULL (borrowed from the room). */
+struct participant *room_participant(const struct room *r, const char *pid, size_t n);
+/* A new, empty participant at the end of parts (the caller sets it up, puts
+ * it in by_pid, then room_track_participant()), or NULL when out of memory. */
+struct participant *room_add_participant(struct room *r);
+/* Undoes room_add_participant() for p, the last one, before
+ * room_track_participant(). */
+void room_drop_new_participant(struct room *r, struct participant *p);
+/* Counts p (fully set up, last in parts, with no connection yet) as an actor
+ * or an observer. Cannot fail. */
+void room_track_participant(struct room *r, struct participant *p);
+/* Changes p's role, keeping the actors and the observer counts right. */
+void room_set_role(struct room *r, struct participant *p, int role);
+/* p's first connection opened (up), or its last one closed. */
+void room_observer_presence(struct room *r, const struct participant *p, bool up);
+/* In a crowd room, the next tick sends an `observers` notice even if the
+ * counts are back to what the last one said (presence_tick). */
+void room_observers_force(struct room *r);
+/* Number of participants of role `role` with an open connection: a counter
+ * for observers, a walk of the actors for the other roles. */
+size_t room_online(const struct room *r, int role);
+/* Whether the crowd rule applies to r (it knows more than ROOM_CROWD participants). */
+bool room_crowded(const struct room *r);
+
+/* ---- rounds and the replay ring ---------------------------------------- */
+
+/* The round clients see as the current one (voting or revealed), or NULL. */
+struct round *room_current_round(const struct room *r);
+/* Appends rd to the room's rounds (takes it). Returns 0 or RF_ENOMEM. */
+int room_add_round(struct room *r, struct round *rd);
+/* Keeps f (taken) as the newest event; the ring grows up to ring_cap, then
+ * drops the oldest. */
+void room_ring_push(struct room *r, struct frame *f);
+
+/* ---- the rooms in memory ------------------------------------------------ */
+
 /* Drops room id from memory after a storage failure, closing its connections. */
 void room_evict(struct app *app, const char *id);
 /* Unloads rooms nobody has been connected to for ROOM_UNLOAD_MS, once all
@@ -157,38 +174,7 @@ void room_evict(struct app *app, const char *id);
 void room_sweep(struct app *app, int64_t now);
 /* Frees every room (shutdown). */
 void room_free_all(struct app *app);
-
-/* The round clients see as the current one (voting or revealed), or NULL. */
-struct round *room_current_round(const struct room *r);
-/* Appends rd to the room's rounds (takes it). Returns 0 or RF_ENOMEM. */
-int room_add_round(struct room *r, struct round *rd);
-/* Number of participants of role `role` with an open connection: a counter
- * for observers, a walk of the actors for the other roles. */
-size_t room_online(const struct room *r, int role);
-/* Whether the crowd rule applies to r (it knows more than ROOM_CROWD participants). */
-bool room_crowded(const struct room *r);
-/* Called every tick (100 ms, through round_on_tick): in a crowd room whose
- * observer counts changed, sends the `observers` notice to the room's
- * connections, at most once every ROOM_OBSERVERS_MS. */
-void room_tick(struct app *app, struct room *r, int64_t now);
 /* Calls fn for every loaded room (the timer tick). */
 void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg);
-
-/* The room with id[0..n), from memory or else loaded from the store; NULL
- * with *err set (RF_ENOT_FOUND, ...) otherwise. */
-struct room *room_find(struct app *app, const char *id, size_t n, int *err);
-/* The role a token opens in r, or -1. Compared in constant time. */
-int room_token_role(const struct room *r, const char *token, size_t n);
-/* Packs what an export holds: settings, participants (no secrets), items,
- * rounds (as round_pack: no unrevealed card). */
-void room_pack_export(const struct room *r, msgpack_packer *pk);
-
-/* Handlers (dispatch.c calls them through the operation table). */
-int room_handle_create(struct req *r);
-int room_handle_join(struct req *r);
-int room_handle_role_set(struct req *r);
-int room_handle_update(struct req *r);
-int room_handle_claim(struct req *r);
-int room_handle_token_rotate(struct req *r);
 
 #endif

@@ -3,18 +3,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
 #include "codec.h"
-#include "dispatch.h"
 #include "errors.h"
-#include "log.h"
-#include "ops.h"
-#include "room.h"
-#include "stats.h"
 #include "store.h"
 
 static const char *const STATE_NAMES[] = {"voting", "revealed", "accepted", "cancelled"};
-static const char *const CONFIDENCE_NAMES[] = {"low", "medium", "high"};
+
+const char *round_state_name(enum round_state s)
+{
+    return STATE_NAMES[s];
+}
 
 static void free_strv(char **v, size_t n)
 {
@@ -37,7 +35,7 @@ void round_free(struct round *rd)
     free(rd);
 }
 
-static struct vote *find_vote(struct round *rd, const char *pid)
+struct vote *round_find_vote(struct round *rd, const char *pid)
 {
     for (size_t i = 0; i < rd->nvotes; i++)
         if (strcmp(rd->votes[i].pid, pid) == 0)
@@ -45,10 +43,9 @@ static struct vote *find_vote(struct round *rd, const char *pid)
     return NULL;
 }
 
-/* Appends raw MessagePack bytes (an encoded value) to the packer's output. */
-static void pack_raw(msgpack_packer *pk, const char *data, size_t len)
+void round_pack_stats(const struct round *rd, msgpack_packer *pk)
 {
-    pk->callback(pk->data, data, len);
+    pk->callback(pk->data, rd->stats, rd->stats_len); /* raw MessagePack: an encoded value */
 }
 
 void round_pack(const struct round *rd, msgpack_packer *pk)
@@ -93,7 +90,7 @@ void round_pack(const struct round *rd, msgpack_packer *pk)
     }
     codec_pack_str(pk, "stats");
     if (shown)
-        pack_raw(pk, rd->stats, rd->stats_len);
+        round_pack_stats(rd, pk);
     else
         msgpack_pack_nil(pk);
     codec_pack_kv_str(pk, "estimate", rd->estimate);
@@ -101,9 +98,9 @@ void round_pack(const struct round *rd, msgpack_packer *pk)
 
 /* ---- storage ------------------------------------------------------------ */
 
-static int save_round(struct app *app, struct room *r, const struct round *rd)
+int round_save(struct store *s, const char *room, const struct round *rd)
 {
-    msgpack_packer *pk = store_packer(app->store);
+    msgpack_packer *pk = store_packer(s);
     msgpack_pack_map(pk, 11);
     codec_pack_kv_str(pk, "item", rd->item);
     codec_pack_kv_u64(pk, "state", (uint64_t)rd->state);
@@ -135,7 +132,7 @@ static int save_round(struct app *app, struct room *r, const struct round *rd)
     } else {
         msgpack_pack_nil(pk);
     }
-    return store_put_round(app->store, r->id, rd->id);
+    return store_put_round(s, room, rd->id);
 }
 
 static int64_t get_i64(const msgpack_object *map, const char *key)
@@ -228,422 +225,4 @@ fail:
     msgpack_zone_destroy(&z);
     round_free(rd);
     return NULL;
-}
-
-/* ---- lookups ------------------------------------------------------------- */
-
-static struct round *find_round(struct req *q)
-{
-    const msgpack_object *id = codec_get(q->msg, "round");
-    struct room *r = q->room;
-    for (size_t i = r->nrounds; i-- > 0;)
-        if (codec_str_eq(id, r->rounds[i]->id))
-            return r->rounds[i];
-    req_fail(q, RF_ENOT_FOUND, "There is no round '%.*s' in this room.", (int)id->via.str.size,
-             id->via.str.ptr);
-    return NULL;
-}
-
-/* ---- reveal --------------------------------------------------------------- */
-
-/* Reveals rd: computes the stats, persists, broadcasts. by may be NULL (the
- * server: auto-reveal or the timer). Returns the event's seq, or 0. */
-static uint64_t reveal(struct app *app, struct room *r, struct round *rd,
-                       const struct participant *by)
-{
-    /* Voters who did not vote: those the round started with, and anyone who
-     * may vote and is online now. */
-    const char **missing = calloc(rd->nvoters + r->nactors + 1, sizeof *missing);
-    struct stats_vote *sv = calloc(rd->nvotes + 1, sizeof *sv);
-    size_t nmissing = 0;
-    if (!missing || !sv) {
-        free(missing);
-        free(sv);
-        return 0;
-    }
-    for (size_t i = 0; i < rd->nvoters; i++)
-        if (!find_vote(rd, rd->voters[i]))
-            missing[nmissing++] = rd->voters[i];
-    for (size_t i = 0; i < r->nactors; i++) { /* the room's participants but observers */
-        const struct participant *p = r->actors[i];
-        if (!p->online || find_vote(rd, p->pid))
-            continue;
-        size_t k = 0;
-        while (k < nmissing && strcmp(missing[k], p->pid) != 0)
-            k++;
-        if (k == nmissing)
-            missing[nmissing++] = p->pid;
-    }
-    for (size_t i = 0; i < rd->nvotes; i++)
-        sv[i] = (struct stats_vote){rd->votes[i].pid, rd->votes[i].card, rd->votes[i].confidence};
-
-    struct codec_buf b;
-    msgpack_packer pk;
-    codec_buf_init(&b, 0);
-    codec_packer_init(&pk, &b);
-    stats_pack(&pk, (const char *const *)rd->cards, rd->ncards, sv, rd->nvotes, missing, nmissing,
-               rd->anonymous);
-    free(missing);
-    free(sv);
-    size_t len;
-    char *stats = codec_buf_take(&b, &len);
-    if (!stats)
-        return 0;
-    rd->stats = stats;
-    rd->stats_len = len;
-    rd->state = ROUND_REVEALED;
-    rd->revealed_at = now_ms();
-    if (save_round(app, r, rd)) {
-        room_evict(app, r->id);
-        return 0;
-    }
-    log_info("room %s: round %s revealed with %zu votes", r->id, rd->id, rd->nvotes);
-    struct event ev;
-    room_event_begin(&ev, r, "round.revealed", by, 3);
-    codec_pack_kv_str(&ev.pk, "round", rd->id);
-    codec_pack_str(&ev.pk, "votes");
-    if (rd->anonymous) {
-        msgpack_pack_nil(&ev.pk);
-    } else {
-        msgpack_pack_map(&ev.pk, rd->nvotes);
-        for (size_t i = 0; i < rd->nvotes; i++)
-            codec_pack_kv_str(&ev.pk, rd->votes[i].pid, rd->votes[i].card);
-    }
-    codec_pack_str(&ev.pk, "stats");
-    pack_raw(&ev.pk, rd->stats, rd->stats_len);
-    return room_event_commit(app, &ev);
-}
-
-/* Auto-reveal: the room wants it, a round is open, and every participant
- * who may vote and is online has voted. */
-static void maybe_auto_reveal(struct app *app, struct room *r)
-{
-    struct round *rd = room_current_round(r);
-    if (!r->auto_reveal || !rd || rd->state != ROUND_VOTING)
-        return;
-    size_t online_voters = 0;
-    for (size_t i = 0; i < r->nactors; i++) { /* the room's participants but observers */
-        const struct participant *p = r->actors[i];
-        if (!p->online)
-            continue;
-        if (!find_vote(rd, p->pid))
-            return;
-        online_voters++;
-    }
-    if (online_voters)
-        reveal(app, r, rd, NULL);
-}
-
-static uint64_t timer_event(struct app *app, struct room *r, const struct participant *by,
-                            bool expired)
-{
-    if (room_save_meta(app, r)) {
-        room_evict(app, r->id);
-        return 0;
-    }
-    struct event ev;
-    room_event_begin(&ev, r, "timer", by, expired ? 2 : 1);
-    codec_pack_str(&ev.pk, "ends_at");
-    if (r->timer_ends_at)
-        msgpack_pack_int64(&ev.pk, r->timer_ends_at);
-    else
-        msgpack_pack_nil(&ev.pk);
-    if (expired)
-        codec_pack_kv_bool(&ev.pk, "expired", true);
-    return room_event_commit(app, &ev);
-}
-
-void round_on_tick(struct app *app, struct room *r, int64_t now)
-{
-    room_tick(app, r, now); /* the crowd rule's `observers` notice (room.h) */
-    if (!r->timer_ends_at || now < r->timer_ends_at)
-        return;
-    r->timer_ends_at = 0;
-    if (!timer_event(app, r, NULL, true))
-        return;
-    struct round *rd = room_current_round(r);
-    if (r->reveal_on_timer && rd && rd->state == ROUND_VOTING)
-        reveal(app, r, rd, NULL);
-}
-
-void round_on_presence(struct app *app, struct room *r)
-{
-    maybe_auto_reveal(app, r);
-}
-
-/* ---- handlers -------------------------------------------------------------- */
-
-/* The cards of a validated FT_DECK object, or of the room's deck. */
-static int copy_deck(const struct room *r, const msgpack_object *deck, char ***cards, size_t *n)
-{
-    const char *const *builtin = NULL;
-    size_t count = 0;
-    if (deck && deck->type == MSGPACK_OBJECT_STR)
-        builtin = deck_builtin(deck->via.str.ptr, deck->via.str.size);
-    else if (!deck && r->deck_name)
-        builtin = deck_builtin(r->deck_name, strlen(r->deck_name));
-    if (builtin)
-        while (builtin[count])
-            count++;
-    else
-        count = deck ? deck->via.array.size : r->ncards;
-    *cards = calloc(count ? count : 1, sizeof **cards);
-    *n = 0;
-    if (!*cards)
-        return RF_ENOMEM;
-    for (size_t i = 0; i < count; i++) {
-        char *c = builtin ? strdup(builtin[i])
-                  : deck  ? codec_strdup(&deck->via.array.ptr[i])
-                          : strdup(r->cards[i]);
-        if (!c)
-            return RF_ENOMEM;
-        (*cards)[(*n)++] = c;
-    }
-    return 0;
-}
-
-int round_handle_start(struct req *q)
-{
-    struct room *r = q->room;
-    const msgpack_object *item = codec_get(q->msg, "item"), *anon = codec_get(q->msg, "anonymous");
-    uint64_t deadline = 0;
-    codec_get_uint(q->msg, "deadline", &deadline);
-    struct item *it = backlog_get(&r->backlog, item->via.str.ptr, item->via.str.size);
-    if (!it)
-        return req_fail(q, RF_ENOT_FOUND, "There is no item '%.*s' to estimate.",
-                        (int)item->via.str.size, item->via.str.ptr);
-    struct round *cur = room_current_round(r);
-    if (cur && cur->state == ROUND_VOTING)
-        return req_fail(q, RF_ECONFLICT,
-                        "Round %s is still open; reveal or cancel it before starting another.",
-                        cur->id);
-    int64_t now = now_ms();
-    if (deadline && (int64_t)deadline <= now)
-        return req_fail(q, RF_EBAD_REQUEST, "The deadline has passed; give a future time in ms.");
-
-    struct round *rd = calloc(1, sizeof *rd);
-    if (!rd)
-        return RF_ENOMEM;
-    snprintf(rd->id, sizeof rd->id, "r%llu", (unsigned long long)r->next_round);
-    snprintf(rd->item, sizeof rd->item, "%s", it->id);
-    rd->state = ROUND_VOTING;
-    rd->anonymous = anon && anon->via.boolean;
-    rd->deadline = (int64_t)deadline;
-    rd->started_at = now;
-    rd->voters = calloc(r->nactors + 1, sizeof *rd->voters);
-    int rc =
-        rd->voters ? copy_deck(r, codec_get(q->msg, "deck"), &rd->cards, &rd->ncards) : RF_ENOMEM;
-    /* Who can vote: everyone but observers (the actors); online now, or
-     * anyone for an asynchronous round. */
-    for (size_t i = 0; i < r->nactors && !rc; i++) {
-        const struct participant *p = r->actors[i];
-        if (!p->online && !deadline)
-            continue;
-        if (!(rd->voters[rd->nvoters] = strdup(p->pid)))
-            rc = RF_ENOMEM;
-        else
-            rd->nvoters++;
-    }
-    if (rc || (rc = room_add_round(r, rd))) {
-        round_free(rd);
-        return rc;
-    }
-    r->next_round++;
-    if (save_round(q->app, r, rd) || room_save_meta(q->app, r)) {
-        room_evict(q->app, r->id);
-        return RF_ENOMEM;
-    }
-    struct event ev;
-    room_event_begin(&ev, r, "round.started", q->who, 6);
-    codec_pack_kv_str(&ev.pk, "round", rd->id);
-    codec_pack_kv_str(&ev.pk, "item", rd->item);
-    codec_pack_str(&ev.pk, "deck");
-    msgpack_pack_array(&ev.pk, rd->ncards);
-    for (size_t i = 0; i < rd->ncards; i++)
-        codec_pack_str(&ev.pk, rd->cards[i]);
-    codec_pack_str(&ev.pk, "voters");
-    msgpack_pack_array(&ev.pk, rd->nvoters);
-    for (size_t i = 0; i < rd->nvoters; i++)
-        codec_pack_str(&ev.pk, rd->voters[i]);
-    codec_pack_kv_bool(&ev.pk, "anonymous", rd->anonymous);
-    codec_pack_str(&ev.pk, "deadline");
-    if (rd->deadline)
-        msgpack_pack_int64(&ev.pk, rd->deadline);
-    else
-        msgpack_pack_nil(&ev.pk);
-    return room_event_reply(q, &ev);
-}
-
-int round_handle_vote(struct req *q)
-{
-    struct room *r = q->room;
-    struct round *rd = find_round(q);
-    const msgpack_object *card = codec_get(q->msg, "card"), *conf = codec_get(q->msg, "confidence");
-    if (!rd)
-        return RF_ENOT_FOUND;
-    if (rd->state != ROUND_VOTING)
-        return req_fail(q, RF_ECONFLICT, "Round %s is %s; votes are closed.", rd->id,
-                        STATE_NAMES[rd->state]);
-    if (rd->deadline && now_ms() > rd->deadline)
-        return req_fail(q, RF_ECONFLICT, "The deadline of round %s has passed; votes are closed.",
-                        rd->id);
-    struct vote *v = find_vote(rd, q->who->pid);
-    if (card->type == MSGPACK_OBJECT_NIL) {
-        if (!v) { /* withdrawing a vote never cast changes nothing */
-            req_ok_unchanged(q);
-            return 0;
-        }
-        free(v->card);
-        *v = rd->votes[--rd->nvotes];
-    } else {
-        char *c = codec_strdup(card);
-        if (!c)
-            return RF_ENOMEM;
-        if (!stats_card_in_deck((const char *const *)rd->cards, rd->ncards, c)) {
-            free(c);
-            return req_fail(q, RF_EBAD_REQUEST,
-                            "That card is not in this round's deck; pick one of its cards.");
-        }
-        int confidence = -1;
-        for (int i = 0; conf && i < 3; i++)
-            if (codec_str_eq(conf, CONFIDENCE_NAMES[i]))
-                confidence = i;
-        if (v && strcmp(v->card, c) == 0 && v->confidence == confidence) {
-            free(c); /* the same vote again */
-            req_ok_unchanged(q);
-            return 0;
-        }
-        if (!v) {
-            if (rd->nvotes == rd->capvotes) {
-                size_t cap = rd->capvotes ? rd->capvotes * 2 : 8;
-                struct vote *nv = realloc(rd->votes, cap * sizeof *nv);
-                if (!nv) {
-                    free(c);
-                    return RF_ENOMEM;
-                }
-                rd->votes = nv;
-                rd->capvotes = cap;
-            }
-            v = &rd->votes[rd->nvotes++];
-            memset(v, 0, sizeof *v);
-            snprintf(v->pid, sizeof v->pid, "%s", q->who->pid);
-        }
-        free(v->card);
-        v->card = c;
-        v->confidence = confidence;
-    }
-    if (save_round(q->app, r, rd)) {
-        room_evict(q->app, r->id);
-        return RF_ENOMEM;
-    }
-    struct event ev;
-    room_event_begin(&ev, r, "voted", q->who, 3);
-    codec_pack_kv_str(&ev.pk, "round", rd->id);
-    codec_pack_kv_str(&ev.pk, "pid", q->who->pid);
-    codec_pack_kv_bool(&ev.pk, "has", card->type != MSGPACK_OBJECT_NIL);
-    room_event_reply(q, &ev);
-    maybe_auto_reveal(q->app, r);
-    return 0;
-}
-
-int round_handle_reveal(struct req *q)
-{
-    struct round *rd = find_round(q);
-    if (!rd)
-        return RF_ENOT_FOUND;
-    if (rd->state != ROUND_VOTING)
-        return req_fail(q, RF_ECONFLICT, "Round %s is %s already.", rd->id, STATE_NAMES[rd->state]);
-    uint64_t seq = reveal(q->app, q->room, rd, q->who);
-    if (!seq)
-        return RF_ENOMEM;
-    req_ok_seq(q, seq);
-    return 0;
-}
-
-int round_handle_accept(struct req *q)
-{
-    struct room *r = q->room;
-    struct round *rd = find_round(q);
-    const msgpack_object *est = codec_get(q->msg, "estimate");
-    if (!rd)
-        return RF_ENOT_FOUND;
-    if (rd->state != ROUND_REVEALED && rd->state != ROUND_ACCEPTED)
-        return req_fail(q, RF_ECONFLICT, "Round %s is %s; reveal it before accepting an estimate.",
-                        rd->id, STATE_NAMES[rd->state]);
-    char *e = codec_strdup(est);
-    if (!e)
-        return RF_ENOMEM;
-    if (!stats_card_in_deck((const char *const *)rd->cards, rd->ncards, e) || strcmp(e, "?") == 0 ||
-        strcmp(e, "coffee") == 0) {
-        free(e);
-        return req_fail(q, RF_EBAD_REQUEST,
-                        "An estimate is one of the round's cards other than ? and coffee.");
-    }
-    struct item *it = backlog_get(&r->backlog, rd->item, strlen(rd->item));
-    if (!it) {
-        free(e);
-        return req_fail(q, RF_ENOT_FOUND, "Item %s has been removed; nothing to estimate.",
-                        rd->item);
-    }
-    free(rd->estimate);
-    rd->estimate = e;
-    rd->state = ROUND_ACCEPTED;
-    if (save_round(q->app, r, rd)) {
-        room_evict(q->app, r->id);
-        return RF_ENOMEM;
-    }
-    struct event ev;
-    room_event_begin(&ev, r, "round.accepted", q->who, 3);
-    codec_pack_kv_str(&ev.pk, "round", rd->id);
-    codec_pack_kv_str(&ev.pk, "item", rd->item);
-    codec_pack_kv_str(&ev.pk, "estimate", e);
-    if (!room_event_commit(q->app, &ev))
-        return 0;
-    uint64_t seq = backlog_set_estimate(q->app, r, it, e, q->who);
-    if (seq)
-        req_ok_seq(q, seq);
-    return 0;
-}
-
-int round_handle_cancel(struct req *q)
-{
-    struct round *rd = find_round(q);
-    if (!rd)
-        return RF_ENOT_FOUND;
-    if (rd->state != ROUND_VOTING && rd->state != ROUND_REVEALED)
-        return req_fail(q, RF_ECONFLICT, "Round %s is %s; there is nothing to cancel.", rd->id,
-                        STATE_NAMES[rd->state]);
-    rd->state = ROUND_CANCELLED;
-    if (save_round(q->app, q->room, rd)) {
-        room_evict(q->app, q->room->id);
-        return RF_ENOMEM;
-    }
-    struct event ev;
-    room_event_begin(&ev, q->room, "round.cancelled", q->who, 1);
-    codec_pack_kv_str(&ev.pk, "round", rd->id);
-    return room_event_reply(q, &ev);
-}
-
-int round_handle_timer_start(struct req *q)
-{
-    uint64_t seconds = 0;
-    codec_get_uint(q->msg, "seconds", &seconds);
-    if (seconds < 1)
-        return req_fail(q, RF_EBAD_REQUEST, "A timer runs from 1 to 3600 seconds.");
-    q->room->timer_ends_at = now_ms() + (int64_t)seconds * 1000;
-    uint64_t seq = timer_event(q->app, q->room, q->who, false);
-    if (seq)
-        req_ok_seq(q, seq);
-    return 0;
-}
-
-int round_handle_timer_stop(struct req *q)
-{
-    if (!q->room->timer_ends_at)
-        return req_fail(q, RF_ECONFLICT, "No timer is running.");
-    q->room->timer_ends_at = 0;
-    uint64_t seq = timer_event(q->app, q->room, q->who, false);
-    if (seq)
-        req_ok_seq(q, seq);
-    return 0;
 }

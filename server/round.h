@@ -1,6 +1,7 @@
-/* Planning poker: rounds of secret votes on an item, the reveal with its
- * statistics (stats.h), re-votes, accepting an estimate, the countdown timer
- * and claiming facilitation when no facilitator is around.
+/* Planning poker, the model: a round of secret votes on an item, with the
+ * statistics of its reveal (stats.h). What clients do with rounds (start,
+ * vote, reveal, accept, the timer) is in poker_ops.h. A room owns its rounds
+ * (room.rounds).
  *
  * Secrecy: a vote's card lives only in struct round and in the store's
  * rounds table until the reveal. round_pack() is the only encoder of a round
@@ -17,9 +18,7 @@
 #include "backlog.h"
 #include "token.h"
 
-struct app;
-struct req;
-struct room;
+struct store;
 
 enum round_state { ROUND_VOTING, ROUND_REVEALED, ROUND_ACCEPTED, ROUND_CANCELLED };
 
@@ -47,25 +46,20 @@ struct round {
     size_t stats_len;
 };
 
+/* NULL is a no-op. */
 void round_free(struct round *rd);
+/* "voting", "revealed", ... */
+const char *round_state_name(enum round_state s);
+/* The vote of participant pid, or NULL. */
+struct vote *round_find_vote(struct round *rd, const char *pid);
 /* Packs the round as clients see it: no card before the reveal. */
 void round_pack(const struct round *rd, msgpack_packer *pk);
+/* Packs the stats of a revealed round (rd->stats) as they are stored. */
+void round_pack_stats(const struct round *rd, msgpack_packer *pk);
+/* Appends the round's row (votes included) of room `room` to the store's
+ * current batch. */
+int round_save(struct store *s, const char *room, const struct round *rd);
 /* Restores a round stored with its votes (room loading). NULL on failure. */
 struct round *round_load(const char *id, const void *data, size_t len);
-
-/* The room's timer ran out, or a participant came or went: what poker does
- * about it (reveal on timer, auto-reveal, facilitator presence). The tick
- * (every 100 ms) also lets the room send its coalesced `observers` notice
- * (room_tick). */
-void round_on_tick(struct app *app, struct room *r, int64_t now);
-void round_on_presence(struct app *app, struct room *r);
-
-int round_handle_start(struct req *q);
-int round_handle_vote(struct req *q);
-int round_handle_reveal(struct req *q);
-int round_handle_accept(struct req *q);
-int round_handle_cancel(struct req *q);
-int round_handle_timer_start(struct req *q);
-int round_handle_timer_stop(struct req *q);
 
 #endif

@@ -3,7 +3,6 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "errors.h"
 
@@ -43,11 +42,4 @@ int token_matches(const char *s, size_t n, const uint8_t hash[TOKEN_HASH])
     uint8_t h[TOKEN_HASH];
     token_hash(s, n, h);
     return CRYPTO_memcmp(h, hash, TOKEN_HASH) == 0;
-}
-
-int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

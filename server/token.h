@@ -19,7 +19,4 @@ void token_hash(const char *s, size_t n, uint8_t hash[TOKEN_HASH]);
 /* 1 when the hash of s[0..n) equals hash, compared in constant time. */
 int token_matches(const char *s, size_t n, const uint8_t hash[TOKEN_HASH]);
 
-/* Milliseconds since the Unix epoch. */
-int64_t now_ms(void);
-
 #endif

@@ -8,10 +8,12 @@
 
 #include "app.h"
 #include "check.h"
+#include "clock.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "frame.h"
 #include "outbox.h"
+#include "presence.h"
 #include "room.h"
 #include "store.h"
 
@@ -83,7 +85,7 @@ static struct client *client_new(void)
 static void client_free(struct client *cl)
 {
     if (cl->c->room)
-        room_leave(cl->c);
+        presence_leave(cl->c);
     conn_on_closed(cl->c);
     for (size_t i = 0; i < cl->n; i++)
         frame_unref(cl->msgs[i]);
@@ -320,9 +322,9 @@ int main(void)
      * after ROOM_UNLOAD_MS, not before. */
     pump();
     CHECK(map_get(&app.rooms, room_id, strlen(room_id)) == r);
-    room_sweep(&app, now_ms());
+    room_sweep(&app, clock_now_ms());
     CHECK(map_get(&app.rooms, room_id, strlen(room_id)) == r);
-    room_sweep(&app, now_ms() + ROOM_UNLOAD_MS + 1);
+    room_sweep(&app, clock_now_ms() + ROOM_UNLOAD_MS + 1);
     CHECK(map_get(&app.rooms, room_id, strlen(room_id)) == NULL);
 
     /* Restart: the room comes back from its state tables. */

@@ -60,6 +60,7 @@
 
 #include "app.h"
 #include "backlog.h"
+#include "clock.h"
 #include "codec.h"
 #include "config.h"
 #include "conn.h"
@@ -69,9 +70,12 @@
 #include "log.h"
 #include "ops.h"
 #include "outbox.h"
+#include "poker_ops.h"
+#include "presence.h"
 #include "rank.h"
 #include "room.h"
 #include "round.h"
+#include "snapshot.h"
 #include "store.h"
 #include "token.h"
 
@@ -288,6 +292,8 @@ static void disconnect_slot(int s)
         return;
     process();      /* what it received, while it was still joined */
     c->sink = NULL; /* whatever is still held for it goes nowhere */
+    if (c->room)
+        presence_leave(c); /* as net.c does when a socket closes */
     conn_on_closed(c);
     cl[s].c = NULL;
     cl[s].joined = false;
@@ -1265,7 +1271,7 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
         static const uint64_t v[] = {60, 1, 3600, 0};
         msgpack_pack_uint64(pk, v[sub % 4]);
     } else if (strcmp(n, "deadline") == 0) {
-        int64_t now = now_ms();
+        int64_t now = clock_now_ms();
         uint64_t v[] = {(uint64_t)now + 600000, (uint64_t)now + 3, 1, SEQ_MAX};
         msgpack_pack_uint64(pk, v[sub % 4]);
     } else if (f->type == FT_BOOL) {
@@ -1520,7 +1526,7 @@ struct saved {
     uint8_t tokens[ROLE__COUNT][TOKEN_HASH];
     bool auto_reveal, reveal_on_timer;
     uint32_t grace;
-    size_t item_bytes; /* backlog.bytes: kept as items change, summed again at load */
+    size_t backlog_item_bytes; /* backlog.bytes: kept as items change, summed again at load */
 };
 
 static void save_room(const struct room *r, struct saved *sv)
@@ -1529,7 +1535,7 @@ static void save_room(const struct room *r, struct saved *sv)
     msgpack_packer pk;
     codec_buf_init(&b, 0);
     codec_packer_init(&pk, &b);
-    room_pack_export(r, &pk);
+    snapshot_pack_export(r, &pk);
     sv->export = (uint8_t *)codec_buf_take(&b, &sv->len);
     if (!sv->export)
         abort();
@@ -1633,7 +1639,7 @@ static void reload(bool sweep)
     struct saved sv;
     save_room(r, &sv);
     if (sweep) {
-        room_sweep(&app, now_ms() + ROOM_UNLOAD_MS + 1000);
+        room_sweep(&app, clock_now_ms() + ROOM_UNLOAD_MS + 1000);
         if (main_r() && !r->timer_ends_at)
             VIOLATION("a committed room without connections or timer was not unloaded");
     } else {
@@ -1781,8 +1787,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct room *r = main_r();
             switch (op - OP__COUNT) {
             case P_TICK:
-                if (r)
-                    round_on_tick(&app, r, now_ms() + 3601 * 1000);
+                if (r) {
+                    int64_t later = clock_now_ms() + 3601 * 1000;
+                    presence_tick(&app, r, later);
+                    poker_ops_on_tick(&app, r, later);
+                }
                 break;
             case P_LEAVE:
                 disconnect_slot(who);

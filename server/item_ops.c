@@ -1,0 +1,425 @@
+#include "item_ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "backlog.h"
+#include "clock.h"
+#include "errors.h"
+#include "event.h"
+#include "hint.h"
+#include "log.h"
+#include "ops.h"
+#include "req.h"
+#include "room.h"
+#include "store.h"
+
+/* Refuses (too_large, with a sentence) a change that takes the room's item
+ * state from `now` to `after` bytes past --max-room-bytes. */
+static int check_budget(struct req *q, size_t now, size_t after)
+{
+    size_t max = q->app->cfg.max_room_bytes;
+    if (after <= max || after <= now)
+        return 0;
+    return req_fail(q, RF_ETOO_LARGE,
+                    "The room's backlog would pass %zu bytes, the most a room holds "
+                    "(it has %zu; this change adds %zu). Shorten or remove items first.",
+                    max, now, after - now);
+}
+
+/* Gives every item a fresh, evenly spaced key and announces it. */
+static int rebalance(struct req *q)
+{
+    struct room *r = q->room;
+    struct backlog *b = &r->backlog;
+    char(*keys)[RANK_MAX + 1] = malloc((b->n ? b->n : 1) * sizeof *keys);
+    if (!keys || rank_spread(b->n, keys)) {
+        free(keys);
+        return RF_ENOMEM;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        strcpy(b->v[i]->rank, keys[i]);
+        if (backlog_save_item(q->app->store, r->id, b->v[i])) {
+            free(keys);
+            room_evict(q->app, r->id);
+            return RF_ENOMEM;
+        }
+    }
+    free(keys);
+    log_info("room %s: rank keys rebalanced over %zu items", r->id, b->n);
+    struct event ev;
+    event_begin(&ev, r, "items.reranked", q->who, 1);
+    codec_pack_str(&ev.pk, "ranks");
+    msgpack_pack_map(&ev.pk, b->n);
+    for (size_t i = 0; i < b->n; i++)
+        codec_pack_kv_str(&ev.pk, b->v[i]->id, b->v[i]->rank);
+    return event_commit(q->app, &ev) ? 0 : RF_ENOMEM;
+}
+
+/* Computes a rank for a new position: right after `prev` (NULL: at the top),
+ * before the item that follows it (skipping `skip`). Rebalances first when
+ * the key would grow too long. */
+static int rank_for(struct req *q, const struct item *prev, const struct item *skip,
+                    char out[RANK_MAX + 1])
+{
+    struct backlog *b = &q->room->backlog;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        size_t next = prev ? backlog_index_of(b, prev) + 1 : 0;
+        if (next < b->n && b->v[next] == skip)
+            next++;
+        const char *lo = prev ? prev->rank : NULL;
+        const char *hi = next < b->n ? b->v[next]->rank : NULL;
+        if (rank_between(lo, hi, out, RANK_MAX + 1) == 0 && strlen(out) <= RANK_REBALANCE)
+            return 0;
+        if (attempt == 0) {
+            int rc = rebalance(q);
+            if (rc)
+                return rc;
+        }
+    }
+    log_error("room %s: no rank key even after rebalancing", q->room->id);
+    return RF_EINTERNAL;
+}
+
+/* Resolves `after` of item.add / item.move: *prev is the item to go below,
+ * NULL for the top; absent (for item.add) means the bottom. */
+static int resolve_after(struct req *q, const struct item *moving, const struct item **prev)
+{
+    struct backlog *b = &q->room->backlog;
+    const msgpack_object *after = codec_get(q->msg, "after");
+    if (!after) {
+        *prev = b->n ? b->v[b->n - 1] : NULL;
+        return 0;
+    }
+    if (after->type == MSGPACK_OBJECT_NIL) {
+        *prev = NULL;
+        return 0;
+    }
+    *prev = backlog_get(b, after->via.str.ptr, after->via.str.size);
+    if (!*prev)
+        return req_fail(q, RF_ENOT_FOUND, "There is no item '%.*s' to place it after.",
+                        (int)after->via.str.size, after->via.str.ptr);
+    if (*prev == moving)
+        return req_fail(q, RF_EBAD_REQUEST, "An item cannot be placed after itself.");
+    return 0;
+}
+
+static struct item *get_item(struct req *q, const char *field)
+{
+    const msgpack_object *id = codec_get(q->msg, field);
+    struct item *it = backlog_get(&q->room->backlog, id->via.str.ptr, id->via.str.size);
+    if (!it)
+        req_fail(q, RF_ENOT_FOUND, "There is no item '%.*s' in this room.", (int)id->via.str.size,
+                 id->via.str.ptr);
+    return it;
+}
+
+/* A new item from a client's map (validated here); not yet in the backlog. */
+static struct item *new_item_from(struct req *q, const msgpack_object *map, int *rc)
+{
+    struct room *r = q->room;
+    *rc = ops_validate_fields(ops_item_fields, map, false, true, q->why, sizeof q->why);
+    if (*rc)
+        return NULL;
+    char id[ITEM_ID_MAX];
+    snprintf(id, sizeof id, "i%llu", (unsigned long long)r->next_item);
+    struct item *it = backlog_item_new(id);
+    if (!it || backlog_item_apply(it, map)) {
+        backlog_item_free(it);
+        *rc = RF_ENOMEM;
+        return NULL;
+    }
+    it->updated_at = clock_now_ms();
+    it->bytes = backlog_item_bytes(it);
+    r->next_item++;
+    return it;
+}
+
+int item_ops_add(struct req *q)
+{
+    struct room *r = q->room;
+    const struct item *prev;
+    int rc;
+    if (r->backlog.n >= BACKLOG_MAX_ITEMS)
+        return req_fail(q, RF_ETOO_LARGE, "The backlog has %d items, the most a room holds.",
+                        BACKLOG_MAX_ITEMS);
+    if ((rc = resolve_after(q, NULL, &prev)))
+        return rc;
+    struct item *it = new_item_from(q, codec_get(q->msg, "item"), &rc);
+    if (!it)
+        return rc;
+    if ((rc = check_budget(q, r->backlog.bytes, r->backlog.bytes + it->bytes)) ||
+        (rc = rank_for(q, prev, NULL, it->rank)) || (rc = backlog_insert(&r->backlog, it))) {
+        backlog_item_free(it);
+        return rc;
+    }
+    r->backlog.bytes += it->bytes;
+    if (backlog_save_item(q->app->store, r->id, it) || room_save_meta(q->app, r)) {
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    event_begin(&ev, r, "item.added", q->who, 1);
+    codec_pack_str(&ev.pk, "item");
+    backlog_item_pack(it, &ev.pk);
+    uint64_t seq = event_commit(q->app, &ev);
+    if (seq) {
+        struct codec_buf b;
+        msgpack_packer pk;
+        req_ok_begin(q, &b, &pk, 2);
+        codec_pack_kv_u64(&pk, "seq", seq);
+        codec_pack_kv_str(&pk, "item", it->id);
+        req_ok_end(q, &b);
+    }
+    return 0;
+}
+
+uint64_t item_ops_set_estimate(struct app *app, struct room *r, struct item *it,
+                               const char *estimate, const struct participant *by)
+{
+    struct ival *v = &it->f[ITEM_F_ESTIMATE];
+    char *e = strdup(estimate);
+    if (!e)
+        return 0;
+    backlog_ival_free(v);
+    v->type = IV_STR;
+    v->u.s = e;
+    backlog_account(&r->backlog, it);
+    it->updated_at = clock_now_ms();
+    if (backlog_save_item(app->store, r->id, it)) {
+        room_evict(app, r->id);
+        return 0;
+    }
+    struct event ev;
+    event_begin(&ev, r, "item.updated", by, 2);
+    codec_pack_kv_str(&ev.pk, "item", it->id);
+    codec_pack_str(&ev.pk, "set");
+    msgpack_pack_map(&ev.pk, 1);
+    codec_pack_kv_str(&ev.pk, "estimate", e);
+    return event_commit(app, &ev);
+}
+
+int item_ops_update(struct req *q)
+{
+    struct room *r = q->room;
+    struct item *it = get_item(q, "item");
+    if (!it)
+        return RF_ENOT_FOUND;
+    const msgpack_object *set = codec_get(q->msg, "set");
+    if (set->via.map.size == 0)
+        return req_fail(q, RF_EBAD_REQUEST, "Field 'set' must hold at least one item field.");
+    int rc = ops_validate_fields(ops_item_fields, set, true, true, q->why, sizeof q->why);
+    if (rc)
+        return rc;
+    if (backlog_item_has(it, set)) { /* the values it has: nothing changes */
+        req_ok_unchanged(q);
+        return 0;
+    }
+    size_t after;
+    if ((rc = backlog_item_bytes_with(it, set, &after)) ||
+        (rc = check_budget(q, r->backlog.bytes, r->backlog.bytes - it->bytes + after)) ||
+        (rc = backlog_item_apply(it, set)))
+        return rc;
+    backlog_account(&r->backlog, it);
+    it->updated_at = clock_now_ms();
+    if (backlog_save_item(q->app->store, r->id, it)) {
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    event_begin(&ev, r, "item.updated", q->who, 2);
+    codec_pack_kv_str(&ev.pk, "item", it->id);
+    codec_pack_str(&ev.pk, "set");
+    codec_pack_obj(&ev.pk, set);
+    return event_reply(q, &ev);
+}
+
+int item_ops_move(struct req *q)
+{
+    struct room *r = q->room;
+    struct item *it = get_item(q, "item");
+    const struct item *prev;
+    char rank[RANK_MAX + 1];
+    int rc;
+    if (!it)
+        return RF_ENOT_FOUND;
+    if ((rc = resolve_after(q, it, &prev)))
+        return rc;
+    size_t at = backlog_index_of(&r->backlog, it);
+    if (prev == (at ? r->backlog.v[at - 1] : NULL)) { /* already there */
+        req_ok_unchanged(q);
+        return 0;
+    }
+    if ((rc = rank_for(q, prev, it, rank)))
+        return rc;
+    backlog_remove_at(&r->backlog, backlog_index_of(&r->backlog, it));
+    strcpy(it->rank, rank);
+    it->updated_at = clock_now_ms();
+    if (backlog_insert(&r->backlog, it) || backlog_save_item(q->app->store, r->id, it)) {
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    event_begin(&ev, r, "item.moved", q->who, 3);
+    codec_pack_kv_str(&ev.pk, "item", it->id);
+    codec_pack_kv_str(&ev.pk, "after", prev ? prev->id : NULL);
+    codec_pack_kv_str(&ev.pk, "rank", it->rank);
+    return event_reply(q, &ev);
+}
+
+int item_ops_remove(struct req *q)
+{
+    struct room *r = q->room;
+    struct item *it = get_item(q, "item");
+    if (!it)
+        return RF_ENOT_FOUND;
+    if (store_del_item(q->app->store, r->id, it->id))
+        return RF_ENOMEM;
+    backlog_remove_at(&r->backlog, backlog_index_of(&r->backlog, it));
+    r->backlog.bytes -= it->bytes;
+    if (r->focus && strcmp(r->focus, it->id) == 0) {
+        free(r->focus);
+        r->focus = NULL;
+        if (room_save_meta(q->app, r)) {
+            backlog_item_free(it);
+            room_evict(q->app, r->id);
+            return RF_ENOMEM;
+        }
+    }
+    hint_drop_item(r, it->id);
+    struct event ev;
+    event_begin(&ev, r, "item.removed", q->who, 1);
+    codec_pack_kv_str(&ev.pk, "item", it->id);
+    backlog_item_free(it);
+    return event_reply(q, &ev);
+}
+
+int item_ops_split(struct req *q)
+{
+    struct room *r = q->room;
+    struct item *parent = get_item(q, "item");
+    const msgpack_object *children = codec_get(q->msg, "children");
+    const msgpack_object *pattern = codec_get(q->msg, "pattern");
+    uint32_t n = children->via.array.size;
+    int rc = 0;
+    if (!parent)
+        return RF_ENOT_FOUND;
+    if (parent->f[ITEM_F_STATUS].type == IV_STR &&
+        strcmp(parent->f[ITEM_F_STATUS].u.s, "split") == 0)
+        return req_fail(q, RF_ECONFLICT, "This item has been split already; split its children.");
+    if (r->backlog.n + n > BACKLOG_MAX_ITEMS)
+        return req_fail(q, RF_ETOO_LARGE, "The backlog would pass %d items, the most a room holds.",
+                        BACKLOG_MAX_ITEMS);
+    /* Validate every child before changing anything: all or nothing. */
+    for (uint32_t i = 0; i < n; i++) {
+        if ((rc = ops_validate_fields(ops_item_fields, &children->via.array.ptr[i], false, true,
+                                      q->why, sizeof q->why))) {
+            size_t len = strlen(q->why);
+            snprintf(q->why + len, sizeof q->why - len, " (child %u)", i + 1);
+            return rc;
+        }
+    }
+    struct item **kids = calloc(n, sizeof *kids);
+    if (!kids)
+        return RF_ENOMEM;
+    uint64_t first_id = r->next_item;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        kids[i] = new_item_from(q, &children->via.array.ptr[i], &rc);
+        if (kids[i] && !(kids[i]->parent = strdup(parent->id)))
+            rc = RF_ENOMEM;
+    }
+    /* The children, and the parent's status becoming "split". */
+    size_t grow = 0;
+    char word[] = "split";
+    const struct ival split = {IV_STR, {.s = word}};
+    for (uint32_t i = 0; i < n && !rc; i++)
+        grow += kids[i]->bytes;
+    if (!rc)
+        rc = check_budget(q, r->backlog.bytes,
+                          r->backlog.bytes + grow + backlog_ival_bytes(&split) -
+                              backlog_ival_bytes(&parent->f[ITEM_F_STATUS]));
+    /* Ranks: between the parent and the item after it, in the given order. */
+    const struct item *prev = parent;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        if (!(rc = rank_for(q, prev, NULL, kids[i]->rank)))
+            rc = backlog_insert(&r->backlog, kids[i]);
+        if (!rc)
+            prev = kids[i];
+        else
+            break;
+    }
+    if (rc) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (kids[i] && backlog_get(&r->backlog, kids[i]->id, strlen(kids[i]->id)))
+                backlog_remove_at(&r->backlog, backlog_index_of(&r->backlog, kids[i]));
+            backlog_item_free(kids[i]);
+        }
+        free(kids);
+        r->next_item = first_id;
+        return rc;
+    }
+    struct ival *status = &parent->f[ITEM_F_STATUS];
+    backlog_ival_free(status);
+    status->type = IV_STR;
+    status->u.s = strdup("split");
+    if (status->u.s)
+        backlog_account(&r->backlog, parent);
+    r->backlog.bytes += grow;
+    parent->updated_at = clock_now_ms();
+    int bad = !status->u.s || backlog_save_item(q->app->store, r->id, parent) ||
+              room_save_meta(q->app, r);
+    for (uint32_t i = 0; i < n && !bad; i++)
+        bad = backlog_save_item(q->app->store, r->id, kids[i]);
+    if (bad) {
+        free(kids);
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    hint_drop_item(r, parent->id);
+    struct event ev;
+    event_begin(&ev, r, "item.split", q->who, 3);
+    codec_pack_kv_str(&ev.pk, "item", parent->id);
+    codec_pack_str(&ev.pk, "children");
+    msgpack_pack_array(&ev.pk, n);
+    for (uint32_t i = 0; i < n; i++)
+        backlog_item_pack(kids[i], &ev.pk);
+    codec_pack_str(&ev.pk, "pattern");
+    if (pattern)
+        codec_pack_obj(&ev.pk, pattern);
+    else
+        msgpack_pack_nil(&ev.pk);
+    free(kids);
+    return event_reply(q, &ev);
+}
+
+int item_ops_focus(struct req *q)
+{
+    struct room *r = q->room;
+    const msgpack_object *id = codec_get(q->msg, "item");
+    char *focus = NULL;
+    if (id->type == MSGPACK_OBJECT_STR) {
+        struct item *it = get_item(q, "item");
+        if (!it)
+            return RF_ENOT_FOUND;
+        if (r->focus && strcmp(r->focus, it->id) == 0) { /* already focused */
+            req_ok_unchanged(q);
+            return 0;
+        }
+        if (!(focus = strdup(it->id)))
+            return RF_ENOMEM;
+    } else if (!r->focus) {
+        req_ok_unchanged(q);
+        return 0;
+    }
+    free(r->focus);
+    r->focus = focus;
+    if (room_save_meta(q->app, r)) {
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    event_begin(&ev, r, "focus", q->who, 1);
+    codec_pack_kv_str(&ev.pk, "item", focus);
+    return event_reply(q, &ev);
+}

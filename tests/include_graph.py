@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""The shape of server/: no include circle between its modules, no file too long.
+
+A module is a file pair (room.c + room.h, or a header alone); module A depends
+on module B when room.c or room.h includes "b.h". The modules must form a
+layered graph: any circle (room -> outbox -> room) is reported with its path.
+A .c file over MAX_LINES lines is reported too (store.c, owned by the storage
+work, is allowed its size until it is split).
+
+Usage: include_graph.py [SERVER_DIR]   (exit 1 on a violation; prints the layers)
+"""
+import os
+import re
+import sys
+
+MAX_LINES = 800
+LONG_OK = {"store.c"}
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)\.h"', re.M)
+
+
+def graph(server):
+    names = sorted(os.listdir(server))
+    modules = {os.path.splitext(n)[0] for n in names if n.endswith((".c", ".h"))}
+    deps = {m: set() for m in modules}
+    for n in names:
+        if not n.endswith((".c", ".h")):
+            continue
+        m = os.path.splitext(n)[0]
+        with open(os.path.join(server, n), encoding="utf-8") as f:
+            for inc in INCLUDE.findall(f.read()):
+                if inc in modules and inc != m:
+                    deps[m].add(inc)
+    return deps
+
+
+def cycles(deps):
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(deps[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10000)
+    for v in sorted(deps):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def layers(deps):
+    """Each module's layer: 0 for a module that includes no other, else one
+    more than the highest layer it includes (only for an acyclic graph)."""
+    level = {}
+
+    def of(m):
+        if m not in level:
+            level[m] = 0
+            level[m] = 1 + max((of(d) for d in deps[m]), default=-1)
+        return level[m]
+
+    for m in deps:
+        of(m)
+    return level
+
+
+def main():
+    server = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "server")
+    deps = graph(server)
+    bad = 0
+    for comp in cycles(deps):
+        print("include circle: " + " <-> ".join(comp))
+        bad = 1
+    for n in sorted(os.listdir(server)):
+        if n.endswith(".c") and n not in LONG_OK:
+            with open(os.path.join(server, n), encoding="utf-8") as f:
+                lines = sum(1 for _ in f)
+            if lines > MAX_LINES:
+                print(f"{n}: {lines} lines (at most {MAX_LINES})")
+                bad = 1
+    if not bad:
+        level = layers(deps)
+        for lv in range(max(level.values()) + 1):
+            mods = sorted(m for m in level if level[m] == lv)
+            print(f"layer {lv}: {' '.join(mods)}")
+        print(f"{len(deps)} modules, no include circle")
+    return bad
+
+
+if __name__ == "__main__":
+    sys.exit(main())
