@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "list.h"
 #include "map.h"
 
 struct store;
@@ -23,13 +24,14 @@ struct app {
     struct lws_vhost *vhost;
     struct store *store;
     struct outbox *outbox;
-    struct map rooms;      /* room id -> struct room *, rooms loaded in memory */
-    struct map peers;      /* client address -> struct peer *, open WebSockets per address */
-    char *web_root;        /* --web DIR, resolved; NULL: the web client built in (web.h) */
-    uint64_t room_count;   /* rooms in the database */
-    struct conn *conns;    /* every open WebSocket connection */
-    uint64_t join_serial;  /* stamps joins and outgoing broadcasts (see outbox.h) */
-    uv_prepare_t turn_end; /* end of each loop turn: group commit, release output */
+    struct map rooms;            /* room id -> struct room *, rooms loaded in memory */
+    struct map peers;            /* client address -> struct peer *, open WebSockets per address */
+    char *web_root;              /* --web DIR, resolved; NULL: the web client built in (web.h) */
+    struct lws_http_mount mount; /* net.c: "/", every HTTP request to its callback */
+    uint64_t room_count;         /* rooms in the database */
+    struct list conns;           /* every open WebSocket connection (conn.all_link) */
+    uint64_t join_serial;        /* stamps joins and outgoing broadcasts (see outbox.h) */
+    uv_prepare_t turn_end;       /* end of each loop turn: group commit, release output */
     uv_signal_t sigint, sigterm;
     uv_timer_t tick; /* room timers, every 100 ms */
     uint64_t ticks;
@@ -37,7 +39,7 @@ struct app {
     int stopping;
     uint64_t stop_deadline; /* uv_now() by which shutdown stops waiting */
     int exit_code;
-    struct conn *dirty; /* connections with frames queued this turn (conn_flush) */
+    struct list dirty; /* connections with frames queued this turn (conn_flush; conn.dirty_link) */
     /* conn.c: the frames of one burst, framed and coalesced for one write */
     unsigned char wbuf[LWS_PRE + APP_WBUF];
 };

@@ -8,6 +8,31 @@
 #include "frame.h"
 #include "log.h"
 
+/* The reason text of each close code (at most 62 bytes: a close frame's
+ * payload is 125 bytes, and conn_on_writeable's buffer 64). */
+static const struct {
+    int code;
+    const char *reason;
+} CLOSE_REASONS[] = {
+    {CONN_CLOSE_GOING_AWAY, "server shutting down"}, {CONN_CLOSE_POLICY, "too many messages"},
+    {CONN_CLOSE_TOO_BIG, "message too big"},         {CONN_CLOSE_INTERNAL, "server error: rejoin"},
+    {CONN_CLOSE_SLOW, "too slow: rejoin"},           {CONN_CLOSE_IDLE, "no sign of life: rejoin"},
+};
+
+const char *conn_close_reason(int code)
+{
+    for (size_t i = 0; i < sizeof CLOSE_REASONS / sizeof CLOSE_REASONS[0]; i++)
+        if (CLOSE_REASONS[i].code == code)
+            return CLOSE_REASONS[i].reason;
+    return "";
+}
+
+void conn_lists_init(struct app *app)
+{
+    list_init(&app->conns);
+    list_init(&app->dirty);
+}
+
 struct conn *conn_new(struct app *app, struct lws *wsi)
 {
     struct conn *c = calloc(1, sizeof *c);
@@ -19,10 +44,10 @@ struct conn *conn_new(struct app *app, struct lws *wsi)
     c->tokens = 2.0 * (double)app->cfg.rate;
     c->tokens_at = app->loop ? uv_now(app->loop) : 0;
     c->alive_at = c->tokens_at;
-    c->all_next = app->conns;
-    if (app->conns)
-        app->conns->all_prev = c;
-    app->conns = c;
+    list_init(&c->dirty_link);
+    list_init(&c->room_link);
+    list_init(&c->hint.link);
+    list_push(&app->conns, &c->all_link);
     return c;
 }
 
@@ -96,7 +121,7 @@ int conn_take_token(struct conn *c)
     if (++c->refused > c->app->cfg.rate) {
         log_info("closing a connection that keeps flooding (%u messages refused within a second)",
                  c->refused);
-        conn_close(c, CLOSE_POLICY);
+        conn_close(c, CONN_CLOSE_POLICY);
     }
     return RF_ERATE_LIMITED;
 }
@@ -106,17 +131,14 @@ int conn_take_token(struct conn *c)
 static void queue_push(struct conn *c, struct frame *f, bool answer)
 {
     if (queue_reserve(c)) {
-        conn_close(c, CLOSE_INTERNAL);
+        conn_close(c, CONN_CLOSE_INTERNAL);
         return;
     }
     c->q[(c->qhead + c->qlen++) % c->qcap] = (struct conn_qent){frame_ref(f), answer};
     if (!answer)
         c->qbytes += f->len;
-    if (!c->dirty) { /* written at the end of the turn (conn_flush) */
-        c->dirty = true;
-        c->dirty_next = c->app->dirty;
-        c->app->dirty = conn_ref(c);
-    }
+    if (list_empty(&c->dirty_link)) /* written at the end of the turn (conn_flush) */
+        list_push(&c->app->dirty, &conn_ref(c)->dirty_link);
 }
 
 void conn_send(struct conn *c, struct frame *f)
@@ -138,7 +160,7 @@ void conn_send(struct conn *c, struct frame *f)
         if (after > 4 * cap || now - c->over_since > QUEUE_GRACE_MS) {
             log_info("closing a connection whose outgoing queue stayed over %zu bytes", cap);
             queue_clear(c);
-            conn_close(c, CLOSE_SLOW);
+            conn_close(c, CONN_CLOSE_SLOW);
             return;
         }
     }
@@ -201,11 +223,9 @@ static int write_burst(struct conn *c)
 
 void conn_flush(struct app *app)
 {
-    struct conn *c;
-    while ((c = app->dirty)) {
-        app->dirty = c->dirty_next;
-        c->dirty_next = NULL;
-        c->dirty = false;
+    while (!list_empty(&app->dirty)) {
+        struct conn *c = list_entry(app->dirty.next, struct conn, dirty_link);
+        list_remove(&c->dirty_link);
         /* With lws still holding unsent bytes, WRITEABLE continues. */
         if (c->wsi && c->qlen && !c->close_sent && !c->write_failed &&
             !lws_partial_buffered(c->wsi) && write_burst(c) < 0) {
@@ -223,11 +243,11 @@ void conn_close(struct conn *c, int code)
     if (!c->wsi || c->close_code)
         return;
     c->close_code = code;
-    if (code == CLOSE_TOO_BIG || code == CLOSE_SLOW)
+    if (code == CONN_CLOSE_TOO_BIG || code == CONN_CLOSE_SLOW)
         queue_clear(c);
     /* If the peer does not read, the close frame cannot go out either: lws
      * drops the socket after this long whatever happens. */
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, code == CLOSE_GOING_AWAY ? 5 : 3);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, code == CONN_CLOSE_GOING_AWAY ? 5 : 3);
     lws_callback_on_writable(c->wsi);
 }
 
@@ -244,7 +264,7 @@ void conn_check_idle(struct conn *c, uint64_t now)
     if (now - c->alive_at >= IDLE_DROP_MS) {
         log_info("dropping a connection silent for %llu s",
                  (unsigned long long)((now - c->alive_at) / 1000));
-        conn_close(c, CLOSE_IDLE); /* and lws drops it 3 s later if it cannot be sent */
+        conn_close(c, CONN_CLOSE_IDLE); /* and lws drops it 3 s later if it cannot be sent */
     } else if (now - c->alive_at >= IDLE_PING_MS && !c->ping_sent) {
         c->ping_due = true;
         lws_callback_on_writable(c->wsi);
@@ -271,20 +291,6 @@ int conn_on_writeable(struct conn *c)
     }
     if (!c->qlen) {
         if (c->close_code) {
-            static const char *const reasons[] = {"",
-                                                  "server shutting down",
-                                                  "message too big",
-                                                  "server error: rejoin",
-                                                  "too slow: rejoin",
-                                                  "too many messages",
-                                                  "no sign of life: rejoin"};
-            int r = c->close_code == CLOSE_GOING_AWAY ? 1
-                    : c->close_code == CLOSE_TOO_BIG  ? 2
-                    : c->close_code == CLOSE_INTERNAL ? 3
-                    : c->close_code == CLOSE_SLOW     ? 4
-                    : c->close_code == CLOSE_POLICY   ? 5
-                    : c->close_code == CLOSE_IDLE     ? 6
-                                                      : 0;
             /* lws 4.1.6 on libuv drops the socket without a close frame
              * when WRITEABLE returns -1 after lws_close_reason() (RECEIVE
              * is fine), so the close frame is written here: opcode 4 is
@@ -292,10 +298,11 @@ int conn_on_writeable(struct conn *c)
              * uses. lws completes the handshake when the peer answers; the
              * timeout drops a peer that does not. */
             unsigned char buf[LWS_PRE + 64];
-            size_t n = strlen(reasons[r]);
+            const char *reason = conn_close_reason(c->close_code);
+            size_t n = strlen(reason);
             buf[LWS_PRE] = (unsigned char)(c->close_code >> 8);
             buf[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
-            memcpy(buf + LWS_PRE + 2, reasons[r], n);
+            memcpy(buf + LWS_PRE + 2, reason, n);
             log_debug("closing a connection with status %d", c->close_code);
             c->close_sent = true;
             if (lws_write(c->wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4) < 0)
@@ -353,9 +360,10 @@ too_big:
     log_info("closing a connection that sent a message over %zu bytes", max);
     c->rxlen = 0;
     queue_clear(c);
-    c->close_code = CLOSE_TOO_BIG;
-    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"message too big",
-                     15);
+    c->close_code = CONN_CLOSE_TOO_BIG;
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                     (unsigned char *)conn_close_reason(CONN_CLOSE_TOO_BIG),
+                     strlen(conn_close_reason(CONN_CLOSE_TOO_BIG)));
     return RF_ETOO_LARGE;
 }
 
@@ -370,15 +378,8 @@ void conn_rx_done(struct conn *c)
 
 void conn_on_closed(struct conn *c)
 {
-    struct app *app = c->app;
     c->wsi = NULL;
     queue_clear(c);
-    if (c->all_prev)
-        c->all_prev->all_next = c->all_next;
-    else
-        app->conns = c->all_next;
-    if (c->all_next)
-        c->all_next->all_prev = c->all_prev;
-    c->all_prev = c->all_next = NULL;
+    list_remove(&c->all_link);
     conn_unref(c);
 }

@@ -28,17 +28,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "list.h"
+
 struct app;
 struct room;
 struct participant;
 struct frame;
 
-#define CLOSE_GOING_AWAY 1001
-#define CLOSE_POLICY     1008
-#define CLOSE_TOO_BIG    1009
-#define CLOSE_INTERNAL   1011
-#define CLOSE_SLOW       4001
-#define CLOSE_IDLE       4002
+/* Why the server closes a WebSocket: the status code of its close frame.
+ * Each has its reason text in conn.c's table (conn_close_reason). */
+enum conn_close {
+    CONN_CLOSE_GOING_AWAY = 1001, /* the server is shutting down */
+    CONN_CLOSE_POLICY = 1008,     /* a flood of messages */
+    CONN_CLOSE_TOO_BIG = 1009,    /* a message over --max-message */
+    CONN_CLOSE_INTERNAL = 1011,   /* the server failed it (out of memory, storage): rejoin */
+    CONN_CLOSE_SLOW = 4001,       /* its queue stayed over --max-queue: rejoin with since */
+    CONN_CLOSE_IDLE = 4002,       /* no sign of life */
+};
+
+/* The reason text of close code `code` ("" for a code of no table entry). */
+const char *conn_close_reason(int code);
 
 #define QUEUE_GRACE_MS 2000  /* how long a queue may stay over --max-queue */
 #define IDLE_PING_MS   10000 /* a connection silent this long is pinged */
@@ -49,10 +58,10 @@ struct frame;
 #define CONN_HINT_ITEM 16
 struct conn_hint {
     char item[CONN_HINT_ITEM];
-    uint8_t what;             /* enum hint_what; HINT_NONE: no hint, not on the list */
-    double spent;             /* rate limit: hints sent, draining at HINT_RATE a second */
-    uint64_t spent_at;        /* uv_now() of the last drain */
-    struct conn *prev, *next; /* on room.hinting while what != HINT_NONE */
+    uint8_t what;      /* enum hint_what; HINT_NONE: no hint, not on the list */
+    double spent;      /* rate limit: hints sent, draining at HINT_RATE a second */
+    uint64_t spent_at; /* uv_now() of the last drain */
+    struct list link;  /* on room.hinting while what != HINT_NONE */
 };
 
 struct conn_qent {
@@ -78,13 +87,13 @@ struct conn {
     uint64_t alive_at;   /* uv_now() of the last message or pong from the peer */
     bool ping_due;       /* a ping goes out at the next WRITEABLE */
     bool ping_sent;      /* since alive_at */
-    bool dirty;          /* on app->dirty: frames were queued this turn */
     bool write_failed;   /* a direct write failed: WRITEABLE closes */
-    struct conn *dirty_next;
+    struct list
+        dirty_link;    /* on app->dirty while frames were queued this turn (holds a reference) */
     unsigned char *rx; /* reassembly of a fragmented message */
     size_t rxlen, rxcap;
-    struct conn *room_prev, *room_next;
-    struct conn *all_prev, *all_next;
+    struct list room_link; /* on room.conns while joined */
+    struct list all_link;  /* on app->conns while its socket is open */
     double tokens;         /* rate limit: token bucket of --rate per second */
     uint64_t tokens_at;    /* uv_now() of the last refill */
     uint32_t refused;      /* messages refused since refused_at */
@@ -97,7 +106,18 @@ struct conn {
     void *sink_arg;
 };
 
-/* A new connection for wsi with one reference (the socket's). */
+/* Readies app's lists of connections (conns, dirty): once, before the first
+ * conn_new(). */
+void conn_lists_init(struct app *app);
+
+/* The connection that list node `l` of app->conns is. */
+#define conn_of_all(l) list_entry(l, struct conn, all_link)
+/* The connection that list node `l` of room.conns is. */
+#define conn_of_room(l) list_entry(l, struct conn, room_link)
+/* The connection that list node `l` of room.hinting is. */
+#define conn_of_hint(l) list_entry(l, struct conn, hint.link)
+
+/* A new connection for wsi with one reference (the socket's), on app->conns. */
 struct conn *conn_new(struct app *app, struct lws *wsi);
 struct conn *conn_ref(struct conn *c);
 /* Drops one reference; frees the conn (and its queue) on the last. NULL is a no-op. */
@@ -121,7 +141,8 @@ void conn_send_answer(struct conn *c, struct frame *f);
 void conn_flush(struct app *app);
 
 /* Asks lws to close the connection with a WebSocket status code once what is
- * already queued before it has been written (at once for CLOSE_TOO_BIG). */
+ * already queued before it has been written (at once for CONN_CLOSE_TOO_BIG and CONN_CLOSE_SLOW).
+ */
 void conn_close(struct conn *c, int code);
 
 /* The peer showed it is alive (a message or a pong). */

@@ -46,18 +46,12 @@ static bool take(struct conn *c)
     return true;
 }
 
-static void unlink_hint(struct room *r, struct conn *c)
+static void unlink_hint(struct conn *c)
 {
     struct conn_hint *h = &c->hint;
     if (h->what == HINT_NONE)
         return;
-    if (h->prev)
-        h->prev->hint.next = h->next;
-    else
-        r->hinting = h->next;
-    if (h->next)
-        h->next->hint.prev = h->prev;
-    h->prev = h->next = NULL;
+    list_remove(&h->link);
     h->what = HINT_NONE;
     h->item[0] = '\0';
 }
@@ -65,16 +59,13 @@ static void unlink_hint(struct room *r, struct conn *c)
 /* Sets c's hint (what HINT_NONE: clears it). */
 static void set_hint(struct room *r, struct conn *c, const char *item, int what)
 {
-    unlink_hint(r, c);
+    unlink_hint(c);
     if (what == HINT_NONE)
         return;
     struct conn_hint *h = &c->hint;
     snprintf(h->item, sizeof h->item, "%s", item);
     h->what = (uint8_t)what;
-    h->next = r->hinting;
-    if (r->hinting)
-        r->hinting->hint.prev = c;
-    r->hinting = c;
+    list_push(&r->hinting, &h->link);
 }
 
 /* The notice {t: "hint", at, pid, item, what} about c's hint, to the room's
@@ -124,10 +115,14 @@ void hint_pack_room(const struct room *r, const struct conn *to, msgpack_packer 
 {
     size_t n = 0;
     bool none = room_crowded(r) && to->part && to->part->role == ROLE_OBSERVER;
-    for (const struct conn *c = none ? NULL : r->hinting; c; c = c->hint.next)
-        n += c != to;
+    if (!none)
+        list_each(l, &r->hinting) n += conn_of_hint(l) != to;
     msgpack_pack_array(pk, n);
-    for (const struct conn *c = none ? NULL : r->hinting; c; c = c->hint.next) {
+    if (none)
+        return;
+    list_each(l, &r->hinting)
+    {
+        const struct conn *c = conn_of_hint(l);
         if (c == to)
             continue;
         msgpack_pack_map(pk, 3);
@@ -141,17 +136,18 @@ void hint_leave(struct conn *c, bool quiet)
 {
     if (c->hint.what == HINT_NONE)
         return;
-    unlink_hint(c->room, c);
+    unlink_hint(c);
     if (!quiet)
         notify(c->app, c->room, c);
 }
 
 void hint_drop_participant(struct app *app, struct room *r, const struct participant *p)
 {
-    for (struct conn *c = r->hinting, *next; c; c = next) {
-        next = c->hint.next;
+    list_each_safe(l, nx, &r->hinting)
+    {
+        struct conn *c = conn_of_hint(l);
         if (c->part == p) {
-            unlink_hint(r, c);
+            unlink_hint(c);
             notify(app, r, c);
         }
     }
@@ -159,9 +155,10 @@ void hint_drop_participant(struct app *app, struct room *r, const struct partici
 
 void hint_drop_item(struct room *r, const char *id)
 {
-    for (struct conn *c = r->hinting, *next; c; c = next) {
-        next = c->hint.next;
+    list_each_safe(l, nx, &r->hinting)
+    {
+        struct conn *c = conn_of_hint(l);
         if (strcmp(c->hint.item, id) == 0)
-            unlink_hint(r, c);
+            unlink_hint(c);
     }
 }

@@ -54,8 +54,7 @@ static void on_tick(uv_timer_t *h)
     if (++t.app->ticks % 10 == 0) { /* once a second */
         room_sweep(t.app, t.now);
         uint64_t now = uv_now(t.app->loop);
-        for (struct conn *c = t.app->conns; c; c = c->all_next)
-            conn_check_idle(c, now);
+        list_each(l, &t.app->conns) conn_check_idle(conn_of_all(l), now);
     }
 }
 
@@ -75,7 +74,7 @@ static void finish_shutdown(struct app *app)
 static void on_shutdown_tick(uv_timer_t *t)
 {
     struct app *app = t->data;
-    if (!app->conns || uv_now(app->loop) >= app->stop_deadline)
+    if (list_empty(&app->conns) || uv_now(app->loop) >= app->stop_deadline)
         finish_shutdown(app);
 }
 
@@ -89,8 +88,7 @@ static void on_signal(uv_signal_t *h, int signum)
              signum == SIGINT ? "SIGINT" : "SIGTERM");
     /* Write what is pending now, so its output can still be sent. */
     store_flush(app->store);
-    for (struct conn *c = app->conns; c; c = c->all_next)
-        conn_close(c, CLOSE_GOING_AWAY);
+    list_each(l, &app->conns) conn_close(conn_of_all(l), CONN_CLOSE_GOING_AWAY);
     app->stop_deadline = uv_now(app->loop) + SHUTDOWN_GRACE_MS;
     uv_timer_start(&app->shutdown_timer, on_shutdown_tick, 20, 20);
 }
@@ -116,6 +114,7 @@ int main(int argc, char **argv)
         return 1;
     }
     app.loop = &loop;
+    conn_lists_init(&app);
     struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
     if (outbox_new(&app.outbox) ||
         store_open(&app.store, app.cfg.db,

@@ -592,7 +592,6 @@ static void lws_logger(int level, const char *line)
 
 int net_start(struct app *app)
 {
-    static struct lws_http_mount root;
     void *foreign_loops[1] = {app->loop};
     struct lws_context_creation_info info;
 
@@ -609,11 +608,12 @@ int net_start(struct app *app)
                  "that says how to build it");
     }
     /* Every HTTP request reaches http_callback, which routes it by path. */
-    memset(&root, 0, sizeof root);
-    root.mountpoint = "/";
-    root.mountpoint_len = 1;
-    root.origin = "http";
-    root.origin_protocol = LWSMPRO_CALLBACK;
+    struct lws_http_mount *root = &app->mount; /* lws keeps the pointer: it lives in the app */
+    memset(root, 0, sizeof *root);
+    root->mountpoint = "/";
+    root->mountpoint_len = 1;
+    root->origin = "http";
+    root->origin_protocol = LWSMPRO_CALLBACK;
 
     memset(&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
@@ -630,7 +630,7 @@ int net_start(struct app *app)
     }
     info.port = app->cfg.port;
     info.protocols = PROTOCOLS;
-    info.mounts = &root;
+    info.mounts = root;
     info.headers = SECURITY_HEADERS;
     info.vhost_name = "refine";
     info.timeout_secs = 20; /* HTTP and WebSocket handshakes */

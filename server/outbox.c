@@ -70,10 +70,13 @@ static void deliver(struct app *app, struct entry *e)
             conn_send(e->conn, e->frame);
         return;
     }
-    for (struct conn *c = room_conns(e->room); c; c = c->room_next)
+    list_each(l, &e->room->conns)
+    {
+        struct conn *c = conn_of_room(l);
         if (c != e->conn && c->join_serial < e->serial &&
             !(e->actors_only && c->part->role == ROLE_OBSERVER))
             conn_send(c, e->frame);
+    }
 }
 
 /* err internal for a change that could not be committed (sent at once: the

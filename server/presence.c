@@ -59,7 +59,7 @@ void presence_tick(struct app *app, struct room *r, int64_t now)
     r->observers_sent_at = now;
     r->observers_sent_online = r->observers_online;
     r->observers_sent_total = r->observers;
-    if (!r->conns)
+    if (list_empty(&r->conns))
         return; /* nobody to tell: a later joiner gets the counts in its snapshot */
     struct codec_buf b;
     msgpack_packer pk;
@@ -74,16 +74,10 @@ void presence_leave(struct conn *c)
     struct room *r = c->room;
     struct participant *p = c->part;
     hint_leave(c, r->dead || c->app->stopping);
-    if (c->room_prev)
-        c->room_prev->room_next = c->room_next;
-    else
-        r->conns = c->room_next;
-    if (c->room_next)
-        c->room_next->room_prev = c->room_prev;
-    c->room_prev = c->room_next = NULL;
+    list_remove(&c->room_link);
     c->room = NULL;
     c->part = NULL;
-    if (!r->conns)
+    if (list_empty(&r->conns))
         r->idle_since = clock_now_ms();
     if (--p->online == 0) {
         room_observer_presence(r, p, false);

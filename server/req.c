@@ -31,7 +31,7 @@ void req_ok_end(struct req *r, struct codec_buf *b)
 {
     struct frame *f = frame_from_buf(b);
     if (!f) {
-        conn_close(r->conn, CLOSE_INTERNAL);
+        conn_close(r->conn, CONN_CLOSE_INTERNAL);
         return;
     }
     outbox_ack(r->app, r->conn, f, r->id, r->room ? r->room : r->conn->room);

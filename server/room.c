@@ -31,6 +31,8 @@ struct room *room_new(struct app *app)
     if (!r)
         return NULL;
     r->refs = 1;
+    list_init(&r->conns);
+    list_init(&r->hinting);
     r->facilitator_grace = 120;
     r->next_round = 1;
     r->no_facilitator_since = clock_now_ms();
@@ -83,11 +85,6 @@ void room_unref(struct room *r)
 {
     if (r && --r->refs == 0)
         room_free(r);
-}
-
-struct conn *room_conns(struct room *r)
-{
-    return r->conns;
 }
 
 struct round *room_current_round(const struct room *r)
@@ -398,8 +395,7 @@ void room_evict(struct app *app, const char *id)
     if (!r)
         return;
     r->dead = true;
-    for (struct conn *c = r->conns; c; c = c->room_next)
-        conn_close(c, CLOSE_INTERNAL);
+    list_each(l, &r->conns) conn_close(conn_of_room(l), CONN_CLOSE_INTERNAL);
     room_unref(r);
 }
 
@@ -413,7 +409,7 @@ struct sweep {
 static void find_idle(struct room *r, void *arg)
 {
     struct sweep *sw = arg;
-    if (r->conns || !r->idle_since || sw->now - r->idle_since < ROOM_UNLOAD_MS ||
+    if (!list_empty(&r->conns) || !r->idle_since || sw->now - r->idle_since < ROOM_UNLOAD_MS ||
         r->timer_ends_at || r->records_upto > store_durable(sw->app->store))
         return;
     if (sw->n == sw->cap) {

@@ -16,6 +16,7 @@
 #include "backlog.h"
 #include "round.h"
 #include "codec.h"
+#include "list.h"
 #include "map.h"
 #include "ops.h"
 #include "token.h"
@@ -98,8 +99,9 @@ struct room {
      * the next change, or once no connection holds it any more (presence_tick). */
     struct frame *snap_items;
     uint64_t snap_seq;
-    struct conn *conns;
-    struct conn *hinting; /* the connections holding a hint (hint.h) */
+    struct list conns;   /* the connections joined to it (conn.room_link; each holds a reference to
+                            the room) */
+    struct list hinting; /* the connections holding a hint (hint.h; conn.hint.link) */
     uint32_t refs;
     bool dead; /* dropped from memory after a storage failure */
 };
@@ -111,7 +113,6 @@ struct room *room_ref(struct room *r);
 /* Drops one reference; frees the room (participants, rounds, backlog, ring)
  * on the last. NULL is a no-op. */
 void room_unref(struct room *r);
-struct conn *room_conns(struct room *r);
 
 /* Sets r->epoch from r->epoch_base and the store's number of restores. */
 void room_set_epoch(struct app *app, struct room *r);

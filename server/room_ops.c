@@ -147,10 +147,7 @@ int room_ops_join(struct req *q)
     c->room = room_ref(r);
     c->part = p;
     r->idle_since = 0;
-    c->room_next = r->conns;
-    if (r->conns)
-        r->conns->room_prev = c;
-    r->conns = c;
+    list_push(&r->conns, &c->room_link);
     c->join_serial = ++app->join_serial;
     if (p->online++ == 0)
         room_observer_presence(r, p, true);
@@ -196,7 +193,7 @@ int room_ops_join(struct req *q)
             outbox_answer(app, c, r->ring[idx]);
         }
     } else if (snapshot_send(app, r, c)) {
-        conn_close(c, CLOSE_INTERNAL);
+        conn_close(c, CONN_CLOSE_INTERNAL);
         return 0;
     }
     if (p->online == 1 && p->role != ROLE_OBSERVER) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "backlog.h"
 #include "check.h"
 #include "clock.h"
 #include "conn.h"
@@ -43,6 +44,7 @@ static void start(void)
     app.cfg.rate = 1000000; /* the test sends hundreds of requests in one go */
     uv_loop_init(&loop);
     app.loop = &loop;
+    conn_lists_init(&app);
     struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
     outbox_new(&app.outbox);
     CHECK(store_open(&app.store, dbpath, &(struct store_options){.full_sync = false}, &loop,
@@ -231,6 +233,7 @@ int main(void)
     snprintf(dbpath, sizeof dbpath, "/tmp/refine-test-room-%d.db", (int)getpid());
     unlink(dbpath);
     CHECK(dispatch_table_complete());
+    CHECK(backlog_check_fields() == 0);
     start();
 
     /* A room, and its facilitator joined. */

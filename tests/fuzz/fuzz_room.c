@@ -67,6 +67,7 @@
 #include "dispatch.h"
 #include "errors.h"
 #include "frame.h"
+#include "hint.h"
 #include "log.h"
 #include "ops.h"
 #include "outbox.h"
@@ -185,6 +186,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(dbpath, sizeof dbpath, "%s/room.db", dbdir);
     uv_loop_init(&loop);
     app.loop = &loop;
+    conn_lists_init(&app);
     if (outbox_new(&app.outbox))
         abort();
     open_store();
@@ -933,17 +935,19 @@ static void check_room(void)
     /* (f) The connections holding a hint are the room's, not observers',
      * each on an item the room has (a removed or split item drops them). */
     size_t hinting = 0, hinted = 0;
-    for (const struct conn *c = r->hinting; c; c = c->hint.next, hinting++) {
+    list_each(l, &r->hinting)
+    {
+        const struct conn *c = conn_of_hint(l);
+        hinting++;
         if (c->room != r || !c->part || c->part->role == ROLE_OBSERVER)
             VIOLATION("a hint held by a connection that may not hint");
         if ((c->hint.what != HINT_EDITING && c->hint.what != HINT_DRAGGING) ||
             !backlog_get(b, c->hint.item, strlen(c->hint.item)))
             VIOLATION("a hint on '%s', which the room does not have", c->hint.item);
-        if (c->hint.next && c->hint.next->hint.prev != c)
+        if (l->next->prev != l)
             VIOLATION("the room's list of hints is broken");
     }
-    for (const struct conn *c = r->conns; c; c = c->room_next)
-        hinted += c->hint.what != HINT_NONE;
+    list_each(l, &r->conns) hinted += conn_of_room(l)->hint.what != HINT_NONE;
     if (hinted != hinting)
         VIOLATION("%zu connections hold a hint, %zu are on the room's list", hinted, hinting);
 
@@ -1526,7 +1530,7 @@ struct saved {
     uint8_t tokens[ROLE__COUNT][TOKEN_HASH];
     bool auto_reveal, reveal_on_timer;
     uint32_t grace;
-    size_t backlog_item_bytes; /* backlog.bytes: kept as items change, summed again at load */
+    size_t item_bytes; /* backlog.bytes: kept as items change, summed again at load */
 };
 
 static void save_room(const struct room *r, struct saved *sv)
@@ -1714,7 +1718,7 @@ static void teardown(void)
     pump();
     if (app.rooms.count)
         VIOLATION("%zu rooms still in memory", app.rooms.count);
-    if (app.conns)
+    if (!list_empty(&app.conns))
         VIOLATION("a connection is still open after every socket closed");
     for (int s = 0; s < NCLIENTS; s++) {
         for (size_t i = 0; i < cl[s].n; i++)
