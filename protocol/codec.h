@@ -77,7 +77,8 @@ struct codec_buf {
 };
 
 /* Starts an empty buffer with head reserved bytes; never fails (an
- * allocation failure is remembered in oom and reported by codec_buf_done). */
+ * allocation failure is remembered in oom and reported by codec_buf_take,
+ * which then returns NULL). */
 void codec_buf_init(struct codec_buf *b, size_t head);
 /* Releases b's memory (a no-op after codec_buf_take). */
 void codec_buf_free(struct codec_buf *b);

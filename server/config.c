@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "log.h"
 #include "ops.h"
 
@@ -57,7 +58,7 @@ static int parse_size(const char *s, size_t min, size_t max, size_t *out)
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
-        return -1;
+        return RF_EBAD_REQUEST;
     *out = (size_t)v;
     return 0;
 }
@@ -67,12 +68,12 @@ static int add_origins(struct config *c, const char *list, FILE *err)
     /* The environment's list stays allocated for the process's life. */
     char *copy = strdup(list);
     if (!copy)
-        return -1;
+        return RF_ENOMEM;
     for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
         if (c->norigins == CONFIG_MAX_ORIGINS) {
             fprintf(err, "refine-server: at most %d allowed origins\n", CONFIG_MAX_ORIGINS);
-            return -1;
+            return RF_EBAD_REQUEST;
         }
         c->origins[c->norigins++] = tok;
     }
@@ -135,12 +136,12 @@ static int set_option(struct config *c, const char *name, const char *val, FILE 
         return add_origins(c, val, err);
     } else {
         fprintf(err, "refine-server: unknown option --%s (see --help)\n", name);
-        return -1;
+        return RF_EBAD_REQUEST;
     }
     return 0;
 bad:
     fprintf(err, "refine-server: invalid value '%s' for --%s (see --help)\n", val, name);
-    return -1;
+    return RF_EBAD_REQUEST;
 }
 
 int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
@@ -185,7 +186,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
         const char *v = getenv(envs[i].env);
         if (v && *v && set_option(c, envs[i].name, v, err)) {
             fprintf(err, "refine-server: (from the environment variable %s)\n", envs[i].env);
-            return -1;
+            return RF_EBAD_REQUEST;
         }
     }
     int env_origins = (int)c->norigins;
@@ -201,7 +202,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
         }
         if (strncmp(a, "--", 2) != 0) {
             fprintf(err, "refine-server: unexpected argument '%s' (see --help)\n", a);
-            return -1;
+            return RF_EBAD_REQUEST;
         }
         const char *name = a + 2, *val;
         char buf[64];
@@ -217,7 +218,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
         } else {
             if (i + 1 >= argc) {
                 fprintf(err, "refine-server: --%s needs a value (see --help)\n", name);
-                return -1;
+                return RF_EBAD_REQUEST;
             }
             val = argv[++i];
         }
@@ -226,11 +227,11 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
             env_origins = -1;
         }
         if (set_option(c, name, val, err))
-            return -1;
+            return RF_EBAD_REQUEST;
     }
     if ((c->tls_cert != NULL) != (c->tls_key != NULL)) {
         fprintf(err, "refine-server: --tls-cert and --tls-key go together (see --help)\n");
-        return -1;
+        return RF_EBAD_REQUEST;
     }
     return 0;
 }

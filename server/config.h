@@ -32,8 +32,8 @@ struct config {
 };
 
 /* Fills c from defaults, the environment and argv. Returns 0 to run, 1 when
- * --help or --print-protocol was handled (exit 0), -1 on a usage error (a
- * message was printed to err). */
+ * --help or --print-protocol was handled (exit 0), or a negative RF_E* code
+ * (RF_EBAD_REQUEST: a usage error, a message printed to err). */
 int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err);
 
 #endif

@@ -79,7 +79,7 @@ static int queue_reserve(struct conn *c)
     uint32_t cap = c->qcap ? c->qcap * 2 : 8;
     struct conn_qent *q = malloc(cap * sizeof *q);
     if (!q)
-        return -1;
+        return RF_ENOMEM;
     for (uint32_t i = 0; i < c->qlen; i++)
         q[i] = c->q[(c->qhead + i) % c->qcap];
     free(c->q);
@@ -198,7 +198,7 @@ static void queue_pop(struct conn *c)
  * WRITEABLE itself), never holds more than one slice of a connection's
  * output: a large frame shared by many connections stays in one copy. When
  * frames remain and lws holds nothing, a WRITEABLE is requested for them.
- * Returns lws_write's failure as -1. */
+ * Returns 0, or RF_EINTERNAL when lws_write fails (the socket is gone). */
 static int write_burst(struct conn *c)
 {
     unsigned char *buf = c->app->wbuf + LWS_PRE;
@@ -215,7 +215,7 @@ static int write_burst(struct conn *c)
             queue_pop(c);
     }
     if (n && lws_write(c->wsi, buf, n, LWS_WRITE_RAW) < 0)
-        return -1;
+        return RF_EINTERNAL;
     if ((c->qlen || c->close_code) && !lws_partial_buffered(c->wsi))
         lws_callback_on_writable(c->wsi);
     return 0;
@@ -228,7 +228,7 @@ void conn_flush(struct app *app)
         list_remove(&c->dirty_link);
         /* With lws still holding unsent bytes, WRITEABLE continues. */
         if (c->wsi && c->qlen && !c->close_sent && !c->write_failed &&
-            !lws_partial_buffered(c->wsi) && write_burst(c) < 0) {
+            !lws_partial_buffered(c->wsi) && write_burst(c)) {
             /* Not inside an lws callback: let WRITEABLE report it. */
             c->write_failed = true;
             queue_clear(c);
@@ -274,7 +274,7 @@ void conn_check_idle(struct conn *c, uint64_t now)
 int conn_on_writeable(struct conn *c)
 {
     if (c->write_failed)
-        return -1;
+        return RF_EINTERNAL;
     if (c->close_sent)
         return 0;
     /* A ping goes between frames, never inside one written in slices. */
@@ -284,7 +284,7 @@ int conn_on_writeable(struct conn *c)
         c->ping_due = false;
         c->ping_sent = true;
         if (lws_write(c->wsi, ping + LWS_PRE, 4, LWS_WRITE_PING) < 0)
-            return -1;
+            return RF_EINTERNAL;
         if (c->qlen)
             lws_callback_on_writable(c->wsi);
         return 0;
@@ -306,7 +306,7 @@ int conn_on_writeable(struct conn *c)
             log_debug("closing a connection with status %d", c->close_code);
             c->close_sent = true;
             if (lws_write(c->wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4) < 0)
-                return -1;
+                return RF_EINTERNAL;
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
             return 0;
         }

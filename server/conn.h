@@ -168,7 +168,8 @@ int conn_on_receive(struct conn *c, const void *in, size_t len, struct conn_msg 
 /* The message of conn_on_receive() has been handled: a large reassembly
  * buffer is not kept. */
 void conn_rx_done(struct conn *c);
-/* WRITEABLE: returns what the lws callback should. */
+/* WRITEABLE: writes the next burst, a ping or the close frame. Returns 0, or
+ * RF_EINTERNAL when the connection must close (a write failed). */
 int conn_on_writeable(struct conn *c);
 /* The socket is gone (net.c has taken it out of its room: presence_leave):
  * drops the queue and the socket's reference. */

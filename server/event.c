@@ -2,6 +2,7 @@
 
 #include "app.h"
 #include "clock.h"
+#include "errors.h"
 #include "frame.h"
 #include "log.h"
 #include "outbox.h"
@@ -28,7 +29,7 @@ void event_begin(struct event *ev, struct room *r, const char *type, const struc
     codec_pack_kv_str(&ev->pk, "by", ev->by);
 }
 
-uint64_t event_commit(struct app *app, struct event *ev)
+int event_commit(struct app *app, struct event *ev, uint64_t *seq)
 {
     struct room *r = ev->room;
     struct frame *f = frame_from_buf(&ev->buf);
@@ -38,21 +39,22 @@ uint64_t event_commit(struct app *app, struct event *ev)
         log_error("out of memory recording an event of room %s", r->id);
         frame_unref(f);
         room_evict(app, r->id);
-        return 0;
+        return RF_ENOMEM;
     }
     r->records_upto = store_added(app->store);
     room_ring_push(r, frame_ref(f));
     outbox_to_room(app, r, f, NULL, false);
     frame_unref(f);
-    return ev->seq;
+    if (seq)
+        *seq = ev->seq;
+    return 0;
 }
 
-int event_reply(struct req *q, struct event *ev)
+void event_reply(struct req *q, struct event *ev)
 {
-    uint64_t seq = event_commit(q->app, ev);
-    if (seq)
+    uint64_t seq;
+    if (event_commit(q->app, ev, &seq) == 0)
         req_ok_seq(q, seq);
-    return 0;
 }
 
 void event_notice_begin(struct codec_buf *b, msgpack_packer *pk, const char *type, int64_t at,

@@ -39,13 +39,16 @@ struct event {
  * more key/value pairs for the caller to pack into ev->pk. */
 void event_begin(struct event *ev, struct room *r, const char *type, const struct participant *by,
                  size_t nfields);
-/* Finishes, persists and broadcasts the event; returns its seq, or 0 when out
- * of memory (the room is then evicted: its connections are closed). */
-uint64_t event_commit(struct app *app, struct event *ev);
+/* Finishes, persists and broadcasts the event, its seq into *seq (seq may be
+ * NULL). Returns 0, or RF_ENOMEM when it could not be recorded: the room is
+ * then evicted (its connections are closed and rejoin), so the caller only
+ * stops; nothing is left to undo. */
+int event_commit(struct app *app, struct event *ev, uint64_t *seq);
 
-/* event_commit(), then the request's `ok {seq}`. Returns 0 (a failure
- * to record the event closes the room's connections). */
-int event_reply(struct req *q, struct event *ev);
+/* event_commit(), then the request's `ok {seq}` (no reply when the event
+ * could not be recorded: the room's connections are being closed). A handler
+ * returns 0 after it. */
+void event_reply(struct req *q, struct event *ev);
 
 /* A notice: event_notice_begin() starts {t, at} with nfields more pairs for
  * the caller to pack into pk; event_notice_end() sends it to the room's

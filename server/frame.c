@@ -5,7 +5,8 @@
 
 _Static_assert(LWS_PRE >= 10, "the headroom holds the longest WebSocket header");
 
-/* Sets up f for len payload bytes at bytes + LWS_PRE, header included. */
+/* Sets up f for len payload bytes at bytes + LWS_PRE (= f + FRAME_HEAD),
+ * and writes their WebSocket header into the hlen bytes before them. */
 static struct frame *frame_init(struct frame *f, size_t len)
 {
     unsigned char h[10];

@@ -1,6 +1,10 @@
 /* A frame: one encoded message, stored once and reference-counted while it
  * waits in any number of connection queues (and in a room's replay ring).
- * The bytes sit after LWS_PRE bytes of headroom, as lws_write() wants. */
+ * The payload sits after LWS_PRE bytes of headroom, whose last hlen bytes
+ * hold its WebSocket header, written once when the frame is made. lws_write()
+ * never sees a frame's memory: conn.c copies header and payload into one
+ * write buffer per burst (app->wbuf), so LWS_PRE is only room for the header
+ * (at most 10 bytes). */
 #ifndef REFINE_FRAME_H
 #define REFINE_FRAME_H
 

@@ -54,7 +54,7 @@ static int rebalance(struct req *q)
     msgpack_pack_map(&ev.pk, b->n);
     for (size_t i = 0; i < b->n; i++)
         codec_pack_kv_str(&ev.pk, b->v[i]->id, b->v[i]->rank);
-    return event_commit(q->app, &ev) ? 0 : RF_ENOMEM;
+    return event_commit(q->app, &ev, NULL);
 }
 
 /* Computes a rank for a new position: right after `prev` (NULL: at the top),
@@ -163,8 +163,8 @@ int item_ops_add(struct req *q)
     event_begin(&ev, r, "item.added", q->who, 1);
     codec_pack_str(&ev.pk, "item");
     backlog_item_pack(it, &ev.pk);
-    uint64_t seq = event_commit(q->app, &ev);
-    if (seq) {
+    uint64_t seq;
+    if (event_commit(q->app, &ev, &seq) == 0) {
         struct codec_buf b;
         msgpack_packer pk;
         req_ok_begin(q, &b, &pk, 2);
@@ -175,13 +175,13 @@ int item_ops_add(struct req *q)
     return 0;
 }
 
-uint64_t item_ops_set_estimate(struct app *app, struct room *r, struct item *it,
-                               const char *estimate, const struct participant *by)
+int item_ops_set_estimate(struct app *app, struct room *r, struct item *it, const char *estimate,
+                          const struct participant *by, uint64_t *seq)
 {
     struct ival *v = &it->f[ITEM_F_ESTIMATE];
     char *e = strdup(estimate);
     if (!e)
-        return 0;
+        return RF_ENOMEM;
     backlog_ival_free(v);
     v->type = IV_STR;
     v->u.s = e;
@@ -189,7 +189,7 @@ uint64_t item_ops_set_estimate(struct app *app, struct room *r, struct item *it,
     it->updated_at = clock_now_ms();
     if (backlog_save_item(app->store, r->id, it)) {
         room_evict(app, r->id);
-        return 0;
+        return RF_ENOMEM;
     }
     struct event ev;
     event_begin(&ev, r, "item.updated", by, 2);
@@ -197,7 +197,7 @@ uint64_t item_ops_set_estimate(struct app *app, struct room *r, struct item *it,
     codec_pack_str(&ev.pk, "set");
     msgpack_pack_map(&ev.pk, 1);
     codec_pack_kv_str(&ev.pk, "estimate", e);
-    return event_commit(app, &ev);
+    return event_commit(app, &ev, seq);
 }
 
 int item_ops_update(struct req *q)
@@ -232,7 +232,8 @@ int item_ops_update(struct req *q)
     codec_pack_kv_str(&ev.pk, "item", it->id);
     codec_pack_str(&ev.pk, "set");
     codec_pack_obj(&ev.pk, set);
-    return event_reply(q, &ev);
+    event_reply(q, &ev);
+    return 0;
 }
 
 int item_ops_move(struct req *q)
@@ -265,7 +266,8 @@ int item_ops_move(struct req *q)
     codec_pack_kv_str(&ev.pk, "item", it->id);
     codec_pack_kv_str(&ev.pk, "after", prev ? prev->id : NULL);
     codec_pack_kv_str(&ev.pk, "rank", it->rank);
-    return event_reply(q, &ev);
+    event_reply(q, &ev);
+    return 0;
 }
 
 int item_ops_remove(struct req *q)
@@ -292,7 +294,8 @@ int item_ops_remove(struct req *q)
     event_begin(&ev, r, "item.removed", q->who, 1);
     codec_pack_kv_str(&ev.pk, "item", it->id);
     backlog_item_free(it);
-    return event_reply(q, &ev);
+    event_reply(q, &ev);
+    return 0;
 }
 
 int item_ops_split(struct req *q)
@@ -390,7 +393,8 @@ int item_ops_split(struct req *q)
     else
         msgpack_pack_nil(&ev.pk);
     free(kids);
-    return event_reply(q, &ev);
+    event_reply(q, &ev);
+    return 0;
 }
 
 int item_ops_focus(struct req *q)
@@ -421,5 +425,6 @@ int item_ops_focus(struct req *q)
     struct event ev;
     event_begin(&ev, r, "focus", q->who, 1);
     codec_pack_kv_str(&ev.pk, "item", focus);
-    return event_reply(q, &ev);
+    event_reply(q, &ev);
+    return 0;
 }

@@ -310,7 +310,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             conn_on_alive(s->conn);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return s->conn ? conn_on_writeable(s->conn) : -1;
+        return s->conn && conn_on_writeable(s->conn) == 0 ? 0 : -1;
     case LWS_CALLBACK_CLOSED:
         if (s->conn) {
             wsguard_stop(s->guarded_fd); /* still open: the fd cannot be reused yet */

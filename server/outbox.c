@@ -39,7 +39,7 @@ struct outbox {
 int outbox_new(struct outbox **out)
 {
     *out = calloc(1, sizeof **out);
-    return *out ? 0 : -1;
+    return *out ? 0 : RF_ENOMEM;
 }
 
 static void entry_drop(struct entry *e)

@@ -24,6 +24,7 @@ struct conn;
 struct room;
 struct frame;
 
+/* A new, empty outbox into *out. Returns 0 or RF_ENOMEM. */
 int outbox_new(struct outbox **out);
 void outbox_free(struct outbox *ob);
 

@@ -30,9 +30,10 @@ static struct round *find_round(struct req *q)
 }
 
 /* Reveals rd: computes the stats, persists, broadcasts. by may be NULL (the
- * server: auto-reveal or the timer). Returns the event's seq, or 0. */
-static uint64_t reveal(struct app *app, struct room *r, struct round *rd,
-                       const struct participant *by)
+ * server: auto-reveal or the timer); the event's seq goes into *seq (may be
+ * NULL). Returns 0 or RF_ENOMEM (before any change, or with the room evicted). */
+static int reveal(struct app *app, struct room *r, struct round *rd, const struct participant *by,
+                  uint64_t *seq)
 {
     /* Voters who did not vote: those the round started with, and anyone who
      * may vote and is online now. */
@@ -42,7 +43,7 @@ static uint64_t reveal(struct app *app, struct room *r, struct round *rd,
     if (!missing || !sv) {
         free(missing);
         free(sv);
-        return 0;
+        return RF_ENOMEM;
     }
     for (size_t i = 0; i < rd->nvoters; i++)
         if (!round_find_vote(rd, rd->voters[i]))
@@ -71,14 +72,14 @@ static uint64_t reveal(struct app *app, struct room *r, struct round *rd,
     size_t len;
     char *stats = codec_buf_take(&b, &len);
     if (!stats)
-        return 0;
+        return RF_ENOMEM;
     rd->stats = stats;
     rd->stats_len = len;
     rd->state = ROUND_REVEALED;
     rd->revealed_at = clock_now_ms();
     if (round_save(app->store, r->id, rd)) {
         room_evict(app, r->id);
-        return 0;
+        return RF_ENOMEM;
     }
     log_info("room %s: round %s revealed with %zu votes", r->id, rd->id, rd->nvotes);
     struct event ev;
@@ -94,7 +95,7 @@ static uint64_t reveal(struct app *app, struct room *r, struct round *rd,
     }
     codec_pack_str(&ev.pk, "stats");
     round_pack_stats(rd, &ev.pk);
-    return event_commit(app, &ev);
+    return event_commit(app, &ev, seq);
 }
 
 /* Auto-reveal: the room wants it, a round is open, and every participant
@@ -114,15 +115,17 @@ static void maybe_auto_reveal(struct app *app, struct room *r)
         online_voters++;
     }
     if (online_voters)
-        reveal(app, r, rd, NULL);
+        reveal(app, r, rd, NULL, NULL);
 }
 
-static uint64_t timer_event(struct app *app, struct room *r, const struct participant *by,
-                            bool expired)
+/* The `timer` event about r->timer_ends_at (set, stopped or expired): saves
+ * the room's settings first. Returns 0 or RF_ENOMEM (the room evicted). */
+static int timer_event(struct app *app, struct room *r, const struct participant *by, bool expired,
+                       uint64_t *seq)
 {
     if (room_save_meta(app, r)) {
         room_evict(app, r->id);
-        return 0;
+        return RF_ENOMEM;
     }
     struct event ev;
     event_begin(&ev, r, "timer", by, expired ? 2 : 1);
@@ -133,7 +136,7 @@ static uint64_t timer_event(struct app *app, struct room *r, const struct partic
         msgpack_pack_nil(&ev.pk);
     if (expired)
         codec_pack_kv_bool(&ev.pk, "expired", true);
-    return event_commit(app, &ev);
+    return event_commit(app, &ev, seq);
 }
 
 void poker_ops_on_tick(struct app *app, struct room *r, int64_t now)
@@ -141,11 +144,11 @@ void poker_ops_on_tick(struct app *app, struct room *r, int64_t now)
     if (!r->timer_ends_at || now < r->timer_ends_at)
         return;
     r->timer_ends_at = 0;
-    if (!timer_event(app, r, NULL, true))
+    if (timer_event(app, r, NULL, true, NULL))
         return;
     struct round *rd = room_current_round(r);
     if (r->reveal_on_timer && rd && rd->state == ROUND_VOTING)
-        reveal(app, r, rd, NULL);
+        reveal(app, r, rd, NULL, NULL);
 }
 
 void poker_ops_on_presence(struct app *app, struct room *r)
@@ -251,7 +254,8 @@ int poker_ops_start(struct req *q)
         msgpack_pack_int64(&ev.pk, rd->deadline);
     else
         msgpack_pack_nil(&ev.pk);
-    return event_reply(q, &ev);
+    event_reply(q, &ev);
+    return 0;
 }
 
 int poker_ops_vote(struct req *q)
@@ -334,8 +338,8 @@ int poker_ops_reveal(struct req *q)
     if (rd->state != ROUND_VOTING)
         return req_fail(q, RF_ECONFLICT, "Round %s is %s already.", rd->id,
                         round_state_name(rd->state));
-    uint64_t seq = reveal(q->app, q->room, rd, q->who);
-    if (!seq)
+    uint64_t seq;
+    if (reveal(q->app, q->room, rd, q->who, &seq))
         return RF_ENOMEM;
     req_ok_seq(q, seq);
     return 0;
@@ -378,10 +382,9 @@ int poker_ops_accept(struct req *q)
     codec_pack_kv_str(&ev.pk, "round", rd->id);
     codec_pack_kv_str(&ev.pk, "item", rd->item);
     codec_pack_kv_str(&ev.pk, "estimate", e);
-    if (!event_commit(q->app, &ev))
-        return 0;
-    uint64_t seq = item_ops_set_estimate(q->app, r, it, e, q->who);
-    if (seq)
+    uint64_t seq;
+    if (event_commit(q->app, &ev, NULL) == 0 &&
+        item_ops_set_estimate(q->app, r, it, e, q->who, &seq) == 0)
         req_ok_seq(q, seq);
     return 0;
 }
@@ -402,7 +405,8 @@ int poker_ops_cancel(struct req *q)
     struct event ev;
     event_begin(&ev, q->room, "round.cancelled", q->who, 1);
     codec_pack_kv_str(&ev.pk, "round", rd->id);
-    return event_reply(q, &ev);
+    event_reply(q, &ev);
+    return 0;
 }
 
 int poker_ops_timer_start(struct req *q)
@@ -412,8 +416,8 @@ int poker_ops_timer_start(struct req *q)
     if (seconds < 1)
         return req_fail(q, RF_EBAD_REQUEST, "A timer runs from 1 to 3600 seconds.");
     q->room->timer_ends_at = clock_now_ms() + (int64_t)seconds * 1000;
-    uint64_t seq = timer_event(q->app, q->room, q->who, false);
-    if (seq)
+    uint64_t seq;
+    if (timer_event(q->app, q->room, q->who, false, &seq) == 0)
         req_ok_seq(q, seq);
     return 0;
 }
@@ -423,8 +427,8 @@ int poker_ops_timer_stop(struct req *q)
     if (!q->room->timer_ends_at)
         return req_fail(q, RF_ECONFLICT, "No timer is running.");
     q->room->timer_ends_at = 0;
-    uint64_t seq = timer_event(q->app, q->room, q->who, false);
-    if (seq)
+    uint64_t seq;
+    if (timer_event(q->app, q->room, q->who, false, &seq) == 0)
         req_ok_seq(q, seq);
     return 0;
 }

@@ -387,8 +387,8 @@ int room_ops_token_rotate(struct req *q)
     struct event ev;
     event_begin(&ev, r, "token.rotated", q->who, 1);
     codec_pack_kv_str(&ev.pk, "role", role_name(which));
-    uint64_t seq = event_commit(q->app, &ev);
-    if (seq) {
+    uint64_t seq;
+    if (event_commit(q->app, &ev, &seq) == 0) {
         struct codec_buf b;
         msgpack_packer pk;
         req_ok_begin(q, &b, &pk, 2);
