@@ -38,7 +38,7 @@ struct frame;
 
 /* A backlog of at least this many bytes (backlog.bytes), or a room with this
  * many rounds, goes to joiners as a snapshot in two fragments, its items and
- * rounds shared (room.c, snapshot_send). */
+ * rounds shared (snapshot.h). */
 #define ROOM_SNAPSHOT_SHARE        (64 * 1024)
 #define ROOM_SNAPSHOT_SHARE_ROUNDS 64
 
