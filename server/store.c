@@ -54,8 +54,9 @@ struct store {
     sqlite3 *rdb; /* loop thread only */
     sqlite3 *cdb; /* checkpointer thread only */
     pthread_t ckpt_thread;
-    pthread_cond_t ckpt_cv; /* under mu: wakes the checkpointer (ckpt_wanted, quit) */
+    pthread_cond_t ckpt_cv; /* under mu: wakes the checkpointer (ckpt_wanted, ckpt_quit) */
     int ckpt_wanted;        /* under mu: the WAL passed WAL_CKPT_PAGES */
+    int ckpt_quit;          /* under mu: stops the checkpointer (before the writer) */
     int wal_pages;          /* writer thread: pages in the WAL after its last commit */
     sqlite3_stmt *w[REC__COUNT];
     sqlite3_stmt *r_room, *r_seq, *r_parts, *r_items, *r_rounds, *r_events, *r_ping;
@@ -70,12 +71,15 @@ struct store {
     struct batch *inflight; /* handed to the writer (loop thread's view) */
     int work_ready;         /* under mu: inflight waits for the writer */
     struct batch *done;     /* under mu: the writer finished this one */
-    int quit;               /* under mu */
+    int quit;               /* under mu: stops the writer */
     uint64_t added, durable;
     uint64_t restores, rooms;
-    int64_t events;             /* writer thread: committed events (server_state) */
-    int64_t events_committed;   /* under mu: the same, for the checkpointer */
-    int64_t high_water_written; /* writer thread: the count in the side file */
+    int64_t events;           /* writer thread: committed events (server_state) */
+    int64_t events_committed; /* under mu: the same, for the checkpointer */
+    /* The high-water file and these two belong to one thread at a time: the
+     * opening thread, then the checkpointer, then (once the checkpointer
+     * has been joined) the writer at close. */
+    int64_t high_water_written; /* the count in the side file */
     time_t high_water_at;
     char high_water_path[4200];
     sqlite3_stmt *w_events; /* adds a batch's events to server_state */
@@ -263,7 +267,8 @@ static int write_counter_file(const char *path, int64_t v)
 
 /* Records `events`, a committed event count, beside the database (with an
  * fsync, so never on the writer's path: the checkpointer does it at most
- * once a second; the writer at open and close, when nothing else runs). */
+ * once a second; the writer at close, after the checkpointer has stopped,
+ * and store_open before either runs). */
 static void write_high_water(struct store *s, int64_t events, int force)
 {
     struct timespec now;
@@ -346,14 +351,14 @@ static void *ckpt_main(void *arg)
 {
     struct store *s = arg;
     pthread_mutex_lock(&s->mu);
-    while (!s->quit) {
+    while (!s->ckpt_quit) {
         if (!s->ckpt_wanted) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_sec += 1;
             pthread_cond_timedwait(&s->ckpt_cv, &s->mu, &until);
         }
-        if (s->quit)
+        if (s->ckpt_quit)
             break;
         s->ckpt_wanted = 0;
         int64_t events = s->events_committed;
@@ -726,12 +731,18 @@ void store_close(struct store *s)
     /* The reader goes first, so that the writer's connection is the last
      * and its close (and checkpoint) runs on the writer thread. */
     close_reader(s);
+    /* The checkpointer stops first: it may be writing the high-water file,
+     * which the writer writes last when it closes (issue #11: woken
+     * together, both wrote it at once). */
     pthread_mutex_lock(&s->mu);
-    s->quit = 1;
+    s->ckpt_quit = 1;
     pthread_cond_signal(&s->ckpt_cv);
-    pthread_cond_signal(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->ckpt_thread, NULL);
+    pthread_mutex_lock(&s->mu);
+    s->quit = 1;
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL); /* the writer closes last: the final checkpoint is its */
     batch_free(s->accum);
     batch_free(s->spare);
