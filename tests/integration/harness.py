@@ -36,7 +36,11 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_SERVER = os.path.join(ROOT, "build", "refine-server")
 
 SUBPROTOCOL = "refine.v1"
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
+                     "WARNING: ThreadSanitizer")
+# Under ThreadSanitizer (scripts/test sets TSAN_OPTIONS for build-tsan/) every byte of the heap
+# has shadow memory: tests that bound the server's memory allow for it.
+TSAN = bool(os.environ.get("TSAN_OPTIONS"))
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{22}$")
 URLSAFE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 RANK_RE = re.compile(r"^[0-9A-Za-z]+$")
