@@ -363,7 +363,11 @@ static size_t lower_bound(const struct backlog *b, const char *rank)
 
 size_t backlog_index_of(const struct backlog *b, const struct item *it)
 {
-    return lower_bound(b, it->rank);
+    /* Ranks loaded from the database may repeat (sorted by id): it is in that run. */
+    size_t at = lower_bound(b, it->rank);
+    while (at < b->n && b->v[at] != it)
+        at++;
+    return at;
 }
 
 /* Room in b->v for one more item, and it in the by_id map. */
