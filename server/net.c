@@ -357,6 +357,7 @@ static int respond_with(struct lws *wsi, struct http_session *s, int status, con
     if (!s->len) {
         free(s->owned);
         s->owned = NULL;
+        s->body = NULL; /* nothing pending: a later WRITEABLE writes nothing */
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     lws_callback_on_writable(wsi);
@@ -518,11 +519,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         /* The body in pieces of at most 16 KiB, one lws_write per callback. */
         unsigned char buf[LWS_PRE + 16384];
+        if (!s || !s->body)
+            return 0; /* a spurious callback: nothing to send */
         size_t n = s->len - s->off;
         if (n > sizeof buf - LWS_PRE)
             n = sizeof buf - LWS_PRE;
-        if (!s->body)
-            return 0; /* a spurious callback: nothing to send */
         memcpy(buf + LWS_PRE, s->body + s->off, n);
         s->off += n;
         int last = s->off == s->len;
