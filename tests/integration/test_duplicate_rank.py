@@ -11,7 +11,6 @@ it on that file, and removes, moves and updates items of the equal run."""
 import os
 import sqlite3
 import sys
-import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -22,8 +21,9 @@ class DuplicateRankTests(AsyncTestCase):
 
     async def room_with_equal_ranks(self, srv, titles):
         """A room with items of these titles, all given the rank of the first (the server
-        stopped for the edit, then restarted on the same file). Returns (room, tokens, ids in
-        the backlog's order: by id, as the loader sorts ties)."""
+        stopped for the edit, then restarted on the same file), and a facilitator joined to it
+        after the restart (the room loaded from the file). Returns (facilitator, room, tokens,
+        ids in the backlog's order: by id, as the loader sorts ties)."""
         c = await self.connect(srv, "setup")
         room, tokens = await create_room(c, "Equal ranks")
         await join(c, room, tokens["facilitator"], "Fay")
@@ -42,7 +42,9 @@ class DuplicateRankTests(AsyncTestCase):
             db.close()
         self.assertEqual(n, 1)
         srv.restart()
-        return room, tokens, sorted(ids, key=lambda i: i.encode())
+        f = await self.connect(srv, "fac")
+        await join(f, room, tokens["facilitator"], "Fay")
+        return f, room, tokens, sorted(ids, key=lambda i: i.encode())
 
     async def snapshot_ids(self, srv, room, tokens):
         c = await self.connect(srv, "viewer")
@@ -52,10 +54,8 @@ class DuplicateRankTests(AsyncTestCase):
     async def test_remove_the_second_of_an_equal_rank(self):
         async with Server() as srv:
             self.server = srv
-            room, tokens, (first, second, third) = await self.room_with_equal_ranks(
+            f, room, tokens, (first, second, third) = await self.room_with_equal_ranks(
                 srv, ["A", "B", "C"])
-            f = await self.connect(srv, "fac")
-            await join(f, room, tokens["facilitator"], "Fay")
             self.assertEqual(sorted(it["id"] for it in f.snapshot["items"]),
                              sorted([first, second, third]))
             await f.expect_ok("item.remove", item=second)
@@ -71,10 +71,8 @@ class DuplicateRankTests(AsyncTestCase):
     async def test_move_within_an_equal_rank(self):
         async with Server() as srv:
             self.server = srv
-            room, tokens, (first, second, third) = await self.room_with_equal_ranks(
+            f, room, tokens, (first, second, third) = await self.room_with_equal_ranks(
                 srv, ["A", "B", "C"])
-            f = await self.connect(srv, "fac")
-            await join(f, room, tokens["facilitator"], "Fay")
             await f.expect_ok("item.move", item=third, after=None)
             ids = await self.snapshot_ids(srv, room, tokens)
             self.assertEqual(sorted(ids), sorted([first, second, third]))
