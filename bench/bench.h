@@ -16,6 +16,7 @@ enum scenario {
     SC_COLD,
     SC_SLOW_READERS,
     SC_SOAK,
+    SC_MEETINGS_COLD,
     SC__COUNT
 };
 
@@ -41,6 +42,8 @@ struct bench_cfg {
     uint64_t events;    /* cold: events in the big room's history; soak: updates */
     double slow_pct;    /* slow-readers: percent of clients that stop reading */
     double hold;        /* idle: seconds to hold the joined connections */
+    double cold_every;  /* meetings-cold: seconds between joins of a cold big room */
+    size_t cold_items;  /* meetings-cold: items of each cold big room */
     unsigned seed;
     int verbose;
 };

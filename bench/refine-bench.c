@@ -25,8 +25,9 @@
 #include "target.h"
 #include "worker.h"
 
-static const char *const NAMES[SC__COUNT] = {"idle",    "meetings", "saturate",     "big-room",
-                                             "persist", "cold",     "slow-readers", "soak"};
+static const char *const NAMES[SC__COUNT] = {"idle",         "meetings", "saturate",
+                                             "big-room",     "persist",  "cold",
+                                             "slow-readers", "soak",     "meetings-cold"};
 
 const char *scenario_name(enum scenario s)
 {
@@ -44,7 +45,7 @@ static const char USAGE[] =
     "  --spawn PATH        start PATH (refine-server) for each scenario on a free port with a\n"
     "                      temporary database, with --rate 100000 --max-conns-per-ip 100000\n"
     "                      --max-participants 100000, and stop it at the end (its exit status\n"
-    "                      must be 0). Required by cold and --smoke.\n"
+    "                      must be 0). Required by cold, meetings-cold and --smoke.\n"
     "  --spawn-args 'ARGS' extra arguments for the spawned server, space-separated, e.g.\n"
     "                      '--durability full' (they come last, so they win)\n"
     "  --keep              keep the spawned server's temp dir (database, server.log)\n"
@@ -80,6 +81,8 @@ static const char USAGE[] =
     "  --max-steps N       saturate: at most N steps (default 14)\n"
     "  --slow-pct P        slow-readers: percent of clients that stop reading (default 1)\n"
     "  --seed N            random seed (default 1)\n"
+    "  --cold-every S      meetings-cold: seconds between cold joins (default 2)\n"
+    "  --cold-items N      meetings-cold: items of each cold room (default 10000)\n"
     "  --verbose           print every err reply\n"
     "  --help              this text\n"
     "\n"
@@ -109,6 +112,10 @@ static const char USAGE[] =
     "                item.update of a ~1.8 KB note at a steady rate until that many are\n"
     "                acknowledged, in steps of 10 s; server RSS after each step (printed\n"
     "                as it goes), its maximum and at the end: it must level off.\n"
+    "  meetings-cold meetings, while a big room is joined cold every --cold-every 2 s (needs\n"
+    "                --spawn): first builds duration/cold-every + 1 rooms of --cold-items\n"
+    "                10000 items through the protocol and restarts the server; then the\n"
+    "                meetings' figures plus each cold join -> snapshot (p50/max).\n"
     "\n"
     "Latency is CLOCK_MONOTONIC from the moment a change is made (before it is queued)\n"
     "to the moment the last reading member of its room has decoded its event, matched\n"
@@ -125,7 +132,7 @@ struct opts {
     int procs;
     /* -1: not given */
     double rooms, per_room, clients, rate, duration, items, window, voters, repeats, events,
-        max_p99, rate_factor, max_steps, slow_pct, seed;
+        max_p99, rate_factor, max_steps, slow_pct, seed, cold_every, cold_items;
 };
 
 static void defaults(struct bench_cfg *c, enum scenario s, int smoke)
@@ -148,6 +155,8 @@ static void defaults(struct bench_cfg *c, enum scenario s, int smoke)
     c->events = 1000000;
     c->slow_pct = 1;
     c->seed = 1;
+    c->cold_every = 2;
+    c->cold_items = 10000;
     switch (s) {
     case SC_IDLE:
         c->duration = 10;
@@ -218,6 +227,10 @@ static void defaults(struct bench_cfg *c, enum scenario s, int smoke)
     case SC_SLOW_READERS:
         c->per_room = 5;
         break;
+    case SC_MEETINGS_COLD:
+        c->cold_every = 0.25;
+        c->cold_items = 50;
+        break;
     case SC_SOAK:
         c->rooms = 2;
         c->per_room = 1;
@@ -255,7 +268,11 @@ static void apply(struct bench_cfg *c, const struct opts *o)
     SET(max_steps, max_steps, int);
     SET(slow_pct, slow_pct, double);
     SET(seed, seed, unsigned);
+    SET(cold_every, cold_every, double);
+    SET(cold_items, cold_items, size_t);
 #undef SET
+    if (c->cold_every < 0.05)
+        c->cold_every = 0.05;
     if (c->scenario == SC_BIG_ROOM || c->scenario == SC_COLD)
         c->procs = 1;
     if (c->per_room < 1)
@@ -718,17 +735,53 @@ static int sc_idle(struct run *r, struct result *res, const struct cpu_mark *bef
     return 0;
 }
 
+/* meetings-cold, before the meetings: the big rooms it joins cold (built
+ * through the protocol by worker 0), then a restart, so none is in memory. */
+static int build_cold_rooms(struct run *r, struct result *res)
+{
+    const struct bench_cfg *c = r->cfg;
+    if (!r->t->spawned) {
+        snprintf(r->why, sizeof r->why, "meetings-cold restarts the server: it needs --spawn");
+        return -1;
+    }
+    workers_send(r, "coldrooms\n");
+    if (workers_collect(r, "coldrooms", SETUP_TIMEOUT))
+        return -1;
+    double rooms = jnum(r->w[0].line, "rooms"), build_s = jnum(r->w[0].line, "build_s");
+    jput(res, ",\"cold_rooms\":%.0f,\"cold_items\":%zu,\"cold_every_s\":%.2f,\"cold_build_s\":%.2f",
+         rooms, c->cold_items, c->cold_every, build_s);
+    tput(res, "  %-14s %.0f rooms of %zu items in %.1f s; one joined cold every %.2f s\n",
+         "cold rooms", rooms, c->cold_items, build_s, c->cold_every);
+    if (target_restart(r->t)) {
+        snprintf(r->why, sizeof r->why, "the server did not restart cleanly");
+        return -1;
+    }
+    return 0;
+}
+
 static int sc_meetings(struct run *r, struct result *res)
 {
     const struct bench_cfg *c = r->cfg;
+    int cold = c->scenario == SC_MEETINGS_COLD;
     struct agg a;
     struct cpu_mark m0, m1;
-    if (do_setup(r, res) || do_step(r, c->rate, c->duration, &a, &m0, &m1))
+    if ((cold && build_cold_rooms(r, res)) || do_setup(r, res) ||
+        do_step(r, c->rate, c->duration, &a, &m0, &m1))
         return -1;
     put_step(res, &a, &a.lat, "");
     put_errors(res, &a);
     put_server(res, r, &m0, &m1);
     jput(res, ",\"ack_p99_ms\":%.3f", ms(hist_quantile(&a.ack, 0.99)));
+    if (cold) {
+        jput(res,
+             ",\"cold_joins\":%llu,\"cold_join_p50_ms\":%.3f,\"cold_join_p99_ms\":%.3f,"
+             "\"cold_join_max_ms\":%.3f",
+             (unsigned long long)a.aux.count, ms(hist_quantile(&a.aux, 0.5)),
+             ms(hist_quantile(&a.aux, 0.99)), ms((double)a.aux.max));
+        tput(res, "  %-14s %llu joins of a cold room -> snapshot: p50 %.2f ms, max %.2f ms\n",
+             "cold joins", (unsigned long long)a.aux.count, ms(hist_quantile(&a.aux, 0.5)),
+             ms((double)a.aux.max));
+    }
     snprintf(res->summary, sizeof res->summary,
              "p99 %.2f ms, p99.9 %.2f ms, %.0f deliveries/s (target p99 <= 10, p99.9 <= 25)",
              ms(hist_quantile(&a.lat, 0.99)), ms(hist_quantile(&a.lat, 0.999)),
@@ -1075,6 +1128,7 @@ static int run_scenario(const struct opts *o, struct bench_cfg *cfg, const char 
         rc = sc_idle(&r, res, &before);
         break;
     case SC_MEETINGS:
+    case SC_MEETINGS_COLD:
         rc = sc_meetings(&r, res);
         break;
     case SC_SATURATE:
@@ -1154,7 +1208,8 @@ int main(int argc, char **argv)
     o.port = 8080;
     o.scenario = "meetings";
     o.rooms = o.per_room = o.clients = o.rate = o.duration = o.items = o.window = o.voters =
-        o.repeats = o.events = o.max_p99 = o.rate_factor = o.max_steps = o.slow_pct = o.seed = -1;
+        o.repeats = o.events = o.max_p99 = o.rate_factor = o.max_steps = o.slow_pct = o.seed =
+            o.cold_every = o.cold_items = -1;
     enum {
         O_SPAWN = 256,
         O_SPAWN_ARGS,
@@ -1180,6 +1235,8 @@ int main(int argc, char **argv)
         O_MAX_STEPS,
         O_SLOW_PCT,
         O_SEED,
+        O_COLD_EVERY,
+        O_COLD_ITEMS,
         O_VERBOSE,
         O_HELP
     };
@@ -1208,6 +1265,8 @@ int main(int argc, char **argv)
         {"max-steps", required_argument, 0, O_MAX_STEPS},
         {"slow-pct", required_argument, 0, O_SLOW_PCT},
         {"seed", required_argument, 0, O_SEED},
+        {"cold-every", required_argument, 0, O_COLD_EVERY},
+        {"cold-items", required_argument, 0, O_COLD_ITEMS},
         {"verbose", no_argument, 0, O_VERBOSE},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
@@ -1288,6 +1347,12 @@ int main(int argc, char **argv)
         case O_SEED:
             o.seed = v;
             break;
+        case O_COLD_EVERY:
+            o.cold_every = v;
+            break;
+        case O_COLD_ITEMS:
+            o.cold_items = v;
+            break;
         case O_VERBOSE:
             o.verbose = 1;
             break;
@@ -1335,8 +1400,9 @@ int main(int argc, char **argv)
     }
     if (!o.spawn) {
         for (int i = 0; i < n; i++)
-            if (list[i] == SC_COLD && n == 1) {
-                fputs("refine-bench: cold restarts the server: use --spawn PATH\n", stderr);
+            if ((list[i] == SC_COLD || list[i] == SC_MEETINGS_COLD) && n == 1) {
+                fprintf(stderr, "refine-bench: %s restarts the server: use --spawn PATH\n",
+                        NAMES[list[i]]);
                 return 2;
             }
     }
@@ -1350,8 +1416,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         defaults(&cfgs[i], list[i], o.smoke);
         apply(&cfgs[i], &o);
-        if (list[i] == SC_COLD && !o.spawn) {
-            fprintf(stderr, "refine-bench: skipping cold: it needs --spawn\n");
+        if ((list[i] == SC_COLD || list[i] == SC_MEETINGS_COLD) && !o.spawn) {
+            fprintf(stderr, "refine-bench: skipping %s: it needs --spawn\n", NAMES[list[i]]);
             continue;
         }
         if (run_scenario(&o, &cfgs[i], labels[i], extra[i], &res[i]) || res[i].errors)

@@ -73,6 +73,7 @@ struct client {
     size_t idx;
     int role;
     int open, have_snapshot, slow, closed, expect_close, probe;
+    int cold_probe; /* meetings-cold: joins a cold room, times it, leaves */
     uint64_t next_id, last_seq;
     struct pend *pend;
     size_t pcap, inflight;
@@ -96,6 +97,7 @@ struct room {
     char round[24];
     int want_round;
     uint64_t seq; /* the highest seq the facilitator has seen */
+    int cold;     /* meetings-cold: a big room built to be joined cold */
     struct slot *ring;
     uint64_t mask;
 };
@@ -144,6 +146,10 @@ struct worker {
     double cold_ms, warm_ms;
     size_t snapshot_bytes;
     int probe_round;
+    /* meetings-cold */
+    struct room *cold;
+    size_t ncold, cold_ready, cold_next;
+    uv_timer_t cold_timer;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -261,6 +267,7 @@ static int can_send(const struct client *c)
 static void room_progress(struct room *r);
 static void bigroom_next(struct worker *w);
 static void cold_progress(struct worker *w);
+static void cold_rooms_progress(struct worker *w);
 static void report_ready(struct worker *w);
 
 static void send_create(struct client *c, enum kind kind)
@@ -366,6 +373,11 @@ static void room_progress(struct room *r)
         if (r->joined + r->lost < r->n)
             return;
         r->state = RS_READY;
+        if (r->cold) {
+            w->cold_ready++;
+            cold_rooms_progress(w);
+            return;
+        }
         w->ready_rooms++;
         if (w->cfg.scenario == SC_COLD)
             cold_progress(w);
@@ -651,6 +663,12 @@ static void on_message(struct wsc *ws, void *user, const uint8_t *data, size_t l
             goto done;
         }
         c->last_seq = seq;
+        if (c->cold_probe) {
+            hist_record(&w->aux, now - c->t_join);
+            c->expect_close = 1;
+            wsc_close(c->ws);
+            goto done;
+        }
         if (c->probe) {
             double ms = (double)(now - c->t_join) / 1000.0;
             if (w->probe_round == 0)
@@ -675,7 +693,7 @@ static void on_message(struct wsc *ws, void *user, const uint8_t *data, size_t l
     }
     if (codec_get_uint(&o, "seq", &seq)) {
         /* An event. */
-        if (c->probe || c->slow)
+        if (c->probe || c->cold_probe || c->slow)
             goto done;
         if (c->last_seq && seq != c->last_seq + 1)
             w->seq_gaps++;
@@ -691,7 +709,7 @@ static void on_message(struct wsc *ws, void *user, const uint8_t *data, size_t l
         track_event(r, seq, now);
         goto done;
     }
-    if (w->measuring)
+    if (w->measuring && !c->cold_probe)
         w->notices++;
 done:
     msgpack_zone_clear(&w->zone);
@@ -842,11 +860,12 @@ static void on_settle(uv_timer_t *t)
     uv_timer_stop(t);
     char line[256];
     w->setting_up = 0;
-    int n = snprintf(line, sizeof line,
-                     "{\"ev\":\"ready\",\"worker\":%d,\"rooms\":%zu,\"clients\":%zu,"
-                     "\"setup_s\":%.3f,\"setup_disconnects\":%llu}\n",
-                     w->index, w->nrooms, w->nclients, (double)(now_us() - w->t_setup) / 1e6,
-                     (unsigned long long)w->setup_disconnects);
+    int n =
+        snprintf(line, sizeof line,
+                 "{\"ev\":\"ready\",\"worker\":%d,\"rooms\":%zu,\"clients\":%zu,"
+                 "\"setup_s\":%.3f,\"setup_disconnects\":%llu}\n",
+                 w->index, w->nrooms, w->nclients - w->ncold, (double)(now_us() - w->t_setup) / 1e6,
+                 (unsigned long long)w->setup_disconnects);
     out_line(w, line, (size_t)n);
 }
 
@@ -994,8 +1013,25 @@ static void on_step_end(uv_timer_t *t)
     w->step_secs = (double)(now_us() - w->t_step) / 1e6;
     for (size_t i = 0; i < w->nclients; i++)
         uv_timer_stop(&w->clients[i]->timer);
+    uv_timer_stop(&w->cold_timer);
     w->drain_deadline = now_us() + 10000000u;
     uv_timer_start(&w->drain_timer, on_drain, 0, 5);
+}
+
+/* meetings-cold: a new connection joins the next cold room (once each). */
+static void on_cold_timer(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    if (w->cold_next >= w->ncold || w->failed)
+        return;
+    struct room *r = &w->cold[w->cold_next++];
+    struct client *c = new_client(w, r, 1, R_OWNER, 8);
+    if (!c) {
+        fail(w, "out of memory");
+        return;
+    }
+    c->cold_probe = 1;
+    client_connect(c);
 }
 
 static void cmd_step(struct worker *w, double rate, double secs)
@@ -1020,6 +1056,10 @@ static void cmd_step(struct worker *w, double rate, double secs)
                 continue;
             uv_timer_start(&c->timer, on_client_timer, rnd(w) % rep, rep);
         }
+    }
+    if (w->ncold) {
+        uint64_t every = (uint64_t)(w->cfg.cold_every * 1000.0);
+        uv_timer_start(&w->cold_timer, on_cold_timer, every, every);
     }
     uv_timer_start(&w->step_timer, on_step_end, (uint64_t)(secs * 1000.0), 0);
 }
@@ -1226,6 +1266,53 @@ static void cmd_coldjoin(struct worker *w, int port)
     client_connect(p);
 }
 
+/* ---- meetings-cold ------------------------------------------------------ */
+
+/* Every cold room built (each by its facilitator, 64 item.add in flight):
+ * close their connections and answer. */
+static void cold_rooms_progress(struct worker *w)
+{
+    if (w->cold_ready < w->ncold)
+        return;
+    for (size_t i = 0; i < w->ncold; i++) {
+        struct client *f = w->cold[i].m[0];
+        f->expect_close = 1;
+        if (f->ws)
+            wsc_close(f->ws);
+    }
+    char line[256];
+    int n = snprintf(line, sizeof line,
+                     "{\"ev\":\"coldrooms\",\"worker\":%d,\"rooms\":%zu,\"build_s\":%.3f}\n",
+                     w->index, w->ncold, (double)(now_us() - w->t_setup) / 1e6);
+    out_line(w, line, (size_t)n);
+}
+
+/* Enough rooms for one cold join every cold_every seconds of the step, and
+ * one more; built by worker 0 only. */
+static void cmd_coldrooms(struct worker *w)
+{
+    const struct bench_cfg *cfg = &w->cfg;
+    w->t_setup = now_us();
+    w->setting_up = 1; /* a facilitator lost while building is the end */
+    w->ncold = w->index == 0 ? (size_t)(cfg->duration / cfg->cold_every) + 1 : 0;
+    w->cold = calloc(w->ncold ? w->ncold : 1, sizeof *w->cold);
+    if (!w->cold) {
+        fail(w, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < w->ncold; i++) {
+        struct room *r = &w->cold[i];
+        if (build_room(w, r, 1000000 + i, 1, cfg->cold_items, 0, 1024, 128)) {
+            fail(w, "out of memory");
+            return;
+        }
+        r->cold = 1;
+    }
+    for (size_t i = 0; i < w->ncold; i++)
+        room_progress(&w->cold[i]);
+    cold_rooms_progress(w);
+}
+
 /* ---- commands ----------------------------------------------------------- */
 
 static void quit(struct worker *w)
@@ -1240,6 +1327,7 @@ static void quit(struct worker *w)
     }
     uv_close((uv_handle_t *)&w->step_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->cold_timer, NULL);
     for (size_t i = 0; i < w->nclients; i++)
         uv_close((uv_handle_t *)&w->clients[i]->timer, NULL);
     if (w->probe)
@@ -1264,6 +1352,8 @@ static void command(struct worker *w, char *line)
         cmd_build(w);
     else if (strcmp(word, "coldjoin") == 0)
         cmd_coldjoin(w, (int)a);
+    else if (strcmp(word, "coldrooms") == 0)
+        cmd_coldrooms(w);
     else if (strcmp(word, "quit") == 0)
         quit(w);
     else
@@ -1315,6 +1405,12 @@ static void free_all(struct worker *w)
         free(w->rooms[i].ring);
     }
     free(w->rooms);
+    for (size_t i = 0; i < w->ncold; i++) {
+        free(w->cold[i].m);
+        free(w->cold[i].items);
+        free(w->cold[i].ring);
+    }
+    free(w->cold);
     if (w->probe) {
         free(w->probe->pend);
         free(w->probe);
@@ -1340,7 +1436,8 @@ int worker_main(const struct bench_cfg *cfg, int index, int nworkers, int cmd_fd
     }
     uv_timer_init(&w->loop, &w->step_timer);
     uv_timer_init(&w->loop, &w->drain_timer);
-    w->step_timer.data = w->drain_timer.data = w;
+    uv_timer_init(&w->loop, &w->cold_timer);
+    w->step_timer.data = w->drain_timer.data = w->cold_timer.data = w;
     uv_pipe_init(&w->loop, &w->cmd, 0);
     uv_pipe_open(&w->cmd, cmd_fd);
     w->cmd.data = w;

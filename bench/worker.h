@@ -10,9 +10,14 @@
  *   bigroom REPEATS        big-room: round.start, votes, round.reveal, REPEATS times
  *   build                  cold: fill the big room and the stored rooms
  *   coldjoin PORT          cold: time a first join on the restarted server
+ *   coldrooms              meetings-cold: build the big rooms (worker 0; the
+ *                          others answer at once); answers coldrooms. During a
+ *                          step, worker 0 then joins one of them every
+ *                          cold_every seconds (join -> snapshot in the aux
+ *                          histogram)
  *   quit                   close everything and exit
  * and it answers with one JSON line per command on out_fd
- * ({"ev":"ready"|"step"|"bigroom"|"built"|"coldjoin"|"fail", ...}). All
+ * ({"ev":"ready"|"step"|"bigroom"|"built"|"coldjoin"|"coldrooms"|"fail", ...}). All
  * clients of a room live in one worker, so fan-out latency is measured
  * against one clock. */
 #ifndef REFINE_BENCH_WORKER_H
