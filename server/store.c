@@ -554,6 +554,29 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return 0;
 }
 
+/* The statements that read a room (store_load_room), in struct
+ * store_reader's order. */
+static const char *const READ_SQL[] = {
+    "SELECT coalesce(max(seq), 0) FROM events WHERE room = ?1",
+    "SELECT created_at, meta FROM rooms WHERE id = ?1",
+    "SELECT pid, data FROM participants WHERE room = ?1",
+    /* In key order (a scan): the backlog sorts them by rank, which is
+     * twice as fast as walking the rank index for 10,000 items. */
+    "SELECT id, rank, data FROM items WHERE room = ?1",
+    "SELECT id, data FROM rounds WHERE room = ?1 ORDER BY seqno",
+    "SELECT seq, payload FROM (SELECT seq, payload FROM events WHERE room = ?1"
+    " ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+};
+#define NREADS (sizeof READ_SQL / sizeof READ_SQL[0])
+
+static int prepare_reads(sqlite3 *db, sqlite3_stmt **st[NREADS])
+{
+    for (size_t i = 0; i < NREADS; i++)
+        if (prepare(db, READ_SQL[i], st[i]))
+            return RF_EINTERNAL;
+    return 0;
+}
+
 static void free_store(uv_handle_t *h)
 {
     free(h->data);
@@ -661,18 +684,8 @@ int store_open(struct store **out, const char *path, const struct store_options 
     /* The reader works on the loop thread: it must never wait long for a lock. */
     if (open_db(path, &s->rdb) || sqlite3_busy_timeout(s->rdb, 100) ||
         exec(s->rdb, "PRAGMA wal_autocheckpoint = 0") || set_cache(s->rdb, SIDE_CACHE_KIB) ||
-        prepare(s->rdb, "SELECT created_at, meta FROM rooms WHERE id = ?1", &s->r_room) ||
-        prepare(s->rdb, "SELECT coalesce(max(seq), 0) FROM events WHERE room = ?1", &s->r_seq) ||
-        prepare(s->rdb, "SELECT pid, data FROM participants WHERE room = ?1", &s->r_parts) ||
-        /* In key order (a scan): the backlog sorts them by rank, which is
-         * twice as fast as walking the rank index for 10,000 items. */
-        prepare(s->rdb, "SELECT id, rank, data FROM items WHERE room = ?1", &s->r_items) ||
-        prepare(s->rdb, "SELECT id, data FROM rounds WHERE room = ?1 ORDER BY seqno",
-                &s->r_rounds) ||
-        prepare(s->rdb,
-                "SELECT seq, payload FROM (SELECT seq, payload FROM events WHERE room = ?1"
-                " ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
-                &s->r_events) ||
+        prepare_reads(s->rdb, (sqlite3_stmt * *[]){&s->r_seq, &s->r_room, &s->r_parts, &s->r_items,
+                                                   &s->r_rounds, &s->r_events}) ||
         prepare(s->rdb, "SELECT 1", &s->r_ping))
         goto fail;
     /* A connection learns the database is in WAL mode only when it reads
@@ -962,30 +975,49 @@ static int row_event(void *arg, sqlite3_stmt *st)
                        (size_t)sqlite3_column_bytes(st, 1));
 }
 
-int store_load_room(struct store *s, const char *room, size_t max_events,
-                    const struct store_room_reader *r)
+/* The statements that read a room, on one connection. */
+struct store_reader {
+    sqlite3 *db;
+    sqlite3_stmt *seq, *room, *parts, *items, *rounds, *events;
+};
+
+static int reader_load(const struct store_reader *q, const char *room, size_t max_events,
+                       const struct store_room_reader *r)
 {
     struct load_ctx c = {r, 0, 0};
     int rc;
     /* One read transaction, so the parts agree with each other. */
-    if (exec(s->rdb, "BEGIN"))
+    if (exec(q->db, "BEGIN"))
         return RF_EINTERNAL;
-    if ((rc = read_rows(s->r_seq, room, row_seq, &c)) ||
-        (rc = read_rows(s->r_room, room, row_room, &c)))
+    if ((rc = read_rows(q->seq, room, row_seq, &c)) ||
+        (rc = read_rows(q->room, room, row_room, &c)))
         goto out;
     if (!c.found) {
         rc = RF_ENOT_FOUND;
         goto out;
     }
-    if ((rc = read_rows(s->r_parts, room, row_part, &c)) ||
-        (rc = read_rows(s->r_items, room, row_item, &c)) ||
-        (rc = read_rows(s->r_rounds, room, row_round, &c)))
+    if ((rc = read_rows(q->parts, room, row_part, &c)) ||
+        (rc = read_rows(q->items, room, row_item, &c)) ||
+        (rc = read_rows(q->rounds, room, row_round, &c)))
         goto out;
-    sqlite3_bind_int64(s->r_events, 2, (sqlite3_int64)max_events);
-    rc = read_rows(s->r_events, room, row_event, &c);
+    sqlite3_bind_int64(q->events, 2, (sqlite3_int64)max_events);
+    rc = read_rows(q->events, room, row_event, &c);
 out:
-    exec(s->rdb, "COMMIT");
+    exec(q->db, "COMMIT");
     return rc;
+}
+
+int store_load_room(struct store *s, const char *room, size_t max_events,
+                    const struct store_room_reader *r)
+{
+    const struct store_reader q = {.db = s->rdb,
+                                   .seq = s->r_seq,
+                                   .room = s->r_room,
+                                   .parts = s->r_parts,
+                                   .items = s->r_items,
+                                   .rounds = s->r_rounds,
+                                   .events = s->r_events};
+    return reader_load(&q, room, max_events, r);
 }
 
 int store_healthy(struct store *s)
@@ -993,4 +1025,40 @@ int store_healthy(struct store *s)
     int ok = sqlite3_step(s->r_ping) == SQLITE_ROW;
     sqlite3_reset(s->r_ping);
     return ok;
+}
+
+/* ---- readers for other threads ------------------------------------------ */
+
+int store_reader_open(struct store *s, struct store_reader **out)
+{
+    struct store_reader *q = calloc(1, sizeof *q);
+    if (!q)
+        return RF_ENOMEM;
+    const char *path = sqlite3_db_filename(s->rdb, "main");
+    if (!path || !*path || open_db(path, &q->db) || exec(q->db, "PRAGMA wal_autocheckpoint = 0") ||
+        set_cache(q->db, SIDE_CACHE_KIB) ||
+        prepare_reads(q->db, (sqlite3_stmt * *[]){&q->seq, &q->room, &q->parts, &q->items,
+                                                  &q->rounds, &q->events})) {
+        store_reader_close(q);
+        return RF_EINTERNAL;
+    }
+    *out = q;
+    return 0;
+}
+
+int store_reader_load_room(struct store_reader *q, const char *room, size_t max_events,
+                           const struct store_room_reader *r)
+{
+    return reader_load(q, room, max_events, r);
+}
+
+void store_reader_close(struct store_reader *q)
+{
+    if (!q)
+        return;
+    sqlite3_stmt *st[] = {q->seq, q->room, q->parts, q->items, q->rounds, q->events};
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
+        sqlite3_finalize(st[i]);
+    sqlite3_close(q->db);
+    free(q);
 }

@@ -106,6 +106,18 @@ struct store_room_reader {
 int store_load_room(struct store *s, const char *room, size_t max_events,
                     const struct store_room_reader *r);
 
+/* A reader of its own (its own SQLite connection), for a thread other than
+ * the loop's: store_reader_open() on the loop thread; then the reader may be
+ * used by one thread at a time, and closed by the thread that last used it
+ * (or by any thread once that one is done), before store_close().
+ * store_reader_load_room() is store_load_room() through it. Open returns 0
+ * or a negative code; close of NULL is a no-op. */
+struct store_reader;
+int store_reader_open(struct store *s, struct store_reader **out);
+int store_reader_load_room(struct store_reader *q, const char *room, size_t max_events,
+                           const struct store_room_reader *r);
+void store_reader_close(struct store_reader *q);
+
 /* 1 when the database answers a trivial query. */
 int store_healthy(struct store *s);
 
