@@ -70,7 +70,7 @@ void loader_cancel(struct loader *l, const void *arg);
  * the thread, discards every room built and not yet handed back, drops every
  * request without calling it, closes the reader, and closes the async handle
  * (the memory is freed when the loop has closed it: run the loop after).
- * Call before store_close(). NULL is a no-op. */
+ * Call before store_close(), and not from a done callback. NULL is a no-op. */
 void loader_close(struct loader *l);
 
 #endif
