@@ -11,6 +11,7 @@
 #include "list.h"
 #include "map.h"
 
+struct loader;
 struct store;
 struct outbox;
 struct conn;
@@ -23,6 +24,7 @@ struct app {
     struct lws_context *lws;
     struct lws_vhost *vhost;
     struct store *store;
+    struct loader *loader; /* reads and builds rooms not in memory off the loop */
     struct outbox *outbox;
     struct map rooms;            /* room id -> struct room *, rooms loaded in memory */
     struct map peers;            /* client address -> struct peer *, open WebSockets per address */

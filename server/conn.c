@@ -47,6 +47,7 @@ struct conn *conn_new(struct app *app, struct lws *wsi)
     list_init(&c->dirty_link);
     list_init(&c->room_link);
     list_init(&c->hint.link);
+    msgq_init(&c->held);
     list_push(&app->conns, &c->all_link);
     return c;
 }
@@ -96,6 +97,8 @@ void conn_unref(struct conn *c)
     c->wsi = NULL;
     queue_clear(c);
     free(c->q);
+    free(c->join_msg);
+    msgq_clear(&c->held);
     free(c->rx);
     free(c->peer);
     free(c);

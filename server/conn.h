@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "list.h"
+#include "msgq.h"
 
 struct app;
 struct room;
@@ -100,6 +101,10 @@ struct conn {
     uint64_t refused_at;   /* uv_now() when that count started */
     char *peer;            /* client address, counted against --max-conns-per-ip */
     struct conn_hint hint; /* what it is editing or dragging (hint.h) */
+    /* A join whose room is being loaded (dispatch.c): the join's message,
+     * and what the connection sent since, handled in order once it is done. */
+    struct msgq_entry *join_msg; /* non-NULL while the join waits */
+    struct msgq held;
     /* A connection without a socket (wsi NULL) hands its frames to sink
      * instead: in-process clients such as the unit tests. */
     void (*sink)(struct conn *c, struct frame *f);

@@ -1,5 +1,7 @@
 #include "dispatch.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
@@ -7,6 +9,7 @@
 #include "errors.h"
 #include "hint.h"
 #include "item_ops.h"
+#include "loader.h"
 #include "log.h"
 #include "poker_ops.h"
 #include "req.h"
@@ -51,19 +54,18 @@ bool dispatch_table_complete(void)
     return true;
 }
 
-void dispatch_message(struct conn *c, const void *data, size_t len, bool binary)
+static int wait_for_room(struct req *r, const void *data, size_t len, bool binary);
+
+/* Handles one message: limited is conn_take_token()'s answer for it, and
+ * load_err what the loader answered when it is a join handled again. */
+static void handle(struct conn *c, const void *data, size_t len, bool binary, int limited,
+                   int load_err)
 {
     struct req r;
     memset(&r, 0, sizeof r);
     r.app = c->app;
     r.conn = c;
-    if (c->close_code || c->app->stopping)
-        return;
-    /* Every message takes a token, junk included; a refused one is still
-     * answered (with its id when it has one) until the flood closes it. */
-    int limited = conn_take_token(c);
-    if (c->close_code)
-        return;
+    r.load_err = load_err;
     if (!binary) {
         req_error(c, false, 0, RF_EBAD_REQUEST,
                   "Text frames are not accepted; send each message as one binary "
@@ -135,6 +137,8 @@ void dispatch_message(struct conn *c, const void *data, size_t len, bool binary)
         }
     }
     rc = HANDLERS[r.op->id](&r);
+    if (!rc && r.wait_room)
+        rc = wait_for_room(&r, data, len, binary);
     if (rc == RF_ENOMEM)
         log_error("out of memory handling '%s'", r.op->name);
 reply:
@@ -142,4 +146,85 @@ reply:
         req_error(c, r.has_id, r.id, rc, r.why);
 out:
     msgpack_zone_destroy(&zone);
+}
+
+/* Handles what the connection sent while its join waited, in order, until
+ * it waits again (another join) or is closing. */
+static void drain(struct conn *c)
+{
+    struct msgq_entry *m;
+    while (!c->join_msg && !c->close_code && !c->app->stopping && (m = msgq_pop(&c->held))) {
+        handle(c, m->data, m->len, m->binary, m->limited, 0);
+        free(m);
+    }
+}
+
+/* The loader's answer to a waiting join (on the loop thread): the join is
+ * handled again (the room is in memory now, or load_err says why not),
+ * then what came after it. */
+static void on_room_loaded(void *arg, struct room *room, int err)
+{
+    struct conn *c = conn_ref(arg);
+    struct msgq_entry *join = c->join_msg;
+    (void)room; /* in app->rooms: the join finds it there */
+    c->join_msg = NULL;
+    if (!c->close_code && !c->app->stopping)
+        handle(c, join->data, join->len, join->binary, 0, err);
+    free(join);
+    drain(c);
+    conn_unref(c);
+}
+
+/* The join r asked for a room not in memory: its message is kept and the
+ * room loaded; the connection's next messages wait behind it. */
+static int wait_for_room(struct req *r, const void *data, size_t len, bool binary)
+{
+    struct conn *c = r->conn;
+    char id[TOKEN_LEN + 1];
+    snprintf(id, sizeof id, "%.*s", (int)r->wait_room->via.str.size, r->wait_room->via.str.ptr);
+    struct msgq_entry *join = msgq_entry_new(data, len, binary, 0);
+    if (!join)
+        return RF_ENOMEM;
+    int rc = loader_load(c->app->loader, id, on_room_loaded, c);
+    if (rc) {
+        free(join);
+        return rc;
+    }
+    join->id = r->id;
+    c->join_msg = join;
+    return 0;
+}
+
+void dispatch_message(struct conn *c, const void *data, size_t len, bool binary)
+{
+    if (c->close_code || c->app->stopping)
+        return;
+    /* Every message takes a token, junk included; a refused one is still
+     * answered (with its id when it has one) until the flood closes it. */
+    int limited = conn_take_token(c);
+    if (c->close_code)
+        return;
+    if (!c->join_msg) {
+        handle(c, data, len, binary, limited, 0);
+        return;
+    }
+    /* Behind a join that waits for its room: kept, up to a bound. */
+    if (c->held.count >= DISPATCH_HELD_MAX ||
+        c->held.bytes + len > DISPATCH_HELD_BYTES(c->app->cfg.max_message)) {
+        log_info("closing a connection that sent over %d messages while its join waited",
+                 DISPATCH_HELD_MAX);
+        conn_close(c, CONN_CLOSE_POLICY);
+        return;
+    }
+    if (msgq_push(&c->held, data, len, binary, limited))
+        conn_close(c, CONN_CLOSE_INTERNAL);
+}
+
+void dispatch_on_closed(struct conn *c)
+{
+    if (c->join_msg && c->app->loader) /* after loader_close, nothing is answered anyway */
+        loader_cancel(c->app->loader, c);
+    free(c->join_msg);
+    c->join_msg = NULL;
+    msgq_clear(&c->held);
 }

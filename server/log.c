@@ -38,10 +38,13 @@ void log_msg(enum log_level level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    /* One line at a time: the loader's thread logs too (loader.h). */
+    flockfile(stderr);
     fprintf(stderr, "%s.%03ldZ %-5s ", when, ts.tv_nsec / 1000000, tags[level]);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+    funlockfile(stderr);
 }

@@ -1,7 +1,8 @@
 /* refine-server: start-up, the loop, and shutdown.
  *
  * One libuv loop owns everything: libwebsockets runs on it as a foreign
- * loop, rooms live on it, and the store's writer thread reports back to it.
+ * loop, rooms live on it, the store's writer thread reports back to it, and
+ * so does the loader's thread, which reads rooms not in memory (loader.h).
  * SIGINT/SIGTERM: stop accepting, let committed output drain and close every
  * WebSocket with 1001, write what is pending, and exit 0. */
 #include <signal.h>
@@ -14,12 +15,14 @@
 #include "clock.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "loader.h"
 #include "log.h"
 #include "net.h"
 #include "outbox.h"
 #include "poker_ops.h"
 #include "presence.h"
 #include "room.h"
+#include "room_load.h"
 #include "store.h"
 
 #define SHUTDOWN_GRACE_MS 2000
@@ -66,7 +69,10 @@ static void finish_shutdown(struct app *app)
     uv_close((uv_handle_t *)&app->turn_end, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
-    net_stop(app); /* closes the remaining sockets; rooms see them leave */
+    net_stop(
+        app); /* closes the remaining sockets (withdrawing their loads); rooms see them leave */
+    loader_close(app->loader); /* its reader closes before the writer's last checkpoint */
+    app->loader = NULL;
     store_close(app->store);
     app->store = NULL;
 }
@@ -128,7 +134,10 @@ int main(int argc, char **argv)
         return 1;
     }
     app.room_count = store_room_count(app.store);
-    if (net_start(&app)) {
+    struct loader_hooks lh;
+    room_load_hooks(&app, &lh);
+    if (loader_open(&app.loader, &loop, app.store, &lh) || net_start(&app)) {
+        loader_close(app.loader);
         store_close(app.store);
         net_stop(&app);
         uv_run(&loop, UV_RUN_DEFAULT);

@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "export.h"
 #include "dispatch.h"
+#include "loader.h"
 #include "log.h"
 #include "presence.h"
 #include "room.h"
@@ -68,11 +69,28 @@ static void peer_remove(struct app *app, struct conn *c)
         free(map_del(&app->peers, p->addr));
 }
 
+/* An answer made after LWS_CALLBACK_HTTP has returned (an export, once its
+ * room is loaded and its body built), written at the next HTTP_WRITEABLE. */
+struct later {
+    bool ready;
+    int status;
+    const char *type;
+    char *body; /* owned */
+    size_t len;
+    char disposition[96]; /* "": none */
+};
+
 struct http_session {
     const unsigned char *body; /* what HTTP_WRITEABLE writes: owned, or embedded */
     unsigned char *owned;
     size_t len, off;
     bool head; /* a HEAD request: every answer to it goes without its body */
+    /* An export under way (api_request): its room being loaded (withdrawn
+     * from the loader if the connection goes), then its answer. */
+    struct lws *wsi;
+    bool loading;
+    struct later later;
+    char token[128], format[32];
 };
 
 /* Headers of every HTTP answer (lws adds the vhost's canned headers to each
@@ -315,6 +333,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (s->conn) {
             wsguard_stop(s->guarded_fd); /* still open: the fd cannot be reused yet */
             peer_remove(app, s->conn);
+            dispatch_on_closed(s->conn); /* a join waiting for its room is withdrawn */
             if (s->conn->room)
                 presence_leave(s->conn); /* the room sees it go, then the socket goes */
             conn_on_closed(s->conn);
@@ -372,15 +391,101 @@ static int respond(struct lws *wsi, struct http_session *s, int status, const ch
     return respond_with(wsi, s, status, type, body, len, body, &h);
 }
 
+/* A JSON error body {code, msg} (NULL on out of memory). */
+static char *error_body(int code, const char *msg, size_t *len)
+{
+    char *body = malloc(512);
+    if (body)
+        *len = (size_t)snprintf(body, 512, "{\"code\":\"%s\",\"msg\":\"%s\"}\n", rf_err_code(code),
+                                msg);
+    return body;
+}
+
 /* A JSON error body {code, msg} with an HTTP status. */
 static int respond_error(struct lws *wsi, struct http_session *s, int status, int code,
                          const char *msg)
 {
-    char *body = malloc(512);
+    size_t n;
+    char *body = error_body(code, msg, &n);
     if (!body)
         return 1;
-    int n = snprintf(body, 512, "{\"code\":\"%s\",\"msg\":\"%s\"}\n", rf_err_code(code), msg);
-    return respond(wsi, s, status, "application/json", body, (size_t)n, NULL);
+    return respond(wsi, s, status, "application/json", body, n, NULL);
+}
+
+/* The answer of s's export (body taken), for the next HTTP_WRITEABLE. */
+static void answer_later(struct http_session *s, int status, const char *type, char *body,
+                         size_t len, const char *disposition)
+{
+    s->later = (struct later){true, status, type, body, body ? len : 0, ""};
+    if (disposition)
+        snprintf(s->later.disposition, sizeof s->later.disposition, "%s", disposition);
+    lws_callback_on_writable(s->wsi);
+}
+
+static void error_later(struct http_session *s, int status, int code, const char *msg)
+{
+    size_t n = 0;
+    char *body = error_body(code, msg, &n);
+    answer_later(s, status, "application/json", body, n, NULL);
+}
+
+/* Drops what s's export is waiting for (its connection goes, or lws
+ * rebinds the session). */
+static void export_drop(struct app *app, struct http_session *s)
+{
+    if (s->loading && app->loader)
+        loader_cancel(app->loader, s);
+    s->loading = false;
+    free(s->later.body);
+    s->later = (struct later){0};
+}
+
+/* The export of room r (NULL: err says why) for s's token and format. */
+static void export_ready(struct http_session *s, struct room *r, int err)
+{
+    if (!r && err != RF_ENOT_FOUND) {
+        error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
+                    "The room could not be read; try again.");
+        return;
+    }
+    /* An unknown room and a wrong token look the same from outside. */
+    int role = r ? room_token_role(r, s->token, strlen(s->token)) : -1;
+    if (role < 0) {
+        error_later(s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
+                    "This token does not open that room.");
+        return;
+    }
+    if (role != ROLE_FACILITATOR && role != ROLE_OWNER) {
+        error_later(s, HTTP_STATUS_FORBIDDEN, RF_EFORBIDDEN,
+                    "Only the facilitator's or the owner's token may export.");
+        return;
+    }
+    char *body;
+    size_t len;
+    const char *type;
+    int rc = export_room(r, s->format, &body, &len, &type);
+    if (rc == RF_EBAD_REQUEST) {
+        error_later(s, HTTP_STATUS_BAD_REQUEST, rc, "format must be json or csv.");
+        return;
+    }
+    if (rc) {
+        error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
+                    "The export could not be built; try again.");
+        return;
+    }
+    char disposition[96];
+    snprintf(disposition, sizeof disposition, "attachment; filename=\"refine-%s.%s\"", r->id,
+             strcmp(s->format, "csv") == 0 ? "csv" : "json");
+    log_info("room %s exported as %s (%zu bytes)", r->id, s->format, len);
+    answer_later(s, HTTP_STATUS_OK, type, body, len, disposition);
+}
+
+/* The loader's answer for an export's room. */
+static void on_export_room(void *arg, struct room *r, int err)
+{
+    struct http_session *s = arg;
+    s->loading = false;
+    export_ready(s, r, err);
 }
 
 /* GET (or HEAD) /api/rooms/{room}/export?format=json|csv with the room's
@@ -389,7 +494,7 @@ static int respond_error(struct lws *wsi, struct http_session *s, int status, in
 static int api_request(struct app *app, struct lws *wsi, struct http_session *s, const char *path,
                        bool get_or_head)
 {
-    char uri[160], auth[128], fmt[32] = "format=json";
+    char uri[160], auth[128], fmt[32];
     const char *prefix = "/api/rooms/", *suffix = "/export";
     if (!get_or_head)
         return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
@@ -409,36 +514,26 @@ static int api_request(struct app *app, struct lws *wsi, struct http_session *s,
         return respond_error(wsi, s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
                              "Send the room's facilitator or owner token as Authorization: "
                              "Bearer <token>.");
-    int err = 0;
-    struct room *r = room_find(app, id, idlen, &err);
-    int role = r ? room_token_role(r, auth + 7, strlen(auth + 7)) : -1;
-    if (!r && err != RF_ENOT_FOUND)
-        return respond_error(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
-                             "The room could not be read; try again.");
-    /* An unknown room and a wrong token look the same from outside. */
-    if (role < 0)
-        return respond_error(wsi, s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
-                             "This token does not open that room.");
-    if (role != ROLE_FACILITATOR && role != ROLE_OWNER)
-        return respond_error(wsi, s, HTTP_STATUS_FORBIDDEN, RF_EFORBIDDEN,
-                             "Only the facilitator's or the owner's token may export.");
-    const char *format = "json";
+    /* Answered from HTTP_WRITEABLE (answer_later), once the room is in
+     * memory: a room that is not is loaded off the loop first. */
+    snprintf(s->token, sizeof s->token, "%s", auth + 7);
+    snprintf(s->format, sizeof s->format, "json");
     if (lws_get_urlarg_by_name(wsi, "format=", fmt, sizeof fmt))
-        format = fmt + strlen("format=");
-    char *body;
-    size_t len;
-    const char *type;
-    int rc = export_room(r, format, &body, &len, &type);
-    if (rc == RF_EBAD_REQUEST)
-        return respond_error(wsi, s, HTTP_STATUS_BAD_REQUEST, rc, "format must be json or csv.");
+        snprintf(s->format, sizeof s->format, "%s", fmt + strlen("format="));
+    s->wsi = wsi;
+    struct room *r = room_find(app, id, idlen);
+    if (r || idlen > TOKEN_LEN) {
+        export_ready(s, r, RF_ENOT_FOUND);
+        return 0;
+    }
+    char rid[TOKEN_LEN + 1];
+    snprintf(rid, sizeof rid, "%.*s", (int)idlen, id);
+    int rc = loader_load(app->loader, rid, on_export_room, s);
     if (rc)
         return respond_error(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
-                             "The export could not be built; try again.");
-    char disposition[96];
-    snprintf(disposition, sizeof disposition, "attachment; filename=\"refine-%s.%s\"", r->id,
-             strcmp(format, "csv") == 0 ? "csv" : "json");
-    log_info("room %s exported as %s (%zu bytes)", r->id, format, len);
-    return respond(wsi, s, HTTP_STATUS_OK, type, body, len, disposition);
+                             "The room could not be read; try again.");
+    s->loading = true;
+    return 0;
 }
 
 /* A GET or HEAD of the web client (web.h): the embedded files, or --web DIR's. */
@@ -519,6 +614,12 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         /* The body in pieces of at most 16 KiB, one lws_write per callback. */
         unsigned char buf[LWS_PRE + 16384];
+        if (s && s->later.ready) { /* an export's answer: its headers now */
+            struct later a = s->later;
+            s->later = (struct later){0};
+            return respond(wsi, s, a.status, a.type, a.body, a.len,
+                           a.disposition[0] ? a.disposition : NULL);
+        }
         if (!s || !s->body)
             return 0; /* a spurious callback: nothing to send */
         size_t n = s->len - s->off;
@@ -543,12 +644,13 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return 0; /* a request body (POST ...): refused, and its bytes ignored */
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         /* lws holds back WRITEABLE while a request has a body to read. */
-        if (s && s->body)
+        if (s && (s->body || s->later.ready))
             lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
         if (s) {
+            export_drop(app, s);
             free(s->owned);
             s->owned = NULL;
             s->body = NULL;

@@ -33,6 +33,12 @@ struct req {
     const msgpack_object *msg;
     uint64_t id;
     bool has_id;
+    /* A join of a room not in memory: the handler sets wait_room (the room's
+     * id, a string of msg) and returns 0 without a reply; the dispatcher has
+     * the room loaded off the loop (loader.h) and hands the message to the
+     * handler again once it is, with load_err set if it could not be. */
+    const msgpack_object *wait_room;
+    int load_err;
     char why[256];
 };
 

@@ -1,13 +1,16 @@
 #include "room_load.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "app.h"
 #include "codec.h"
 #include "errors.h"
 #include "frame.h"
+#include "loader.h"
 #include "log.h"
 #include "room.h"
+#include "snapshot.h"
 #include "store.h"
 
 static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void *meta, size_t len)
@@ -117,36 +120,70 @@ static int load_event(void *arg, uint64_t seq, const void *payload, size_t len)
     return 0;
 }
 
-struct room *room_find(struct app *app, const char *id, size_t n, int *err)
+struct room *room_find(struct app *app, const char *id, size_t n)
 {
-    struct room *r = map_get(&app->rooms, id, n);
-    if (r)
-        return r;
-    if (n > TOKEN_LEN) {
-        *err = RF_ENOT_FOUND;
-        return NULL;
-    }
-    if (!(r = room_new(app))) {
-        *err = RF_ENOMEM;
-        return NULL;
-    }
-    memcpy(r->id, id, n);
-    r->id[n] = '\0';
+    return map_get(&app->rooms, id, n);
+}
+
+/* Loader thread: room id read through q and built; nothing the loop touches
+ * but the configuration and the store's count of restores, both fixed while
+ * the loop runs. */
+static int build(void *arg, struct store_reader *q, const char *id, struct room **out)
+{
+    struct app *app = arg;
+    struct room *r = room_new(app);
+    if (!r)
+        return RF_ENOMEM;
+    snprintf(r->id, sizeof r->id, "%s", id);
     struct store_room_reader reader = {r,         load_room_row, load_participant,
                                        load_item, load_round,    load_event};
-    int rc = store_load_room(app->store, r->id, app->cfg.replay_events, &reader);
+    int rc = store_reader_load_room(q, r->id, app->cfg.replay_events, &reader);
     backlog_load_done(&r->backlog);
     if (rc == 0 && r->ring_count > r->seq)
         rc = RF_EINTERNAL;
     room_set_epoch(app, r);
-    if (rc == 0 && (rc = map_put(&app->rooms, r->id, r)) == 0) {
-        log_info("room %s loaded: %zu items, %zu participants, seq %llu", r->id, r->backlog.n,
-                 r->nparts, (unsigned long long)r->seq);
-        return r;
+    /* The items and rounds its first joiner (or export) needs, encoded here
+     * rather than on the loop. */
+    if (rc == 0)
+        rc = snapshot_prepare(r);
+    if (rc == 0) {
+        *out = r;
+        return 0;
     }
     if (rc != RF_ENOT_FOUND)
         log_error("room %s could not be loaded (%s)", r->id, rf_err_code(rc));
     room_unref(r); /* its only reference: freed */
-    *err = rc;
-    return NULL;
+    return rc;
+}
+
+/* Loop thread: the built room goes into app->rooms, unless one of that id
+ * is there already. */
+static struct room *publish(void *arg, struct room *r, int *err)
+{
+    struct app *app = arg;
+    struct room *have = map_get(&app->rooms, r->id, strlen(r->id));
+    if (have) {
+        room_unref(r);
+        return have;
+    }
+    if (map_put(&app->rooms, r->id, r)) {
+        log_error("room %s could not be loaded (%s)", r->id, rf_err_code(RF_ENOMEM));
+        room_unref(r);
+        *err = RF_ENOMEM;
+        return NULL;
+    }
+    log_info("room %s loaded: %zu items, %zu participants, seq %llu", r->id, r->backlog.n,
+             r->nparts, (unsigned long long)r->seq);
+    return r;
+}
+
+static void discard(void *arg, struct room *r)
+{
+    (void)arg;
+    room_unref(r);
+}
+
+void room_load_hooks(struct app *app, struct loader_hooks *h)
+{
+    *h = (struct loader_hooks){app, build, publish, discard};
 }

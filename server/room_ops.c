@@ -76,7 +76,6 @@ int room_ops_join(struct req *q)
                          *sec = codec_get(q->msg, "secret");
     uint64_t since = 0;
     int has_since = codec_get_uint(q->msg, "since", &since);
-    int err = 0;
 
     if (c->room)
         return req_fail(q, RF_ECONFLICT,
@@ -85,8 +84,13 @@ int room_ops_join(struct req *q)
         return req_fail(q, RF_EBAD_REQUEST, "Send pid and secret together to rejoin.");
     if (!pid && !tok)
         return req_fail(q, RF_EBAD_REQUEST, "Send a token, or pid and secret to rejoin.");
-    struct room *r = room_find(app, rid->via.str.ptr, rid->via.str.size, &err);
+    struct room *r = room_find(app, rid->via.str.ptr, rid->via.str.size);
+    if (!r && !q->load_err && rid->via.str.size <= TOKEN_LEN) {
+        q->wait_room = rid; /* loaded off the loop, then this join again */
+        return 0;
+    }
     if (!r) {
+        int err = q->load_err ? q->load_err : RF_ENOT_FOUND;
         if (err == RF_ENOT_FOUND)
             return req_fail(q, err, "There is no room with this id; check the invite link.");
         return err;

@@ -65,13 +65,7 @@ static void pack_items_tail(const struct room *r, msgpack_packer *pk)
         round_pack(r->rounds[i], pk);
 }
 
-static void pack_items_and_rounds(const struct room *r, msgpack_packer *pk)
-{
-    codec_pack_str(pk, "items");
-    pack_items_tail(r, pk);
-}
-
-void snapshot_pack_export(const struct room *r, msgpack_packer *pk)
+void snapshot_pack_export_head(const struct room *r, msgpack_packer *pk)
 {
     msgpack_pack_map(pk, 7);
     codec_pack_kv_u64(pk, "format", 1);
@@ -87,7 +81,13 @@ void snapshot_pack_export(const struct room *r, msgpack_packer *pk)
         codec_pack_kv_str(pk, "name", r->parts[i]->name);
         codec_pack_kv_str(pk, "role", role_name(r->parts[i]->role));
     }
-    pack_items_and_rounds(r, pk);
+    codec_pack_str(pk, "items");
+}
+
+void snapshot_pack_export(const struct room *r, msgpack_packer *pk)
+{
+    snapshot_pack_export_head(r, pk);
+    pack_items_tail(r, pk);
 }
 
 /* The snapshot's items and rounds (they change only with an event), encoded
@@ -111,6 +111,18 @@ static struct frame *snapshot_items(struct room *r)
         r->snap_seq = r->seq;
     }
     return frame_ref(r->snap_items);
+}
+
+int snapshot_prepare(struct room *r)
+{
+    struct frame *f = snapshot_items(r);
+    frame_unref(f);
+    return f ? 0 : RF_ENOMEM;
+}
+
+struct frame *snapshot_export_items(struct room *r)
+{
+    return snapshot_items(r);
 }
 
 /* The snapshot, all of it but the items and rounds: small, and made for

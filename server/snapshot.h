@@ -9,6 +9,7 @@
 
 struct app;
 struct conn;
+struct frame;
 struct room;
 
 /* Queues the room's snapshot to c as the answer to its join. A large backlog
@@ -27,5 +28,17 @@ void snapshot_pack_observers(const struct room *r, msgpack_packer *pk);
 /* Packs what an export holds: settings, participants (no secrets), items,
  * rounds (as round_pack: no unrevealed card). */
 void snapshot_pack_export(const struct room *r, msgpack_packer *pk);
+/* The same in two parts: the head (a map of 7 whose last value, the items,
+ * is not packed), then the bytes of snapshot_export_items(), which end it. */
+void snapshot_pack_export_head(const struct room *r, msgpack_packer *pk);
+/* The items and rounds as the snapshot shares them (r->snap_items, made now
+ * if it is not there or stale): a new reference, or NULL on out of memory.
+ * Its data is the `items` array, then "rounds" and its array. */
+struct frame *snapshot_export_items(struct room *r);
+
+/* Encodes r->snap_items now (the loader does it on its thread, so that the
+ * first joiner of a room just loaded does not pay it on the loop). Touches
+ * only r. Returns 0 or RF_ENOMEM. */
+int snapshot_prepare(struct room *r);
 
 #endif

@@ -51,7 +51,7 @@ static const char *rec_str(const struct batch *b, size_t off)
 
 struct store {
     sqlite3 *wdb; /* writer thread only */
-    sqlite3 *rdb; /* loop thread only */
+    sqlite3 *rdb; /* loop thread only: /healthz's ping (rooms are read by store_reader_*) */
     sqlite3 *cdb; /* checkpointer thread only */
     pthread_t ckpt_thread;
     pthread_cond_t ckpt_cv; /* under mu: wakes the checkpointer (ckpt_wanted, ckpt_quit) */
@@ -59,7 +59,7 @@ struct store {
     int ckpt_quit;          /* under mu: stops the checkpointer (before the writer) */
     int wal_pages;          /* writer thread: pages in the WAL after its last commit */
     sqlite3_stmt *w[REC__COUNT];
-    sqlite3_stmt *r_room, *r_seq, *r_parts, *r_items, *r_rounds, *r_events, *r_ping;
+    sqlite3_stmt *r_ping;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
@@ -311,12 +311,8 @@ fail:
 
 static void close_reader(struct store *s)
 {
-    sqlite3_stmt **st[] = {&s->r_room,   &s->r_seq,    &s->r_parts, &s->r_items,
-                           &s->r_rounds, &s->r_events, &s->r_ping};
-    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
-        sqlite3_finalize(*st[i]);
-        *st[i] = NULL;
-    }
+    sqlite3_finalize(s->r_ping);
+    s->r_ping = NULL;
     sqlite3_close(s->rdb);
     s->rdb = NULL;
 }
@@ -554,7 +550,7 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return 0;
 }
 
-/* The statements that read a room (store_load_room), in struct
+/* The statements that read a room (store_reader_load_room), in struct
  * store_reader's order. */
 static const char *const READ_SQL[] = {
     "SELECT coalesce(max(seq), 0) FROM events WHERE room = ?1",
@@ -681,11 +677,9 @@ int store_open(struct store **out, const char *path, const struct store_options 
     if (prepare(s->wdb, "UPDATE server_state SET value = value + ?1 WHERE key = 'events'",
                 &s->w_events))
         goto fail;
-    /* The reader works on the loop thread: it must never wait long for a lock. */
+    /* The loop's connection (the ping) must never wait long for a lock. */
     if (open_db(path, &s->rdb) || sqlite3_busy_timeout(s->rdb, 100) ||
         exec(s->rdb, "PRAGMA wal_autocheckpoint = 0") || set_cache(s->rdb, SIDE_CACHE_KIB) ||
-        prepare_reads(s->rdb, (sqlite3_stmt * *[]){&s->r_seq, &s->r_room, &s->r_parts, &s->r_items,
-                                                   &s->r_rounds, &s->r_events}) ||
         prepare(s->rdb, "SELECT 1", &s->r_ping))
         goto fail;
     /* A connection learns the database is in WAL mode only when it reads
@@ -1005,19 +999,6 @@ static int reader_load(const struct store_reader *q, const char *room, size_t ma
 out:
     exec(q->db, "COMMIT");
     return rc;
-}
-
-int store_load_room(struct store *s, const char *room, size_t max_events,
-                    const struct store_room_reader *r)
-{
-    const struct store_reader q = {.db = s->rdb,
-                                   .seq = s->r_seq,
-                                   .room = s->r_room,
-                                   .parts = s->r_parts,
-                                   .items = s->r_items,
-                                   .rounds = s->r_rounds,
-                                   .events = s->r_events};
-    return reader_load(&q, room, max_events, r);
 }
 
 int store_healthy(struct store *s)

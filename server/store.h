@@ -91,10 +91,11 @@ int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at,
  * written. */
 void store_flush(struct store *s);
 
-/* Reading a room, on the loop thread. Each callback borrows its arguments
- * for the duration of the call and returns 0 to go on or a negative code to
- * stop (which store_load_room returns). Events are the last `max_events` of
- * the room, oldest first. Returns RF_ENOT_FOUND when the room does not exist. */
+/* Reading a room, through a reader of its own (below). Each callback borrows
+ * its arguments for the duration of the call and returns 0 to go on or a
+ * negative code to stop (which store_reader_load_room returns). Events are
+ * the last `max_events` of the room, oldest first. Returns RF_ENOT_FOUND when
+ * the room does not exist. */
 struct store_room_reader {
     void *arg;
     int (*room)(void *arg, int64_t created_at, uint64_t seq, const void *meta, size_t len);
@@ -103,15 +104,13 @@ struct store_room_reader {
     int (*round)(void *arg, const char *id, const void *data, size_t len); /* oldest first */
     int (*event)(void *arg, uint64_t seq, const void *payload, size_t len);
 };
-int store_load_room(struct store *s, const char *room, size_t max_events,
-                    const struct store_room_reader *r);
 
 /* A reader of its own (its own SQLite connection), for a thread other than
  * the loop's: store_reader_open() on the loop thread; then the reader may be
  * used by one thread at a time, and closed by the thread that last used it
  * (or by any thread once that one is done), before store_close().
- * store_reader_load_room() is store_load_room() through it. Open returns 0
- * or a negative code; close of NULL is a no-op. */
+ * store_reader_load_room() reads one room (one read transaction). Open
+ * returns 0 or a negative code; close of NULL is a no-op. */
 struct store_reader;
 int store_reader_open(struct store *s, struct store_reader **out);
 int store_reader_load_room(struct store_reader *q, const char *room, size_t max_events,

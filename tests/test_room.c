@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "loader.h"
+#include "room_load.h"
 #include "backlog.h"
 #include "check.h"
 #include "clock.h"
@@ -49,10 +51,15 @@ static void start(void)
     outbox_new(&app.outbox);
     CHECK(store_open(&app.store, dbpath, &(struct store_options){.full_sync = false}, &loop,
                      &hooks) == 0);
+    struct loader_hooks lh;
+    room_load_hooks(&app, &lh);
+    CHECK(loader_open(&app.loader, &loop, app.store, &lh) == 0);
 }
 
 static void stop(void)
 {
+    loader_close(app.loader);
+    app.loader = NULL;
     store_close(app.store);
     uv_run(&loop, UV_RUN_DEFAULT);
     room_free_all(&app);
@@ -152,6 +159,8 @@ static uint64_t request(struct client *cl, const char *op, size_t nfields, pack_
     char *data = codec_buf_take(&b, &len);
     dispatch_message(cl->c, data, len, true);
     free(data);
+    while (cl->c->join_msg) /* a join whose room the loader reads */
+        uv_run(&loop, UV_RUN_ONCE);
     pump();
     return id;
 }

@@ -1,6 +1,6 @@
 /* Unit tests of the store (store.h) with a real SQLite file in a temporary
  * directory and the real writer and checkpointer threads: commits reach the
- * database and come back through store_load_room; a failing transaction
+ * database and come back through a store reader; a failing transaction
  * (the database size cap) reports its rooms through on_fail, leaves nothing
  * of itself in the database and makes the next batch skip those rooms'
  * records (REC_SKIP: the only records store.c skips; loading skips none);
@@ -139,7 +139,7 @@ static void remove_db(void)
     }
 }
 
-/* What store_load_room hands back. */
+/* What store_reader_load_room hands back. */
 struct loaded {
     int room;
     char items[16][16];
@@ -184,7 +184,12 @@ static int load(struct store *s, const char *room, struct loaded *l)
 {
     memset(l, 0, sizeof *l);
     struct store_room_reader r = {l, ld_room, ld_part, ld_item, ld_round, ld_event};
-    return store_load_room(s, room, 1000, &r);
+    struct store_reader *q;
+    int rc = store_reader_open(s, &q);
+    if (rc == 0)
+        rc = store_reader_load_room(q, room, 1000, &r);
+    store_reader_close(q);
+    return rc;
 }
 
 static int has_item(const struct loaded *l, const char *id)
