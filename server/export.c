@@ -5,6 +5,7 @@
 
 #include "codec.h"
 #include "errors.h"
+#include "frame.h"
 #include "ops.h"
 #include "room.h"
 #include "round.h"
@@ -78,7 +79,21 @@ static void csv_value(struct codec_buf *b, const msgpack_object *v, int last)
     }
 }
 
-static int export_csv(const struct room *r, struct codec_buf *out)
+/* The rounds held for item id (a string object) among rounds. */
+static size_t rounds_of(const msgpack_object *rounds, const msgpack_object *id)
+{
+    size_t n = 0;
+    for (uint32_t k = 0; id && id->type == MSGPACK_OBJECT_STR && k < rounds->via.array.size; k++) {
+        const msgpack_object *item = codec_get(&rounds->via.array.ptr[k], "item");
+        n += item && item->type == MSGPACK_OBJECT_STR && item->via.str.size == id->via.str.size &&
+             memcmp(item->via.str.ptr, id->via.str.ptr, id->via.str.size) == 0;
+    }
+    return n;
+}
+
+/* CSV from the decoded items (backlog_item_pack maps) and rounds arrays. */
+static void export_csv(const msgpack_object *items, const msgpack_object *rounds,
+                       struct codec_buf *out)
 {
     static const char *const cols[] = {"id",     "rank",     "parent",     "title",  "kind",
                                        "status", "estimate", "value",      "moscow", "persona",
@@ -89,78 +104,121 @@ static int export_csv(const struct room *r, struct codec_buf *out)
         put(out, ",");
     }
     put(out, "rounds\r\n");
-    for (size_t i = 0; i < r->backlog.n; i++) {
-        const struct item *it = r->backlog.v[i];
-        struct codec_buf b;
-        msgpack_packer pk;
-        codec_buf_init(&b, 0);
-        codec_packer_init(&pk, &b);
-        backlog_item_pack(it, &pk);
-        msgpack_zone z;
-        msgpack_object o;
-        size_t off = 0;
-        msgpack_zone_init(&z, 2048);
-        if (b.oom || msgpack_unpack(b.data, b.len, &off, &z, &o) != MSGPACK_UNPACK_SUCCESS) {
-            msgpack_zone_destroy(&z);
-            codec_buf_free(&b);
-            return RF_ENOMEM;
-        }
+    for (uint32_t i = 0; i < items->via.array.size; i++) {
+        const msgpack_object *o = &items->via.array.ptr[i];
         for (size_t c = 0; c < ncols; c++)
-            csv_value(out, codec_get(&o, cols[c]), 0);
-        size_t rounds = 0;
-        for (size_t k = 0; k < r->nrounds; k++)
-            rounds += strcmp(r->rounds[k]->item, it->id) == 0;
+            csv_value(out, codec_get(o, cols[c]), 0);
         char num[32];
-        snprintf(num, sizeof num, "%zu", rounds);
+        snprintf(num, sizeof num, "%zu", rounds_of(rounds, codec_get(o, "id")));
         csv_field(out, num, strlen(num), 1);
-        msgpack_zone_destroy(&z);
-        codec_buf_free(&b);
     }
-    return out->oom ? RF_ENOMEM : 0;
 }
 
-static int export_json(const struct room *r, struct codec_buf *out)
+struct export_job {
+    uv_work_t work;
+    export_done_fn done; /* NULL once abandoned */
+    void *arg;
+    bool csv;
+    struct codec_buf head; /* snapshot_pack_export_head() */
+    struct frame *items;   /* the loop's reference: the worker reads its bytes only */
+    int rc;
+    char *body;
+    size_t len;
+};
+
+/* Worker thread: the export's bytes into JSON or CSV. Touches only the job
+ * (and reads the items frame's bytes, which nobody writes). */
+static void export_work(uv_work_t *w)
 {
-    struct codec_buf b;
-    msgpack_packer pk;
-    codec_buf_init(&b, 0);
-    codec_packer_init(&pk, &b);
-    snapshot_pack_export(r, &pk);
+    struct export_job *j = w->data;
+    struct codec_buf out;
     msgpack_zone z;
-    msgpack_object o;
+    msgpack_object o, items, key, rounds;
     size_t off = 0;
+    codec_buf_init(&out, 0);
     msgpack_zone_init(&z, 4096);
-    int rc = !b.oom && msgpack_unpack(b.data, b.len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS
-                 ? 0
-                 : RF_ENOMEM;
-    if (!rc) {
-        codec_to_json(out, &o);
-        put(out, "\n");
+    j->rc = RF_ENOMEM;
+    if (j->csv) {
+        const char *data = (const char *)j->items->data;
+        size_t n = j->items->len;
+        /* Three values in a row: the items, "rounds", the rounds. */
+        if (msgpack_unpack(data, n, &off, &z, &items) == MSGPACK_UNPACK_EXTRA_BYTES &&
+            msgpack_unpack(data, n, &off, &z, &key) == MSGPACK_UNPACK_EXTRA_BYTES &&
+            msgpack_unpack(data, n, &off, &z, &rounds) == MSGPACK_UNPACK_SUCCESS &&
+            items.type == MSGPACK_OBJECT_ARRAY && rounds.type == MSGPACK_OBJECT_ARRAY) {
+            export_csv(&items, &rounds, &out);
+            j->rc = 0;
+        }
+    } else {
+        /* The head ends with the key "items": the shared bytes complete it. */
+        codec_buf_append(&j->head, j->items->data, j->items->len);
+        if (!j->head.oom &&
+            msgpack_unpack(j->head.data, j->head.len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS) {
+            codec_to_json(&out, &o);
+            put(&out, "\n");
+            j->rc = 0;
+        }
     }
     msgpack_zone_destroy(&z);
-    codec_buf_free(&b);
-    return rc || out->oom ? RF_ENOMEM : 0;
+    if (!j->rc && !out.oom)
+        j->body = codec_buf_take(&out, &j->len);
+    if (!j->body) {
+        j->rc = RF_ENOMEM;
+        codec_buf_free(&out);
+    }
 }
 
-int export_room(const struct room *r, const char *format, char **body, size_t *len,
-                const char **type)
+/* Loop thread: hands the result over (or drops it, abandoned). */
+static void export_after(uv_work_t *w, int status)
 {
-    struct codec_buf out;
-    int rc;
-    codec_buf_init(&out, 0);
-    if (strcmp(format, "json") == 0) {
-        *type = "application/json";
-        rc = export_json(r, &out);
-    } else if (strcmp(format, "csv") == 0) {
-        *type = "text/csv; charset=utf-8";
-        rc = export_csv(r, &out);
-    } else {
-        rc = RF_EBAD_REQUEST;
+    struct export_job *j = w->data;
+    frame_unref(j->items);
+    codec_buf_free(&j->head);
+    if (status)
+        j->rc = RF_EINTERNAL;
+    if (j->done && !j->rc)
+        j->done(j->arg, 0, j->body, j->len,
+                j->csv ? "text/csv; charset=utf-8" : "application/json");
+    else if (j->done)
+        j->done(j->arg, j->rc, NULL, 0, NULL);
+    if (!j->done || j->rc)
+        free(j->body);
+    free(j);
+}
+
+int export_start(uv_loop_t *loop, struct room *r, const char *format, export_done_fn done,
+                 void *arg, struct export_job **out)
+{
+    bool csv = strcmp(format, "csv") == 0;
+    if (!csv && strcmp(format, "json") != 0)
+        return RF_EBAD_REQUEST;
+    struct export_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return RF_ENOMEM;
+    j->work.data = j;
+    j->done = done;
+    j->arg = arg;
+    j->csv = csv;
+    codec_buf_init(&j->head, 0);
+    if (!csv) {
+        msgpack_packer pk;
+        codec_packer_init(&pk, &j->head);
+        snapshot_pack_export_head(r, &pk);
     }
-    if (rc) {
-        codec_buf_free(&out);
-        return rc;
+    /* The items and rounds as joiners get them: shared, and encoded once. */
+    j->items = snapshot_export_items(r);
+    if (!j->items || j->head.oom || uv_queue_work(loop, &j->work, export_work, export_after)) {
+        frame_unref(j->items);
+        codec_buf_free(&j->head);
+        free(j);
+        return RF_ENOMEM;
     }
-    *body = codec_buf_take(&out, len);
-    return *body ? 0 : RF_ENOMEM;
+    *out = j;
+    return 0;
+}
+
+void export_abandon(struct export_job *j)
+{
+    if (j)
+        j->done = NULL;
 }

@@ -89,8 +89,9 @@ struct http_session {
      * from the loader if the connection goes), then its answer. */
     struct lws *wsi;
     bool loading;
+    struct export_job *job; /* its body being built on a worker */
     struct later later;
-    char token[128], format[32];
+    char token[128], format[32], room[TOKEN_LEN + 1];
 };
 
 /* Headers of every HTTP answer (lws adds the vhost's canned headers to each
@@ -430,17 +431,42 @@ static void error_later(struct http_session *s, int status, int code, const char
 }
 
 /* Drops what s's export is waiting for (its connection goes, or lws
- * rebinds the session). */
+ * rebinds the session: HTTP_DROP_PROTOCOL). */
 static void export_drop(struct app *app, struct http_session *s)
 {
     if (s->loading && app->loader)
         loader_cancel(app->loader, s);
     s->loading = false;
+    export_abandon(s->job); /* the worker finishes; its result is dropped */
+    s->job = NULL;
     free(s->later.body);
     s->later = (struct later){0};
 }
 
-/* The export of room r (NULL: err says why) for s's token and format. */
+static void export_failed(struct http_session *s)
+{
+    error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
+                "The export could not be built; try again.");
+}
+
+/* The worker's answer: the body of s's export. */
+static void on_export_done(void *arg, int rc, char *body, size_t len, const char *type)
+{
+    struct http_session *s = arg;
+    s->job = NULL;
+    if (rc) {
+        export_failed(s);
+        return;
+    }
+    char disposition[96];
+    snprintf(disposition, sizeof disposition, "attachment; filename=\"refine-%s.%s\"", s->room,
+             strcmp(s->format, "csv") == 0 ? "csv" : "json");
+    log_info("room %s exported as %s (%zu bytes)", s->room, s->format, len);
+    answer_later(s, HTTP_STATUS_OK, type, body, len, disposition);
+}
+
+/* The export of room r (NULL: err says why) for s's token and format: the
+ * body is built on a worker (export.h). */
 static void export_ready(struct http_session *s, struct room *r, int err)
 {
     if (!r && err != RF_ENOT_FOUND) {
@@ -460,24 +486,12 @@ static void export_ready(struct http_session *s, struct room *r, int err)
                     "Only the facilitator's or the owner's token may export.");
         return;
     }
-    char *body;
-    size_t len;
-    const char *type;
-    int rc = export_room(r, s->format, &body, &len, &type);
-    if (rc == RF_EBAD_REQUEST) {
+    snprintf(s->room, sizeof s->room, "%s", r->id);
+    int rc = export_start(app_of(s->wsi)->loop, r, s->format, on_export_done, s, &s->job);
+    if (rc == RF_EBAD_REQUEST)
         error_later(s, HTTP_STATUS_BAD_REQUEST, rc, "format must be json or csv.");
-        return;
-    }
-    if (rc) {
-        error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
-                    "The export could not be built; try again.");
-        return;
-    }
-    char disposition[96];
-    snprintf(disposition, sizeof disposition, "attachment; filename=\"refine-%s.%s\"", r->id,
-             strcmp(s->format, "csv") == 0 ? "csv" : "json");
-    log_info("room %s exported as %s (%zu bytes)", r->id, s->format, len);
-    answer_later(s, HTTP_STATUS_OK, type, body, len, disposition);
+    else if (rc)
+        export_failed(s);
 }
 
 /* The loader's answer for an export's room. */
