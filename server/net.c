@@ -21,6 +21,8 @@
 
 #define SUBPROTOCOL "refine.v1"
 
+#define EXPORT_TIMEOUT_S 60 /* an export's load, conversion and writing, at most */
+
 struct ws_session {
     struct conn *conn;
     int guarded_fd; /* the socket wsguard follows, or -1 */
@@ -535,6 +537,10 @@ static int api_request(struct app *app, struct lws *wsi, struct http_session *s,
     if (lws_get_urlarg_by_name(wsi, "format=", fmt, sizeof fmt))
         snprintf(s->format, sizeof s->format, "%s", fmt + strlen("format="));
     s->wsi = wsi;
+    /* lws drops a request left without an answer after 5 s (its keep-alive
+     * timeout): a large room's load and conversion get longer (on a slow or
+     * busy machine), and lws still drops the client that never reads. */
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, EXPORT_TIMEOUT_S);
     struct room *r = room_find(app, id, idlen);
     if (r || idlen > TOKEN_LEN) {
         export_ready(s, r, RF_ENOT_FOUND);
