@@ -190,7 +190,6 @@ static int wait_for_room(struct req *r, const void *data, size_t len, bool binar
         free(join);
         return rc;
     }
-    join->id = r->id;
     c->join_msg = join;
     return 0;
 }
@@ -211,8 +210,9 @@ void dispatch_message(struct conn *c, const void *data, size_t len, bool binary)
     /* Behind a join that waits for its room: kept, up to a bound. */
     if (c->held.count >= DISPATCH_HELD_MAX ||
         c->held.bytes + len > DISPATCH_HELD_BYTES(c->app->cfg.max_message)) {
-        log_info("closing a connection that sent over %d messages while its join waited",
-                 DISPATCH_HELD_MAX);
+        log_info("closing a connection that sent over %d messages (or %zu bytes) while its "
+                 "join waited",
+                 DISPATCH_HELD_MAX, (size_t)DISPATCH_HELD_BYTES(c->app->cfg.max_message));
         conn_close(c, CONN_CLOSE_POLICY);
         return;
     }

@@ -20,7 +20,6 @@ struct msgq_entry *msgq_entry_new(const void *data, size_t len, bool binary, int
     e->len = len;
     e->binary = binary;
     e->limited = limited;
-    e->id = 0;
     if (len)
         memcpy(e->data, data, len);
     return e;

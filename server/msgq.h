@@ -7,7 +7,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include "list.h"
 
@@ -16,7 +15,6 @@ struct msgq_entry {
     size_t len;
     bool binary; /* a binary WebSocket message (else text) */
     int limited; /* conn_take_token()'s answer when it came in */
-    uint64_t id; /* free for the owner's use (the join's request id) */
     unsigned char data[];
 };
 

@@ -71,8 +71,7 @@ static void peer_remove(struct app *app, struct conn *c)
         free(map_del(&app->peers, p->addr));
 }
 
-/* An answer made after LWS_CALLBACK_HTTP has returned (an export, once its
- * room is loaded and its body built), written at the next HTTP_WRITEABLE. */
+/* An export's answer (made once its room is loaded and its body built), for HTTP_WRITEABLE. */
 struct later {
     bool ready;
     int status;
@@ -87,8 +86,7 @@ struct http_session {
     unsigned char *owned;
     size_t len, off;
     bool head; /* a HEAD request: every answer to it goes without its body */
-    /* An export under way (api_request): its room being loaded (withdrawn
-     * from the loader if the connection goes), then its answer. */
+    /* An export under way (api_request): its room loading, its body building, its answer. */
     struct lws *wsi;
     bool loading;
     struct export_job *job; /* its body being built on a worker */
@@ -451,7 +449,6 @@ static void export_failed(struct http_session *s)
                 "The export could not be built; try again.");
 }
 
-/* The worker's answer: the body of s's export. */
 static void on_export_done(void *arg, int rc, char *body, size_t len, const char *type)
 {
     struct http_session *s = arg;
@@ -496,7 +493,6 @@ static void export_ready(struct http_session *s, struct room *r, int err)
         export_failed(s);
 }
 
-/* The loader's answer for an export's room. */
 static void on_export_room(void *arg, struct room *r, int err)
 {
     struct http_session *s = arg;
@@ -537,9 +533,7 @@ static int api_request(struct app *app, struct lws *wsi, struct http_session *s,
     if (lws_get_urlarg_by_name(wsi, "format=", fmt, sizeof fmt))
         snprintf(s->format, sizeof s->format, "%s", fmt + strlen("format="));
     s->wsi = wsi;
-    /* lws drops a request left without an answer after 5 s (its keep-alive
-     * timeout): a large room's load and conversion get longer (on a slow or
-     * busy machine), and lws still drops the client that never reads. */
+    /* not lws' 5 s keep-alive timeout: a large room's load may take longer */
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, EXPORT_TIMEOUT_S);
     struct room *r = room_find(app, id, idlen);
     if (r || idlen > TOKEN_LEN) {
