@@ -560,8 +560,8 @@ static const char *const READ_SQL[] = {
      * twice as fast as walking the rank index for 10,000 items. */
     "SELECT id, rank, data FROM items WHERE room = ?1",
     "SELECT id, data FROM rounds WHERE room = ?1 ORDER BY seqno",
-    "SELECT seq, payload FROM (SELECT seq, payload FROM events WHERE room = ?1"
-    " ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+    ("SELECT seq, payload FROM (SELECT seq, payload FROM events WHERE room = ?1"
+     " ORDER BY seq DESC LIMIT ?2) ORDER BY seq"),
 };
 #define NREADS (sizeof READ_SQL / sizeof READ_SQL[0])
 

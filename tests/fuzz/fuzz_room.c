@@ -68,6 +68,7 @@
 #include "errors.h"
 #include "frame.h"
 #include "hint.h"
+#include "loader.h"
 #include "log.h"
 #include "ops.h"
 #include "outbox.h"
@@ -75,6 +76,7 @@
 #include "presence.h"
 #include "rank.h"
 #include "room.h"
+#include "room_load.h"
 #include "round.h"
 #include "snapshot.h"
 #include "store.h"
@@ -146,10 +148,18 @@ static void open_store(void)
         fprintf(stderr, "fuzz_room: cannot open the store at %s\n", dbpath);
         abort();
     }
+    struct loader_hooks lh;
+    room_load_hooks(&app, &lh);
+    if (loader_open(&app.loader, &loop, app.store, &lh)) {
+        fprintf(stderr, "fuzz_room: cannot start the loader\n");
+        abort();
+    }
 }
 
 static void close_store(void)
 {
+    loader_close(app.loader);
+    app.loader = NULL;
     store_close(app.store);
     app.store = NULL;
     uv_run(&loop, UV_RUN_DEFAULT); /* closes the store's async handle */
@@ -1509,6 +1519,8 @@ static void send_frame(int s, uint8_t *data, size_t len, bool binary)
     cl[s].req = p;
     trace_msg(s, "->", data, len, binary);
     dispatch_message(c, data, len, binary);
+    while (c->join_msg) /* a join whose room the loader reads: answered before the next */
+        uv_run(&loop, UV_RUN_ONCE);
 }
 
 static void send_op(int s, const struct op_spec *op, struct rd *params, bool rejoin)
