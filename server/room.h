@@ -169,7 +169,8 @@ void room_ring_push(struct room *r, struct frame *f);
 /* Drops room id from memory after a storage failure, closing its connections. */
 void room_evict(struct app *app, const char *id);
 /* Unloads rooms nobody has been connected to for ROOM_UNLOAD_MS, once all
- * their changes are committed and no timer runs: they load again from the
+ * their changes are committed and no timer runs (their memory freed on a
+ * libuv worker: run the loop before closing it): they load again from the
  * store on the next join. */
 #define ROOM_UNLOAD_MS 30000
 void room_sweep(struct app *app, int64_t now);
