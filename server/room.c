@@ -129,10 +129,14 @@ struct each_ctx {
     void *arg;
 };
 
+/* fn may evict the room (a timer's reveal that fails to be recorded does):
+ * the walk holds a reference, and map_each allows the entry's deletion. */
 static void each_room(void *value, void *arg)
 {
     struct each_ctx *c = arg;
-    c->fn(value, c->arg);
+    struct room *r = room_ref(value);
+    c->fn(r, c->arg);
+    room_unref(r);
 }
 
 void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg)

@@ -175,7 +175,8 @@ void room_evict(struct app *app, const char *id);
 void room_sweep(struct app *app, int64_t now);
 /* Frees every room (shutdown). */
 void room_free_all(struct app *app);
-/* Calls fn for every loaded room (the timer tick). */
+/* Calls fn for every loaded room (the timer tick). fn may evict the room it
+ * is given (room_evict), and no other. */
 void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg);
 
 #endif
