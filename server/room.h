@@ -117,7 +117,7 @@ void room_unref(struct room *r);
 /* Sets r->epoch from r->epoch_base and the store's number of restores. */
 void room_set_epoch(struct app *app, struct room *r);
 /* Sets the deck from a validated FT_DECK object (NULL: the default deck).
- * Returns 0 or RF_ENOMEM. */
+ * Returns 0 or RF_ENOMEM (the room then keeps its deck). */
 int room_set_deck(struct room *r, const msgpack_object *o);
 /* Packs the room's deck (name or list of cards). */
 void room_pack_deck(const struct room *r, msgpack_packer *pk);
