@@ -92,7 +92,8 @@ struct client {
     size_t n, cap;
     uint64_t next_id;
     char pid[TOKEN_LEN + 1];
-    bool closed; /* the server asked to close the connection (conn_close) */
+    bool closed;       /* the server asked to close the connection (conn_close) */
+    size_t n_at_close; /* what it had received then: a closing socket sends no more */
 };
 
 static struct client cl[NCLIENTS];
@@ -121,8 +122,11 @@ void __wrap_conn_close(struct conn *c, int code);
 
 void __wrap_conn_close(struct conn *c, int code)
 {
-    if (c->sink == sink)
-        ((struct client *)c->sink_arg)->closed = true;
+    struct client *k = c->sink == sink ? c->sink_arg : NULL;
+    if (k && !k->closed) {
+        k->closed = true;
+        k->n_at_close = k->n;
+    }
     __real_conn_close(c, code);
 }
 
@@ -187,12 +191,13 @@ static enum reply reply_of(const struct client *k, uint64_t id)
     return rep;
 }
 
-/* The highest seq any client has been told about (events, oks, snapshots). */
+/* The highest seq any client has been told about (events, oks, snapshots)
+ * before its connection was closed. */
 static uint64_t told_seq(void)
 {
     uint64_t max = 0;
     for (int s = 0; s < NCLIENTS; s++)
-        for (size_t i = 0; i < cl[s].n; i++) {
+        for (size_t i = 0; i < (cl[s].closed ? cl[s].n_at_close : cl[s].n); i++) {
             msgpack_zone z;
             msgpack_object o;
             uint64_t seq;
