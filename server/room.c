@@ -404,6 +404,7 @@ void room_evict(struct app *app, const char *id)
     struct room *r = map_del(&app->rooms, id);
     if (!r)
         return;
+    store_skip_pending(app->store, r->id); /* what the failed change had appended */
     r->dead = true;
     list_each(l, &r->conns) conn_close(conn_of_room(l), CONN_CLOSE_INTERNAL);
     room_unref(r);

@@ -459,6 +459,14 @@ void store_flush(struct store *s)
         submit(s);
 }
 
+void store_skip_pending(struct store *s, const char *room)
+{
+    for (size_t j = 0; j < s->accum->n; j++)
+        if (s->accum->v[j].kind != REC_SKIP &&
+            strcmp(rec_str(s->accum, s->accum->v[j].room), room) == 0)
+            s->accum->v[j].kind = REC_SKIP;
+}
+
 /* On the loop thread: the writer finished the batch in flight. */
 static void finish(struct store *s, struct batch *b, int notify)
 {
@@ -478,10 +486,7 @@ static void finish(struct store *s, struct batch *b, int notify)
                       "the database",
                       room);
             /* What the next batch holds for that room builds on what failed. */
-            for (size_t j = 0; j < s->accum->n; j++)
-                if (s->accum->v[j].kind != REC_SKIP &&
-                    strcmp(rec_str(s->accum, s->accum->v[j].room), room) == 0)
-                    s->accum->v[j].kind = REC_SKIP;
+            store_skip_pending(s, room);
         }
         if (notify && s->hooks.on_fail && rooms)
             s->hooks.on_fail(s->hooks.arg, s->durable + b->n, rooms, nrooms);
