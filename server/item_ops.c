@@ -152,6 +152,7 @@ int item_ops_add(struct req *q)
     if ((rc = check_budget(q, r->backlog.bytes, r->backlog.bytes + it->bytes)) ||
         (rc = rank_for(q, prev, NULL, it->rank)) || (rc = backlog_insert(&r->backlog, it))) {
         backlog_item_free(it);
+        r->next_item--; /* its id was not used */
         return rc;
     }
     r->backlog.bytes += it->bytes;
