@@ -181,8 +181,10 @@ int item_ops_set_estimate(struct app *app, struct room *r, struct item *it, cons
 {
     struct ival *v = &it->f[ITEM_F_ESTIMATE];
     char *e = strdup(estimate);
-    if (!e)
+    if (!e) { /* the caller's round.accepted is recorded already: drop both */
+        room_evict(app, r->id);
         return RF_ENOMEM;
+    }
     backlog_ival_free(v);
     v->type = IV_STR;
     v->u.s = e;
