@@ -24,6 +24,13 @@
 #include <unistd.h>
 
 #include "alloc_fail.h"
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#define LEAK_CHECK() __lsan_do_recoverable_leak_check()
+#else
+#define LEAK_CHECK() 0
+#endif
+#define LEAK_EVERY 16
 #include "app.h"
 #include "check.h"
 #include "clock.h"
@@ -573,7 +580,8 @@ static void remember(const struct step *st, struct client *k, uint64_t id)
     }
 }
 
-static size_t failures; /* checks failed in the current run, to name the N */
+static size_t failures;   /* checks failed in the current run, to name the N */
+static size_t fired_step; /* the step in which the allocation failed */
 
 #define EXPECT(cond, ...)                                                                          \
     do {                                                                                           \
@@ -662,8 +670,10 @@ static long meeting(long fail_at)
         free(now);
         free(stored);
         alloc_fail_resume();
-        if (fired)
+        if (fired) {
+            fired_step = i;
             break;
+        }
     }
     long n = alloc_fail_count();
     alloc_fail_disarm();
@@ -697,10 +707,23 @@ int main(void)
     long total = meeting(0);
     CHECK(total > 0 && total == meeting(0)); /* the count is the same every run */
     long first = only ? atol(only) : 1, last = only ? atol(only) : total;
+    bool leaked = LEAK_CHECK();
+    CHECK(!leaked);
     for (long n = first; n <= last; n++) {
         failures = 0;
         long made = meeting(n);
         CHECK(made >= n); /* allocation n was reached */
+        /* A leak check scans the heap: one every LEAK_EVERY runs (and the
+         * last), naming the runs since the one before. After a leak, none:
+         * they would report the same blocks again. */
+        if (!leaked && ((n - first + 1) % LEAK_EVERY == 0 || n == last) && LEAK_CHECK()) {
+            leaked = true;
+            failures++;
+            fprintf(stderr,
+                    "test_oom: the leak above is from a run failing an allocation of %ld..%ld "
+                    "(OOM_FAIL=N runs one)\n",
+                    n - (n - first) % LEAK_EVERY, n);
+        }
         if (failures)
             fprintf(stderr, "test_oom: OOM_FAIL=%ld reproduces the failure above\n", n);
     }
