@@ -257,10 +257,9 @@ int item_ops_move(struct req *q)
     }
     if ((rc = rank_for(q, prev, it, rank)))
         return rc;
-    backlog_remove_at(&r->backlog, backlog_index_of(&r->backlog, it));
-    strcpy(it->rank, rank);
+    backlog_move(&r->backlog, it, rank);
     it->updated_at = clock_now_ms();
-    if (backlog_insert(&r->backlog, it) || backlog_save_item(q->app->store, r->id, it)) {
+    if (backlog_save_item(q->app->store, r->id, it)) {
         room_evict(q->app, r->id);
         return RF_ENOMEM;
     }
