@@ -19,14 +19,15 @@ char *__wrap_strndup(const char *s, size_t n);
 /* Per thread, so only the arming (loop) thread counts. Initial-exec TLS of
  * the executable: reading it never allocates. */
 static _Thread_local struct {
-    bool armed, fired;
+    bool armed, fired, persistent;
     int paused;
     long count, fail_at;
 } af;
 
-void alloc_fail_arm(long n)
+void alloc_fail_arm(long n, bool persistent)
 {
     af.armed = true;
+    af.persistent = persistent;
     af.fired = false;
     af.count = 0;
     af.fail_at = n;
@@ -62,7 +63,8 @@ static bool fail_now(void)
 {
     if (!af.armed || af.paused)
         return false;
-    if (++af.count != af.fail_at)
+    ++af.count;
+    if (af.fail_at == 0 || af.count < af.fail_at || (af.count > af.fail_at && !af.persistent))
         return false;
     af.fired = true;
     return true;

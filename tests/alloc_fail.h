@@ -19,8 +19,9 @@
 #include <stdbool.h>
 
 /* Starts counting on the calling thread from 0; the nth allocation from now
- * (n >= 1) returns NULL, once; 0 never fails (a counting run). */
-void alloc_fail_arm(long n);
+ * (n >= 1) returns NULL, once, or with persistent every one from the nth on
+ * (SQLite's two modes); 0 never fails (a counting run). */
+void alloc_fail_arm(long n, bool persistent);
 /* Stops counting and failing. */
 void alloc_fail_disarm(void);
 /* Allocations counted since alloc_fail_arm(). */

@@ -598,16 +598,17 @@ static size_t fired_step; /* the step in which the allocation failed */
         }                                                                                          \
     } while (0)
 
-/* Runs the meeting with allocation fail_at failing (0: none); returns the
- * number of allocations it made (up to the failure). */
-static long meeting(long fail_at)
+/* Runs the meeting with allocation fail_at failing (0: none), with
+ * persistent every one after it too; returns the number of allocations it
+ * made (up to the end of the step where the first failed). */
+static long meeting(long fail_at, bool persistent)
 {
     size_t i = 0;
     const struct step *st = SCRIPT;
     room_id[0] = '\0';
     for (int s = 0; s < NCLIENTS; s++)
         client_open(&cl[s]);
-    alloc_fail_arm(fail_at);
+    alloc_fail_arm(fail_at, persistent);
     for (i = 0; i < NSTEPS; i++) {
         st = &SCRIPT[i];
         struct room *r = loaded();
@@ -699,36 +700,43 @@ int main(void)
     CHECK(dispatch_table_complete());
     start();
 
-    /* OOM_FAIL=N runs allocation N only, for reading a failure. */
-    const char *only = getenv("OOM_FAIL");
+    /* OOM_FAIL=N runs allocation N only (OOM_PERSISTENT=1: and all after it),
+     * for reading a failure. */
+    const char *only = getenv("OOM_FAIL"), *pers = getenv("OOM_PERSISTENT");
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    meeting(0); /* the first room grows the server's own tables */
-    long total = meeting(0);
-    CHECK(total > 0 && total == meeting(0)); /* the count is the same every run */
+    meeting(0, false); /* the first room grows the server's own tables */
+    long total = meeting(0, false);
+    CHECK(total > 0 && total == meeting(0, false)); /* the count is the same every run */
     long first = only ? atol(only) : 1, last = only ? atol(only) : total;
     bool leaked = LEAK_CHECK();
     CHECK(!leaked);
-    for (long n = first; n <= last; n++) {
-        failures = 0;
-        long made = meeting(n);
-        CHECK(made >= n); /* allocation n was reached */
-        /* A leak check scans the heap: one every LEAK_EVERY runs (and the
-         * last), naming the runs since the one before. After a leak, none:
-         * they would report the same blocks again. */
-        if (!leaked && ((n - first + 1) % LEAK_EVERY == 0 || n == last) && LEAK_CHECK()) {
-            leaked = true;
-            failures++;
-            fprintf(stderr,
-                    "test_oom: the leak above is from a run failing an allocation of %ld..%ld "
-                    "(OOM_FAIL=N runs one)\n",
-                    n - (n - first) % LEAK_EVERY, n);
+    for (int mode = 0; mode < 2; mode++) {
+        bool persistent = mode == 1;
+        if (only && persistent != (pers && *pers == '1'))
+            continue;
+        for (long n = first; n <= last; n++) {
+            failures = 0;
+            long made = meeting(n, persistent);
+            CHECK(made >= n); /* allocation n was reached */
+            /* A leak check scans the heap: one every LEAK_EVERY runs (and the
+             * last), naming the runs since the one before. After a leak, none:
+             * they would report the same blocks again. */
+            if (!leaked && ((n - first + 1) % LEAK_EVERY == 0 || n == last) && LEAK_CHECK()) {
+                leaked = true;
+                failures++;
+                fprintf(stderr,
+                        "test_oom: the leak above is from a run failing allocation %ld..%ld%s "
+                        "(OOM_FAIL=N runs one)\n",
+                        n - (n - first) % LEAK_EVERY, n, persistent ? " and after" : "");
+            }
+            if (failures)
+                fprintf(stderr, "test_oom: OOM_FAIL=%ld%s reproduces the failure above\n", n,
+                        persistent ? " OOM_PERSISTENT=1" : "");
         }
-        if (failures)
-            fprintf(stderr, "test_oom: OOM_FAIL=%ld reproduces the failure above\n", n);
     }
-    printf("test_oom: a meeting of %zu steps makes %ld allocations; each failed in turn, "
-           "in %.1f s\n",
+    printf("test_oom: a meeting of %zu steps makes %ld allocations; each failed in turn, then "
+           "each and every one after it, in %.1f s\n",
            NSTEPS, total, seconds_since(&t0));
 
     stop();
