@@ -58,7 +58,10 @@ void req_ok_unchanged(struct req *r)
 void req_error(struct conn *c, bool has_id, uint64_t id, int code, const char *msg)
 {
     struct frame *f = reply_error_frame(has_id, id, code, msg);
-    if (f)
-        outbox_to_conn(c->app, c, f);
+    if (!f) { /* unanswered, the client would wait for ever: as req_ok_end */
+        conn_close(c, CONN_CLOSE_INTERNAL);
+        return;
+    }
+    outbox_to_conn(c->app, c, f);
     frame_unref(f);
 }
