@@ -37,6 +37,7 @@
 #include "conn.h"
 #include "dispatch.h"
 #include "frame.h"
+#include "inproc.h"
 #include "log.h"
 #include "outbox.h"
 #include "poker_ops.h"
@@ -59,34 +60,12 @@ static void start(void)
     app.cfg.rate = 1000000;
     app.cfg.max_rooms = SIZE_MAX;
     log_set_level(LOG_ERROR); /* each failure logs one line */
-    uv_loop_init(&loop);
-    app.loop = &loop;
-    struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
-    CHECK(outbox_new(&app.outbox) == 0);
-    CHECK(store_open(&app.store, dbpath, &(struct store_options){.full_sync = false}, &loop,
-                     &hooks) == 0);
+    CHECK(inproc_start(&app, &loop, dbpath) == 0);
 }
 
-static void stop(void)
-{
-    store_close(app.store);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    room_free_all(&app);
-    outbox_free(app.outbox);
-    CHECK(uv_loop_close(&loop) == 0);
-}
-
-/* Loop turns until everything appended is committed and released. */
 static void pump(void)
 {
-    for (int i = 0; i < 10000; i++) {
-        store_flush(app.store);
-        outbox_release(&app);
-        if (store_durable(app.store) == store_added(app.store))
-            break;
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    outbox_release(&app);
+    CHECK(inproc_pump(&app));
 }
 
 /* ---- clients ------------------------------------------------------------------- */
@@ -745,7 +724,7 @@ int main(void)
            "each and every one after it, in %.1f s\n",
            NSTEPS, total, seconds_since(&t0));
 
-    stop();
+    CHECK(inproc_stop(&app) == 0);
     char side[80];
     unlink(dbpath);
     snprintf(side, sizeof side, "%s-wal", dbpath);

@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "dispatch.h"
 #include "frame.h"
+#include "inproc.h"
 #include "outbox.h"
 #include "presence.h"
 #include "room.h"
@@ -42,36 +43,17 @@ static void start(void)
     config_parse(&app.cfg, 3, argv, stdout, stderr);
     app.cfg.log_level = 0;
     app.cfg.rate = 1000000; /* the test sends hundreds of requests in one go */
-    uv_loop_init(&loop);
-    app.loop = &loop;
-    conn_lists_init(&app);
-    struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
-    outbox_new(&app.outbox);
-    CHECK(store_open(&app.store, dbpath, &(struct store_options){.full_sync = false}, &loop,
-                     &hooks) == 0);
+    CHECK(inproc_start(&app, &loop, dbpath) == 0);
 }
 
 static void stop(void)
 {
-    store_close(app.store);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    room_free_all(&app);
-    outbox_free(app.outbox);
-    app.outbox = NULL;
-    CHECK(uv_loop_close(&loop) == 0);
+    CHECK(inproc_stop(&app) == 0);
 }
 
-/* Runs loop turns until everything appended is committed and released. */
 static void pump(void)
 {
-    for (int i = 0; i < 10000; i++) {
-        store_flush(app.store);
-        outbox_release(&app);
-        if (store_durable(app.store) == store_added(app.store))
-            break;
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    outbox_release(&app);
+    CHECK(inproc_pump(&app));
 }
 
 static struct client *client_new(void)

@@ -82,6 +82,7 @@
 #include "store.h"
 #include "token.h"
 #include "../alloc_fail.h"
+#include "../inproc.h"
 
 #define NSLOTS        5 /* facilitator, owner, member, observer, stranger */
 #define MON           NSLOTS
@@ -218,16 +219,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void pump(void)
 {
     server_call(true);
-    for (int i = 0; i < 100000; i++) {
-        store_flush(app.store);
-        outbox_release(&app);
-        if (store_durable(app.store) == store_added(app.store))
-            break;
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    outbox_release(&app);
+    bool caught_up = inproc_pump(&app);
     server_call(false);
-    if (store_durable(app.store) != store_added(app.store))
+    if (!caught_up)
         VIOLATION("the store never caught up");
 }
 

@@ -1,0 +1,56 @@
+/* The server in process, for the unit tests and fuzz_room: an app on its
+ * own loop with a real SQLite store, driven turn by turn, its clients
+ * connections without sockets (conn.h's sink). */
+#ifndef REFINE_TEST_INPROC_H
+#define REFINE_TEST_INPROC_H
+
+#include <stdbool.h>
+
+#include "app.h"
+#include "conn.h"
+#include "outbox.h"
+#include "room.h"
+#include "store.h"
+
+/* Starts app (its cfg set) on loop with the store at path. Returns 0 or
+ * nonzero when the outbox or the store cannot be made. */
+static inline int inproc_start(struct app *app, uv_loop_t *loop, const char *path)
+{
+    uv_loop_init(loop);
+    app->loop = loop;
+    conn_lists_init(app);
+    struct store_hooks hooks = {app, outbox_on_commit, outbox_on_store_fail};
+    if (outbox_new(&app->outbox))
+        return -1;
+    return store_open(&app->store, path, &(struct store_options){.full_sync = false}, loop, &hooks);
+}
+
+/* Closes the store, frees every room and the outbox; returns what
+ * uv_loop_close() returns (0: nothing left open). */
+static inline int inproc_stop(struct app *app)
+{
+    store_close(app->store);
+    app->store = NULL;
+    uv_run(app->loop, UV_RUN_DEFAULT);
+    room_free_all(app);
+    outbox_free(app->outbox);
+    app->outbox = NULL;
+    return uv_loop_close(app->loop);
+}
+
+/* Runs loop turns until everything appended is committed and released;
+ * returns whether the store caught up. */
+static inline bool inproc_pump(struct app *app)
+{
+    for (int i = 0; i < 100000; i++) {
+        store_flush(app->store);
+        outbox_release(app);
+        if (store_durable(app->store) == store_added(app->store))
+            break;
+        uv_run(app->loop, UV_RUN_ONCE);
+    }
+    outbox_release(app);
+    return store_durable(app->store) == store_added(app->store);
+}
+
+#endif
