@@ -642,6 +642,9 @@ static long meeting(long fail_at, bool persistent)
                    "the request failed but the room changed");
             EXPECT(rep != REPLY_NONE || cl[st->who].closed,
                    "the request was not answered, and its connection is open");
+            const struct round *cur = room_current_round(r);
+            EXPECT(st->kind != TICK || r->timer_ends_at || !cur || cur->state != ROUND_VOTING,
+                   "the timer ran out, and its round (reveal_on_timer) is still voting");
         } else { /* room.create failed */
             EXPECT(rep == REPLY_ERR || cl[st->who].closed,
                    "room.create neither answered an error nor closed the connection");
