@@ -165,14 +165,8 @@ int item_ops_add(struct req *q)
     codec_pack_str(&ev.pk, "item");
     backlog_item_pack(it, &ev.pk);
     uint64_t seq;
-    if (event_commit(q->app, &ev, &seq) == 0) {
-        struct codec_buf b;
-        msgpack_packer pk;
-        req_ok_begin(q, &b, &pk, 2);
-        codec_pack_kv_u64(&pk, "seq", seq);
-        codec_pack_kv_str(&pk, "item", it->id);
-        req_ok_end(q, &b);
-    }
+    if (event_commit(q->app, &ev, &seq) == 0)
+        req_ok_seq_str(q, seq, "item", it->id);
     return 0;
 }
 

@@ -46,6 +46,8 @@ void req_ok_begin(struct req *r, struct codec_buf *b, msgpack_packer *pk, size_t
 void req_ok_end(struct req *r, struct codec_buf *b);
 /* ok {id, seq}. */
 void req_ok_seq(struct req *r, uint64_t seq);
+/* ok {id, seq, key: value} (both strings borrowed). */
+void req_ok_seq_str(struct req *r, uint64_t seq, const char *key, const char *value);
 /* `ok` without seq to a change that changes nothing: no event, nothing stored. */
 void req_ok_unchanged(struct req *r);
 
