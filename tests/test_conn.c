@@ -17,50 +17,8 @@
  *   those are covered by the integration tests; only conn_rx_done's release
  *   of a large buffer is tested here.
  * - The close reasons table. */
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "app.h"
-#include "check.h"
-#include "conn.h"
 #include "errors.h"
-#include "frame.h"
-#include "log.h"
-#include "outbox.h"
-#include "room.h"
-#include "store.h"
-
-static struct app app;
-static uv_loop_t loop;
-static char dir[64], dbpath[128];
-
-struct client {
-    struct frame *msgs[64];
-    size_t n;
-};
-
-static void sink(struct conn *c, struct frame *f)
-{
-    struct client *cl = c->sink_arg;
-    if (cl->n < sizeof cl->msgs / sizeof cl->msgs[0])
-        cl->msgs[cl->n++] = frame_ref(f);
-}
-
-static void client_clear(struct client *cl)
-{
-    for (size_t i = 0; i < cl->n; i++)
-        frame_unref(cl->msgs[i]);
-    cl->n = 0;
-}
-
-static struct conn *conn_with_sink(struct client *cl)
-{
-    struct conn *c = conn_new(&app, NULL);
-    c->sink = sink;
-    c->sink_arg = cl;
-    return c;
-}
+#include "fixture.h"
 
 static int on_list(const struct list *h, const struct list *n)
 {
@@ -71,8 +29,8 @@ static int on_list(const struct list *h, const struct list *n)
 /* Held output keeps the conn alive after its socket's reference is gone. */
 static void test_refs(void)
 {
-    struct client cl = {0};
-    struct conn *c = conn_with_sink(&cl);
+    struct client *cl = client_new();
+    struct conn *c = cl->c;
     CHECK(c->refs == 1 && on_list(&app.conns, &c->all_link));
     CHECK(conn_ref(c) == c && c->refs == 2);
     conn_unref(c);
@@ -89,18 +47,19 @@ static void test_refs(void)
     CHECK(c->refs == 2 && f->refs == 2);
     conn_on_closed(c); /* the socket is gone: its reference too */
     CHECK(c->refs == 1 && !on_list(&app.conns, &c->all_link) && c->wsi == NULL);
-    CHECK(cl.n == 0);
+    CHECK(cl->n == 0);
     /* The commit delivers it (to the sink: in-process) and drops the last
      * reference: ASan reports any use of c after this. */
     for (int i = 0; i < 100000 && store_durable(app.store) < r->records_upto; i++) {
         store_flush(app.store);
         uv_run(&loop, UV_RUN_ONCE);
     }
-    CHECK(cl.n == 1 && cl.msgs[0] == f && f->refs == 2);
-    client_clear(&cl);
+    CHECK(cl->n == 1 && cl->msgs[0] == f && f->refs == 2);
+    client_clear(cl);
     CHECK(f->refs == 1);
     frame_unref(f);
     room_unref(r);
+    client_drop(cl);
 }
 
 static void timer_done(uv_timer_t *t)
@@ -113,8 +72,8 @@ static void test_tokens(void)
 {
     app.cfg.rate = 10;
     uv_update_time(&loop);
-    struct client cl = {0};
-    struct conn *c = conn_with_sink(&cl);
+    struct client *cl = client_new();
+    struct conn *c = cl->c;
     uint64_t now = uv_now(&loop);
     CHECK(c->tokens_at == now);
     int taken = 0;
@@ -165,21 +124,22 @@ static void test_tokens(void)
     uint64_t waited = uv_now(&loop) - now;
     CHECK(taken >= 1 && (uint64_t)taken <= waited / 100 && taken <= 20);
     conn_on_closed(c);
+    client_drop(cl);
 }
 
 /* Without a socket, frames go to the sink and never to the queue. */
 static void test_sink_path(void)
 {
     app.cfg.max_queue = 1000;
-    struct client cl = {0};
-    struct conn *c = conn_with_sink(&cl);
+    struct client *cl = client_new();
+    struct conn *c = cl->c;
     char big[800];
     memset(big, 'q', sizeof big);
     struct frame *f = frame_copy(big, sizeof big);
     for (int i = 0; i < 10; i++) /* 8 x --max-queue */
         conn_send(c, f);
     conn_send_answer(c, f);
-    CHECK(cl.n == 11 && f->refs == 12);
+    CHECK(cl->n == 11 && f->refs == 12);
     CHECK(c->qlen == 0 && c->qbytes == 0 && c->over_since == 0 && c->close_code == 0);
     CHECK(list_empty(&app.dirty) && list_empty(&c->dirty_link));
     conn_flush(&app); /* nothing to write */
@@ -188,23 +148,24 @@ static void test_sink_path(void)
     conn_close(c, CONN_CLOSE_SLOW);
     conn_check_idle(c, uv_now(&loop) + IDLE_DROP_MS + 1);
     CHECK(c->close_code == 0 && !c->ping_due);
-    client_clear(&cl);
+    client_clear(cl);
 
     /* No socket and no sink: a closed connection drops what it is given,
      * keeping no reference. */
     c->sink = NULL;
     conn_send(c, f);
     conn_send_answer(c, f);
-    CHECK(cl.n == 0 && f->refs == 1 && c->qlen == 0 && list_empty(&app.dirty));
+    CHECK(cl->n == 0 && f->refs == 1 && c->qlen == 0 && list_empty(&app.dirty));
     frame_unref(f);
     conn_on_closed(c);
+    client_drop(cl);
 }
 
 /* conn_rx_done does not keep a large reassembly buffer. */
 static void test_rx_done(void)
 {
-    struct client cl = {0};
-    struct conn *c = conn_with_sink(&cl);
+    struct client *cl = client_new();
+    struct conn *c = cl->c;
     c->rx = malloc(4096);
     c->rxcap = 4096;
     conn_rx_done(c);
@@ -217,6 +178,7 @@ static void test_rx_done(void)
     c->rx = malloc(100); /* conn_unref frees what it holds */
     c->rxcap = 100;
     conn_on_closed(c);
+    client_drop(cl);
 }
 
 static void test_close_reasons(void)
@@ -247,40 +209,15 @@ static void test_close_reasons(void)
 
 int main(void)
 {
-    log_set_level(LOG_ERROR);
-    snprintf(dir, sizeof dir, "/tmp/refine-test-conn-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
+    if (fixture_start(0))
         return 1;
-    }
-    snprintf(dbpath, sizeof dbpath, "%s/conn.db", dir);
-    char *argv[] = {"test", NULL};
-    config_parse(&app.cfg, 1, argv, stdout, stderr);
-    app.cfg.log_level = 0;
-    uv_loop_init(&loop);
-    app.loop = &loop;
-    conn_lists_init(&app);
-    CHECK(outbox_new(&app.outbox) == 0);
-    struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
-    CHECK(store_open(&app.store, dbpath, &(struct store_options){0}, &loop, &hooks) == 0);
-
     test_refs();
     test_tokens();
     test_sink_path();
     test_rx_done();
     test_close_reasons();
     CHECK(list_empty(&app.conns));
-
-    store_close(app.store);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    outbox_free(app.outbox);
-    CHECK(uv_loop_close(&loop) == 0);
-    const char *suffixes[] = {"", "-wal", "-shm", ".high-water", ".high-water.tmp"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        char path[160];
-        snprintf(path, sizeof path, "%s%s", dbpath, suffixes[i]);
-        unlink(path);
-    }
-    rmdir(dir);
+    fixture_stop();
+    fixture_done();
     return check_summary("test_conn");
 }

@@ -12,72 +12,7 @@
  *   failed room into `err internal` and drops its other entries, while
  *   entries not about it leave in order, and the next batch's still wait;
  * - outbox_free with entries pending gives back every reference. */
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "app.h"
-#include "check.h"
-#include "conn.h"
-#include "frame.h"
-#include "log.h"
-#include "outbox.h"
-#include "room.h"
-#include "store.h"
-
-static struct app app;
-static uv_loop_t loop;
-static char dir[64], dbpath[128];
-
-struct client {
-    struct conn *c;
-    struct frame *msgs[64];
-    size_t n;
-};
-
-static void sink(struct conn *c, struct frame *f)
-{
-    struct client *cl = c->sink_arg;
-    if (cl->n < sizeof cl->msgs / sizeof cl->msgs[0])
-        cl->msgs[cl->n++] = frame_ref(f);
-}
-
-static void remove_db(void)
-{
-    const char *suffixes[] = {"", "-wal", "-shm", ".high-water", ".high-water.tmp"};
-    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
-        char path[160];
-        snprintf(path, sizeof path, "%s%s", dbpath, suffixes[i]);
-        unlink(path);
-    }
-}
-
-/* The app as main.c sets it up, with a store capped at max_mb (0: none). */
-static void start(size_t max_mb)
-{
-    remove_db();
-    memset(&app, 0, sizeof app);
-    char *argv[] = {"test", NULL};
-    config_parse(&app.cfg, 1, argv, stdout, stderr);
-    app.cfg.log_level = 0;
-    uv_loop_init(&loop);
-    app.loop = &loop;
-    conn_lists_init(&app);
-    CHECK(outbox_new(&app.outbox) == 0);
-    struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
-    CHECK(store_open(&app.store, dbpath, &(struct store_options){.max_mb = max_mb}, &loop,
-                     &hooks) == 0);
-}
-
-static void stop(void)
-{
-    store_close(app.store);
-    uv_run(&loop, UV_RUN_DEFAULT); /* closes the store's async handle */
-    room_free_all(&app);
-    outbox_free(app.outbox);
-    app.outbox = NULL;
-    CHECK(uv_loop_close(&loop) == 0);
-}
+#include "fixture.h"
 
 /* Loop turns until everything appended is resolved. Only the store's hooks
  * release output here (no outbox_release of our own). */
@@ -99,15 +34,6 @@ static void pump_until(uint64_t upto)
     CHECK(store_durable(app.store) == upto);
 }
 
-static struct client *client_new(void)
-{
-    struct client *cl = calloc(1, sizeof *cl);
-    cl->c = conn_new(&app, NULL);
-    cl->c->sink = sink;
-    cl->c->sink_arg = cl;
-    return cl;
-}
-
 /* As room_ops_join does it: the room's reference, the join stamp. */
 static void join(struct client *cl, struct room *r, struct participant *p)
 {
@@ -126,9 +52,7 @@ static void client_free(struct client *cl)
         cl->c->part = NULL;
     }
     conn_on_closed(cl->c);
-    for (size_t i = 0; i < cl->n; i++)
-        frame_unref(cl->msgs[i]);
-    free(cl);
+    client_drop(cl);
 }
 
 /* A loaded room: in app.rooms, which holds its reference. */
@@ -214,7 +138,7 @@ static int got_internal(const struct client *cl, size_t i, uint64_t id)
  * creation order, per connection, across batches. */
 static void test_held_until_durable(void)
 {
-    start(0);
+    CHECK(fixture_start(0) == 0);
     struct participant member = {.role = ROLE_MEMBER};
     struct room *a = room_make("A");
     struct client *x = client_new(), *y = client_new(), *z = client_new();
@@ -269,14 +193,14 @@ static void test_held_until_durable(void)
     client_free(x);
     client_free(y);
     client_free(z);
-    stop();
+    fixture_stop();
 }
 
 /* Room-wide entries go to the connections that joined before they were
  * made, except the excluded one, and not to observers when for actors only. */
 static void test_room_entries(void)
 {
-    start(0);
+    CHECK(fixture_start(0) == 0);
     struct participant member = {.role = ROLE_MEMBER}, observer = {.role = ROLE_OBSERVER};
     struct room *b = room_make("B"), *other = room_make("other");
     struct client *p = client_new(), *o = client_new(), *late = client_new(), *out = client_new();
@@ -301,7 +225,7 @@ static void test_room_entries(void)
     client_free(o);
     client_free(late);
     client_free(out);
-    stop();
+    fixture_stop();
 }
 
 /* A transaction over the size cap fails: the held acks about the failed
@@ -310,7 +234,7 @@ static void test_room_entries(void)
  * room's entries waiting for the next batch leave when that one commits. */
 static void test_failed_commit(void)
 {
-    start(1); /* --max-db-size 1 (MiB) */
+    CHECK(fixture_start(1) == 0); /* --max-db-size 1 (MiB) */
     struct participant member = {.role = ROLE_MEMBER};
     struct room *f = room_make("F"), *g = room_make("G");
     struct client *f1 = client_new(), *f2 = client_new(), *g1 = client_new(), *g2 = client_new(),
@@ -361,13 +285,13 @@ static void test_failed_commit(void)
     client_free(g1);
     client_free(g2);
     client_free(z);
-    stop();
+    fixture_stop();
 }
 
 /* outbox_free with entries pending drops every reference they hold. */
 static void test_free_pending(void)
 {
-    start(0);
+    CHECK(fixture_start(0) == 0);
     struct participant member = {.role = ROLE_MEMBER};
     struct room *r = room_make("R");
     struct client *a = client_new(), *b = client_new();
@@ -393,23 +317,15 @@ static void test_free_pending(void)
     pump();
     client_free(a);
     client_free(b);
-    stop();
+    fixture_stop();
 }
 
 int main(void)
 {
-    log_set_level(LOG_ERROR);
-    snprintf(dir, sizeof dir, "/tmp/refine-test-outbox-XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    snprintf(dbpath, sizeof dbpath, "%s/outbox.db", dir);
     test_held_until_durable();
     test_room_entries();
     test_failed_commit();
     test_free_pending();
-    remove_db();
-    rmdir(dir);
+    fixture_done();
     return check_summary("test_outbox");
 }
