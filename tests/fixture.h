@@ -2,7 +2,7 @@
  * a libuv loop, a real store on a SQLite file in a temporary directory with
  * the hooks main.c gives it (outbox_on_commit, outbox_on_store_fail), and
  * in-process clients (a conn with wsi NULL whose frames go to a sink). Not
- * a module: included once, by one test file. */
+ * a module: included once, by one test file. Built on inproc.h. */
 #ifndef REFINE_TEST_FIXTURE_H
 #define REFINE_TEST_FIXTURE_H
 
@@ -14,6 +14,7 @@
 #include "check.h"
 #include "conn.h"
 #include "frame.h"
+#include "inproc.h"
 #include "log.h"
 #include "outbox.h"
 #include "room.h"
@@ -89,13 +90,7 @@ static int fixture_start(size_t max_mb)
     char *argv[] = {"test", NULL};
     config_parse(&app.cfg, 1, argv, stdout, stderr);
     app.cfg.log_level = 0;
-    uv_loop_init(&loop);
-    app.loop = &loop;
-    conn_lists_init(&app);
-    CHECK(outbox_new(&app.outbox) == 0);
-    struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
-    CHECK(store_open(&app.store, dbpath, &(struct store_options){.max_mb = max_mb}, &loop,
-                     &hooks) == 0);
+    CHECK(inproc_start_with(&app, &loop, dbpath, &(struct store_options){.max_mb = max_mb}) == 0);
     return 0;
 }
 
@@ -103,12 +98,7 @@ static int fixture_start(size_t max_mb)
  * outbox and closes the loop. */
 static void fixture_stop(void)
 {
-    store_close(app.store);
-    uv_run(&loop, UV_RUN_DEFAULT); /* closes the store's async handle */
-    room_free_all(&app);
-    outbox_free(app.outbox);
-    app.outbox = NULL;
-    CHECK(uv_loop_close(&loop) == 0);
+    CHECK(inproc_stop(&app) == 0);
 }
 
 /* Removes the database and the temporary directory. */

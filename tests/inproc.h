@@ -12,9 +12,11 @@
 #include "room.h"
 #include "store.h"
 
-/* Starts app (its cfg set) on loop with the store at path. Returns 0 or
- * nonzero when the outbox or the store cannot be made. */
-static inline int inproc_start(struct app *app, uv_loop_t *loop, const char *path)
+/* Starts app (its cfg set) on loop with the store at path opened with opts,
+ * its hooks those main.c gives it. Returns 0 or nonzero when the outbox or
+ * the store cannot be made. */
+static inline int inproc_start_with(struct app *app, uv_loop_t *loop, const char *path,
+                                    const struct store_options *opts)
 {
     uv_loop_init(loop);
     app->loop = loop;
@@ -22,7 +24,13 @@ static inline int inproc_start(struct app *app, uv_loop_t *loop, const char *pat
     struct store_hooks hooks = {app, outbox_on_commit, outbox_on_store_fail};
     if (outbox_new(&app->outbox))
         return -1;
-    return store_open(&app->store, path, &(struct store_options){.full_sync = false}, loop, &hooks);
+    return store_open(&app->store, path, opts, loop, &hooks);
+}
+
+/* inproc_start_with() with the default store options. */
+static inline int inproc_start(struct app *app, uv_loop_t *loop, const char *path)
+{
+    return inproc_start_with(app, loop, path, &(struct store_options){.full_sync = false});
 }
 
 /* Closes the store, frees every room and the outbox; returns what
