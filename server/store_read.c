@@ -31,8 +31,10 @@ static const char *const READ_SQL[] = {
      * twice as fast as walking the rank index for 10,000 items. */
     "SELECT id, rank, data FROM items WHERE room = ?1",
     "SELECT id, data FROM rounds WHERE room = ?1 ORDER BY seqno",
-    "SELECT seq, payload FROM (SELECT seq, payload FROM events WHERE room = ?1"
-    " ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+    /* In parentheses: one statement in two literals (clang's -Wextra
+     * -Wstring-concatenation takes it for a missing comma). */
+    ("SELECT seq, payload FROM (SELECT seq, payload FROM events WHERE room = ?1"
+     " ORDER BY seq DESC LIMIT ?2) ORDER BY seq"),
 };
 _Static_assert(sizeof READ_SQL / sizeof READ_SQL[0] == NREADS, "NREADS (store_int.h)");
 
