@@ -403,6 +403,18 @@ void backlog_remove_at(struct backlog *b, size_t at)
     b->n--;
 }
 
+void backlog_move(struct backlog *b, struct item *it, const char *rank)
+{
+    size_t from = backlog_index_of(b, it);
+    memmove(&b->v[from], &b->v[from + 1], (b->n - from - 1) * sizeof *b->v);
+    b->n--;
+    strcpy(it->rank, rank);
+    size_t at = lower_bound(b, it->rank);
+    memmove(&b->v[at + 1], &b->v[at], (b->n - at) * sizeof *b->v);
+    b->v[at] = it;
+    b->n++;
+}
+
 /* Loading: appends it (and its by_id entry); backlog_load_done() sorts. */
 static int append_unsorted(struct backlog *b, struct item *it)
 {

@@ -95,6 +95,9 @@ int backlog_insert(struct backlog *b, struct item *it);
 /* Takes the item at b->v[at] out of b (not freed: the caller owns it again;
  * b->bytes is the caller's to adjust). */
 void backlog_remove_at(struct backlog *b, size_t at);
+/* Gives it (which is in b) its new rank and moves it to its place for it.
+ * Allocates nothing, so cannot fail: the by_id entry stays. */
+void backlog_move(struct backlog *b, struct item *it, const char *rank);
 /* Brings it->bytes, and b->bytes, up to date after a change to it. */
 void backlog_account(struct backlog *b, struct item *it);
 

@@ -104,10 +104,7 @@ int hint_handle(struct req *q)
         set_hint(r, c, it ? it->id : NULL, w);
         notify(q->app, r, c);
     }
-    struct codec_buf b;
-    msgpack_packer pk;
-    req_ok_begin(q, &b, &pk, 0);
-    req_ok_end(q, &b);
+    req_ok_unchanged(q); /* a hint is never sequenced: the same bare ok */
     return 0;
 }
 

@@ -152,6 +152,7 @@ int item_ops_add(struct req *q)
     if ((rc = check_budget(q, r->backlog.bytes, r->backlog.bytes + it->bytes)) ||
         (rc = rank_for(q, prev, NULL, it->rank)) || (rc = backlog_insert(&r->backlog, it))) {
         backlog_item_free(it);
+        r->next_item--; /* its id was not used */
         return rc;
     }
     r->backlog.bytes += it->bytes;
@@ -164,14 +165,8 @@ int item_ops_add(struct req *q)
     codec_pack_str(&ev.pk, "item");
     backlog_item_pack(it, &ev.pk);
     uint64_t seq;
-    if (event_commit(q->app, &ev, &seq) == 0) {
-        struct codec_buf b;
-        msgpack_packer pk;
-        req_ok_begin(q, &b, &pk, 2);
-        codec_pack_kv_u64(&pk, "seq", seq);
-        codec_pack_kv_str(&pk, "item", it->id);
-        req_ok_end(q, &b);
-    }
+    if (event_commit(q->app, &ev, &seq) == 0)
+        req_ok_seq_str(q, seq, "item", it->id);
     return 0;
 }
 
@@ -180,8 +175,10 @@ int item_ops_set_estimate(struct app *app, struct room *r, struct item *it, cons
 {
     struct ival *v = &it->f[ITEM_F_ESTIMATE];
     char *e = strdup(estimate);
-    if (!e)
+    if (!e) { /* the caller's round.accepted is recorded already: drop both */
+        room_evict(app, r->id);
         return RF_ENOMEM;
+    }
     backlog_ival_free(v);
     v->type = IV_STR;
     v->u.s = e;
@@ -254,10 +251,9 @@ int item_ops_move(struct req *q)
     }
     if ((rc = rank_for(q, prev, it, rank)))
         return rc;
-    backlog_remove_at(&r->backlog, backlog_index_of(&r->backlog, it));
-    strcpy(it->rank, rank);
+    backlog_move(&r->backlog, it, rank);
     it->updated_at = clock_now_ms();
-    if (backlog_insert(&r->backlog, it) || backlog_save_item(q->app->store, r->id, it)) {
+    if (backlog_save_item(q->app->store, r->id, it)) {
         room_evict(q->app, r->id);
         return RF_ENOMEM;
     }

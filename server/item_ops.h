@@ -21,8 +21,7 @@ int item_ops_focus(struct req *q);
 
 /* Sets the item's estimate (an accepted poker round) and broadcasts
  * item.updated, its seq into *seq. Returns 0, or RF_ENOMEM when it could not
- * be recorded (if the item had changed, the room is evicted). estimate is
- * borrowed. */
+ * be recorded (the room is then evicted). estimate is borrowed. */
 int item_ops_set_estimate(struct app *app, struct room *r, struct item *it, const char *estimate,
                           const struct participant *by, uint64_t *seq);
 

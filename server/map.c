@@ -104,9 +104,13 @@ void *map_del(struct map *m, const char *key)
 
 void map_each(const struct map *m, void (*fn)(void *value, void *arg), void *arg)
 {
-    for (size_t i = 0; i < m->nbuckets; i++)
-        for (struct map_entry *e = m->buckets[i]; e; e = e->next)
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        struct map_entry *next;
+        for (struct map_entry *e = m->buckets[i]; e; e = next) {
+            next = e->next; /* fn may delete e */
             fn(e->value, arg);
+        }
+    }
 }
 
 void map_free(struct map *m)

@@ -25,7 +25,8 @@ void *map_get(const struct map *m, const char *key, size_t n);
 int map_put(struct map *m, const char *key, void *value);
 /* Removes key (NUL-terminated); returns the value that was there or NULL. */
 void *map_del(struct map *m, const char *key);
-/* Calls fn for each value (the map must not change during the walk). */
+/* Calls fn for each value. fn may delete the entry it is given (map_del)
+ * but must not otherwise change the map. */
 void map_each(const struct map *m, void (*fn)(void *value, void *arg), void *arg);
 /* Frees the map's own memory (not keys or values). */
 void map_free(struct map *m);

@@ -147,8 +147,10 @@ void poker_ops_on_tick(struct app *app, struct room *r, int64_t now)
     if (timer_event(app, r, NULL, true, NULL))
         return;
     struct round *rd = room_current_round(r);
-    if (r->reveal_on_timer && rd && rd->state == ROUND_VOTING)
-        reveal(app, r, rd, NULL, NULL);
+    if (r->reveal_on_timer && rd && rd->state == ROUND_VOTING && reveal(app, r, rd, NULL, NULL) &&
+        !r->dead)
+        room_evict(app, r->id); /* the timer's end without its reveal: neither is kept, and
+                                   the next load of the room runs out the timer again */
 }
 
 void poker_ops_on_presence(struct app *app, struct room *r)

@@ -47,6 +47,16 @@ void req_ok_seq(struct req *r, uint64_t seq)
     req_ok_end(r, &b);
 }
 
+void req_ok_seq_str(struct req *r, uint64_t seq, const char *key, const char *value)
+{
+    struct codec_buf b;
+    msgpack_packer pk;
+    req_ok_begin(r, &b, &pk, 2);
+    codec_pack_kv_u64(&pk, "seq", seq);
+    codec_pack_kv_str(&pk, key, value);
+    req_ok_end(r, &b);
+}
+
 void req_ok_unchanged(struct req *r)
 {
     struct codec_buf b;
@@ -58,7 +68,10 @@ void req_ok_unchanged(struct req *r)
 void req_error(struct conn *c, bool has_id, uint64_t id, int code, const char *msg)
 {
     struct frame *f = reply_error_frame(has_id, id, code, msg);
-    if (f)
-        outbox_to_conn(c->app, c, f);
+    if (!f) { /* unanswered, the client would wait for ever: as req_ok_end */
+        conn_close(c, CONN_CLOSE_INTERNAL);
+        return;
+    }
+    outbox_to_conn(c->app, c, f);
     frame_unref(f);
 }

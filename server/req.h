@@ -52,10 +52,13 @@ void req_ok_begin(struct req *r, struct codec_buf *b, msgpack_packer *pk, size_t
 void req_ok_end(struct req *r, struct codec_buf *b);
 /* ok {id, seq}. */
 void req_ok_seq(struct req *r, uint64_t seq);
+/* ok {id, seq, key: value} (both strings borrowed). */
+void req_ok_seq_str(struct req *r, uint64_t seq, const char *key, const char *value);
 /* `ok` without seq to a change that changes nothing: no event, nothing stored. */
 void req_ok_unchanged(struct req *r);
 
-/* Queues an `err` reply (reply.h) for request id (has_id false: id nil) to c. */
+/* Queues an `err` reply (reply.h) for request id (has_id false: id nil) to c;
+ * closes c when out of memory (a request is never left unanswered). */
 void req_error(struct conn *c, bool has_id, uint64_t id, int code, const char *msg);
 
 #endif

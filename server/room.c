@@ -137,10 +137,14 @@ struct each_ctx {
     void *arg;
 };
 
+/* fn may evict the room (a timer's reveal that fails to be recorded does):
+ * the walk holds a reference, and map_each allows the entry's deletion. */
 static void each_room(void *value, void *arg)
 {
     struct each_ctx *c = arg;
-    c->fn(value, c->arg);
+    struct room *r = room_ref(value);
+    c->fn(r, c->arg);
+    room_unref(r);
 }
 
 void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg)
@@ -151,26 +155,32 @@ void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg
 
 /* ---- settings and participants as stored ------------------------------ */
 
-/* Sets the deck from a validated FT_DECK object. */
+/* Sets the deck from a validated FT_DECK object (NULL: fibonacci). The new
+ * deck is built before the old one is freed: on RF_ENOMEM the room keeps its
+ * deck. */
 int room_set_deck(struct room *r, const msgpack_object *o)
 {
-    free_cards(r);
-    if (!o) {
-        r->deck_name = strdup("fibonacci");
-        return r->deck_name ? 0 : RF_ENOMEM;
-    }
-    if (o->type == MSGPACK_OBJECT_STR) {
-        r->deck_name = codec_strdup(o);
-        return r->deck_name ? 0 : RF_ENOMEM;
-    }
-    r->cards = calloc(o->via.array.size ? o->via.array.size : 1, sizeof *r->cards);
-    if (!r->cards)
-        return RF_ENOMEM;
-    for (uint32_t i = 0; i < o->via.array.size; i++) {
-        if (!(r->cards[i] = codec_strdup(&o->via.array.ptr[i])))
+    char *name = NULL, **cards = NULL;
+    size_t n = 0;
+    if (!o || o->type == MSGPACK_OBJECT_STR) {
+        if (!(name = o ? codec_strdup(o) : strdup("fibonacci")))
             return RF_ENOMEM;
-        r->ncards++;
+    } else {
+        if (!(cards = calloc(o->via.array.size ? o->via.array.size : 1, sizeof *cards)))
+            return RF_ENOMEM;
+        for (; n < o->via.array.size; n++) {
+            if (!(cards[n] = codec_strdup(&o->via.array.ptr[n]))) {
+                while (n > 0)
+                    free(cards[--n]);
+                free(cards);
+                return RF_ENOMEM;
+            }
+        }
     }
+    free_cards(r);
+    r->deck_name = name;
+    r->cards = cards;
+    r->ncards = n;
     return 0;
 }
 
@@ -402,6 +412,7 @@ void room_evict(struct app *app, const char *id)
     struct room *r = map_del(&app->rooms, id);
     if (!r)
         return;
+    store_skip_pending(app->store, r->id); /* what the failed change had appended */
     r->dead = true;
     list_each(l, &r->conns) conn_close(conn_of_room(l), CONN_CLOSE_INTERNAL);
     room_unref(r);

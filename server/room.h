@@ -117,7 +117,7 @@ void room_unref(struct room *r);
 /* Sets r->epoch from r->epoch_base and the store's number of restores. */
 void room_set_epoch(struct app *app, struct room *r);
 /* Sets the deck from a validated FT_DECK object (NULL: the default deck).
- * Returns 0 or RF_ENOMEM. */
+ * Returns 0 or RF_ENOMEM (the room then keeps its deck). */
 int room_set_deck(struct room *r, const msgpack_object *o);
 /* Packs the room's deck (name or list of cards). */
 void room_pack_deck(const struct room *r, msgpack_packer *pk);
@@ -176,7 +176,8 @@ void room_evict(struct app *app, const char *id);
 void room_sweep(struct app *app, int64_t now);
 /* Frees every room (shutdown). */
 void room_free_all(struct app *app);
-/* Calls fn for every loaded room (the timer tick). */
+/* Calls fn for every loaded room (the timer tick). fn may evict the room it
+ * is given (room_evict), and no other. */
 void room_each(struct app *app, void (*fn)(struct room *r, void *arg), void *arg);
 
 #endif

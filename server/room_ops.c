@@ -392,13 +392,7 @@ int room_ops_token_rotate(struct req *q)
     event_begin(&ev, r, "token.rotated", q->who, 1);
     codec_pack_kv_str(&ev.pk, "role", role_name(which));
     uint64_t seq;
-    if (event_commit(q->app, &ev, &seq) == 0) {
-        struct codec_buf b;
-        msgpack_packer pk;
-        req_ok_begin(q, &b, &pk, 2);
-        codec_pack_kv_u64(&pk, "seq", seq);
-        codec_pack_kv_str(&pk, "token", token);
-        req_ok_end(q, &b);
-    }
+    if (event_commit(q->app, &ev, &seq) == 0)
+        req_ok_seq_str(q, seq, "token", token);
     return 0;
 }

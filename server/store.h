@@ -87,6 +87,10 @@ int store_del_item(struct store *s, const char *room, const char *id);
 int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,
                     const char *type, const void *payload, size_t len);
 
+/* Drops the records of room appended since the last store_flush() (they
+ * are skipped when the batch is written): the room is being evicted, its
+ * memory ahead of what could be recorded, so it reloads as last committed. */
+void store_skip_pending(struct store *s, const char *room);
 /* End of a loop turn: starts writing the current batch unless one is being
  * written. */
 void store_flush(struct store *s);

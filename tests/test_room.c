@@ -7,14 +7,13 @@
 #include <unistd.h>
 
 #include "app.h"
-#include "loader.h"
-#include "room_load.h"
 #include "backlog.h"
 #include "check.h"
 #include "clock.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "frame.h"
+#include "inproc.h"
 #include "outbox.h"
 #include "presence.h"
 #include "room.h"
@@ -44,41 +43,17 @@ static void start(void)
     config_parse(&app.cfg, 3, argv, stdout, stderr);
     app.cfg.log_level = 0;
     app.cfg.rate = 1000000; /* the test sends hundreds of requests in one go */
-    uv_loop_init(&loop);
-    app.loop = &loop;
-    conn_lists_init(&app);
-    struct store_hooks hooks = {&app, outbox_on_commit, outbox_on_store_fail};
-    outbox_new(&app.outbox);
-    CHECK(store_open(&app.store, dbpath, &(struct store_options){.full_sync = false}, &loop,
-                     &hooks) == 0);
-    struct loader_hooks lh;
-    room_load_hooks(&app, &lh);
-    CHECK(loader_open(&app.loader, &loop, app.store, &lh) == 0);
+    CHECK(inproc_start(&app, &loop, dbpath) == 0);
 }
 
 static void stop(void)
 {
-    loader_close(app.loader);
-    app.loader = NULL;
-    store_close(app.store);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    room_free_all(&app);
-    outbox_free(app.outbox);
-    app.outbox = NULL;
-    CHECK(uv_loop_close(&loop) == 0);
+    CHECK(inproc_stop(&app) == 0);
 }
 
-/* Runs loop turns until everything appended is committed and released. */
 static void pump(void)
 {
-    for (int i = 0; i < 10000; i++) {
-        store_flush(app.store);
-        outbox_release(&app);
-        if (store_durable(app.store) == store_added(app.store))
-            break;
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    outbox_release(&app);
+    CHECK(inproc_pump(&app));
 }
 
 static struct client *client_new(void)
@@ -157,10 +132,8 @@ static uint64_t request(struct client *cl, const char *op, size_t nfields, pack_
         fn(&pk, arg);
     size_t len;
     char *data = codec_buf_take(&b, &len);
-    dispatch_message(cl->c, data, len, true);
+    inproc_dispatch(&app, cl->c, data, len, true);
     free(data);
-    while (cl->c->join_msg) /* a join whose room the loader reads */
-        uv_run(&loop, UV_RUN_ONCE);
     pump();
     return id;
 }

@@ -2,7 +2,8 @@
  * handlers and SQLite store, with in-process connections (conn.h's sink).
  *
  * Each input is one meeting. A fixed prelude creates a room (the input's
- * first byte picks its deck) and joins a monitor (an observer that never
+ * first byte picks its deck; its high bit, an allocation to fail: see the
+ * end of the file) and joins a monitor (an observer that never
  * sends) and four participants: facilitator, owner, member and observer; a
  * fifth slot starts unconnected (a stranger). Then up to MAX_STEPS steps,
  * each three bytes and a parameter block:
@@ -81,6 +82,8 @@
 #include "snapshot.h"
 #include "store.h"
 #include "token.h"
+#include "../alloc_fail.h"
+#include "../inproc.h"
 
 #define NSLOTS        5 /* facilitator, owner, member, observer, stranger */
 #define MON           NSLOTS
@@ -122,6 +125,23 @@ static bool trace;        /* FUZZ_ROOM_TRACE=1: print every message, for reading
 static char dbdir[4096];  /* private: mkdtemp under $TMPDIR or /tmp */
 static char dbpath[4200]; /* dbdir/room.db, and whatever side files the store makes */
 static unsigned long inputs;
+
+/* Allocation failure (tests/alloc_fail.h): the input may fail the Nth
+ * allocation the server makes after the prelude (see the end of the file).
+ * The harness's own work is paused; server_call() opens the server's. */
+static long oom_at;    /* N, or 0 */
+static bool oom_armed; /* after the prelude of an input with N */
+static bool oom_done;  /* it failed: the step is checked, and the input ends */
+static void server_call(bool begin);
+static void oom_arm(void);
+static void oom_save(int who);
+static void oom_disarm(void);
+
+/* The allocation failed (in the step going on). */
+static bool oom_fired(void)
+{
+    return oom_armed && alloc_fail_fired();
+}
 
 /* Removes every file of dbdir: the database and its side files. */
 static void unlink_db(void)
@@ -207,15 +227,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* Loop turns until everything appended is committed and released. */
 static void pump(void)
 {
-    for (int i = 0; i < 100000; i++) {
-        store_flush(app.store);
-        outbox_release(&app);
-        if (store_durable(app.store) == store_added(app.store))
-            break;
-        uv_run(&loop, UV_RUN_ONCE);
-    }
-    outbox_release(&app);
-    if (store_durable(app.store) != store_added(app.store))
+    server_call(true);
+    bool caught_up = inproc_pump(&app);
+    server_call(false);
+    if (!caught_up)
         VIOLATION("the store never caught up");
 }
 
@@ -270,6 +285,7 @@ static uint64_t next_id;
 static void sink(struct conn *c, struct frame *f)
 {
     struct client *k = c->sink_arg;
+    server_call(false);
     if (k->n == k->cap) {
         size_t cap = k->cap ? k->cap * 2 : 64;
         struct frame **v = realloc(k->msgs, cap * sizeof *v);
@@ -279,6 +295,7 @@ static void sink(struct conn *c, struct frame *f)
         k->cap = cap;
     }
     k->msgs[k->n++] = frame_ref(f);
+    server_call(true);
 }
 
 static void connect_slot(int s)
@@ -302,11 +319,14 @@ static void disconnect_slot(int s)
     struct conn *c = cl[s].c;
     if (!c)
         return;
-    process();      /* what it received, while it was still joined */
+    if (!oom_done && !oom_fired())
+        process();  /* what it received, while it was still joined */
     c->sink = NULL; /* whatever is still held for it goes nowhere */
+    server_call(true);
     if (c->room)
         presence_leave(c); /* as net.c does when a socket closes */
     conn_on_closed(c);
+    server_call(false);
     cl[s].c = NULL;
     cl[s].joined = false;
     cl[s].want_snapshot = false;
@@ -1518,9 +1538,9 @@ static void send_frame(int s, uint8_t *data, size_t len, bool binary)
     pending_free(cl[s].req);
     cl[s].req = p;
     trace_msg(s, "->", data, len, binary);
-    dispatch_message(c, data, len, binary);
-    while (c->join_msg) /* a join whose room the loader reads: answered before the next */
-        uv_run(&loop, UV_RUN_ONCE);
+    server_call(true);
+    inproc_dispatch(&app, c, data, len, binary); /* a cold join: answered before the next */
+    server_call(false);
 }
 
 static void send_op(int s, const struct op_spec *op, struct rd *params, bool rejoin)
@@ -1654,12 +1674,20 @@ static void reload(bool sweep)
         return;
     struct saved sv;
     save_room(r, &sv);
-    if (sweep) {
+    server_call(true);
+    if (sweep)
         room_sweep(&app, clock_now_ms() + ROOM_UNLOAD_MS + 1000);
+    else
+        room_evict(&app, main_room.room);
+    server_call(false);
+    if (oom_fired()) { /* the step's check follows (oom_check) */
+        free(sv.export);
+        return;
+    }
+    if (sweep) {
         if (main_r() && !r->timer_ends_at)
             VIOLATION("a committed room without connections or timer was not unloaded");
     } else {
-        room_evict(&app, main_room.room);
         if (main_r())
             VIOLATION("the room is still in memory after room_evict");
     }
@@ -1674,6 +1702,8 @@ static void reload(bool sweep)
             send_op(s, ops_get(OP_JOIN), &none, true);
             if (s == MON) {
                 pump();
+                if (oom_fired())
+                    break;
                 process();
                 if (!main_r())
                     VIOLATION("the room could not be loaded back");
@@ -1743,11 +1773,19 @@ static void teardown(void)
     capmodel = 0;
 }
 
-static void step_done(void)
+static void oom_check(void);
+
+/* Returns true when an allocation failed in the step: checked, the input ends. */
+static bool step_done(void)
 {
     pump();
+    if (oom_fired()) {
+        oom_check();
+        return true;
+    }
     process();
     check_room();
+    return false;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -1759,7 +1797,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * and joins as observer; the four roles join. */
     /* Parameters of room.create: envelope, name (valid), deck (valid, the
      * variant the first byte picks; a custom deck takes 7 more bytes). */
-    uint8_t create[16] = {0, 1, 0, 1, (uint8_t)(u8(&in) % 5)};
+    uint8_t first = u8(&in);
+    uint8_t create[16] = {0, 1, 0, 1, (uint8_t)((first & 0x7f) % 5)};
+    oom_at = 0;
+    if (first & 0x80) { /* then two bytes: allocation 1 + N fails */
+        oom_at = 1 + u8(&in) * 256L;
+        oom_at += u8(&in);
+    }
     if (create[4] == 4)
         for (size_t i = 5; i < 12; i++)
             create[i] = u8(&in);
@@ -1783,9 +1827,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!cl[s].joined)
             VIOLATION("slot %d could not join in the prelude", s);
     }
+    oom_arm();
 
-    for (int steps = 0; steps < MAX_STEPS && in.n; steps++) {
+    for (int steps = 0; steps < MAX_STEPS && in.n && !oom_done; steps++) {
         int who = u8(&in) % NSLOTS;
+        oom_save(who);
         unsigned op = u8(&in) % (OP__COUNT + P__COUNT);
         size_t plen = u8(&in);
         if (plen > in.n)
@@ -1803,11 +1849,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct room *r = main_r();
             switch (op - OP__COUNT) {
             case P_TICK:
+                server_call(true);
                 if (r) {
                     int64_t later = clock_now_ms() + 3601 * 1000;
                     presence_tick(&app, r, later);
                     poker_ops_on_tick(&app, r, later);
                 }
+                server_call(false);
                 break;
             case P_LEAVE:
                 disconnect_slot(who);
@@ -1817,6 +1865,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     break;
                 disconnect_slot(who);
                 pump();
+                if (oom_fired())
+                    break;
                 process();
                 send_op(who, ops_get(OP_JOIN), &params, true);
                 break;
@@ -1834,13 +1884,129 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             }
         }
-        step_done();
+        oom_done = step_done();
     }
 
+    oom_disarm();
     teardown();
     if (++inputs % RECYCLE_EVERY == 0) {
         close_store();
         open_store();
     }
     return 0;
+}
+
+/* ---- allocation failure ------------------------------------------------------ */
+
+/* An input whose first byte has its high bit set (the deck is the low
+ * seven bits' choice) gives N in the next two bytes: the server's allocation
+ * 1 + N after the prelude fails (tests/alloc_fail.h; the harness's own are
+ * never counted). After the step in which it failed, that step is checked
+ * and the input ends: the main room, if in memory, equals a fresh load of it
+ * from the store; if the step's request was answered with an error, equals
+ * the room before the step; if evicted, it loads back, equal to the room
+ * before the step unless the store has a newer seq. No crash or leak
+ * throughout (the sanitizers). */
+
+static struct saved oom_before;
+static bool oom_have_before;
+static int oom_who; /* the slot whose step it is */
+
+static void server_call(bool begin)
+{
+    if (!oom_armed)
+        return;
+    if (begin)
+        alloc_fail_resume();
+    else
+        alloc_fail_pause();
+}
+
+static void oom_arm(void)
+{
+    oom_done = false;
+    if (!oom_at)
+        return;
+    oom_armed = true;
+    alloc_fail_arm(oom_at, false);
+    alloc_fail_pause(); /* the harness's work, until a server_call() */
+}
+
+static void oom_save(int who)
+{
+    if (!oom_armed)
+        return;
+    if (oom_have_before)
+        free(oom_before.export);
+    struct room *r = main_r();
+    oom_have_before = r != NULL;
+    if (r)
+        save_room(r, &oom_before);
+    oom_who = who;
+}
+
+static void oom_disarm(void)
+{
+    if (oom_armed) {
+        alloc_fail_resume();
+        alloc_fail_disarm();
+    }
+    oom_armed = false;
+    if (oom_have_before)
+        free(oom_before.export);
+    oom_have_before = false;
+}
+
+/* Whether the step's request (slot oom_who's last) was answered `err`. */
+static bool oom_step_failed(void)
+{
+    const struct client *k = &cl[oom_who];
+    if (!k->req || !k->req->has_id)
+        return false;
+    bool failed = false;
+    for (size_t i = k->done; i < k->n && !failed; i++) {
+        msgpack_zone z;
+        msgpack_object o;
+        const char *why;
+        uint64_t id;
+        msgpack_zone_init(&z, 1024);
+        failed = codec_decode(k->msgs[i]->data, k->msgs[i]->len, &z, &o, &why) == 0 &&
+                 codec_str_eq(codec_get(&o, "t"), "err") && codec_get_uint(&o, "id", &id) &&
+                 id == k->req->id;
+        msgpack_zone_destroy(&z);
+    }
+    return failed;
+}
+
+static void oom_check(void)
+{
+    if (trace)
+        fprintf(stderr, "allocation %ld failed: checking the room\n", oom_at);
+    struct room *live = main_r();
+    if (live) {
+        struct saved now;
+        save_room(live, &now);
+        map_del(&app.rooms, live->id);
+        int err = 0;
+        struct room *copy = inproc_load_copy(&app, main_room.room, &err);
+        if (!copy)
+            VIOLATION("after allocation %ld failed, the room in memory cannot be loaded (%d)",
+                      oom_at, err);
+        compare_room(&now, copy); /* memory == store */
+        room_unref(copy);
+        if (map_put(&app.rooms, live->id, live))
+            abort();
+        free(now.export);
+        if (oom_have_before && oom_step_failed())
+            compare_room(&oom_before, live); /* a failed request changed nothing */
+        return;
+    }
+    int err = 0;
+    struct room *copy = inproc_load_copy(&app, main_room.room, &err);
+    if (!copy)
+        VIOLATION("after allocation %ld failed, the evicted room does not load back (%d)", oom_at,
+                  err);
+    if (oom_have_before && copy->seq == oom_before.seq)
+        compare_room(&oom_before, copy); /* nothing new was recorded: as before the step */
+    room_unref(copy);
 }

@@ -445,6 +445,11 @@ def room_seeds(ops, count, pseudo):
         step(MEM, "OP_ITEM_ADD", 0, 1, 0, 2, 8, 8, 8, 6, 8, 0) + \
         step(MEM, "OP_ITEM_UPDATE", 0, 1, 0, 1, 0, 0x84, 11, 8, 11, 6) + \
         step(OWN, "OP_ITEM_SPLIT", 0, 1, 0, 1, 0, 2, 6, 8, 6, 6)
+    # Allocation failure: the first byte's high bit set, then N in two bytes:
+    # the server's allocation 1 + N after the prelude fails (tests/alloc_fail.h).
+    for name, n in (("poker", 40), ("backlog", 20), ("hints", 60)):
+        s = seeds[name]
+        seeds["oom-" + name] = bytes([s[0] | 0x80, n >> 8, n & 255]) + s[1:]
     return seeds
 
 

@@ -1,0 +1,284 @@
+/* The store's threads: the writer (write_batch, one transaction per batch:
+ * group commit; it also closes the database last) and the checkpointer
+ * (copies the WAL back into the database). finish and on_async run on the
+ * loop thread: they take a written batch back from the writer and run the
+ * hooks. */
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "errors.h"
+#include "log.h"
+#include "store.h"
+#include "store_int.h"
+
+/* The WAL is copied back into the database by the checkpointer thread as
+ * soon as it holds WAL_CKPT_PAGES pages after a commit, and once a second;
+ * the writer starts it over when a checkpoint has copied all of it. Only if
+ * the checkpointer falls behind a stream of commits and the WAL reaches
+ * WAL_FORCE_PAGES does the writer checkpoint itself (after reporting its
+ * commit, so no reply waits for it), which keeps the file bounded. */
+#define WAL_CKPT_PAGES  1000
+#define WAL_FORCE_PAGES 8192
+
+static int write_rec(struct store *s, const struct batch *bt, const struct rec *rec)
+{
+    if (rec->kind == REC_SKIP)
+        return 0;
+    sqlite3_stmt *st = s->w[rec->kind];
+    int n = (int)rec->len;
+    /* The record with its strings and blob resolved in the arena. */
+    const struct {
+        enum rec_kind kind;
+        const char *room, *a, *b;
+        const void *blob;
+        int64_t i1, i2;
+    } rr = {rec->kind,
+            rec_str(bt, rec->room),
+            rec_str(bt, rec->a),
+            rec_str(bt, rec->b),
+            rec_str(bt, rec->blob),
+            rec->i1,
+            rec->i2},
+      *r = &rr;
+    store__bind_text(st, 1, r->room);
+    switch (r->kind) {
+    case REC_ROOM:
+        sqlite3_bind_int64(st, 2, r->i1);
+        sqlite3_bind_blob(st, 3, r->blob, n, SQLITE_STATIC);
+        break;
+    case REC_PART:
+        store__bind_text(st, 2, r->a);
+        sqlite3_bind_blob(st, 3, r->blob, n, SQLITE_STATIC);
+        break;
+    case REC_ITEM:
+        store__bind_text(st, 2, r->a);
+        store__bind_text(st, 3, r->b);
+        sqlite3_bind_blob(st, 4, r->blob, n, SQLITE_STATIC);
+        break;
+    case REC_DEL_ITEM:
+        store__bind_text(st, 2, r->a);
+        break;
+    case REC_ROUND:
+        store__bind_text(st, 2, r->a);
+        sqlite3_bind_int64(st, 3, r->i1);
+        sqlite3_bind_blob(st, 4, r->blob, n, SQLITE_STATIC);
+        break;
+    case REC_EVENT:
+        sqlite3_bind_int64(st, 2, r->i1);
+        sqlite3_bind_int64(st, 3, r->i2);
+        store__bind_text(st, 4, r->a);
+        store__bind_text(st, 5, r->b);
+        sqlite3_bind_blob(st, 6, r->blob, n, SQLITE_STATIC);
+        break;
+    default:
+        break;
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        log_error("sqlite write failed: %s", sqlite3_errmsg(s->wdb));
+        return RF_EINTERNAL;
+    }
+    return 0;
+}
+
+/* Writer thread: one transaction per batch. */
+static int write_batch(struct store *s, struct batch *b)
+{
+    int64_t events = 0;
+    if (store__exec(s->wdb, "BEGIN IMMEDIATE"))
+        return 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (write_rec(s, b, &b->v[i]))
+            goto fail;
+        events += b->v[i].kind == REC_EVENT;
+    }
+    if (events) {
+        sqlite3_bind_int64(s->w_events, 1, events);
+        int rc = sqlite3_step(s->w_events);
+        sqlite3_reset(s->w_events);
+        if (rc != SQLITE_DONE)
+            goto fail;
+    }
+    if (store__exec(s->wdb, "COMMIT"))
+        goto fail;
+    s->events += events;
+    return 1;
+fail:
+    store__exec(s->wdb, "ROLLBACK");
+    return 0;
+}
+
+void store__close_writer(struct store *s)
+{
+    if (s->wdb && s->high_water_path[0])
+        store__write_high_water(s, s->events, 1);
+    sqlite3_finalize(s->w_events);
+    s->w_events = NULL;
+    for (int i = 0; i < REC__COUNT; i++) {
+        sqlite3_finalize(s->w[i]);
+        s->w[i] = NULL;
+    }
+    sqlite3_close(s->wdb);
+    s->wdb = NULL;
+}
+
+/* The checkpointer: copies the WAL back into the database when the writer
+ * reports WAL_CKPT_PAGES, and once a second (PASSIVE: never waits for the
+ * writer or readers). Checkpoints and their fsyncs run here, so neither the
+ * loop nor group commit waits for them. */
+void *store__ckpt_main(void *arg)
+{
+    struct store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->ckpt_quit) {
+        if (!s->ckpt_wanted) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 1;
+            pthread_cond_timedwait(&s->ckpt_cv, &s->mu, &until);
+        }
+        if (s->ckpt_quit)
+            break;
+        s->ckpt_wanted = 0;
+        int64_t events = s->events_committed;
+        pthread_mutex_unlock(&s->mu);
+        if (s->high_water_path[0])
+            store__write_high_water(s, events, 0);
+        int log = 0, done = 0;
+        int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+            log_warn("WAL checkpoint failed: %s", sqlite3_errmsg(s->cdb));
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    sqlite3_close(s->cdb);
+    s->cdb = NULL;
+    return NULL;
+}
+
+/* The writer returns its page cache (SQLite's unused pages, then the free
+ * heap: malloc_trim) after this long without a batch: a server whose load
+ * stopped shrinks back, and one under load keeps its cache. */
+#define IDLE_RELEASE_S 10
+
+void *store__writer_main(void *arg)
+{
+    struct store *s = arg;
+    int wrote = 0; /* a batch since the last release */
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->work_ready && !s->quit) {
+            if (!wrote) {
+                pthread_cond_wait(&s->work_cv, &s->mu);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += IDLE_RELEASE_S;
+            if (pthread_cond_timedwait(&s->work_cv, &s->mu, &until) == ETIMEDOUT &&
+                !s->work_ready && !s->quit) {
+                /* Idle: give the page cache back, and the heap it leaves free. */
+                pthread_mutex_unlock(&s->mu);
+                sqlite3_db_release_memory(s->wdb);
+                malloc_trim(0);
+                wrote = 0;
+                pthread_mutex_lock(&s->mu);
+            }
+        }
+        if (!s->work_ready) {
+            /* Closing the last connection checkpoints the WAL: it happens
+             * here, on the writer thread, never on the loop thread. */
+            store__close_writer(s);
+            break;
+        }
+        struct batch *b = s->inflight;
+        s->work_ready = 0;
+        pthread_mutex_unlock(&s->mu);
+        b->ok = write_batch(s, b);
+        wrote = 1;
+        pthread_mutex_lock(&s->mu);
+        s->events_committed = s->events;
+        s->done = b;
+        pthread_cond_signal(&s->done_cv);
+        uv_async_send(&s->async);
+        if (s->wal_pages >= WAL_CKPT_PAGES && !s->ckpt_wanted) {
+            s->ckpt_wanted = 1;
+            pthread_cond_signal(&s->ckpt_cv);
+        }
+        if (s->wal_pages >= WAL_FORCE_PAGES) {
+            pthread_mutex_unlock(&s->mu);
+            int log = 0, done = 0;
+            sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            s->wal_pages = 0; /* measured again at the next commit */
+            pthread_mutex_lock(&s->mu);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* On the loop thread: the writer finished the batch in flight. */
+void store__finish(struct store *s, struct batch *b, int notify)
+{
+    s->inflight = NULL;
+    if (!b->ok) {
+        const char **rooms = malloc((b->n ? b->n : 1) * sizeof *rooms);
+        size_t nrooms = 0;
+        for (size_t i = 0; i < b->n && rooms; i++) {
+            const char *room = rec_str(b, b->v[i].room);
+            size_t k = 0;
+            while (k < nrooms && strcmp(rooms[k], room) != 0)
+                k++;
+            if (k < nrooms)
+                continue;
+            rooms[nrooms++] = room;
+            log_error("a transaction failed: nothing of it was committed; room %s reloads from "
+                      "the database",
+                      room);
+            /* What the next batch holds for that room builds on what failed. */
+            store_skip_pending(s, room);
+        }
+        if (notify && s->hooks.on_fail && rooms)
+            s->hooks.on_fail(s->hooks.arg, s->durable + b->n, rooms, nrooms);
+        free(rooms);
+    }
+    s->durable += b->n;
+    if (!s->spare && b->cap <= 4096 && b->memcap <= 1048576) { /* keep it for a later turn */
+        b->n = b->used = 0;
+        b->ok = 0;
+        s->spare = b;
+    } else {
+        store__batch_free(b);
+    }
+    if (notify && s->hooks.on_commit)
+        s->hooks.on_commit(s->hooks.arg);
+}
+
+void store__on_async(uv_async_t *h)
+{
+    struct store *s = h->data;
+    pthread_mutex_lock(&s->mu);
+    struct batch *b = s->done;
+    s->done = NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (!b)
+        return;
+    store__finish(s, b, 1);
+    store_flush(s);
+}
+
+/* Writer thread, after each commit: how many pages the WAL holds. */
+int store__on_wal(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    ((struct store *)arg)->wal_pages = pages;
+    return SQLITE_OK;
+}
