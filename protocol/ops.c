@@ -95,10 +95,15 @@ static const struct field_spec F_ITEM[] = {
     {"item", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "item id"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
+/* The splitting patterns of the domain notes (design/refinement.md), by stable id;
+ * PROTOCOL.md "Splitting patterns" gives each its hint. */
+static const char *const PATTERN_CHOICES[] = {
+    "workflow",  "business-rules", "happy-path",  "simple-complex", "data",
+    "interface", "operations",     "performance", "spike",          NULL};
 static const struct field_spec F_ITEM_SPLIT[] = {
     {"item", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "item id"},
     {"children", FT_MAP_LIST, FF_REQUIRED, 20, 0, NULL, "item maps, in order"},
-    {"pattern", FT_STR, 0, 100, 0, NULL, "the splitting pattern used"},
+    {"pattern", FT_STR, 0, 16, 0, PATTERN_CHOICES, "the splitting pattern used"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 static const struct field_spec F_FOCUS[] = {
@@ -241,6 +246,17 @@ static bool in_choices(const char *const *choices, const char *s, size_t n)
     return false;
 }
 
+/* Writes the choices into buf as "a, b, c", each between `quote`s; returns the length. */
+static size_t choices_text(const char *const *choices, const char *quote, char *buf, size_t n)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (const char *const *c = choices; *c && off < n; c++)
+        off += (size_t)snprintf(buf + off, n - off, "%s%s%s%s", c == choices ? "" : ", ", quote, *c,
+                                quote);
+    return off < n ? off : n;
+}
+
 #define FAIL(...)                                                                                  \
     do {                                                                                           \
         snprintf(why, whysz, __VA_ARGS__);                                                         \
@@ -291,9 +307,12 @@ static int check_field(const struct field_spec *f, const msgpack_object *v, char
         if (v->via.str.size > f->max)
             FAIL("Field '%s' is %u bytes long; the limit is %u.", f->name, v->via.str.size,
                  (unsigned)f->max);
-        if (f->choices && !in_choices(f->choices, v->via.str.ptr, v->via.str.size))
-            FAIL("Field '%s' has the unknown value '%.*s'.", f->name, (int)v->via.str.size,
-                 v->via.str.ptr);
+        if (f->choices && !in_choices(f->choices, v->via.str.ptr, v->via.str.size)) {
+            char list[256];
+            choices_text(f->choices, "", list, sizeof list);
+            FAIL("Field '%s' has the unknown value '%.*s'; it is one of: %s.", f->name,
+                 (int)v->via.str.size, v->via.str.ptr, list);
+        }
         return 0;
     case FT_UINT:
         if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 > f->max)
@@ -375,10 +394,7 @@ static const char *type_doc(const struct field_spec *f, char *buf, size_t n)
     switch (f->type) {
     case FT_STR:
         if (f->choices) {
-            size_t off = 0;
-            for (const char *const *c = f->choices; *c && off < n; c++)
-                off +=
-                    (size_t)snprintf(buf + off, n - off, "%s`%s`", c == f->choices ? "" : ", ", *c);
+            size_t off = choices_text(f->choices, "`", buf, n);
             if (off < n)
                 snprintf(buf + off, n - off, "%s", nil);
             return buf;

@@ -392,6 +392,71 @@ class ItemTests(BacklogBase):
         self.assertEqual(len(evs[-1]["children"]), 20)
         await self.assert_state_matches_fresh()
 
+    PATTERNS = ["workflow", "business-rules", "happy-path", "simple-complex", "data",
+                "interface", "operations", "performance", "spike"]
+
+    async def test_split_patterns(self):
+        """PROTOCOL.md: item.split's pattern is one of the documented ids; anything else is
+        bad_request naming the ids, and nothing changes."""
+        await self.setup_room()
+        ids = [await self.add(self.M, "Story %d" % i) for i in range(len(self.PATTERNS))]
+        await self.sync_all()
+        for it, pat in zip(ids, self.PATTERNS):
+            r = await self.M.expect_ok("item.split", item=it, children=[{"title": it + " a"}],
+                                       pattern=pat)
+            evs = await self.W.catch_up(r["seq"])
+            self.assertEqual(evs[-1]["pattern"], pat)
+        target = await self.add(self.M, "Target")
+        await self.sync_all()
+        before = await self.fresh_snapshot()
+        for bad in ("rules", "Workflow", "other", "crud", "workflow ", ""):
+            e = await self.M.expect_err("bad_request", "item.split", item=target,
+                                        children=[{"title": "c"}], pattern=bad)
+            if bad:
+                self.assertIn("pattern", e["msg"])
+                self.assertIn("business-rules", str(e), "the refusal names the allowed ids")
+        await self.M.expect_err("bad_request", "item.split", item=target,
+                                children=[{"title": "c"}], pattern=7)
+        after = await self.fresh_snapshot()
+        self.assertEqual(comparable_snapshot(after, False), comparable_snapshot(before, False))
+        self.assertEqual(after["seq"], before["seq"])
+
+    async def test_split_bad_input(self):
+        """Zero children, a child that names a parent or an id (a child of itself, a cycle),
+        splitting a split item: clear errors, nothing half-applied; children may be split."""
+        await self.setup_room()
+        x = await self.add(self.M, "Epic")
+        r = await self.M.expect_ok("item.split", item=x, children=[{"title": "x1"},
+                                                                   {"title": "x2"}])
+        evs = await self.W.catch_up(r["seq"])
+        x1, x2 = [c["id"] for c in evs[-1]["children"]]
+        await self.sync_all()
+        before = await self.fresh_snapshot()
+        await self.M.expect_err("bad_request", "item.split", item=x1, children=[])
+        # a child map may not name its parent or its id: no child of itself, no cycle
+        await self.M.expect_err("bad_request", "item.split", item=x1,
+                                children=[{"title": "c", "parent": x1}])
+        await self.M.expect_err("bad_request", "item.split", item=x1,
+                                children=[{"title": "c", "parent": x}])
+        await self.M.expect_err("bad_request", "item.split", item=x1,
+                                children=[{"title": "c", "id": x}])
+        await self.M.expect_err("bad_request", "item.split", item=x1,
+                                children=[{"title": "ok"}, {"title": "c", "id": x1}])
+        # the split parent again: conflict with a sentence
+        e = await self.M.expect_err("conflict", "item.split", item=x, children=[{"title": "c"}])
+        self.assertIn("split already", str(e))
+        # a parent can never be made a child: parent is not settable by item.update
+        await self.M.expect_err("bad_request", "item.update", item=x, set={"parent": x1})
+        after = await self.fresh_snapshot()
+        self.assertEqual(comparable_snapshot(after, False), comparable_snapshot(before, False))
+        self.assertEqual(after["seq"], before["seq"])
+        # a child splits further: its children name it as parent
+        r = await self.M.expect_ok("item.split", item=x2, children=[{"title": "x2a"}],
+                                   pattern="spike")
+        evs = await self.W.catch_up(r["seq"])
+        self.assertEqual(evs[-1]["children"][0]["parent"], x2)
+        await self.assert_state_matches_fresh()
+
     async def test_focus(self):
         await self.setup_room()
         a = await self.add(self.M, "A")

@@ -85,7 +85,7 @@ class CrashTests(AsyncTestCase):
                     split_sent.add(it)
                     kids = [{"title": "part %d.%d" % (len(log_m), j)}
                             for j in range(rnd.randrange(1, 4))]
-                    return "item.split", {"item": it, "children": kids, "pattern": "rules"}
+                    return "item.split", {"item": it, "children": kids, "pattern": "business-rules"}
                 it = rnd.choice(ids)
                 s = {}
                 for f in rnd.sample(TRACKED_FIELDS, rnd.choice((1, 1, 2))):

@@ -273,11 +273,16 @@ step("split from the poker panel during a round: two children, the round's item 
   await dlg.waitFor();
   await dlg.getByRole("textbox", { name: "Child 1 title", exact: true }).fill(kids[0]);
   await dlg.getByRole("textbox", { name: "Child 2 title", exact: true }).fill(kids[1]);
+  // The pattern list: the protocol's ids, a one-line hint for the chosen one.
+  const pattern = dlg.getByRole("combobox", { name: "Pattern" });
+  await pattern.selectOption("data");
+  assert.match(await dlg.getByTestId("split-pattern-hint").textContent(), /kind of data/);
   await dlg.getByRole("button", { name: "Split story", exact: true }).click();
   await dlg.waitFor({ state: "hidden" });
   const split = sent(s.fac, before).find((m) => m.t === "item.split");
   assert.ok(split, "the dialog sent item.split");
   assert.deepEqual(split.children.map((c) => c.title), kids);
+  assert.equal(split.pattern, "data", "the chosen pattern's id is sent");
   for (const p of everyone()) {
     await waitFor(
       async () => {

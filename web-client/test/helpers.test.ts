@@ -13,7 +13,8 @@ import {
   type KeyBuffer,
 } from "../src/lib/stats";
 import { buildHash, inviteLink, parseHash } from "../src/lib/hash";
-import { DECKS, type Stats } from "../src/lib/protocol";
+import { DECKS, LIMITS, SPLIT_PATTERNS, type Stats } from "../src/lib/protocol";
+import protocolDoc from "../../protocol/PROTOCOL.md?raw";
 import { person } from "./fakes";
 
 function stats(over: Partial<Stats>): Stats {
@@ -173,5 +174,20 @@ describe("hash routes", () => {
     expect(parseHash(`#room=R1&token=t&name=${"x".repeat(500)}`).name).toHaveLength(200);
     // A room's own address carries no hints.
     expect(buildHash({ room: "R1", role: "member", name: "N" })).toBe("#room=R1");
+  });
+});
+
+describe("split patterns", () => {
+  test("the dialog's ids are PROTOCOL.md's table, in order, each with a hint and within the limit", () => {
+    const doc: string = protocolDoc;
+    const from = doc.indexOf("| id | pattern | hint |");
+    const table = doc.slice(from, doc.indexOf("\n\n", from));
+    const ids = [...table.matchAll(/^\| `([a-z-]+)` \|/gm)].map((m) => m[1]);
+    expect(from).toBeGreaterThan(0);
+    expect(SPLIT_PATTERNS.map((p) => p.id)).toEqual(ids);
+    for (const p of SPLIT_PATTERNS) {
+      expect(p.hint.length).toBeGreaterThan(10);
+      expect(p.id.length).toBeLessThanOrEqual(LIMITS.pattern);
+    }
   });
 });

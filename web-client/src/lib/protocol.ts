@@ -177,7 +177,7 @@ export const LIMITS = {
   labels: 20,
   label: 50,
   children: 20,
-  pattern: 100,
+  pattern: 16,
   deckCards: 20,
   card: 16,
 };
@@ -218,3 +218,18 @@ export const CLOSE = {
   slow: 4001,
   idle: 4002,
 } as const;
+
+/** item.split's `pattern` ids (PROTOCOL.md "Splitting patterns"), with a label and a one-line
+ * hint each, from the domain notes. The server refuses any other id. */
+export const SPLIT_PATTERNS = [
+  { id: "workflow", label: "Workflow steps", hint: "One story per step of the user's workflow." },
+  { id: "business-rules", label: "Business-rule variations", hint: "One story per rule or rule variant." },
+  { id: "happy-path", label: "Happy path first, then variations", hint: "The main success path first; alternatives and errors later." },
+  { id: "simple-complex", label: "Simple case first, then complex", hint: "The simplest version that works, then the harder cases." },
+  { id: "data", label: "Variations in data", hint: "One story per kind of data handled." },
+  { id: "interface", label: "Data entry or interface variations", hint: "One story per input method, device or interface." },
+  { id: "operations", label: "Operations (create, read, update, delete)", hint: "One story per operation on the thing." },
+  { id: "performance", label: "Defer performance", hint: "Make it work first; make it fast in a later story." },
+  { id: "spike", label: "Spike (research) first", hint: "A time-boxed research story, then the stories it informs." },
+] as const;
+export type SplitPattern = (typeof SPLIT_PATTERNS)[number]["id"];
