@@ -70,6 +70,28 @@ void backlog_ival_free(struct ival *v)
     v->type = IV_NIL;
 }
 
+int backlog_ival_copy(struct ival *dst, const struct ival *src)
+{
+    *dst = *src;
+    if (src->type == IV_STR) {
+        if (!(dst->u.s = strdup(src->u.s)))
+            goto fail;
+    } else if (src->type == IV_LIST) {
+        dst->u.l.n = 0;
+        if (!(dst->u.l.v = calloc(src->u.l.n ? src->u.l.n : 1, sizeof *dst->u.l.v)))
+            goto fail;
+        for (uint32_t i = 0; i < src->u.l.n; i++, dst->u.l.n++)
+            if (!(dst->u.l.v[i] = strdup(src->u.l.v[i]))) {
+                backlog_ival_free(dst);
+                return RF_ENOMEM;
+            }
+    }
+    return 0;
+fail:
+    dst->type = IV_NIL;
+    return RF_ENOMEM;
+}
+
 /* A value from a validated object o for field spec f. */
 static int ival_from(const struct field_spec *f, const msgpack_object *o, struct ival *out)
 {

@@ -131,6 +131,8 @@ int backlog_save_item(struct store *s, const char *room, const struct item *it);
 
 /* Frees what v holds; v becomes nil. */
 void backlog_ival_free(struct ival *v);
+/* Makes *dst (nil) a deep copy of *src: 0, or RF_ENOMEM with *dst nil. */
+int backlog_ival_copy(struct ival *dst, const struct ival *src);
 /* v as MessagePack, in bytes. */
 size_t backlog_ival_bytes(const struct ival *v);
 

@@ -13,6 +13,7 @@
 #include "ops.h"
 #include "req.h"
 #include "room.h"
+#include "round.h"
 #include "store.h"
 
 /* Refuses (too_large, with a sentence) a change that takes the room's item
@@ -294,6 +295,23 @@ int item_ops_remove(struct req *q)
     return 0;
 }
 
+/* A child of a split takes the parent's persona, acceptance criteria and
+ * notes unless its own map (m) gives them. */
+static int inherit(struct item *kid, const struct item *parent, const msgpack_object *m)
+{
+    static const enum item_field INHERITED[] = {ITEM_F_PERSONA, ITEM_F_ACCEPTANCE, ITEM_F_NOTES};
+    for (size_t i = 0; i < sizeof INHERITED / sizeof *INHERITED; i++) {
+        enum item_field f = INHERITED[i];
+        if (codec_get(m, ops_item_fields[f].name))
+            continue;
+        backlog_ival_free(&kid->f[f]);
+        if (backlog_ival_copy(&kid->f[f], &parent->f[f]))
+            return RF_ENOMEM;
+    }
+    kid->bytes = backlog_item_bytes(kid);
+    return 0;
+}
+
 int item_ops_split(struct req *q)
 {
     struct room *r = q->room;
@@ -327,7 +345,18 @@ int item_ops_split(struct req *q)
         kids[i] = new_item_from(q, &children->via.array.ptr[i], &rc);
         if (kids[i] && !(kids[i]->parent = strdup(parent->id)))
             rc = RF_ENOMEM;
+        if (kids[i] && !rc)
+            rc = inherit(kids[i], parent, &children->via.array.ptr[i]);
     }
+    /* The focus on the parent moves to the first child; an open round on the
+     * parent is closed by the split (cancelled, named in the event). */
+    struct round *closed = room_current_round(r);
+    if (closed && strcmp(closed->item, parent->id) != 0)
+        closed = NULL;
+    bool refocus = r->focus && strcmp(r->focus, parent->id) == 0;
+    char *focus = NULL;
+    if (!rc && refocus && !(focus = strdup(kids[0]->id)))
+        rc = RF_ENOMEM;
     /* The children, and the parent's status becoming "split". */
     size_t grow = 0;
     char word[] = "split";
@@ -355,9 +384,16 @@ int item_ops_split(struct req *q)
             backlog_item_free(kids[i]);
         }
         free(kids);
+        free(focus);
         r->next_item = first_id;
         return rc;
     }
+    if (refocus) {
+        free(r->focus);
+        r->focus = focus;
+    }
+    if (closed)
+        closed->state = ROUND_CANCELLED;
     struct ival *status = &parent->f[ITEM_F_STATUS];
     backlog_ival_free(status);
     status->type = IV_STR;
@@ -370,6 +406,8 @@ int item_ops_split(struct req *q)
               room_save_meta(q->app, r);
     for (uint32_t i = 0; i < n && !bad; i++)
         bad = backlog_save_item(q->app->store, r->id, kids[i]);
+    if (!bad && closed)
+        bad = round_save(q->app->store, r->id, closed);
     if (bad) {
         free(kids);
         room_evict(q->app, r->id);
@@ -377,7 +415,7 @@ int item_ops_split(struct req *q)
     }
     hint_drop_item(r, parent->id);
     struct event ev;
-    event_begin(&ev, r, "item.split", q->who, 3);
+    event_begin(&ev, r, "item.split", q->who, 5);
     codec_pack_kv_str(&ev.pk, "item", parent->id);
     codec_pack_str(&ev.pk, "children");
     msgpack_pack_array(&ev.pk, n);
@@ -386,6 +424,16 @@ int item_ops_split(struct req *q)
     codec_pack_str(&ev.pk, "pattern");
     if (pattern)
         codec_pack_obj(&ev.pk, pattern);
+    else
+        msgpack_pack_nil(&ev.pk);
+    codec_pack_str(&ev.pk, "round");
+    if (closed)
+        codec_pack_str(&ev.pk, closed->id);
+    else
+        msgpack_pack_nil(&ev.pk);
+    codec_pack_str(&ev.pk, "focus");
+    if (r->focus)
+        codec_pack_str(&ev.pk, r->focus);
     else
         msgpack_pack_nil(&ev.pk);
     free(kids);

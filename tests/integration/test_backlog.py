@@ -457,6 +457,58 @@ class ItemTests(BacklogBase):
         self.assertEqual(evs[-1]["children"][0]["parent"], x2)
         await self.assert_state_matches_fresh()
 
+    async def test_split_closes_the_round(self):
+        """Splitting the item of an open round: the round is cancelled by the split (the event's
+        `round`), the focus moves to the first child (`focus`), the children inherit persona,
+        acceptance and notes unless they give their own, and a round on the first child can
+        start at once."""
+        await self.setup_room()
+        x = await self.add(self.M, "Checkout", item={
+            "persona": "a returning shopper", "acceptance": ["Given a cart", "Then I pay"],
+            "notes": "PSP contract pending", "benefit": "so that I buy fast", "estimate": "13"})
+        other = await self.add(self.M, "Other")
+        await self.F.expect_ok("focus", item=x)
+        r = await self.F.expect_ok("round.start", item=x)
+        evs = await self.W.catch_up(r["seq"])
+        rid = evs[-1]["round"]
+        await self.M.expect_ok("vote", round=rid, card="8")
+        r = await self.M.expect_ok("item.split", item=x, pattern="happy-path", children=[
+            {"title": "Pay, happy path"}, {"title": "Pay, declined card", "notes": "own notes"}])
+        evs = await self.W.catch_up(r["seq"])
+        ev = evs[-1]
+        self.assertEqual(ev["t"], "item.split")
+        self.assertEqual(ev["round"], rid, "the split names the round it closed")
+        k1, k2 = ev["children"]
+        self.assertEqual(ev["focus"], k1["id"], "the focus moves to the first child")
+        for k in (k1, k2):
+            self.assertEqual(k["persona"], "a returning shopper")
+            self.assertEqual(k["acceptance"], ["Given a cart", "Then I pay"])
+            self.assertIsNone(k.get("estimate"), "the estimate is not inherited")
+            self.assertNotEqual(k.get("benefit"), "so that I buy fast", "benefit not inherited")
+        self.assertEqual(k1["notes"], "PSP contract pending")
+        self.assertEqual(k2["notes"], "own notes", "a child's own notes win")
+        # the round is cancelled in every snapshot, its votes never shown
+        c = await self.connect(self.server, "fresh")
+        await join(c, self.room, self.tokens["observer"], "Fresh")
+        snap = c.snapshot
+        await c.close()
+        rd = [x for x in snap["rounds"] if x["id"] == rid][0]
+        self.assertEqual(rd["state"], "cancelled")
+        self.assertNotIn("8", repr(rd.get("votes")))
+        self.assertEqual(snap["focus"], k1["id"])
+        await self.F.expect_err("conflict", "round.reveal", round=rid)
+        # the facilitator starts a round on the first child at once
+        r = await self.F.expect_ok("round.start", item=k1["id"])
+        evs = await self.W.catch_up(r["seq"])
+        self.assertEqual(evs[-1]["item"], k1["id"])
+        await self.F.expect_ok("round.cancel", round=evs[-1]["round"])
+        # a split of an item without the round or the focus: round nil, focus unchanged
+        r = await self.M.expect_ok("item.split", item=other, children=[{"title": "o1"}])
+        evs = await self.W.catch_up(r["seq"])
+        self.assertIsNone(evs[-1]["round"])
+        self.assertEqual(evs[-1]["focus"], k1["id"])
+        await self.assert_state_matches_fresh()
+
     async def test_focus(self):
         await self.setup_room()
         a = await self.add(self.M, "A")

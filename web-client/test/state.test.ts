@@ -147,6 +147,32 @@ describe("events", () => {
     expect(lastLine(v)).toBe("Dana split “Story i1” into 2 stories");
   });
 
+  test("item.split of the round's item closes the round and moves the focus to the first child", () => {
+    const v = room();
+    applyEvent(v, ev(v, "focus", { item: "i1" }, ME), ME);
+    applyEvent(v, ev(v, "round.started", { round: "r1", item: "i1", deck: ["1", "5"], voters: [ME, BEN], anonymous: false, deadline: null }, ME), ME);
+    expect(v.round?.state).toBe("voting");
+    applyEvent(
+      v,
+      ev(v, "item.split", {
+        item: "i1",
+        pattern: "spike",
+        children: [item("i4", "a1V", { parent: "i1" }), item("i5", "a1l", { parent: "i1" })],
+        round: "r1",
+        focus: "i4",
+      }),
+      ME,
+    );
+    expect(v.round).toBeNull();
+    expect(v.rounds.map((r) => r.state)).toEqual(["cancelled"]);
+    expect(v.focus).toBe("i4");
+    expect(lastLine(v)).toBe("Dana split “Story i1” into 2 stories (the round on it is closed)");
+    // a split elsewhere leaves the focus where the event says, and no round is touched
+    applyEvent(v, ev(v, "item.split", { item: "i2", pattern: null, children: [item("i6", "b1", { parent: "i2" })], round: null, focus: "i4" }), ME);
+    expect(v.focus).toBe("i4");
+    expect(v.rounds.map((r) => r.state)).toEqual(["cancelled"]);
+  });
+
   test("items.reranked gives new ranks (also to children not there yet) without a feed line", () => {
     const v = room();
     const lines = v.activity.length;

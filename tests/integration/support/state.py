@@ -59,6 +59,8 @@ class RoomState:
         elif t == "item.split":
             parent = self.items[ev["item"]]
             parent["status"] = "split"
+            if "focus" in ev:   # the focus on the parent moves to the first child
+                self.focus = ev["focus"]
             prev = ev["item"]
             for ch in ev["children"]:
                 self.items[ch["id"]] = dict(ch)
@@ -81,6 +83,9 @@ class RoomState:
                 raise AssertionError("items.reranked changed the order of the backlog")
         elif t == "focus":
             self.focus = ev["item"]
+        elif t in ("round.started", "voted", "round.revealed", "round.cancelled",
+                   "round.accepted", "timer"):
+            pass    # rounds are not part of this backlog model
         elif t == "room.updated":
             self.room.update(ev["set"])
         elif t == "participant.updated":

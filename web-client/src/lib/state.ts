@@ -403,9 +403,19 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
       }
       edit.commit();
       removeHintsWhere(view, (h) => h.item === id); // the server drops them without a notice
+      // The split closes the open round on the parent (`round`) and moves the focus from the
+      // parent to the first child (`focus`); events from older servers carry neither key.
+      if (typeof e.round === "string") {
+        forRound(view, e.round, (r) => {
+          r.state = "cancelled";
+        });
+        if (view.round?.id === e.round) view.round = null;
+      }
+      if ("focus" in e) view.focus = (e.focus as string | null) ?? null;
       const title = parent?.title ?? "a story";
       const n = children.length;
-      return (who) => `${who} split “${title}” into ${n} ${n === 1 ? "story" : "stories"}`;
+      const closed = typeof e.round === "string" ? " (the round on it is closed)" : "";
+      return (who) => `${who} split “${title}” into ${n} ${n === 1 ? "story" : "stories"}${closed}`;
     }
     case "items.reranked": {
       const ranks = (e.ranks ?? {}) as Record<string, string>;
