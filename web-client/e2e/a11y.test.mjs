@@ -11,6 +11,7 @@ import {
   card,
   createRoom,
   enterRoom,
+  fillSplit,
   joinFromLink,
   primary,
   readRows,
@@ -167,6 +168,18 @@ step("the primary action keeps the keyboard focus when its label changes (Start 
   console.log(`focus after the primary action: ${s.focusLog.join("; ")}`);
   for (const line of s.focusLog) assert.match(line, /data-testid=primary-action/, `focus lost: ${line}`);
 }, { blocking: false });
+
+step("the split dialog: pattern list with its hint, parts against the story's estimate", async () => {
+  const item = "Gift cards";
+  await selectItem(s.fac, item);
+  await s.fac.getByRole("button", { name: "Split", exact: true }).first().click();
+  const dlg = s.fac.getByRole("dialog", { name: `Split ${item}` });
+  await dlg.waitFor();
+  await fillSplit(dlg, [["Gift cards: buy", "2"], ["Gift cards: redeem", "3"]], "operations");
+  await audit(s.fac, "split-dialog");
+  await dlg.getByRole("button", { name: "Cancel", exact: true }).click();
+  await dlg.waitFor({ state: "hidden" });
+});
 
 step("no serious or critical axe violation in any view", async () => {
   assert.deepEqual(serious, [], `serious or critical axe violations:\n${serious.join("\n")}`);

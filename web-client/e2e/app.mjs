@@ -254,3 +254,13 @@ export async function tabTo(page, pred, { max = 120, describe = "an element", sh
   }
   throw new Error(`${page.e2e.label}: ${describe} never got the keyboard focus within ${max} Tab presses`);
 }
+
+/** Fills the split dialog `dlg`: parts [[title, estimate?], ...] (two fields to start) and the
+ * pattern id. */
+export async function fillSplit(dlg, parts, pattern) {
+  for (const [i, [title, estimate]] of parts.entries()) {
+    await dlg.getByRole("textbox", { name: `Child ${i + 1} title`, exact: true }).fill(title);
+    if (estimate) await dlg.getByRole("textbox", { name: `Child ${i + 1} estimate`, exact: true }).fill(estimate);
+  }
+  await dlg.getByRole("combobox", { name: "Pattern" }).selectOption(pattern);
+}

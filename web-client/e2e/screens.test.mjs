@@ -10,6 +10,7 @@ import {
   createRoom,
   detail,
   enterRoom,
+  fillSplit,
   joinFromLink,
   primary,
   selectItem,
@@ -120,4 +121,14 @@ step("reveal", async () => {
   await s.fac.getByTestId("reveal-results").waitFor();
   await s.mem.getByTestId("reveal-results").waitFor();
   await shoot(s.fac, "reveal", { phoneTab: "Vote" });
+});
+
+step("split dialog: a pattern with its hint, the parts against the story's estimate", async () => {
+  await s.fac.getByRole("button", { name: "Split", exact: true }).first().click();
+  const dlg = s.fac.getByRole("dialog", { name: /^Split / });
+  await dlg.waitFor();
+  await fillSplit(dlg, [["Pay with a saved card", "5"], ["Manage saved cards", "5"]], "workflow");
+  await shoot(s.fac, "split-dialog");
+  await dlg.getByRole("button", { name: "Cancel", exact: true }).click();
+  await dlg.waitFor({ state: "hidden" });
 });
