@@ -308,6 +308,11 @@ step("split from the poker panel during a round: two children, the round's item 
   }
   await waitProgress(everyone(), "0 of 3 voted");
   await s.fac.getByRole("button", { name: "Cancel round", exact: true }).click();
+  // The split parent's detail shows the children's estimates against its own.
+  await selectItem(s.fac, item);
+  await waitFor(async () => /No child estimated yet/.test((await s.fac.getByTestId("split-sum").textContent({ timeout: 2000 }).catch(() => "")) ?? ""), {
+    describe: "the split parent's detail: the children's estimate sum (none yet)",
+  });
   s.allTitles = await rowTitles(s.fac);
 });
 

@@ -129,6 +129,14 @@ step("split dialog: a pattern with its hint, the parts against the story's estim
   await dlg.waitFor();
   await fillSplit(dlg, [["Pay with a saved card", "5"], ["Manage saved cards", "5"]], "workflow");
   await shoot(s.fac, "split-dialog");
-  await dlg.getByRole("button", { name: "Cancel", exact: true }).click();
+  const next = dlg.getByRole("checkbox", { name: "Then estimate the first part now" });
+  if (await next.isVisible()) await next.uncheck();
+  await dlg.getByRole("button", { name: "Split story", exact: true }).click();
   await dlg.waitFor({ state: "hidden" });
+});
+
+step("split parent: its children and their estimates against its own", async () => {
+  await selectItem(s.fac, "Checkout with a saved card");
+  await s.fac.getByTestId("split-sum").waitFor();
+  await shoot(s.fac, "split-parent", { phoneTab: "Backlog" });
 });
