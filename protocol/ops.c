@@ -152,6 +152,16 @@ static const struct field_spec F_HINT[] = {
      "what you are doing to it, or nil to clear"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
+static const char *const KANO_CHOICES[] = {"like", "expect", "neutral", "tolerate", "dislike",
+                                           NULL};
+static const struct field_spec F_KANO_ANSWER[] = {
+    {"item", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "item id"},
+    {"functional", FT_STR, FF_REQUIRED, 16, 0, KANO_CHOICES,
+     "how you feel if the item's feature is there"},
+    {"dysfunctional", FT_STR, FF_REQUIRED, 16, 0, KANO_CHOICES,
+     "how you feel if it is not there"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
 static const struct field_spec F_NONE[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
@@ -193,6 +203,12 @@ static const struct op_spec OPS[OP__COUNT] = {
      "replace a role's invite token (old links stop working)"},
     {"hint", OP_HINT, R_FAC | R_OWN | R_MEM, 0, F_HINT, NULL,
      "show the others what you are editing or dragging (ephemeral: `ok` without seq, a notice)"},
+    {"kano.answer", OP_KANO_ANSWER, R_ANY, OPF_CHANGES, F_KANO_ANSWER, "kano.answered",
+     "answer (or change one's answer to) the Kano survey of an item, secretly"},
+    {"kano.reveal", OP_KANO_REVEAL, R_FAC, OPF_CHANGES, F_ITEM, "kano.revealed",
+     "show an item's Kano results: counts, category, coefficients"},
+    {"kano.reset", OP_KANO_RESET, R_FAC, OPF_CHANGES, F_ITEM, "kano.reset",
+     "drop every answer of an item's survey and open it again"},
 };
 
 const struct op_spec *ops_find(const char *s, size_t n)

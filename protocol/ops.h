@@ -51,6 +51,9 @@ enum op_id {
     OP_ROLE_CLAIM,
     OP_TOKEN_ROTATE,
     OP_HINT,
+    OP_KANO_ANSWER,
+    OP_KANO_REVEAL,
+    OP_KANO_RESET,
     OP__COUNT,
 };
 

@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "hint.h"
 #include "item_ops.h"
+#include "kano_ops.h"
 #include "loader.h"
 #include "log.h"
 #include "poker_ops.h"
@@ -41,6 +42,9 @@ static const handler_fn HANDLERS[] = {
     [OP_ROLE_CLAIM] = room_ops_claim,
     [OP_TOKEN_ROTATE] = room_ops_token_rotate,
     [OP_HINT] = hint_handle,
+    [OP_KANO_ANSWER] = kano_ops_answer,
+    [OP_KANO_REVEAL] = kano_ops_reveal,
+    [OP_KANO_RESET] = kano_ops_reset,
 };
 /* clang-format on */
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,

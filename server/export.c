@@ -141,10 +141,10 @@ static void export_work(uv_work_t *w)
     if (j->csv) {
         const char *data = (const char *)j->items->data;
         size_t n = j->items->len;
-        /* Three values in a row: the items, "rounds", the rounds. */
+        /* The items, "rounds", the rounds (then "kano" and the surveys). */
         if (msgpack_unpack(data, n, &off, &z, &items) == MSGPACK_UNPACK_EXTRA_BYTES &&
             msgpack_unpack(data, n, &off, &z, &key) == MSGPACK_UNPACK_EXTRA_BYTES &&
-            msgpack_unpack(data, n, &off, &z, &rounds) == MSGPACK_UNPACK_SUCCESS &&
+            msgpack_unpack(data, n, &off, &z, &rounds) == MSGPACK_UNPACK_EXTRA_BYTES &&
             items.type == MSGPACK_OBJECT_ARRAY && rounds.type == MSGPACK_OBJECT_ARRAY) {
             export_csv(&items, &rounds, &out);
             j->rc = 0;

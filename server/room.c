@@ -9,6 +9,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "frame.h"
+#include "kano.h"
 #include "log.h"
 #include "store.h"
 
@@ -76,6 +77,10 @@ static void room_free(struct room *r)
     for (size_t i = 0; i < r->nrounds; i++)
         round_free(r->rounds[i]);
     free(r->rounds);
+    for (size_t i = 0; i < r->nkano; i++)
+        kano_free(r->kano[i]);
+    free(r->kano);
+    map_free(&r->kano_by_item);
     backlog_free(&r->backlog);
     free_cards(r);
     free(r->name);

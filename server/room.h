@@ -24,6 +24,7 @@
 struct app;
 struct conn;
 struct frame;
+struct kano_survey;
 
 /* The crowd rule. A room that knows more than ROOM_CROWD participants (all
  * of them, online or not: nparts, which never shrinks, so a room once crowded
@@ -72,6 +73,9 @@ struct room {
     uint64_t next_round;
     struct round **rounds; /* every round, oldest first */
     size_t nrounds, caprounds;
+    struct kano_survey **kano; /* every Kano survey (kano.h), oldest first */
+    size_t nkano, capkano;
+    struct map kano_by_item; /* item id -> its survey */
     struct participant **parts; /* every participant: in join order, or the store's when loaded */
     size_t nparts, capparts;
     /* The participants who are not observers (those who may vote), in the

@@ -9,6 +9,8 @@
 #include "frame.h"
 #include "loader.h"
 #include "log.h"
+#include "kano.h"
+#include "kano_ops.h"
 #include "room.h"
 #include "snapshot.h"
 #include "store.h"
@@ -109,6 +111,17 @@ static int load_round(void *arg, const char *id, const void *data, size_t len)
     return 0;
 }
 
+static int load_kano(void *arg, const char *item, const void *data, size_t len)
+{
+    struct room *r = arg;
+    struct kano_survey *s = kano_load(item, data, len);
+    if (!s || kano_add(r, s)) {
+        kano_free(s);
+        return RF_EINTERNAL;
+    }
+    return 0;
+}
+
 static int load_event(void *arg, uint64_t seq, const void *payload, size_t len)
 {
     struct room *r = arg;
@@ -136,7 +149,7 @@ static int build(void *arg, struct store_reader *q, const char *id, struct room 
         return RF_ENOMEM;
     snprintf(r->id, sizeof r->id, "%s", id);
     struct store_room_reader reader = {r,         load_room_row, load_participant,
-                                       load_item, load_round,    load_event};
+                                       load_item, load_round,    load_event, load_kano};
     int rc = store_reader_load_room(q, r->id, app->cfg.replay_events, &reader);
     backlog_load_done(&r->backlog);
     if (rc == 0 && r->ring_count > r->seq)

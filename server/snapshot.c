@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "frame.h"
+#include "kano_ops.h"
 #include "outbox.h"
 #include "room.h"
 
@@ -63,11 +64,13 @@ static void pack_items_tail(const struct room *r, msgpack_packer *pk)
     msgpack_pack_array(pk, r->nrounds);
     for (size_t i = 0; i < r->nrounds; i++)
         round_pack(r->rounds[i], pk);
+    codec_pack_str(pk, "kano");
+    kano_pack_all(r, pk);
 }
 
 void snapshot_pack_export_head(const struct room *r, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 7);
+    msgpack_pack_map(pk, 8);
     codec_pack_kv_u64(pk, "format", 1);
     codec_pack_kv_i64(pk, "exported_at", clock_now_ms());
     codec_pack_kv_u64(pk, "seq", r->seq);
@@ -135,7 +138,7 @@ static struct frame *snapshot_head(const struct room *r, bool whole)
     msgpack_packer pk;
     codec_buf_init(&b, FRAME_HEAD);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 10);
+    msgpack_pack_map(&pk, 11);
     codec_pack_kv_str(&pk, "t", "snapshot");
     codec_pack_kv_u64(&pk, "seq", r->seq);
     codec_pack_str(&pk, "room");

@@ -36,6 +36,9 @@ static const char *const MIGRATIONS[] = {
     "CREATE INDEX rounds_order ON rounds(room, seqno);",
     /* 3: counters (committed events, restores), to detect a restore from a backup */
     "CREATE TABLE server_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 4: Kano surveys, one per item, answers included */
+    "CREATE TABLE kano(room TEXT NOT NULL, item TEXT NOT NULL, seqno INTEGER NOT NULL,"
+    " data BLOB NOT NULL, PRIMARY KEY(room, item)) WITHOUT ROWID;",
 };
 
 static const char *const WRITE_SQL[REC__COUNT] = {
@@ -48,6 +51,8 @@ static const char *const WRITE_SQL[REC__COUNT] = {
     [REC_DEL_ITEM] = "DELETE FROM items WHERE room = ?1 AND id = ?2",
     [REC_ROUND] = "INSERT INTO rounds(room, id, seqno, data) VALUES(?1, ?2, ?3, ?4)"
                   " ON CONFLICT(room, id) DO UPDATE SET data = excluded.data",
+    [REC_KANO] = "INSERT INTO kano(room, item, seqno, data) VALUES(?1, ?2, ?3, ?4)"
+                 " ON CONFLICT(room, item) DO UPDATE SET data = excluded.data",
     [REC_EVENT] = "INSERT INTO events(room, seq, at, author, type, payload)"
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
 };

@@ -20,6 +20,7 @@
  *   participants(room, pid, data)         data: MessagePack
  *   items(room, id, rank, data)           data: MessagePack item
  *   rounds(room, id, data)                data: MessagePack round, votes included
+ *   kano(room, item, seqno, data)         data: MessagePack Kano survey, answers included
  *   events(room, seq, at, author, type, payload)  the append-only log */
 #ifndef REFINE_STORE_H
 #define REFINE_STORE_H
@@ -83,6 +84,7 @@ int store_put_room(struct store *s, const char *room, int64_t created_at);
 int store_put_participant(struct store *s, const char *room, const char *pid);
 int store_put_item(struct store *s, const char *room, const char *id, const char *rank);
 int store_put_round(struct store *s, const char *room, const char *id);
+int store_put_kano(struct store *s, const char *room, const char *item, uint64_t created);
 int store_del_item(struct store *s, const char *room, const char *id);
 int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,
                     const char *type, const void *payload, size_t len);
@@ -107,6 +109,8 @@ struct store_room_reader {
     int (*item)(void *arg, const char *id, const char *rank, const void *data, size_t len);
     int (*round)(void *arg, const char *id, const void *data, size_t len); /* oldest first */
     int (*event)(void *arg, uint64_t seq, const void *payload, size_t len);
+    /* Kano surveys, oldest first (NULL: not read) */
+    int (*kano)(void *arg, const char *item, const void *data, size_t len);
 };
 
 /* A reader of its own (its own SQLite connection), for a thread other than

@@ -175,6 +175,11 @@ int store_put_round(struct store *s, const char *room, const char *id)
     return append(s, REC_ROUND, room, id, NULL, strtoll(id + 1, NULL, 10), 0, PACKED, 0);
 }
 
+int store_put_kano(struct store *s, const char *room, const char *item, uint64_t created)
+{
+    return append(s, REC_KANO, room, item, NULL, (int64_t)created, 0, PACKED, 0);
+}
+
 int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,
                     const char *type, const void *payload, size_t len)
 {

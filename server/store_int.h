@@ -27,6 +27,7 @@ enum rec_kind {
     REC_DEL_ITEM,
     REC_EVENT,
     REC_ROUND,
+    REC_KANO,
     REC__COUNT,
     REC_SKIP
 };
@@ -100,7 +101,7 @@ struct store {
 #define SIDE_CACHE_KIB 2048
 
 /* The statements that read a room (READ_SQL, store_read.c). */
-#define NREADS 6
+#define NREADS 7
 
 /* store.c: SQLite helpers (any thread, on its own connection) */
 int store__exec(sqlite3 *db, const char *sql);

@@ -31,6 +31,7 @@ static const char *const READ_SQL[] = {
      * -Wstring-concatenation takes it for a missing comma). */
     ("SELECT seq, payload FROM (SELECT seq, payload FROM events WHERE room = ?1"
      " ORDER BY seq DESC LIMIT ?2) ORDER BY seq"),
+    "SELECT item, data FROM kano WHERE room = ?1 ORDER BY seqno",
 };
 _Static_assert(sizeof READ_SQL / sizeof READ_SQL[0] == NREADS, "NREADS (store_int.h)");
 
@@ -101,6 +102,13 @@ static int row_round(void *arg, sqlite3_stmt *st)
                        sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
 }
 
+static int row_kano(void *arg, sqlite3_stmt *st)
+{
+    struct load_ctx *c = arg;
+    return c->r->kano(c->r->arg, (const char *)sqlite3_column_text(st, 0),
+                      sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+}
+
 static int row_event(void *arg, sqlite3_stmt *st)
 {
     struct load_ctx *c = arg;
@@ -111,7 +119,7 @@ static int row_event(void *arg, sqlite3_stmt *st)
 /* The statements that read a room, on one connection. */
 struct store_reader {
     sqlite3 *db;
-    sqlite3_stmt *seq, *room, *parts, *items, *rounds, *events;
+    sqlite3_stmt *seq, *room, *parts, *items, *rounds, *events, *kano;
 };
 
 static int reader_load(const struct store_reader *q, const char *room, size_t max_events,
@@ -131,7 +139,8 @@ static int reader_load(const struct store_reader *q, const char *room, size_t ma
     }
     if ((rc = read_rows(q->parts, room, row_part, &c)) ||
         (rc = read_rows(q->items, room, row_item, &c)) ||
-        (rc = read_rows(q->rounds, room, row_round, &c)))
+        (rc = read_rows(q->rounds, room, row_round, &c)) ||
+        (r->kano && (rc = read_rows(q->kano, room, row_kano, &c))))
         goto out;
     sqlite3_bind_int64(q->events, 2, (sqlite3_int64)max_events);
     rc = read_rows(q->events, room, row_event, &c);
@@ -159,7 +168,7 @@ int store_reader_open(struct store *s, struct store_reader **out)
         store__exec(q->db, "PRAGMA wal_autocheckpoint = 0") ||
         store__set_cache(q->db, SIDE_CACHE_KIB) ||
         store__prepare_reads(q->db, (sqlite3_stmt * *[]){&q->seq, &q->room, &q->parts, &q->items,
-                                                         &q->rounds, &q->events})) {
+                                                         &q->rounds, &q->events, &q->kano})) {
         store_reader_close(q);
         return RF_EINTERNAL;
     }
@@ -177,7 +186,7 @@ void store_reader_close(struct store_reader *q)
 {
     if (!q)
         return;
-    sqlite3_stmt *st[] = {q->seq, q->room, q->parts, q->items, q->rounds, q->events};
+    sqlite3_stmt *st[] = {q->seq, q->room, q->parts, q->items, q->rounds, q->events, q->kano};
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(q->db);

@@ -64,6 +64,7 @@ static int write_rec(struct store *s, const struct batch *bt, const struct rec *
         store__bind_text(st, 2, r->a);
         break;
     case REC_ROUND:
+    case REC_KANO:
         store__bind_text(st, 2, r->a);
         sqlite3_bind_int64(st, 3, r->i1);
         sqlite3_bind_blob(st, 4, r->blob, n, SQLITE_STATIC);

@@ -38,6 +38,7 @@
 #include "dispatch.h"
 #include "frame.h"
 #include "inproc.h"
+#include "kano.h"
 #include "log.h"
 #include "outbox.h"
 #include "poker_ops.h"
@@ -381,9 +382,9 @@ static char *canon(const struct room *r, size_t *len)
     CHECK(codec_decode((const uint8_t *)e.data, e.len, &z, &o, &why) == 0);
     codec_buf_init(&b, 0);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 13);
-    static const char *const keys[] = {"seq", "room", "items", "rounds"};
-    for (size_t i = 0; i < 4; i++) {
+    msgpack_pack_map(&pk, 15);
+    static const char *const keys[] = {"seq", "room", "items", "rounds", "kano"};
+    for (size_t i = 0; i < 5; i++) {
         codec_pack_str(&pk, keys[i]);
         codec_pack_obj(&pk, codec_get(&o, keys[i]));
     }
@@ -408,6 +409,17 @@ static char *canon(const struct room *r, size_t *len)
         codec_pack_str(&pk, rd->votes[i].pid);
         codec_pack_str(&pk, rd->votes[i].card);
         msgpack_pack_int(&pk, rd->votes[i].confidence);
+    }
+    codec_pack_str(&pk, "kano_answers"); /* the export hides them too */
+    msgpack_pack_array(&pk, r->nkano);
+    for (size_t i = 0; i < r->nkano; i++) {
+        const struct kano_survey *ks = r->kano[i];
+        msgpack_pack_array(&pk, 2 * ks->n + 1);
+        codec_pack_str(&pk, ks->item);
+        for (size_t k = 0; k < ks->n; k++) {
+            codec_pack_str(&pk, ks->v[k].pid);
+            msgpack_pack_int(&pk, ks->v[k].functional * 5 + ks->v[k].dysfunctional);
+        }
     }
     msgpack_zone_destroy(&z);
     codec_buf_free(&e);
@@ -502,6 +514,16 @@ static const struct step SCRIPT[] = {
     {REQ, FAC, "round.reveal", "{\"round\": \"r1\"}"},
     {REQ, FAC, "round.accept", "{\"round\": \"r1\", \"estimate\": \"5\"}"},
     {REQ, FAC, "focus", "{\"item\": \"i3\"}"},
+    {REQ, OBS, "kano.answer", "{\"item\": \"i1\", \"functional\": \"like\", "
+                              "\"dysfunctional\": \"dislike\"}"},
+    {REQ, DEV, "kano.answer", "{\"item\": \"i1\", \"functional\": \"expect\", "
+                              "\"dysfunctional\": \"dislike\"}"},
+    {REQ, DEV, "kano.answer", "{\"item\": \"i1\", \"functional\": \"like\", "
+                              "\"dysfunctional\": \"neutral\"}"},
+    {REQ, FAC, "kano.reveal", "{\"item\": \"i1\"}"},
+    {REQ, FAC, "kano.reset", "{\"item\": \"i1\"}"},
+    {REQ, OWN, "kano.answer", "{\"item\": \"i3\", \"functional\": \"neutral\", "
+                              "\"dysfunctional\": \"neutral\"}"},
     {REQ, FAC, "round.start", "{\"item\": \"i3\", \"anonymous\": true}"},
     {REQ, FAC, "timer.start", "{\"seconds\": 60}"},
     {REQ, DEV, "vote", "{\"round\": \"r2\", \"card\": \"8\"}"},

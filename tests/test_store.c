@@ -183,7 +183,7 @@ static int ld_event(void *arg, uint64_t seq, const void *payload, size_t len)
 static int load(struct store *s, const char *room, struct loaded *l)
 {
     memset(l, 0, sizeof *l);
-    struct store_room_reader r = {l, ld_room, ld_part, ld_item, ld_round, ld_event};
+    struct store_room_reader r = {l, ld_room, ld_part, ld_item, ld_round, ld_event, NULL};
     struct store_reader *q;
     int rc = store_reader_open(s, &q);
     if (rc == 0)

@@ -767,8 +767,8 @@ static void on_reply(int s, struct pending *p, const msgpack_object *m, bool ok)
     }
     /* A change that changes nothing is answered ok without seq (and no event,
      * which (a) checks); only these ops can be one. */
-    static const char *const may_change_nothing[] = {"vote",        "role.set",  "room.update",
-                                                     "item.update", "item.move", "focus"};
+    static const char *const may_change_nothing[] = {
+        "vote", "role.set", "room.update", "item.update", "item.move", "focus", "kano.answer"};
     bool nothing = false;
     for (size_t i = 0; i < sizeof may_change_nothing / sizeof may_change_nothing[0]; i++)
         nothing |= strcmp(p->op->name, may_change_nothing[i]) == 0 && !codec_get(m, "seq");
