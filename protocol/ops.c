@@ -152,14 +152,13 @@ static const struct field_spec F_HINT[] = {
      "what you are doing to it, or nil to clear"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
-static const char *const KANO_CHOICES[] = {"like", "expect", "neutral", "tolerate", "dislike",
-                                           NULL};
+static const char *const KANO_CHOICES[] = {"like",     "expect",  "neutral",
+                                           "tolerate", "dislike", NULL};
 static const struct field_spec F_KANO_ANSWER[] = {
     {"item", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "item id"},
     {"functional", FT_STR, FF_REQUIRED, 16, 0, KANO_CHOICES,
      "how you feel if the item's feature is there"},
-    {"dysfunctional", FT_STR, FF_REQUIRED, 16, 0, KANO_CHOICES,
-     "how you feel if it is not there"},
+    {"dysfunctional", FT_STR, FF_REQUIRED, 16, 0, KANO_CHOICES, "how you feel if it is not there"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 static const struct field_spec F_NONE[] = {

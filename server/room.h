@@ -75,7 +75,7 @@ struct room {
     size_t nrounds, caprounds;
     struct kano_survey **kano; /* every Kano survey (kano.h), oldest first */
     size_t nkano, capkano;
-    struct map kano_by_item; /* item id -> its survey */
+    struct map kano_by_item;    /* item id -> its survey */
     struct participant **parts; /* every participant: in join order, or the store's when loaded */
     size_t nparts, capparts;
     /* The participants who are not observers (those who may vote), in the

@@ -148,8 +148,8 @@ static int build(void *arg, struct store_reader *q, const char *id, struct room 
     if (!r)
         return RF_ENOMEM;
     snprintf(r->id, sizeof r->id, "%s", id);
-    struct store_room_reader reader = {r,         load_room_row, load_participant,
-                                       load_item, load_round,    load_event, load_kano};
+    struct store_room_reader reader = {r,          load_room_row, load_participant, load_item,
+                                       load_round, load_event,    load_kano};
     int rc = store_reader_load_room(q, r->id, app->cfg.replay_events, &reader);
     backlog_load_done(&r->backlog);
     if (rc == 0 && r->ring_count > r->seq)

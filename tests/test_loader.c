@@ -130,7 +130,8 @@ static int build(void *arg, struct store_reader *q, const char *id, struct room 
     if (!r)
         return RF_ENOMEM;
     snprintf(r->id, sizeof r->id, "%s", id);
-    const struct store_room_reader rd = {r, row_room, row_none, row_item, row_none, row_event, NULL};
+    const struct store_room_reader rd = {r,        row_room,  row_none, row_item,
+                                         row_none, row_event, NULL};
     int rc = store_reader_load_room(q, id, 16, &rd);
     backlog_load_done(&r->backlog);
     if (rc) {

@@ -514,16 +514,20 @@ static const struct step SCRIPT[] = {
     {REQ, FAC, "round.reveal", "{\"round\": \"r1\"}"},
     {REQ, FAC, "round.accept", "{\"round\": \"r1\", \"estimate\": \"5\"}"},
     {REQ, FAC, "focus", "{\"item\": \"i3\"}"},
-    {REQ, OBS, "kano.answer", "{\"item\": \"i1\", \"functional\": \"like\", "
-                              "\"dysfunctional\": \"dislike\"}"},
-    {REQ, DEV, "kano.answer", "{\"item\": \"i1\", \"functional\": \"expect\", "
-                              "\"dysfunctional\": \"dislike\"}"},
-    {REQ, DEV, "kano.answer", "{\"item\": \"i1\", \"functional\": \"like\", "
-                              "\"dysfunctional\": \"neutral\"}"},
+    {REQ, OBS, "kano.answer",
+     "{\"item\": \"i1\", \"functional\": \"like\", "
+     "\"dysfunctional\": \"dislike\"}"},
+    {REQ, DEV, "kano.answer",
+     "{\"item\": \"i1\", \"functional\": \"expect\", "
+     "\"dysfunctional\": \"dislike\"}"},
+    {REQ, DEV, "kano.answer",
+     "{\"item\": \"i1\", \"functional\": \"like\", "
+     "\"dysfunctional\": \"neutral\"}"},
     {REQ, FAC, "kano.reveal", "{\"item\": \"i1\"}"},
     {REQ, FAC, "kano.reset", "{\"item\": \"i1\"}"},
-    {REQ, OWN, "kano.answer", "{\"item\": \"i3\", \"functional\": \"neutral\", "
-                              "\"dysfunctional\": \"neutral\"}"},
+    {REQ, OWN, "kano.answer",
+     "{\"item\": \"i3\", \"functional\": \"neutral\", "
+     "\"dysfunctional\": \"neutral\"}"},
     {REQ, FAC, "round.start", "{\"item\": \"i3\", \"anonymous\": true}"},
     {REQ, FAC, "timer.start", "{\"seconds\": 60}"},
     {REQ, DEV, "vote", "{\"round\": \"r2\", \"card\": \"8\"}"},
