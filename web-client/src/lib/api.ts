@@ -15,6 +15,8 @@ import type {
   RoomInfo,
   Round,
   Confidence,
+  KanoAnswer,
+  KanoSurvey,
 } from "./protocol";
 
 export type ConnectionStatus =
@@ -71,6 +73,7 @@ export interface RoomView {
   rounds: Round[]; // history, oldest first
   focus: string | null;
   timerEndsAt: number | null;
+  kano: KanoSurvey[]; // Kano surveys, oldest first (no one's answer)
   hints: Hint[]; // other participants' live hints
   /** item id -> time of the last remote change (for a brief highlight) */
   changedAt: Record<string, number>;
@@ -123,6 +126,12 @@ export interface RoomApi {
   hint(item: string | null, what: HintWhat | null): void;
   /** My own vote in the current round (kept locally, since the server never echoes it). */
   readonly myVote: { round: string; card: string | null; confidence?: Confidence } | null;
+  /** Kano survey: answer (again) for an item; reveal and reset (facilitator). */
+  kanoAnswer(item: string, functional: KanoAnswer, dysfunctional: KanoAnswer): Promise<void>;
+  kanoReveal(item: string): Promise<void>;
+  kanoReset(item: string): Promise<void>;
+  /** My own Kano answers (kept locally, since the server never echoes them): item -> pair. */
+  readonly myKano: Record<string, { functional: KanoAnswer; dysfunctional: KanoAnswer }>;
   retryPending(key: number): void;
   discardPending(key: number): void;
 }

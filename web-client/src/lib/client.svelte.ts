@@ -26,6 +26,7 @@ import {
 } from "./connection";
 import type {
   Confidence,
+  KanoAnswer,
   ErrorCode,
   HintWhat,
   Item,
@@ -85,6 +86,7 @@ export class RoomClient implements RoomApi {
   room = $state<RoomView>(emptyView());
   pending = $state<PendingChange[]>([]);
   tokens = $state<Partial<Record<Role, string>>>({});
+  myKano = $state<Record<string, { functional: KanoAnswer; dysfunctional: KanoAnswer }>>({});
   myVote = $state<{ round: string; card: string | null; confidence?: Confidence } | null>(null);
 
   private opts: RoomClientOptions;
@@ -225,6 +227,27 @@ export class RoomClient implements RoomApi {
       if (this.myVote && this.myVote.round === round && this.myVote.card === card) this.setMyVote(before);
       throw e;
     }
+  }
+
+  async kanoAnswer(item: string, functional: KanoAnswer, dysfunctional: KanoAnswer): Promise<void> {
+    const before = this.myKano[item];
+    this.myKano[item] = { functional, dysfunctional };
+    try {
+      await this.change("kano.answer", { item, functional, dysfunctional }, `Answer the Kano survey of “${this.title(item)}”`);
+    } catch (e) {
+      if (before) this.myKano[item] = before;
+      else delete this.myKano[item];
+      throw e;
+    }
+  }
+
+  async kanoReveal(item: string): Promise<void> {
+    await this.change("kano.reveal", { item }, `Reveal the Kano results of “${this.title(item)}”`);
+  }
+
+  async kanoReset(item: string): Promise<void> {
+    await this.change("kano.reset", { item }, `Reopen the Kano survey of “${this.title(item)}”`);
+    delete this.myKano[item];
   }
 
   async reveal(round: string): Promise<void> {
@@ -797,6 +820,12 @@ function matches(entry: Entry, ev: Ev, myPid: string): boolean {
       return ev.t === "voted" && ev.round === f.round && ev.pid === myPid && !!ev.has === (f.card !== null);
     case "round.reveal":
       return ev.t === "round.revealed" && ev.round === f.round;
+    case "kano.answer":
+      return ev.t === "kano.answered" && ev.item === f.item && ev.pid === myPid;
+    case "kano.reveal":
+      return ev.t === "kano.revealed" && ev.item === f.item;
+    case "kano.reset":
+      return ev.t === "kano.reset" && ev.item === f.item;
     case "round.accept":
       return ev.t === "round.accepted" && ev.round === f.round;
     case "round.cancel":
@@ -860,6 +889,12 @@ function checkState(view: RoomView, entry: Entry, myPid: string): "applied" | "r
       return view.focus === ((f.item as string | null) ?? null) ? "applied" : "unknown";
     case "vote":
       return view.round && view.round.id === f.round && view.round.state === "voting" ? "resend" : "unknown";
+    case "kano.answer": {
+      const k = view.kano.find((x) => x.item === f.item);
+      return !k || !k.revealed ? "resend" : "unknown"; // an answer sets the pair
+    }
+    case "kano.reveal":
+      return view.kano.find((x) => x.item === f.item)?.revealed ? "applied" : "unknown";
     case "round.start":
       return view.round && view.round.item === f.item && view.round.state === "voting" ? "applied" : "unknown";
     case "round.reveal": {

@@ -89,6 +89,24 @@ export interface Round {
   estimate: string | null;
 }
 
+/** Kano survey (PROTOCOL.md "Kano survey"). */
+export type KanoAnswer = "like" | "expect" | "neutral" | "tolerate" | "dislike";
+export type KanoCategory = "A" | "O" | "M" | "I" | "R" | "Q";
+export const KANO_ANSWERS: readonly KanoAnswer[] = ["like", "expect", "neutral", "tolerate", "dislike"];
+export interface KanoResults {
+  counts: Record<KanoCategory, number>;
+  total: number;
+  category: KanoCategory | null;
+  satisfaction: number | null; // CS+ = (A+O)/(A+O+M+I), nil when A+O+M+I is 0
+  dissatisfaction: number | null; // CS- = -(O+M)/(A+O+M+I)
+}
+export interface KanoSurvey {
+  item: string;
+  revealed: boolean;
+  answered: string[]; // pids; never what they answered
+  results: KanoResults | null; // after the reveal
+}
+
 export interface Snapshot {
   t: "snapshot";
   seq: number;
@@ -100,6 +118,7 @@ export interface Snapshot {
   rounds: Round[];
   focus: string | null;
   timer: number | null;
+  kano?: KanoSurvey[];
 }
 
 /** Every message has `t`; events also `seq`, `at`, `by`; replies `id`. */
@@ -160,6 +179,9 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   "role.claim": ["owner", "member"],
   "token.rotate": ["facilitator"],
   hint: ["facilitator", "owner", "member"],
+  "kano.answer": ["facilitator", "owner", "member", "observer"],
+  "kano.reveal": ["facilitator"],
+  "kano.reset": ["facilitator"],
 };
 
 export function may(role: Role | null | undefined, op: string): boolean {

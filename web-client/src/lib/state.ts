@@ -11,11 +11,14 @@
 // to the view once, by endBatch: a burst of events makes one new list, not one per event.
 
 import type { Activity, Hint, RoomView } from "./api";
+import { KANO_CATEGORY_NAMES } from "./kano";
 import type {
   HintEntry,
   HintWhat,
   Item,
   JoinOk,
+  KanoResults,
+  KanoSurvey,
   Message,
   Participant,
   Role,
@@ -44,6 +47,7 @@ export function emptyView(): RoomView {
     observers: { online: 0, total: 0 },
     round: null,
     rounds: [],
+    kano: [],
     focus: null,
     timerEndsAt: null,
     hints: [],
@@ -286,6 +290,7 @@ export function applySnapshot(view: RoomView, snap: Snapshot): void {
   view.participants = snap.participants ?? [];
   view.observers = snap.observers ?? { online: 0, total: 0 };
   view.rounds = snap.rounds ?? [];
+  view.kano = snap.kano ?? [];
   view.round = snap.round ?? null;
   view.focus = snap.focus ?? null;
   view.timerEndsAt = snap.timer ?? null;
@@ -497,6 +502,28 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
       if (view.round?.id === e.round) view.round = null;
       return (who) => `${who} cancelled the round`;
     }
+    case "kano.answered": {
+      const s = kanoSurvey(view, e.item as string);
+      if (!s.answered.includes(e.pid as string)) s.answered.push(e.pid as string);
+      const title = findItem(view, s.item)?.title ?? "a story";
+      return (who) => `${who} answered the Kano survey of “${title}”`;
+    }
+    case "kano.revealed": {
+      const s = kanoSurvey(view, e.item as string);
+      s.revealed = true;
+      s.results = (e.results as KanoResults | null) ?? null;
+      const title = findItem(view, s.item)?.title ?? "a story";
+      const cat = s.results?.category;
+      const what = cat ? KANO_CATEGORY_NAMES[cat] : "no category";
+      return () => `Kano results of “${title}”: ${what}`;
+    }
+    case "kano.reset": {
+      const s = kanoSurvey(view, e.item as string);
+      s.revealed = false;
+      s.results = null;
+      s.answered = [];
+      return (who) => `${who} reopened a Kano survey`;
+    }
     case "timer": {
       const ends = (e.ends_at as number | null) ?? null;
       view.timerEndsAt = ends;
@@ -530,6 +557,16 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
     default:
       return null; // an event this client does not know: seq still advances
   }
+}
+
+/** The survey of an item, made (empty) when it has none yet. */
+export function kanoSurvey(view: RoomView, item: string): KanoSurvey {
+  let s = view.kano.find((k) => k.item === item);
+  if (!s) {
+    view.kano.push({ item, revealed: false, answered: [], results: null });
+    s = view.kano[view.kano.length - 1];
+  }
+  return s;
 }
 
 /** Applies `fn` to the round with this id: the current round and its history entry. */
