@@ -91,8 +91,7 @@ int kano_ops_answer(struct req *q)
     int d = answer_index(codec_get(q->msg, "dysfunctional"));
     if (f < 0 || d < 0) /* the op table's choices refuse these first */
         return req_fail(q, RF_EBAD_REQUEST,
-                        "An answer is like, expect, neutral, tolerate or "
-                        "dislike.");
+                        "An answer is like, expect, neutral, tolerate or dislike.");
     struct kano_survey *s = find_survey(r, it);
     if (s && s->revealed)
         return req_fail(q, RF_ECONFLICT,

@@ -37,8 +37,8 @@ static const char *const MIGRATIONS[] = {
     /* 3: counters (committed events, restores), to detect a restore from a backup */
     "CREATE TABLE server_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
     /* 4: Kano surveys, one per item, answers included */
-    "CREATE TABLE kano(room TEXT NOT NULL, item TEXT NOT NULL, seqno INTEGER NOT NULL,"
-    " data BLOB NOT NULL, PRIMARY KEY(room, item)) WITHOUT ROWID;",
+    ("CREATE TABLE kano(room TEXT NOT NULL, item TEXT NOT NULL, seqno INTEGER NOT NULL,"
+     " data BLOB NOT NULL, PRIMARY KEY(room, item)) WITHOUT ROWID;"),
 };
 
 static const char *const WRITE_SQL[REC__COUNT] = {

@@ -33,7 +33,9 @@
  *       value never appears, and `votes` or `stats` with a value appear
  *       only for a round whose round.revealed event (seq S) the stream has
  *       passed (seq >= S), never in an anonymous round's votes; the
- *       revealed votes are exactly the votes acknowledged with `ok`;
+ *       revealed votes are exactly the votes acknowledged with `ok`; no
+ *       message holds a Kano answer (`functional`, `dysfunctional`,
+ *       `answers`), before or after the survey's reveal;
  *   (d) no `ok` for an op the sender's role may not send (ops_allows), for
  *       a room op before joining, for a second join on one connection, for
  *       a join with a rotated-away token, or with another role than the
@@ -568,6 +570,8 @@ static void scan_secrets(const msgpack_object *o, const char *room, uint64_t pos
         VIOLATION("a message holds a card: '%.*s'",
                   card->type == MSGPACK_OBJECT_STR ? (int)card->via.str.size : 1,
                   card->type == MSGPACK_OBJECT_STR ? card->via.str.ptr : "?");
+    if (codec_get(o, "functional") || codec_get(o, "dysfunctional") || codec_get(o, "answers"))
+        VIOLATION("a message holds someone's Kano answer");
     const msgpack_object *votes = codec_get(o, "votes"), *stats = codec_get(o, "stats");
     if (!is_nil(votes) || !is_nil(stats)) {
         char round[64];
