@@ -209,38 +209,15 @@ class TlsServer(Server):
         return "wss://127.0.0.1:%d/ws" % self.port
 
     def start(self, timeout=15.0):
-        if self.proc is not None and self.proc.poll() is None:
-            raise ServerError("server already running")
-        env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        if self._stderr_file is not None:
-            self._stderr_file.close()
-        self._stderr_file = open(self.stderr_path, "ab")
-        self._stderr_file.write(("=== start: %s\n" % " ".join(self.command())).encode())
-        self._stderr_file.flush()
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                     stdout=self._stderr_file, stderr=self._stderr_file, env=env)
-        self.killed = self.stopped = False
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            if self.proc.poll() is not None:
-                self.exit_codes.append(self.proc.returncode)
-                raise ServerError("TLS server exited with code %s during start-up; stderr:\n%s"
-                                  % (self.proc.returncode, self.stderr_text()))
-            try:
-                status, _ = https_get(self.port, "/healthz", timeout=1.0)
-                if status == 200:
-                    return self
-                last = "status %s" % status
-            except (OSError, ssl.SSLError, http.client.HTTPException) as e:
-                last = repr(e)
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                self.proc.wait()
-                raise ServerError("GET https://.../healthz did not answer 200 within %.0f s "
-                                  "(last: %s); stderr:\n%s" % (timeout, last, self.stderr_text()))
-            time.sleep(0.05)
+        return super().start(timeout)
+
+    def probe(self):
+        """GET https://.../healthz: the port serves https only."""
+        try:
+            status, _ = https_get(self.port, "/healthz", timeout=1.0)
+        except ssl.SSLError as e:
+            raise OSError(repr(e)) from e
+        return status
 
 
 class HardeningBase(AsyncTestCase):

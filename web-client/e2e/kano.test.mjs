@@ -101,7 +101,11 @@ step("both answer; each sees only the count", async () => {
   await axe(s.obs, "answered");
   for (const w of [390, 1280]) {
     await atWidth(s.obs, w);
-    console.log(await screenshot(s.obs, "kano-answer", "light"));
+    for (const scheme of ["light", "dark"]) {
+      await s.obs.emulateMedia({ colorScheme: scheme });
+      console.log(await screenshot(s.obs, "kano-answer", scheme));
+    }
+    await s.obs.emulateMedia({ colorScheme: "light" });
   }
 });
 
@@ -120,7 +124,11 @@ step("the facilitator reveals: both see the bar, the category and the coefficien
   await axe(s.obs, "revealed at 390 px");
   for (const w of [390, 1280]) {
     await atWidth(s.fac, w);
-    console.log(await screenshot(s.fac, "kano-results", "light"));
+    for (const scheme of ["light", "dark"]) {
+      await s.fac.emulateMedia({ colorScheme: scheme });
+      console.log(await screenshot(s.fac, "kano-results", scheme));
+    }
+    await s.fac.emulateMedia({ colorScheme: "light" });
   }
   h.assertNoPageErrors();
 });

@@ -117,11 +117,11 @@ class Server:
                 raise ServerError("server exited with code %s during start-up; stderr:\n%s"
                                   % (code, self.stderr_text()))
             try:
-                status, _, _ = http_get(self.port, "/healthz", timeout=1.0)
+                status = self.probe()
                 if status == 200:
                     return self
                 last = "status %s" % status
-            except OSError as e:
+            except (OSError, http.client.HTTPException) as e:
                 last = repr(e)
             if time.monotonic() > deadline:
                 self.proc.kill()
@@ -129,6 +129,12 @@ class Server:
                 raise ServerError("GET /healthz did not answer 200 within %.0f s (last: %s); "
                                   "stderr:\n%s" % (timeout, last, self.stderr_text()))
             time.sleep(0.05)
+
+    def probe(self):
+        """The status of GET /healthz (start() waits for 200); raises OSError when it cannot
+        connect."""
+        status, _, _ = http_get(self.port, "/healthz", timeout=1.0)
+        return status
 
     def kill9(self):
         """SIGKILL the server (deliberately) and reap it."""
