@@ -8,7 +8,10 @@ export interface RoomCtx {
   announce(text: string): void;
   /** Assertive announcement (the reveal). */
   alert(text: string): void;
+  /** Brings a story into view (from a toolkit view: back to Refine with it). */
   select(id: string | null): void;
+  /** Opens a workspace by its id in views.ts ("refine", or a toolkit view). */
+  showWorkspace(id: string): void;
   openSplit(id: string): void;
   /** Marks whether this view is editing an item (remote focus changes then leave the view alone). */
   setEditing(id: string | null): void;

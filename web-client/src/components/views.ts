@@ -1,0 +1,14 @@
+// The room's workspaces: "Refine" (backlog, story, poker) and the refinement toolkit's views.
+// Each toolkit view is one component, loaded when first opened; add a view by adding a line.
+import type { Component } from "svelte";
+
+export interface WorkspaceView {
+  id: string;
+  label: string;
+  /** null: the Refine layout itself (Room.svelte). */
+  load: (() => Promise<{ default: Component }>) | null;
+}
+
+export const views: WorkspaceView[] = [
+  { id: "refine", label: "Refine", load: null },
+];
