@@ -15,6 +15,7 @@
 import math
 import os
 import random
+import sqlite3
 import sys
 import unittest
 
@@ -396,6 +397,45 @@ class RestartTests(PrioBase):
             self.assertEqual(again["order"], prop["order"])
             ok = await x.expect_ok("order.apply", base=again["base"], method="value_effort")
             self.assertNotIn("seq", ok)       # the order it has
+            await x.close()
+        finally:
+            await srv.astop()
+
+
+class EqualRankTests(PrioBase):
+
+    async def test_apply_over_equal_stored_ranks_gives_fresh_keys(self):
+        """A database whose items share one rank (from before ranks were unique): the open items
+        cannot take each other's ranks, so every item gets a fresh key in the new order."""
+        srv = Server()
+        srv.start()
+        try:
+            room, tokens, c = await self.room(people=[("O", "owner", "Oli")], server=srv)
+            O = c["O"]
+            ids = [await self.add(O, {"title": t, "value": v, "estimate": "1"})
+                   for t, v in (("A", 10), ("B", 90), ("C", 50))]
+            await O.close()
+            self.assertEqual(await srv.astop(), 0)
+            db = sqlite3.connect(srv.db)
+            try:
+                db.execute("UPDATE items SET rank = 'a0' WHERE room = ?", (room,))
+                db.commit()
+            finally:
+                db.close()
+            srv.start()
+            x = await self.connect(srv, "owner-again")
+            await join(x, room, tokens["owner"], "Oli")
+            self.assertEqual({it["rank"] for it in x.snapshot["items"]}, {"a0"})
+            prop = await self.propose(x, "value_effort")
+            self.assertEqual(prop["order"], [ids[1], ids[2], ids[0]])
+            ok = await x.expect_ok("order.apply", base=prop["base"], method="value_effort")
+            ev = (await x.events_until(ok["seq"]))[-1]
+            self.assertEqual(ev["t"], "order.applied")
+            self.assertEqual(set(ev["ranks"]), set(ids))
+            snap = await self.fresh_snapshot(room, tokens, server=srv)
+            self.assertEqual([it["id"] for it in snap["items"]], prop["order"])
+            ranks = [it["rank"].encode() for it in snap["items"]]
+            self.assertEqual(ranks, sorted(set(ranks)))
             await x.close()
         finally:
             await srv.astop()
