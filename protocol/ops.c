@@ -44,6 +44,11 @@ const struct field_spec ops_item_fields[] = {
     {"moscow", FT_STR, FF_NIL_OK, 8, 0, MOSCOW_CHOICES, "or nil"},
     {"status", FT_STR, 0, 8, 0, STATUS_CHOICES, "default `draft`; `split` is set by item.split"},
     {"labels", FT_STR_LIST, 0, 20, 50, NULL, "free labels"},
+    {"business_value", FT_UINT, FF_NIL_OK, 20, 0, NULL,
+     "WSJF: user and business value (the web client offers 1 2 3 5 8 13 20), or nil"},
+    {"time_criticality", FT_UINT, FF_NIL_OK, 20, 0, NULL, "WSJF: how much waiting costs, or nil"},
+    {"risk_reduction", FT_UINT, FF_NIL_OK, 20, 0, NULL,
+     "WSJF: risk reduction or opportunity enablement, or nil"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -161,6 +166,19 @@ static const struct field_spec F_KANO_ANSWER[] = {
     {"dysfunctional", FT_STR, FF_REQUIRED, 16, 0, KANO_CHOICES, "how you feel if it is not there"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
+static const char *const PRIO_METHOD_CHOICES[] = {"value_effort", "wsjf", "moscow_value", NULL};
+static const struct field_spec F_ORDER_PROPOSE[] = {
+    {"method", FT_STR, FF_REQUIRED, 16, 0, PRIO_METHOD_CHOICES, "how to order the open items"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_ORDER_APPLY[] = {
+    {"base", FT_STR, FF_REQUIRED, 16, 0, NULL, "the proposal's `base`: refused when it is stale"},
+    {"method", FT_STR, 0, 16, 0, PRIO_METHOD_CHOICES,
+     "apply the proposal of this method (or give `order`)"},
+    {"order", FT_STR_LIST, 0, 10000, ID_MAX, NULL,
+     "every open item's id, in the new order (or give `method`)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
 static const struct field_spec F_NONE[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
@@ -208,6 +226,10 @@ static const struct op_spec OPS[OP__COUNT] = {
      "show an item's Kano results: counts, category, coefficients"},
     {"kano.reset", OP_KANO_RESET, R_FAC, OPF_CHANGES, F_ITEM, "kano.reset",
      "drop every answer of an item's survey and open it again"},
+    {"order.propose", OP_ORDER_PROPOSE, R_ANY, 0, F_ORDER_PROPOSE, NULL,
+     "propose an order of the backlog by a method, applying nothing (`ok` without seq)"},
+    {"order.apply", OP_ORDER_APPLY, R_FAC | R_OWN, OPF_CHANGES, F_ORDER_APPLY, "order.applied",
+     "apply a proposed order to the backlog, in one event"},
 };
 
 const struct op_spec *ops_find(const char *s, size_t n)

@@ -13,6 +13,7 @@
 #include "loader.h"
 #include "log.h"
 #include "poker_ops.h"
+#include "prio_ops.h"
 #include "req.h"
 #include "room.h"
 #include "room_ops.h"
@@ -45,6 +46,8 @@ static const handler_fn HANDLERS[] = {
     [OP_KANO_ANSWER] = kano_ops_answer,
     [OP_KANO_REVEAL] = kano_ops_reveal,
     [OP_KANO_RESET] = kano_ops_reset,
+    [OP_ORDER_PROPOSE] = prio_ops_propose,
+    [OP_ORDER_APPLY] = prio_ops_apply,
 };
 /* clang-format on */
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,

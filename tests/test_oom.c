@@ -39,6 +39,7 @@
 #include "frame.h"
 #include "inproc.h"
 #include "kano.h"
+#include "prio.h"
 #include "log.h"
 #include "outbox.h"
 #include "poker_ops.h"
@@ -295,11 +296,17 @@ static void pack_json(msgpack_packer *pk, const char **p)
     }
 }
 
+static struct room *loaded(void);
+
 /* Copies template into out with $R (the room), $T0..$T3 (its tokens by
- * role) and $P2 (the member's pid) replaced. */
+ * role), $P2 (the member's pid) and $B (the backlog's order.propose base)
+ * replaced. */
 static void expand(const char *tmpl, char *out, size_t outsz)
 {
     size_t o = 0;
+    char base[PRIO_BASE_LEN + 1] = "";
+    if (loaded())
+        prio_base(&loaded()->backlog, base);
     for (const char *p = tmpl; *p && o + 1 < outsz; p++) {
         const char *sub = NULL;
         if (p[0] == '$' && p[1] == 'R')
@@ -308,12 +315,14 @@ static void expand(const char *tmpl, char *out, size_t outsz)
             sub = tokens[p[2] - '0'];
         else if (p[0] == '$' && p[1] == 'P')
             sub = cl[p[2] - '0'].pid;
+        else if (p[0] == '$' && p[1] == 'B')
+            sub = base;
         if (!sub) {
             out[o++] = *p;
             continue;
         }
         o += (size_t)snprintf(out + o, outsz - o, "%s", sub);
-        p += p[1] == 'R' ? 1 : 2;
+        p += p[1] == 'R' || p[1] == 'B' ? 1 : 2;
     }
     out[o < outsz ? o : outsz - 1] = '\0';
 }
@@ -535,6 +544,9 @@ static const struct step SCRIPT[] = {
     {REQ, DEV, "item.split",
      "{\"item\": \"i3\", \"children\": [{\"title\": \"Reset form\"}, {\"title\": \"Reset "
      "mail\", \"labels\": [\"mail\"]}], \"pattern\": \"workflow\"}"},
+    {REQ, OWN, "order.propose", "{\"method\": \"wsjf\"}"},
+    {REQ, OWN, "order.apply", "{\"base\": \"$B\", \"method\": \"value_effort\"}"},
+    {REQ, FAC, "order.apply", "{\"base\": \"$B\", \"order\": [\"i5\", \"i4\", \"i1\"]}"},
     {REQ, FAC, "role.set", "{\"pid\": \"$P2\", \"role\": \"owner\"}"},
     {REQ, FAC, "room.update", "{\"deck\": \"tshirt\", \"auto_reveal\": true}"},
     {REQ, FAC, "round.start", "{\"item\": \"i4\"}"},
@@ -691,6 +703,9 @@ static long meeting(long fail_at, bool persistent)
         CHECK(r && r->nrounds == 3 && r->rounds[0]->state == ROUND_ACCEPTED &&
               r->rounds[1]->state == ROUND_CANCELLED && r->rounds[2]->state == ROUND_REVEALED);
         CHECK(r && r->backlog.n == 4 && r->nparts == 4 && r->parts[2]->role == ROLE_OWNER);
+        /* the orders applied: i3 (split) keeps the top, the open items as given */
+        CHECK(r && strcmp(r->backlog.v[0]->id, "i3") == 0 &&
+              strcmp(r->backlog.v[1]->id, "i5") == 0 && strcmp(r->backlog.v[3]->id, "i1") == 0);
     }
     for (int s = 0; s < NCLIENTS; s++)
         client_free(&cl[s]);

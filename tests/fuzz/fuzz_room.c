@@ -77,6 +77,7 @@
 #include "outbox.h"
 #include "poker_ops.h"
 #include "presence.h"
+#include "prio.h"
 #include "rank.h"
 #include "room.h"
 #include "room_load.h"
@@ -529,6 +530,17 @@ static void model_apply(const char *t, const msgpack_object *m)
         if (!it)
             VIOLATION("item.removed names the unknown item '%s'", id);
         *it = model[--nmodel];
+    } else if (strcmp(t, "order.applied") == 0) {
+        const msgpack_object *ranks = codec_get(m, "ranks");
+        if (!ranks || ranks->type != MSGPACK_OBJECT_MAP || ranks->via.map.size == 0)
+            VIOLATION("order.applied without ranks");
+        for (uint32_t i = 0; i < ranks->via.map.size; i++) {
+            copy_str(id, sizeof id, &ranks->via.map.ptr[i].key);
+            struct mitem *it = model_find(id);
+            if (!it)
+                VIOLATION("order.applied names the unknown item '%s'", id);
+            copy_str(it->rank, sizeof it->rank, &ranks->via.map.ptr[i].val);
+        }
     } else if (strcmp(t, "items.reranked") == 0) {
         const msgpack_object *ranks = codec_get(m, "ranks");
         if (!ranks || ranks->type != MSGPACK_OBJECT_MAP)
@@ -771,8 +783,9 @@ static void on_reply(int s, struct pending *p, const msgpack_object *m, bool ok)
     }
     /* A change that changes nothing is answered ok without seq (and no event,
      * which (a) checks); only these ops can be one. */
-    static const char *const may_change_nothing[] = {
-        "vote", "role.set", "room.update", "item.update", "item.move", "focus", "kano.answer"};
+    static const char *const may_change_nothing[] = {"vote",        "role.set",   "room.update",
+                                                     "item.update", "item.move",  "focus",
+                                                     "kano.answer", "order.apply"};
     bool nothing = false;
     for (size_t i = 0; i < sizeof may_change_nothing / sizeof may_change_nothing[0]; i++)
         nothing |= strcmp(p->op->name, may_change_nothing[i]) == 0 && !codec_get(m, "seq");
@@ -1222,9 +1235,52 @@ static void pack_item_map(msgpack_packer *pk, struct gen *g, bool partial)
     codec_buf_free(&body);
 }
 
+/* order.apply's base: the main room's now (mostly), or a stale one. */
+static void pack_base(msgpack_packer *pk, uint8_t sub)
+{
+    char base[PRIO_BASE_LEN + 1] = "0000000000000000";
+    struct room *r = main_r();
+    if (r && sub < 240)
+        prio_base(&r->backlog, base);
+    codec_pack_str(pk, base);
+}
+
+/* order.apply's order: the main room's open items rotated by sub (valid),
+ * or (sub >= 224) with the last left out, the first twice, or a split or
+ * done item added. */
+static void pack_order(msgpack_packer *pk, uint8_t sub)
+{
+    struct room *r = main_r();
+    size_t n = 0, total = r ? r->backlog.n : 0;
+    const struct item **v = calloc(total + 2, sizeof *v), *fixed = NULL;
+    if (!v)
+        abort();
+    for (size_t i = 0; i < total; i++) {
+        const struct item *it = r->backlog.v[i];
+        if (prio_is_open(it))
+            v[n++] = it;
+        else if (!fixed)
+            fixed = it;
+    }
+    size_t len = n;
+    unsigned bad = sub >= 224 ? sub % 3 + 1 : 0;
+    if (bad == 1 && len)
+        len--;
+    else if (bad == 2 && n)
+        v[len++] = v[0];
+    else if (bad == 3 && fixed)
+        v[len++] = fixed;
+    msgpack_pack_array(pk, len);
+    for (size_t i = 0; i < len; i++)
+        codec_pack_str(pk, v[i < n && n ? (i + sub) % n : i]->id);
+    free(v);
+}
+
 /* Whether optional field f is present by default (mode 0). */
 static bool default_present(const struct gen *g, const struct field_spec *f)
 {
+    if (g->op->id == OP_ORDER_APPLY) /* by default a method's proposal */
+        return strcmp(f->name, "method") == 0;
     if (g->op->id == OP_JOIN) {
         if (g->rejoin)
             return strcmp(f->name, "token") != 0;
@@ -1324,6 +1380,10 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
         msgpack_pack_array(pk, count);
         for (size_t i = 0; i < count; i++)
             pack_item_map(pk, g, false);
+    } else if (strcmp(n, "base") == 0) {
+        pack_base(pk, sub);
+    } else if (strcmp(n, "order") == 0) {
+        pack_order(pk, sub);
     } else if (strcmp(n, "item") == 0) {
         pack_item_id(pk, sub, false);
     } else if (strcmp(n, "after") == 0) {

@@ -81,6 +81,9 @@ class RoomState:
             self.reranks += 1
             if strict and self.order() != before:
                 raise AssertionError("items.reranked changed the order of the backlog")
+        elif t == "order.applied":   # prioritization: new ranks for the items that moved
+            for k, r in ev["ranks"].items():
+                self.items[k]["rank"] = r
         elif t == "focus":
             self.focus = ev["item"]
         elif t in ("round.started", "voted", "round.revealed", "round.cancelled",

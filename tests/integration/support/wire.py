@@ -13,7 +13,8 @@ ROLES = ("facilitator", "owner", "member", "observer")
 ERROR_CODES = ("bad_request", "unknown_op", "not_joined", "auth_failed", "forbidden",
                "not_found", "conflict", "too_large", "rate_limited", "room_full", "internal")
 ITEM_FIELDS = ("id", "title", "kind", "persona", "goal", "benefit", "notes", "acceptance",
-               "estimate", "value", "moscow", "status", "parent", "rank", "labels", "updated_at")
+               "estimate", "value", "moscow", "status", "parent", "rank", "labels", "updated_at",
+               "business_value", "time_criticality", "risk_reduction")
 
 
 def is_event(msg):

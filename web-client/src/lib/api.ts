@@ -17,6 +17,8 @@ import type {
   Confidence,
   KanoAnswer,
   KanoSurvey,
+  PrioMethod,
+  Proposal,
 } from "./protocol";
 
 export type ConnectionStatus =
@@ -134,6 +136,10 @@ export interface RoomApi {
   readonly myKano: Record<string, { functional: KanoAnswer; dysfunctional: KanoAnswer }>;
   retryPending(key: number): void;
   discardPending(key: number): void;
+  /** Prioritization: the order a method gives the backlog (changes nothing; not queued offline). */
+  proposeOrder(method: PrioMethod): Promise<Proposal>;
+  /** Applies the proposal of `method` made at `base` (facilitator, owner), in one event. */
+  applyOrder(method: PrioMethod, base: string): Promise<void>;
 }
 
 /** Creates a room (a connection of its own) and returns its id and four tokens. */

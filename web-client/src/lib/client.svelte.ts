@@ -33,6 +33,8 @@ import type {
   ItemFields,
   JoinOk,
   Message,
+  PrioMethod,
+  Proposal,
   Role,
   RoomInfo,
   Snapshot,
@@ -248,6 +250,17 @@ export class RoomClient implements RoomApi {
   async kanoReset(item: string): Promise<void> {
     await this.change("kano.reset", { item }, `Reopen the Kano survey of “${this.title(item)}”`);
     delete this.myKano[item];
+  }
+
+  async proposeOrder(method: PrioMethod): Promise<Proposal> {
+    if (!this.conn || this.status !== "connected") throw new RequestError("not_sent", "Not connected: the proposal needs the server.");
+    const reply = await this.conn.request({ t: "order.propose", method });
+    if (reply.t !== "ok") throw new RequestError((reply.code as ErrorCode) ?? "internal", (reply.msg as string) ?? "The server refused the proposal.");
+    return reply as unknown as Proposal;
+  }
+
+  async applyOrder(method: PrioMethod, base: string): Promise<void> {
+    await this.change("order.apply", { method, base }, "Apply the proposed order");
   }
 
   async reveal(round: string): Promise<void> {
@@ -826,6 +839,8 @@ function matches(entry: Entry, ev: Ev, myPid: string): boolean {
       return ev.t === "kano.revealed" && ev.item === f.item;
     case "kano.reset":
       return ev.t === "kano.reset" && ev.item === f.item;
+    case "order.apply":
+      return ev.t === "order.applied";
     case "round.accept":
       return ev.t === "round.accepted" && ev.round === f.round;
     case "round.cancel":

@@ -27,6 +27,10 @@ export interface Item {
   moscow: Moscow | null;
   status: ItemStatus;
   labels: string[];
+  /** WSJF's cost-of-delay inputs, 0..20 or nil (PROTOCOL.md "Prioritization"). */
+  business_value?: number | null;
+  time_criticality?: number | null;
+  risk_reduction?: number | null;
 }
 
 /** Fields a client may send in item.add's `item`, item.update's `set` and item.split's `children`. */
@@ -182,6 +186,8 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   "kano.answer": ["facilitator", "owner", "member", "observer"],
   "kano.reveal": ["facilitator"],
   "kano.reset": ["facilitator"],
+  "order.propose": ["facilitator", "owner", "member", "observer"],
+  "order.apply": ["facilitator", "owner"],
 };
 
 export function may(role: Role | null | undefined, op: string): boolean {
@@ -255,3 +261,14 @@ export const SPLIT_PATTERNS = [
   { id: "spike", label: "Spike (research) first", hint: "A time-boxed research story, then the stories it informs." },
 ] as const;
 export type SplitPattern = (typeof SPLIT_PATTERNS)[number]["id"];
+
+/** Prioritization (PROTOCOL.md "Prioritization"): order.propose's methods and reply. */
+export type PrioMethod = "value_effort" | "wsjf" | "moscow_value";
+export interface Proposal {
+  method: PrioMethod;
+  base: string; // order.apply refuses a stale one (conflict)
+  order: string[]; // the open items' ids, in the proposed order
+  scores: (number | null)[];
+  lacking: { item: string; missing: string[] }[];
+  fixed: number; // split parents and done items, which keep their place
+}

@@ -435,6 +435,26 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
       edit.commit();
       return null;
     }
+    case "order.applied": {
+      // Prioritization: the items that moved, with their new ranks (PROTOCOL.md "order.apply").
+      const ranks = (e.ranks ?? {}) as Record<string, string>;
+      const edit = new ItemsEdit(view);
+      const items = edit.items;
+      let moved = 0;
+      for (let i = 0; i < items.length; i++) {
+        const r = ranks[items[i].id];
+        if (r !== undefined && items[i].rank !== r) {
+          items[i] = { ...items[i], rank: r };
+          mark(items[i].id);
+          moved++;
+        }
+      }
+      items.sort((a, b) => compareRank(a.rank, b.rank));
+      edit.reindex();
+      edit.commit();
+      const how = PRIO_METHOD_WORDS[e.method as string] ?? "a new";
+      return (who) => `${who} applied ${how} order (${moved} ${moved === 1 ? "story" : "stories"} moved)`;
+    }
     case "focus": {
       const id = (e.item as string | null) ?? null;
       view.focus = id;
@@ -558,6 +578,12 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
       return null; // an event this client does not know: seq still advances
   }
 }
+
+const PRIO_METHOD_WORDS: Record<string, string> = {
+  value_effort: "the value/effort",
+  wsjf: "the WSJF",
+  moscow_value: "the MoSCoW",
+};
 
 /** The survey of an item, made (empty) when it has none yet. */
 export function kanoSurvey(view: RoomView, item: string): KanoSurvey {
