@@ -161,6 +161,11 @@ static const struct field_spec F_KANO_ANSWER[] = {
     {"dysfunctional", FT_STR, FF_REQUIRED, 16, 0, KANO_CHOICES, "how you feel if it is not there"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
+static const struct field_spec F_UNDO[] = {
+    {"seq", FT_UINT, 0, SEQ_MAX, 0, NULL,
+     "the seq of the change to undo: refused unless it is your last undoable one"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
 static const struct field_spec F_NONE[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
@@ -208,6 +213,10 @@ static const struct op_spec OPS[OP__COUNT] = {
      "show an item's Kano results: counts, category, coefficients"},
     {"kano.reset", OP_KANO_RESET, R_FAC, OPF_CHANGES, F_ITEM, "kano.reset",
      "drop every answer of an item's survey and open it again"},
+    {"item.unsplit", OP_ITEM_UNSPLIT, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_ITEM, "item.unsplit",
+     "merge an untouched split back: its children go, the parent's status comes back"},
+    {"undo", OP_UNDO, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_UNDO, "item.* with `undo`",
+     "undo your own last backlog change if nothing changed on top of it since"},
 };
 
 const struct op_spec *ops_find(const char *s, size_t n)

@@ -54,6 +54,8 @@ enum op_id {
     OP_KANO_ANSWER,
     OP_KANO_REVEAL,
     OP_KANO_RESET,
+    OP_ITEM_UNSPLIT,
+    OP_UNDO,
     OP__COUNT,
 };
 

@@ -16,6 +16,8 @@
 #include "req.h"
 #include "room.h"
 #include "room_ops.h"
+#include "undo.h"
+#include "unsplit.h"
 
 typedef int (*handler_fn)(struct req *r);
 
@@ -45,6 +47,8 @@ static const handler_fn HANDLERS[] = {
     [OP_KANO_ANSWER] = kano_ops_answer,
     [OP_KANO_REVEAL] = kano_ops_reveal,
     [OP_KANO_RESET] = kano_ops_reset,
+    [OP_ITEM_UNSPLIT] = unsplit_handle,
+    [OP_UNDO] = undo_handle,
 };
 /* clang-format on */
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,
