@@ -182,6 +182,8 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   "kano.answer": ["facilitator", "owner", "member", "observer"],
   "kano.reveal": ["facilitator"],
   "kano.reset": ["facilitator"],
+  "item.unsplit": ["facilitator", "owner", "member"],
+  undo: ["facilitator", "owner", "member"],
 };
 
 export function may(role: Role | null | undefined, op: string): boolean {
