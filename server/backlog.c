@@ -356,9 +356,9 @@ bool backlog_item_has(const struct item *it, const msgpack_object *set)
     return true;
 }
 
-void backlog_item_pack(const struct item *it, msgpack_packer *pk)
+/* The item's 4 keys and its fields (4 + ITEM_F__COUNT pairs of a map). */
+static void pack_pairs(const struct item *it, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 4 + ITEM_F__COUNT);
     codec_pack_kv_str(pk, "id", it->id);
     codec_pack_kv_str(pk, "rank", it->rank);
     codec_pack_kv_str(pk, "parent", it->parent);
@@ -369,19 +369,18 @@ void backlog_item_pack(const struct item *it, msgpack_packer *pk)
     }
 }
 
+void backlog_item_pack(const struct item *it, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 4 + ITEM_F__COUNT);
+    pack_pairs(it, pk);
+}
+
 /* The stored map: backlog_item_pack()'s keys and fields, then seq, by and
  * split (nil, or {seq, was, children}). */
 static void pack_stored(const struct item *it, msgpack_packer *pk)
 {
     msgpack_pack_map(pk, 4 + ITEM_F__COUNT + 3);
-    codec_pack_kv_str(pk, "id", it->id);
-    codec_pack_kv_str(pk, "rank", it->rank);
-    codec_pack_kv_str(pk, "parent", it->parent);
-    codec_pack_kv_i64(pk, "updated_at", it->updated_at);
-    for (size_t i = 0; i < ITEM_F__COUNT; i++) {
-        codec_pack_str(pk, ops_item_fields[i].name);
-        ival_pack(&it->f[i], pk);
-    }
+    pack_pairs(it, pk);
     codec_pack_kv_u64(pk, "seq", it->seq);
     codec_pack_kv_str(pk, "by", it->by);
     codec_pack_str(pk, "split");

@@ -38,6 +38,16 @@ async function waitOrder(order) {
     });
 }
 
+/** The member renames a story in its editor; the facilitator's page shows the new title. */
+async function memberRenames(title, renamed) {
+  await selectItem(s.mem, title);
+  await detail(s.mem).getByRole("button", { name: "Edit", exact: true }).click();
+  const form = s.mem.getByRole("form", { name: "Edit story" });
+  await form.getByRole("textbox", { name: "Title" }).fill(renamed);
+  await form.getByRole("button", { name: "Save", exact: true }).click();
+  await waitFor(async () => (await rowTitles(s.fac)).includes(renamed));
+}
+
 async function axe(page, selector, what) {
   const res = await new AxeBuilder({ page }).include(selector).analyze();
   for (const v of res.violations) console.log(`A11Y undo ${what}: ${v.impact} ${v.id} ${v.help}`);
@@ -97,12 +107,7 @@ step("after the member edits the story, the Undo button explains the refusal", a
   await moveByMenu(s.fac, "Checkout", "Move to top");
   await waitOrder(["Checkout", "Sign in", "Order history"]);
   await toast(s.fac).getByTestId("undo-button").waitFor();
-  await selectItem(s.mem, "Checkout");
-  await detail(s.mem).getByRole("button", { name: "Edit", exact: true }).click();
-  const form = s.mem.getByRole("form", { name: "Edit story" });
-  await form.getByRole("textbox", { name: "Title" }).fill("Checkout with card");
-  await form.getByRole("button", { name: "Save", exact: true }).click();
-  await waitFor(async () => (await rowTitles(s.fac)).includes("Checkout with card"));
+  await memberRenames("Checkout", "Checkout with card");
   await toast(s.fac).getByTestId("undo-button").click();
   const msg = s.fac.getByTestId("undo-message");
   await waitFor(async () => /Not undone\. Max changed 'Checkout with card' after your move/.test((await msg.textContent()) ?? ""), {
@@ -138,12 +143,7 @@ step("a split merged back; then refused once a child was edited; the row's estim
   await dlg.getByRole("button", { name: "Split story", exact: true }).click();
   await dlg.waitFor({ state: "hidden" });
   await waitOrder(["Checkout with card", item, "Sign in: password", "Sign in: magic link", "Order history"]);
-  await selectItem(s.mem, "Sign in: magic link");
-  await detail(s.mem).getByRole("button", { name: "Edit", exact: true }).click();
-  const form = s.mem.getByRole("form", { name: "Edit story" });
-  await form.getByRole("textbox", { name: "Title" }).fill("Sign in: passkey");
-  await form.getByRole("button", { name: "Save", exact: true }).click();
-  await waitFor(async () => (await rowTitles(s.fac)).includes("Sign in: passkey"));
+  await memberRenames("Sign in: magic link", "Sign in: passkey");
   await selectItem(s.fac, item);
   await detail(s.fac).getByTestId("unsplit").click();
   const refused = detail(s.fac).getByTestId("unsplit-refused");
