@@ -179,6 +179,11 @@ static const struct field_spec F_ORDER_APPLY[] = {
      "every open item's id, in the new order (or give `method`)"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
+static const struct field_spec F_UNDO[] = {
+    {"seq", FT_UINT, 0, SEQ_MAX, 0, NULL,
+     "the seq of the change to undo: refused unless it is your last undoable one"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
 static const struct field_spec F_NONE[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
@@ -230,6 +235,10 @@ static const struct op_spec OPS[OP__COUNT] = {
      "propose an order of the backlog by a method, applying nothing (`ok` without seq)"},
     {"order.apply", OP_ORDER_APPLY, R_FAC | R_OWN, OPF_CHANGES, F_ORDER_APPLY, "order.applied",
      "apply a proposed order to the backlog, in one event"},
+    {"item.unsplit", OP_ITEM_UNSPLIT, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_ITEM, "item.unsplit",
+     "merge an untouched split back: its children go, the parent's status comes back"},
+    {"undo", OP_UNDO, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_UNDO, "item.* with `undo`",
+     "undo your own last backlog change if nothing changed on top of it since"},
 };
 
 const struct op_spec *ops_find(const char *s, size_t n)

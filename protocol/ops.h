@@ -56,6 +56,8 @@ enum op_id {
     OP_KANO_RESET,
     OP_ORDER_PROPOSE,
     OP_ORDER_APPLY,
+    OP_ITEM_UNSPLIT,
+    OP_UNDO,
     OP__COUNT,
 };
 

@@ -153,6 +153,11 @@ static int ival_default(const struct field_spec *f, struct ival *out)
 
 static void ival_pack(const struct ival *v, msgpack_packer *pk)
 {
+    backlog_ival_pack(v, pk);
+}
+
+void backlog_ival_pack(const struct ival *v, msgpack_packer *pk)
+{
     switch (v->type) {
     case IV_NIL:
         msgpack_pack_nil(pk);
@@ -199,7 +204,24 @@ void backlog_item_free(struct item *it)
             backlog_ival_free(&it->f[i]);
     free(it->f);
     free(it->parent);
+    backlog_split_free(it->split);
     free(it);
+}
+
+void backlog_split_free(struct item_split *sp)
+{
+    if (!sp)
+        return;
+    free(sp->was);
+    free(sp->kids);
+    free(sp);
+}
+
+void backlog_touch(struct item *it, uint64_t seq, const char *pid, int64_t now)
+{
+    it->seq = seq;
+    snprintf(it->by, sizeof it->by, "%s", pid ? pid : "");
+    it->updated_at = now;
 }
 
 /* Gives every field still nil its default. */
@@ -343,9 +365,9 @@ bool backlog_item_has(const struct item *it, const msgpack_object *set)
     return true;
 }
 
-void backlog_item_pack(const struct item *it, msgpack_packer *pk)
+/* The item's 4 keys and its fields (4 + ITEM_F__COUNT pairs of a map). */
+static void pack_pairs(const struct item *it, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 4 + ITEM_F__COUNT);
     codec_pack_kv_str(pk, "id", it->id);
     codec_pack_kv_str(pk, "rank", it->rank);
     codec_pack_kv_str(pk, "parent", it->parent);
@@ -356,10 +378,64 @@ void backlog_item_pack(const struct item *it, msgpack_packer *pk)
     }
 }
 
+void backlog_item_pack(const struct item *it, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 4 + ITEM_F__COUNT);
+    pack_pairs(it, pk);
+}
+
+/* The stored map: backlog_item_pack()'s keys and fields, then seq, by and
+ * split (nil, or {seq, was, children}). */
+static void pack_stored(const struct item *it, msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 4 + ITEM_F__COUNT + 3);
+    pack_pairs(it, pk);
+    codec_pack_kv_u64(pk, "seq", it->seq);
+    codec_pack_kv_str(pk, "by", it->by);
+    codec_pack_str(pk, "split");
+    if (!it->split) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    msgpack_pack_map(pk, 3);
+    codec_pack_kv_u64(pk, "seq", it->split->seq);
+    codec_pack_kv_str(pk, "was", it->split->was);
+    codec_pack_str(pk, "children");
+    msgpack_pack_array(pk, it->split->n);
+    for (uint32_t i = 0; i < it->split->n; i++)
+        codec_pack_str(pk, it->split->kids[i]);
+}
+
 int backlog_save_item(struct store *s, const char *room, const struct item *it)
 {
-    backlog_item_pack(it, store_packer(s));
+    pack_stored(it, store_packer(s));
     return store_put_item(s, room, it->id, it->rank);
+}
+
+/* The split record of a stored item map (o: its "split" value). */
+static int load_split(struct item *it, const msgpack_object *o)
+{
+    const msgpack_object *seq = codec_get(o, "seq"), *was = codec_get(o, "was"),
+                         *kids = codec_get(o, "children");
+    if (!seq || seq->type != MSGPACK_OBJECT_POSITIVE_INTEGER || !was ||
+        was->type != MSGPACK_OBJECT_STR || !kids || kids->type != MSGPACK_OBJECT_ARRAY)
+        return 0; /* not one we wrote: no unsplit for it */
+    struct item_split *sp = calloc(1, sizeof *sp);
+    if (!sp || !(sp->was = codec_strdup(was)) ||
+        !(sp->kids = calloc(kids->via.array.size ? kids->via.array.size : 1, sizeof *sp->kids))) {
+        backlog_split_free(sp);
+        return RF_ENOMEM;
+    }
+    sp->seq = seq->via.u64;
+    for (uint32_t i = 0; i < kids->via.array.size; i++) {
+        const msgpack_object *k = &kids->via.array.ptr[i];
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size < ITEM_ID_MAX) {
+            memcpy(sp->kids[sp->n], k->via.str.ptr, k->via.str.size);
+            sp->kids[sp->n++][k->via.str.size] = 0;
+        }
+    }
+    it->split = sp;
+    return 0;
 }
 
 /* ---- the ordered list --------------------------------------------------- */
@@ -487,6 +563,14 @@ int backlog_load_item(struct backlog *b, const char *id, const char *rank, const
     const msgpack_object *at = codec_get(&o, "updated_at");
     if (at && at->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
         it->updated_at = (int64_t)at->via.u64;
+    const msgpack_object *seq = codec_get(&o, "seq"), *by = codec_get(&o, "by"),
+                         *split = codec_get(&o, "split");
+    if (seq && seq->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        it->seq = seq->via.u64;
+    if (by && by->type == MSGPACK_OBJECT_STR && by->via.str.size < sizeof it->by)
+        memcpy(it->by, by->via.str.ptr, by->via.str.size);
+    if (split && split->type == MSGPACK_OBJECT_MAP && load_split(it, split))
+        goto out;
     /* Stored items hold every field, status "split" included: apply them
      * without the client-side checks. */
     /* Defaults after the stored fields, for any a stored item lacks: not

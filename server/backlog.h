@@ -17,6 +17,7 @@
 
 #include "map.h"
 #include "rank.h"
+#include "token.h"
 
 struct store;
 
@@ -67,6 +68,21 @@ struct item {
     struct ival *f; /* ITEM_F__COUNT: one per entry of ops_item_fields */
     size_t bytes;   /* its fields' values as MessagePack (backlog_item_bytes): what counts
                        against --max-room-bytes */
+    /* Its version, for undo and unsplit (undo.h): the seq of the last event
+     * that changed it (0: none since it was stored without one) and who sent
+     * it ("": the server or unknown). Stored, not sent to clients. */
+    uint64_t seq;
+    char by[TOKEN_LEN + 1];
+    struct item_split *split; /* a split parent: what item.unsplit needs; else NULL */
+};
+
+/* What a split left on its parent (stored with it): the split's seq, the
+ * parent's status before it, and its children's ids in order. */
+struct item_split {
+    uint64_t seq;
+    char *was;
+    uint32_t n;
+    char (*kids)[ITEM_ID_MAX];
 };
 
 /* A room's byte budget (--max-room-bytes) counts the items' field values
@@ -129,8 +145,14 @@ size_t backlog_item_bytes(const struct item *it);
 int backlog_item_bytes_with(const struct item *it, const msgpack_object *map, size_t *out);
 /* Packs the item as a map (every field). */
 void backlog_item_pack(const struct item *it, msgpack_packer *pk);
-/* Appends the item's row of room `room` to the store's current batch. */
+/* Appends the item's row of room `room` to the store's current batch: the
+ * map of backlog_item_pack() with its version (seq, by) and split record. */
 int backlog_save_item(struct store *s, const char *room, const struct item *it);
+/* Marks it as changed by the event about to be made (seq: the room's next)
+ * by pid (NULL: the server), at `now`. Every change to an item calls it. */
+void backlog_touch(struct item *it, uint64_t seq, const char *pid, int64_t now);
+/* NULL is a no-op. */
+void backlog_split_free(struct item_split *sp);
 
 /* Frees what v holds; v becomes nil. */
 void backlog_ival_free(struct ival *v);
@@ -138,5 +160,7 @@ void backlog_ival_free(struct ival *v);
 int backlog_ival_copy(struct ival *dst, const struct ival *src);
 /* v as MessagePack, in bytes. */
 size_t backlog_ival_bytes(const struct ival *v);
+/* Packs v (nil, string, integer or array of strings). */
+void backlog_ival_pack(const struct ival *v, msgpack_packer *pk);
 
 #endif

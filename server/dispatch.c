@@ -17,6 +17,8 @@
 #include "req.h"
 #include "room.h"
 #include "room_ops.h"
+#include "undo.h"
+#include "unsplit.h"
 
 typedef int (*handler_fn)(struct req *r);
 
@@ -48,6 +50,8 @@ static const handler_fn HANDLERS[] = {
     [OP_KANO_RESET] = kano_ops_reset,
     [OP_ORDER_PROPOSE] = prio_ops_propose,
     [OP_ORDER_APPLY] = prio_ops_apply,
+    [OP_ITEM_UNSPLIT] = unsplit_handle,
+    [OP_UNDO] = undo_handle,
 };
 /* clang-format on */
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,

@@ -15,6 +15,7 @@
 #include "room.h"
 #include "round.h"
 #include "store.h"
+#include "undo_rec.h"
 
 /* Refuses (too_large, with a sentence) a change that takes the room's item
  * state from `now` to `after` bytes past --max-room-bytes. */
@@ -116,6 +117,29 @@ static struct item *get_item(struct req *q, const char *field)
     return it;
 }
 
+/* Marks it as changed by the event q is about to make (backlog_touch). */
+static void touch(struct req *q, struct item *it)
+{
+    backlog_touch(it, q->room->seq + 1, q->who ? q->who->pid : NULL, clock_now_ms());
+}
+
+/* The `undo: seq` of an event that undoes a change (undo.h); nothing for an
+ * ordinary one (undo 0). */
+static void pack_undo(struct event *ev, uint64_t undo)
+{
+    if (undo)
+        codec_pack_kv_u64(&ev->pk, "undo", undo);
+}
+
+/* Makes u (taken) the sender's undoable change, made by the event seq. */
+static void undo_note(struct req *q, struct undo_rec *u, uint64_t seq)
+{
+    if (q->who)
+        undo_rec_set(&q->who->undo, u, seq);
+    else
+        undo_rec_free(u);
+}
+
 /* A new item from a client's map (validated here); not yet in the backlog. */
 static struct item *new_item_from(struct req *q, const msgpack_object *map, int *rc)
 {
@@ -157,17 +181,45 @@ int item_ops_add(struct req *q)
         return rc;
     }
     r->backlog.bytes += it->bytes;
+    touch(q, it);
     if (backlog_save_item(q->app->store, r->id, it) || room_save_meta(q->app, r)) {
         room_evict(q->app, r->id);
         return RF_ENOMEM;
     }
+    struct undo_rec *u = undo_rec_new(OP_ITEM_ADD, it, &r->backlog, NULL);
     struct event ev;
     event_begin(&ev, r, "item.added", q->who, 1);
+    undo_note(q, u, ev.seq);
     codec_pack_str(&ev.pk, "item");
     backlog_item_pack(it, &ev.pk);
     uint64_t seq;
     if (event_commit(q->app, &ev, &seq) == 0)
         req_ok_seq_str(q, seq, "item", it->id);
+    return 0;
+}
+
+int item_ops_restore(struct req *q, struct item *it, const struct item *prev, uint64_t undo)
+{
+    struct room *r = q->room;
+    int rc;
+    if (r->backlog.n >= BACKLOG_MAX_ITEMS)
+        return req_fail(q, RF_ETOO_LARGE, "The backlog has %d items, the most a room holds.",
+                        BACKLOG_MAX_ITEMS);
+    if ((rc = check_budget(q, r->backlog.bytes, r->backlog.bytes + it->bytes)) ||
+        (rc = rank_for(q, prev, NULL, it->rank)) || (rc = backlog_insert(&r->backlog, it)))
+        return rc;
+    r->backlog.bytes += it->bytes;
+    touch(q, it);
+    if (backlog_save_item(q->app->store, r->id, it)) {
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    event_begin(&ev, r, "item.added", q->who, 1 + (undo != 0));
+    codec_pack_str(&ev.pk, "item");
+    backlog_item_pack(it, &ev.pk);
+    pack_undo(&ev, undo);
+    event_reply(q, &ev);
     return 0;
 }
 
@@ -184,7 +236,7 @@ int item_ops_set_estimate(struct app *app, struct room *r, struct item *it, cons
     v->type = IV_STR;
     v->u.s = e;
     backlog_account(&r->backlog, it);
-    it->updated_at = clock_now_ms();
+    backlog_touch(it, r->seq + 1, by ? by->pid : NULL, clock_now_ms());
     if (backlog_save_item(app->store, r->id, it)) {
         room_evict(app, r->id);
         return RF_ENOMEM;
@@ -200,7 +252,6 @@ int item_ops_set_estimate(struct app *app, struct room *r, struct item *it, cons
 
 int item_ops_update(struct req *q)
 {
-    struct room *r = q->room;
     struct item *it = get_item(q, "item");
     if (!it)
         return RF_ENOT_FOUND;
@@ -210,41 +261,62 @@ int item_ops_update(struct req *q)
     int rc = ops_validate_fields(ops_item_fields, set, true, true, q->why, sizeof q->why);
     if (rc)
         return rc;
+    return item_ops_set(q, it, set, 0);
+}
+
+int item_ops_set(struct req *q, struct item *it, const msgpack_object *set, uint64_t undo)
+{
+    struct room *r = q->room;
+    int rc;
     if (backlog_item_has(it, set)) { /* the values it has: nothing changes */
         req_ok_unchanged(q);
         return 0;
     }
     size_t after;
     if ((rc = backlog_item_bytes_with(it, set, &after)) ||
-        (rc = check_budget(q, r->backlog.bytes, r->backlog.bytes - it->bytes + after)) ||
-        (rc = backlog_item_apply(it, set)))
+        (rc = check_budget(q, r->backlog.bytes, r->backlog.bytes - it->bytes + after)))
         return rc;
+    struct undo_rec *u = undo ? NULL : undo_rec_new(OP_ITEM_UPDATE, it, &r->backlog, set);
+    if ((rc = backlog_item_apply(it, set))) {
+        undo_rec_free(u);
+        return rc;
+    }
     backlog_account(&r->backlog, it);
-    it->updated_at = clock_now_ms();
+    touch(q, it);
     if (backlog_save_item(q->app->store, r->id, it)) {
+        undo_rec_free(u);
         room_evict(q->app, r->id);
         return RF_ENOMEM;
     }
     struct event ev;
-    event_begin(&ev, r, "item.updated", q->who, 2);
+    event_begin(&ev, r, "item.updated", q->who, 2 + (undo != 0));
+    if (!undo)
+        undo_note(q, u, ev.seq);
     codec_pack_kv_str(&ev.pk, "item", it->id);
     codec_pack_str(&ev.pk, "set");
     codec_pack_obj(&ev.pk, set);
+    pack_undo(&ev, undo);
     event_reply(q, &ev);
     return 0;
 }
 
 int item_ops_move(struct req *q)
 {
-    struct room *r = q->room;
     struct item *it = get_item(q, "item");
     const struct item *prev;
-    char rank[RANK_MAX + 1];
     int rc;
     if (!it)
         return RF_ENOT_FOUND;
     if ((rc = resolve_after(q, it, &prev)))
         return rc;
+    return item_ops_place(q, it, prev, 0);
+}
+
+int item_ops_place(struct req *q, struct item *it, const struct item *prev, uint64_t undo)
+{
+    struct room *r = q->room;
+    char rank[RANK_MAX + 1];
+    int rc;
     size_t at = backlog_index_of(&r->backlog, it);
     if (prev == (at ? r->backlog.v[at - 1] : NULL)) { /* already there */
         req_ok_unchanged(q);
@@ -252,35 +324,48 @@ int item_ops_move(struct req *q)
     }
     if ((rc = rank_for(q, prev, it, rank)))
         return rc;
+    struct undo_rec *u = undo ? NULL : undo_rec_new(OP_ITEM_MOVE, it, &r->backlog, NULL);
     backlog_move(&r->backlog, it, rank);
-    it->updated_at = clock_now_ms();
+    touch(q, it);
     if (backlog_save_item(q->app->store, r->id, it)) {
+        undo_rec_free(u);
         room_evict(q->app, r->id);
         return RF_ENOMEM;
     }
     struct event ev;
-    event_begin(&ev, r, "item.moved", q->who, 3);
+    event_begin(&ev, r, "item.moved", q->who, 3 + (undo != 0));
+    if (!undo)
+        undo_note(q, u, ev.seq);
     codec_pack_kv_str(&ev.pk, "item", it->id);
     codec_pack_kv_str(&ev.pk, "after", prev ? prev->id : NULL);
     codec_pack_kv_str(&ev.pk, "rank", it->rank);
+    pack_undo(&ev, undo);
     event_reply(q, &ev);
     return 0;
 }
 
 int item_ops_remove(struct req *q)
 {
-    struct room *r = q->room;
     struct item *it = get_item(q, "item");
     if (!it)
         return RF_ENOT_FOUND;
+    return item_ops_take(q, it, 0);
+}
+
+int item_ops_take(struct req *q, struct item *it, uint64_t undo)
+{
+    struct room *r = q->room;
     if (store_del_item(q->app->store, r->id, it->id))
         return RF_ENOMEM;
+    /* Its own removal keeps it for an undo (undo.h): the record takes it. */
+    struct undo_rec *u = undo ? NULL : undo_rec_new(OP_ITEM_REMOVE, it, &r->backlog, NULL);
     backlog_remove_at(&r->backlog, backlog_index_of(&r->backlog, it));
     r->backlog.bytes -= it->bytes;
     if (r->focus && strcmp(r->focus, it->id) == 0) {
         free(r->focus);
         r->focus = NULL;
         if (room_save_meta(q->app, r)) {
+            undo_rec_free(u);
             backlog_item_free(it);
             room_evict(q->app, r->id);
             return RF_ENOMEM;
@@ -288,9 +373,15 @@ int item_ops_remove(struct req *q)
     }
     hint_drop_item(r, it->id);
     struct event ev;
-    event_begin(&ev, r, "item.removed", q->who, 1);
+    event_begin(&ev, r, "item.removed", q->who, 1 + (undo != 0));
     codec_pack_kv_str(&ev.pk, "item", it->id);
-    backlog_item_free(it);
+    pack_undo(&ev, undo);
+    if (u)
+        undo_rec_keep(u, it);
+    else
+        backlog_item_free(it);
+    if (!undo)
+        undo_note(q, u, ev.seq);
     event_reply(q, &ev);
     return 0;
 }
@@ -357,6 +448,12 @@ int item_ops_split(struct req *q)
     char *focus = NULL;
     if (!rc && refocus && !(focus = strdup(kids[0]->id)))
         rc = RF_ENOMEM;
+    /* What item.unsplit will need: the status before, the children's ids. */
+    const struct ival *was = &parent->f[ITEM_F_STATUS];
+    struct item_split *sp = rc ? NULL : calloc(1, sizeof *sp);
+    if (!rc && (!sp || !(sp->kids = calloc(n, sizeof *sp->kids)) ||
+                !(sp->was = strdup(was->type == IV_STR ? was->u.s : "draft"))))
+        rc = RF_ENOMEM;
     /* The children, and the parent's status becoming "split". */
     size_t grow = 0;
     char word[] = "split";
@@ -385,15 +482,23 @@ int item_ops_split(struct req *q)
         }
         free(kids);
         free(focus);
+        backlog_split_free(sp);
         r->next_item = first_id;
         return rc;
     }
+    struct undo_rec *u = undo_rec_new(OP_ITEM_SPLIT, parent, &r->backlog, NULL);
     if (refocus) {
         free(r->focus);
         r->focus = focus;
     }
     if (closed)
         closed->state = ROUND_CANCELLED;
+    sp->seq = r->seq + 1;
+    sp->n = n;
+    for (uint32_t i = 0; i < n; i++)
+        strcpy(sp->kids[i], kids[i]->id);
+    backlog_split_free(parent->split);
+    parent->split = sp;
     struct ival *status = &parent->f[ITEM_F_STATUS];
     backlog_ival_free(status);
     status->type = IV_STR;
@@ -401,7 +506,9 @@ int item_ops_split(struct req *q)
     if (status->u.s)
         backlog_account(&r->backlog, parent);
     r->backlog.bytes += grow;
-    parent->updated_at = clock_now_ms();
+    touch(q, parent);
+    for (uint32_t i = 0; i < n; i++)
+        touch(q, kids[i]);
     int bad = !status->u.s || backlog_save_item(q->app->store, r->id, parent) ||
               room_save_meta(q->app, r);
     for (uint32_t i = 0; i < n && !bad; i++)
@@ -409,6 +516,7 @@ int item_ops_split(struct req *q)
     if (!bad && closed)
         bad = round_save(q->app->store, r->id, closed);
     if (bad) {
+        undo_rec_free(u);
         free(kids);
         room_evict(q->app, r->id);
         return RF_ENOMEM;
@@ -416,6 +524,7 @@ int item_ops_split(struct req *q)
     hint_drop_item(r, parent->id);
     struct event ev;
     event_begin(&ev, r, "item.split", q->who, 5);
+    undo_note(q, u, ev.seq);
     codec_pack_kv_str(&ev.pk, "item", parent->id);
     codec_pack_str(&ev.pk, "children");
     msgpack_pack_array(&ev.pk, n);

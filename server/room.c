@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "frame.h"
 #include "kano.h"
+#include "undo_rec.h"
 #include "log.h"
 #include "store.h"
 
@@ -67,6 +68,7 @@ static void room_free(struct room *r)
 {
     drop_frames(r);
     for (size_t i = 0; i < r->nparts; i++) {
+        undo_rec_free(r->parts[i]->undo);
         free(r->parts[i]->name);
         free(r->parts[i]);
     }

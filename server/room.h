@@ -25,6 +25,7 @@ struct app;
 struct conn;
 struct frame;
 struct kano_survey;
+struct undo_rec;
 
 /* The crowd rule. A room that knows more than ROOM_CROWD participants (all
  * of them, online or not: nparts, which never shrinks, so a room once crowded
@@ -48,8 +49,9 @@ struct participant {
     uint8_t secret_hash[TOKEN_HASH];
     char *name;
     int role;
-    int online; /* open connections */
-    size_t ix;  /* its index in room.parts */
+    int online;            /* open connections */
+    size_t ix;             /* its index in room.parts */
+    struct undo_rec *undo; /* their last undoable change (undo.h), or NULL */
 };
 
 struct room {

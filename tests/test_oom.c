@@ -495,7 +495,8 @@ struct step {
 };
 
 /* Every kind of change a meeting makes: a room, four roles joining, items
- * added, updated, moved, removed and split, the room's settings and deck
+ * added, updated, moved, removed and split (then each undone, and a split
+ * merged back), the room's settings and deck
  * changed, a poker round voted, revealed and accepted, a second one revealed
  * by its timer on the tick, a role change, the focus, a token rotated, and
  * participants leaving (which checks for an auto-reveal). */
@@ -555,6 +556,19 @@ static const struct step SCRIPT[] = {
     {LEAVE, OWN, NULL, NULL}, /* the last voter online goes: auto-reveal */
     {REQ, FAC, "token.rotate", "{\"role\": \"member\"}"},
     {LEAVE, DEV, NULL, NULL},
+    /* Undo after each kind of undoable change, and an unsplit. */
+    {REQ, FAC, "item.add", "{\"item\": {\"title\": \"Tmp\"}, \"after\": \"i1\"}"},
+    {REQ, FAC, "undo", "{}"},
+    {REQ, FAC, "item.update", "{\"item\": \"i1\", \"set\": {\"notes\": \"n\", \"value\": 3}}"},
+    {REQ, FAC, "undo", "{}"},
+    {REQ, FAC, "item.move", "{\"item\": \"i1\", \"after\": null}"},
+    {REQ, FAC, "undo", "{}"},
+    {REQ, FAC, "item.remove", "{\"item\": \"i1\"}"},
+    {REQ, FAC, "undo", "{}"},
+    {REQ, FAC, "item.split", "{\"item\": \"i1\", \"children\": [{\"title\": \"A\"}]}"},
+    {REQ, FAC, "undo", "{}"},
+    {REQ, FAC, "item.split", "{\"item\": \"i1\", \"children\": [{\"title\": \"B\"}]}"},
+    {REQ, FAC, "item.unsplit", "{\"item\": \"i1\"}"},
 };
 #define NSTEPS (sizeof SCRIPT / sizeof SCRIPT[0])
 

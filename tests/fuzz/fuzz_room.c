@@ -541,6 +541,17 @@ static void model_apply(const char *t, const msgpack_object *m)
                 VIOLATION("order.applied names the unknown item '%s'", id);
             copy_str(it->rank, sizeof it->rank, &ranks->via.map.ptr[i].val);
         }
+    } else if (strcmp(t, "item.unsplit") == 0) {
+        const msgpack_object *ch = codec_get(m, "children");
+        if (!ch || ch->type != MSGPACK_OBJECT_ARRAY || ch->via.array.size == 0)
+            VIOLATION("item.unsplit without children");
+        for (uint32_t i = 0; i < ch->via.array.size; i++) {
+            copy_str(id, sizeof id, &ch->via.array.ptr[i]);
+            struct mitem *it = model_find(id);
+            if (!it)
+                VIOLATION("item.unsplit names the unknown child '%s'", id);
+            *it = model[--nmodel];
+        }
     } else if (strcmp(t, "items.reranked") == 0) {
         const msgpack_object *ranks = codec_get(m, "ranks");
         if (!ranks || ranks->type != MSGPACK_OBJECT_MAP)
@@ -783,9 +794,10 @@ static void on_reply(int s, struct pending *p, const msgpack_object *m, bool ok)
     }
     /* A change that changes nothing is answered ok without seq (and no event,
      * which (a) checks); only these ops can be one. */
-    static const char *const may_change_nothing[] = {"vote",        "role.set",   "room.update",
-                                                     "item.update", "item.move",  "focus",
-                                                     "kano.answer", "order.apply"};
+    static const char
+        *const may_change_nothing[] = {"vote",      "role.set", "room.update", "item.update",
+                                       "item.move", "focus",    "kano.answer", "order.apply",
+                                       "undo" /* of a move back to where the item is again */};
     bool nothing = false;
     for (size_t i = 0; i < sizeof may_change_nothing / sizeof may_change_nothing[0]; i++)
         nothing |= strcmp(p->op->name, may_change_nothing[i]) == 0 && !codec_get(m, "seq");
@@ -1386,6 +1398,8 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
         pack_order(pk, sub);
     } else if (strcmp(n, "item") == 0) {
         pack_item_id(pk, sub, false);
+    } else if (strcmp(n, "seq") == 0) { /* undo's: the sender's last change, or near it */
+        msgpack_pack_uint64(pk, k->last_seq > sub % 4 ? k->last_seq - sub % 4 : 0);
     } else if (strcmp(n, "after") == 0) {
         pack_item_id(pk, sub, true); /* by default the last item */
     } else if (strcmp(n, "round") == 0) {
@@ -1627,7 +1641,33 @@ struct saved {
     bool auto_reveal, reveal_on_timer;
     uint32_t grace;
     size_t item_bytes; /* backlog.bytes: kept as items change, summed again at load */
+    uint64_t versions; /* a hash of the items' stored versions and split records (undo) */
 };
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const uint8_t *)p)[i]) * 1099511628211ull;
+    return h;
+}
+
+/* The items' seq, by and split record, which only the store keeps. */
+static uint64_t item_versions(const struct room *r)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < r->backlog.n; i++) {
+        const struct item *it = r->backlog.v[i];
+        h = fnv(h, it->id, strlen(it->id) + 1);
+        h = fnv(h, &it->seq, sizeof it->seq);
+        h = fnv(h, it->by, strlen(it->by) + 1);
+        if (it->split) {
+            h = fnv(h, &it->split->seq, sizeof it->split->seq);
+            h = fnv(h, it->split->was, strlen(it->split->was) + 1);
+            h = fnv(h, it->split->kids, it->split->n * sizeof *it->split->kids);
+        }
+    }
+    return h;
+}
 
 static void save_room(const struct room *r, struct saved *sv)
 {
@@ -1649,6 +1689,7 @@ static void save_room(const struct room *r, struct saved *sv)
     sv->reveal_on_timer = r->reveal_on_timer;
     sv->grace = r->facilitator_grace;
     sv->item_bytes = r->backlog.bytes;
+    sv->versions = item_versions(r);
 }
 
 static bool obj_eq(const msgpack_object *a, const msgpack_object *b)
@@ -1693,6 +1734,8 @@ static void compare_room(const struct saved *sv, const struct room *r)
     if (now.item_bytes != sv->item_bytes)
         VIOLATION("the room's item bytes (--max-room-bytes) were %zu as kept, %zu summed at load",
                   sv->item_bytes, now.item_bytes);
+    if (now.versions != sv->versions)
+        VIOLATION("the items loaded back have other versions (seq, by) or split records");
     msgpack_zone z;
     msgpack_object a, b;
     const char *why;

@@ -87,6 +87,11 @@ REQUESTS = {
     "token.rotate": [{"role": "member"}],
     "hint": [{"item": "i1", "what": "editing"}, {"item": "i2", "what": "dragging"},
              {"item": None, "what": None}],
+    "kano.answer": [{"item": "i1", "functional": "like", "dysfunctional": "dislike"}],
+    "kano.reveal": [{"item": "i1"}],
+    "kano.reset": [{"item": "i1"}],
+    "item.unsplit": [{"item": "i1"}],
+    "undo": [{}, {"seq": 7}],
 }
 
 # What the server sends: valid maps too, with other shapes.
@@ -369,6 +374,29 @@ def room_seeds(ops, count, pseudo):
         step(STR, "P_LEAVE"),
         step(STR, "OP_JOIN", 0, 1, 6, 1, 1),             # the other room
         step(STR, "OP_ITEM_ADD"),
+    ])
+    # Undo after each undoable change (the same participant), one refused after another's
+    # change, a stale seq, an unsplit, and undo records lost with the room (evicted).
+    seeds["undo"] = bytes([0]) + add * 3 + b"".join([
+        step(OWN, "OP_ITEM_ADD"),
+        step(OWN, "OP_UNDO"),
+        step(MEM, "OP_ITEM_UPDATE", 0, 1, 0, 1, 0, 0x84, 4, 2, 9, 0x21),
+        step(MEM, "OP_UNDO", 0, 1, 0),                  # with the update's seq
+        step(OWN, "OP_ITEM_MOVE", 0, 1, 2, 9, 0),       # to the top
+        step(FAC, "OP_ITEM_UPDATE", 0, 1, 0, 1, 0, 0x84, 4, 2, 9, 0x21),
+        step(OWN, "OP_UNDO"),                           # conflict: changed since (or not the same)
+        step(OWN, "OP_ITEM_REMOVE", 0, 1, 1),
+        step(OWN, "OP_UNDO", 0, 1, 1),                  # a stale seq: conflict
+        step(OWN, "OP_UNDO"),
+        step(MEM, "OP_ITEM_SPLIT", 0, 1, 1, 1, 2),
+        step(MEM, "OP_UNDO"),
+        step(MEM, "OP_ITEM_SPLIT", 0, 1, 1, 1, 2),
+        step(FAC, "OP_ITEM_UNSPLIT", 0, 1, 1),
+        step(MEM, "OP_ITEM_SPLIT", 0, 1, 0, 1, 1),
+        step(FAC, "P_RELOAD", 0),
+        step(MEM, "OP_UNDO"),                           # nothing to undo any more
+        step(FAC, "OP_ITEM_UNSPLIT", 0, 1, 0),
+        step(OBS, "OP_UNDO"),                           # forbidden
     ])
     raw = pack({"t": "focus", "id": 99, "item": None})
     seeds["frames"] = bytes([0]) + b"".join([

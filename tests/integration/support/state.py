@@ -68,6 +68,11 @@ class RoomState:
                 for ch in ev["children"]:
                     self._check_position(ch["id"], prev, "item.split seq %s" % ev["seq"])
                     prev = ch["id"]
+        elif t == "item.unsplit":
+            for k in ev["children"]:
+                del self.items[k]
+            self.items[ev["item"]]["status"] = ev["status"]
+            self.focus = ev["focus"]
         elif t == "items.reranked":
             before = self.order()
             ranks = ev["ranks"]

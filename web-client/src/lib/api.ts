@@ -56,6 +56,13 @@ export interface PendingChange {
   error?: string;
 }
 
+/** My own last undoable change: its seq, op and a sentence ("Moved “Checkout”"). */
+export interface LastChange {
+  seq: number;
+  op: string;
+  label: string;
+}
+
 /** One line of the activity feed, built from events ("Dana moved “Checkout” to the top"). */
 export interface Activity {
   seq: number;
@@ -134,6 +141,12 @@ export interface RoomApi {
   kanoReset(item: string): Promise<void>;
   /** My own Kano answers (kept locally, since the server never echoes them): item -> pair. */
   readonly myKano: Record<string, { functional: KanoAnswer; dysfunctional: KanoAnswer }>;
+  /** Merges an untouched split back (item.unsplit); rejects with the server's reason otherwise. */
+  unsplitItem(id: string): Promise<void>;
+  /** My last change that `undo` would undo, as this page knows it (null: none known). */
+  readonly lastChange: LastChange | null;
+  /** Undoes my last undoable change (`undo {seq}`); rejects with the server's reason. */
+  undo(): Promise<void>;
   retryPending(key: number): void;
   discardPending(key: number): void;
   /** Prioritization: the order a method gives the backlog (changes nothing; not queued offline). */

@@ -8,6 +8,7 @@ import type {
   ConnectionStatus,
   CreateRoom,
   JoinCredentials,
+  LastChange,
   PendingChange,
   RoomApi,
   RoomView,
@@ -90,6 +91,7 @@ export class RoomClient implements RoomApi {
   tokens = $state<Partial<Record<Role, string>>>({});
   myKano = $state<Record<string, { functional: KanoAnswer; dysfunctional: KanoAnswer }>>({});
   myVote = $state<{ round: string; card: string | null; confidence?: Confidence } | null>(null);
+  lastChange = $state<LastChange | null>(null);
 
   private opts: RoomClientOptions;
   private timers: Timers;
@@ -186,27 +188,55 @@ export class RoomClient implements RoomApi {
     const f: Record<string, unknown> = { item: fields };
     if (after !== undefined) f.after = after;
     const ok = await this.change("item.add", f, `Add “${fields.title ?? ""}”`);
+    this.noteUndoable(ok, "item.add", `Added “${fields.title ?? ""}”`);
     return ok.item as string;
   }
 
   async updateItem(id: string, set: ItemFields): Promise<void> {
-    await this.change("item.update", { item: id, set }, `Edit “${this.title(id)}”`);
+    const ok = await this.change("item.update", { item: id, set }, `Edit “${this.title(id)}”`);
+    this.noteUndoable(ok, "item.update", `Edited “${this.title(id)}”`);
   }
 
   async moveItem(id: string, after: string | null): Promise<void> {
-    await this.change("item.move", { item: id, after }, `Move “${this.title(id)}”`);
+    const ok = await this.change("item.move", { item: id, after }, `Move “${this.title(id)}”`);
+    this.noteUndoable(ok, "item.move", `Moved “${this.title(id)}”`);
   }
 
   async removeItem(id: string): Promise<void> {
-    await this.change("item.remove", { item: id }, `Remove “${this.title(id)}”`);
+    const title = this.title(id);
+    const ok = await this.change("item.remove", { item: id }, `Remove “${title}”`);
+    this.noteUndoable(ok, "item.remove", `Removed “${title}”`);
   }
 
   async splitItem(id: string, children: ItemFields[], pattern?: string): Promise<string[]> {
     const f: Record<string, unknown> = { item: id, children };
     if (pattern) f.pattern = pattern;
     const ok = await this.change("item.split", f, `Split “${this.title(id)}”`);
+    this.noteUndoable(ok, "item.split", `Split “${this.title(id)}”`);
     const ev = this.mine.find((e) => e.seq === ok.seq && e.t === "item.split");
     return ((ev?.children as Item[] | undefined) ?? []).map((c) => c.id);
+  }
+
+  async unsplitItem(id: string): Promise<void> {
+    await this.change("item.unsplit", { item: id }, `Merge “${this.title(id)}” back`);
+  }
+
+  /** Undoes lastChange (or, unknown to this page, whatever the server holds as my last). */
+  async undo(): Promise<void> {
+    const last = this.lastChange;
+    try {
+      await this.change("undo", last ? { seq: last.seq } : {}, last ? `Undo: ${last.label}` : "Undo");
+    } catch (e) {
+      // Refused: that change can never be undone any more (versions only move on).
+      if (e instanceof RequestError && e.code !== "not_sent" && this.lastChange === last) this.lastChange = null;
+      throw e;
+    }
+    if (this.lastChange === last) this.lastChange = null;
+  }
+
+  /** A change of mine that made an event (ok with seq) is the one `undo` would undo now. */
+  private noteUndoable(ok: Message, op: string, label: string): void {
+    if (typeof ok.seq === "number") this.lastChange = { seq: ok.seq, op, label };
   }
 
   async setFocus(id: string | null): Promise<void> {
@@ -825,6 +855,10 @@ function matches(entry: Entry, ev: Ev, myPid: string): boolean {
       return ev.t === "item.removed" && ev.item === f.item;
     case "item.split":
       return ev.t === "item.split" && ev.item === f.item;
+    case "item.unsplit":
+      return ev.t === "item.unsplit" && ev.item === f.item && ev.undo == null;
+    case "undo":
+      return ev.undo != null && (f.seq === undefined || ev.undo === f.seq);
     case "focus":
       return ev.t === "focus" && (ev.item ?? null) === (f.item ?? null);
     case "round.start":

@@ -188,6 +188,8 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   "kano.reset": ["facilitator"],
   "order.propose": ["facilitator", "owner", "member", "observer"],
   "order.apply": ["facilitator", "owner"],
+  "item.unsplit": ["facilitator", "owner", "member"],
+  undo: ["facilitator", "owner", "member"],
 };
 
 export function may(role: Role | null | undefined, op: string): boolean {

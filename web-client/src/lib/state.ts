@@ -336,7 +336,9 @@ export function applyEvent(view: RoomView, ev: Message, myPid: string | null): A
   const e = ev as Ev;
   const at = typeof e.at === "number" ? e.at : Date.now();
   const remote = e.by !== myPid || e.by == null;
-  const text = mutate(view, e, at, remote);
+  const line = mutate(view, e, at, remote);
+  // An undo is made of the ordinary events, marked with the seq of the change undone.
+  const text: Line = line && typeof e.undo === "number" ? (who) => `${line(who)} (undo)` : line;
   view.seq = seq;
   if (text) pushActivity(view, { seq, at, text: text(actorName(view, e.by ?? null, myPid)) });
   return "applied";
@@ -421,6 +423,23 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
       const n = children.length;
       const closed = typeof e.round === "string" ? " (the round on it is closed)" : "";
       return (who) => `${who} split “${title}” into ${n} ${n === 1 ? "story" : "stories"}${closed}`;
+    }
+    case "item.unsplit": {
+      const id = e.item as string;
+      const children = (e.children ?? []) as string[];
+      const edit = new ItemsEdit(view);
+      for (const child of children) {
+        edit.removeAt(edit.indexOf(child));
+        delete view.changedAt[child];
+      }
+      const parent = edit.update(id, { status: (e.status as Item["status"]) ?? "draft", updated_at: at });
+      if (parent) mark(id);
+      edit.commit();
+      const gone = new Set(children);
+      removeHintsWhere(view, (h) => gone.has(h.item));
+      if ("focus" in e) view.focus = (e.focus as string | null) ?? null;
+      const title = parent?.title ?? "a story";
+      return (who) => `${who} merged the split of “${title}” back`;
     }
     case "items.reranked": {
       const ranks = (e.ranks ?? {}) as Record<string, string>;

@@ -127,6 +127,27 @@ export function splitSum(children: readonly (string | null | undefined)[], paren
   return { sum, counted, uncounted: children.length - counted, parent, diff, text };
 }
 
+/** The children's estimates against each split parent's, for the backlog's rows: parent id ->
+ *  its SplitSum (one pass over the items; only parents with a child estimated). */
+export function splitSums(items: readonly { id: string; parent: string | null; status: string; estimate: string | null }[]): Map<string, SplitSum> {
+  const kids = new Map<string, (string | null)[]>();
+  for (const it of items) {
+    if (it.parent === null) continue;
+    const k = kids.get(it.parent);
+    if (k) k.push(it.estimate);
+    else kids.set(it.parent, [it.estimate]);
+  }
+  const out = new Map<string, SplitSum>();
+  if (!kids.size) return out;
+  for (const it of items) {
+    const k = it.status === "split" ? kids.get(it.id) : undefined;
+    if (!k) continue;
+    const s = splitSum(k, it.estimate);
+    if (s.counted) out.set(it.id, s);
+  }
+  return out;
+}
+
 // ---- keyboard voting ------------------------------------------------------------------------
 
 /** Keys typed within this many ms of each other form one card ('1' then '3' is 13). */
