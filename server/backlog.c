@@ -17,6 +17,7 @@ static const char *const FIELD_NAMES[ITEM_F__COUNT] = {
     [ITEM_F_ACCEPTANCE] = "acceptance", [ITEM_F_ESTIMATE] = "estimate",
     [ITEM_F_VALUE] = "value",           [ITEM_F_MOSCOW] = "moscow",
     [ITEM_F_STATUS] = "status",         [ITEM_F_LABELS] = "labels",
+    [ITEM_F_PERSONA_ID] = "persona_id", [ITEM_F_OUTCOMES] = "outcomes",
 };
 
 int backlog_check_fields(void)

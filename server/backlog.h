@@ -39,6 +39,8 @@ enum item_field {
     ITEM_F_MOSCOW,
     ITEM_F_STATUS,
     ITEM_F_LABELS,
+    ITEM_F_PERSONA_ID,
+    ITEM_F_OUTCOMES,
     ITEM_F__COUNT
 };
 
