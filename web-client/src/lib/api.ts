@@ -17,6 +17,10 @@ import type {
   Confidence,
   KanoAnswer,
   KanoSurvey,
+  Outcome,
+  Persona,
+  Product,
+  Vision,
 } from "./protocol";
 
 export type ConnectionStatus =
@@ -74,6 +78,7 @@ export interface RoomView {
   focus: string | null;
   timerEndsAt: number | null;
   kano: KanoSurvey[]; // Kano surveys, oldest first (no one's answer)
+  product: Product; // vision, personas, outcomes
   hints: Hint[]; // other participants' live hints
   /** item id -> time of the last remote change (for a brief highlight) */
   changedAt: Record<string, number>;
@@ -132,6 +137,14 @@ export interface RoomApi {
   kanoReset(item: string): Promise<void>;
   /** My own Kano answers (kept locally, since the server never echoes them): item -> pair. */
   readonly myKano: Record<string, { functional: KanoAnswer; dysfunctional: KanoAnswer }>;
+  /** Vision (owner), personas and outcomes (owner, facilitator). add* resolve the new id. */
+  setVision(set: Partial<Vision>): Promise<void>;
+  addPersona(p: Partial<Omit<Persona, "id">> & { name: string }, adopt?: boolean): Promise<string>;
+  updatePersona(id: string, set: Partial<Omit<Persona, "id">>): Promise<void>;
+  removePersona(id: string, force?: boolean): Promise<void>;
+  addOutcome(o: Partial<Omit<Outcome, "id">> & { name: string }): Promise<string>;
+  updateOutcome(id: string, set: Partial<Omit<Outcome, "id">>): Promise<void>;
+  removeOutcome(id: string, force?: boolean): Promise<void>;
   retryPending(key: number): void;
   discardPending(key: number): void;
 }

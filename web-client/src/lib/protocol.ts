@@ -27,6 +27,8 @@ export interface Item {
   moscow: Moscow | null;
   status: ItemStatus;
   labels: string[];
+  persona_id: string | null; // one of the room's personas (Product), or null
+  outcomes: string[]; // ids of the room's outcomes the item serves
 }
 
 /** Fields a client may send in item.add's `item`, item.update's `set` and item.split's `children`. */
@@ -119,6 +121,7 @@ export interface Snapshot {
   focus: string | null;
   timer: number | null;
   kano?: KanoSurvey[];
+  product?: Product;
 }
 
 /** Every message has `t`; events also `seq`, `at`, `by`; replies `id`. */
@@ -182,6 +185,13 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   "kano.answer": ["facilitator", "owner", "member", "observer"],
   "kano.reveal": ["facilitator"],
   "kano.reset": ["facilitator"],
+  "vision.set": ["owner"],
+  "persona.add": ["facilitator", "owner"],
+  "persona.update": ["facilitator", "owner"],
+  "persona.remove": ["facilitator", "owner"],
+  "outcome.add": ["facilitator", "owner"],
+  "outcome.update": ["facilitator", "owner"],
+  "outcome.remove": ["facilitator", "owner"],
 };
 
 export function may(role: Role | null | undefined, op: string): boolean {
@@ -255,3 +265,47 @@ export const SPLIT_PATTERNS = [
   { id: "spike", label: "Spike (research) first", hint: "A time-boxed research story, then the stories it informs." },
 ] as const;
 export type SplitPattern = (typeof SPLIT_PATTERNS)[number]["id"];
+
+/** Vision, personas and outcomes (PROTOCOL.md "Vision, personas and outcomes"). */
+export interface Vision {
+  target: string; // For ...
+  need: string; // who ...
+  product: string; // the ...
+  product_category: string; // is a ...
+  benefit: string; // that ...
+  alternatives: string; // Unlike ...
+  differentiator: string; // our product ...
+}
+export const VISION_FIELDS: readonly (keyof Vision)[] = ["target", "need", "product", "product_category", "benefit", "alternatives", "differentiator"];
+export interface Persona {
+  id: string;
+  name: string;
+  description: string;
+  goals: string[];
+}
+export interface Outcome {
+  id: string;
+  name: string;
+  metric: string;
+  unit: string;
+  current: number | null;
+  target: number | null;
+}
+export interface Product {
+  vision: Vision;
+  personas: Persona[];
+  outcomes: Outcome[];
+}
+export const PRODUCT_LIMITS = {
+  vision: 300,
+  personas: 12,
+  personaName: 100,
+  personaDescription: 500,
+  goals: 5,
+  goal: 200,
+  outcomes: 20,
+  outcomeName: 200,
+  metric: 200,
+  unit: 16,
+  itemOutcomes: 10,
+};
