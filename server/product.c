@@ -129,20 +129,6 @@ bool product_rec_has(const struct product_rec *rec, const struct field_spec *fie
     return same;
 }
 
-void product_rec_str(const struct product_rec *rec, const char *name, char *buf, size_t n)
-{
-    msgpack_zone z;
-    msgpack_object o;
-    buf[0] = '\0';
-    msgpack_zone_init(&z, 1024);
-    if (rec_decode(rec, &z, &o)) {
-        const msgpack_object *v = codec_get(&o, name);
-        if (v && v->type == MSGPACK_OBJECT_STR)
-            snprintf(buf, n, "%.*s", (int)v->via.str.size, v->via.str.ptr);
-    }
-    msgpack_zone_destroy(&z);
-}
-
 void product_rec_pack(const struct product_rec *rec, const struct field_spec *fields,
                       msgpack_packer *pk)
 {

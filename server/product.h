@@ -48,8 +48,6 @@ int product_rec_set(struct product_rec *rec, const struct field_spec *fields,
 /* Whether every field of the validated map `set` has that value in rec already. */
 bool product_rec_has(const struct product_rec *rec, const struct field_spec *fields,
                      const msgpack_object *set);
-/* The string field `name` of rec into buf (empty if none). */
-void product_rec_str(const struct product_rec *rec, const char *name, char *buf, size_t n);
 /* Frees rec's data and empties it. */
 void product_rec_free(struct product_rec *rec);
 /* Packs rec as its map. */

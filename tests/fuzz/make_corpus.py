@@ -87,6 +87,16 @@ REQUESTS = {
     "token.rotate": [{"role": "member"}],
     "hint": [{"item": "i1", "what": "editing"}, {"item": "i2", "what": "dragging"},
              {"item": None, "what": None}],
+    "vision.set": [{"vision": {"target": "remote Scrum teams", "product": "Refine"}}],
+    "persona.add": [{"persona": {"name": "Shopper", "description": "buys weekly",
+                                 "goals": ["pay fast"]}},
+                    {"persona": {"name": "returning buyer"}, "adopt": True}],
+    "persona.update": [{"persona": "p1", "set": {"goals": []}}],
+    "persona.remove": [{"persona": "p1"}, {"persona": "p2", "force": True}],
+    "outcome.add": [{"outcome": {"name": "Fewer abandoned carts", "metric": "abandonment",
+                                 "unit": "%", "current": 34, "target": 20.5}}],
+    "outcome.update": [{"outcome": "o1", "set": {"current": None, "target": -1}}],
+    "outcome.remove": [{"outcome": "o1", "force": True}],
 }
 
 # What the server sends: valid maps too, with other shapes.

@@ -162,5 +162,15 @@ step("an estimate accepted in poker moves the outcome's points live; a story lin
   await s.fac.getByTestId("outcome-item").first().click();
   await waitText([s.fac], (p) => detail(p).locator("#detail-title"), new RegExp(`^${STORY}$`), "detail-title");
   await s.fac.getByTestId("workspace-product").waitFor({ state: "detached" });
+  await waitText([s.fac], (p) => detail(p).getByTestId("item-product"), /^Persona Returning shopper Serves Fewer abandoned carts$/, "item-product");
+});
+
+step("the owner removes the persona a story refers to: asked first, then gone everywhere", async () => {
+  await s.own.getByTestId("persona-card-remove").click();
+  await waitText([s.own], (p) => p.getByTestId("persona-card"), /1 story refers to Returning shopper\. Remove it from them too\?/, "persona-card");
+  await s.own.getByTestId("persona-card-remove-confirm").click();
+  await s.own.getByTestId("persona-card").waitFor({ state: "detached" });
+  await waitText([s.own], (p) => p.getByTestId("product-personas"), /No personas yet/, "product-personas");
+  await waitText([s.fac], (p) => detail(p).getByTestId("item-product"), /^Serves Fewer abandoned carts$/, "item-product");
   h.assertNoPageErrors();
 });
