@@ -1,6 +1,7 @@
 #include "ops.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "codec.h"
@@ -49,6 +50,39 @@ const struct field_spec ops_item_fields[] = {
     {"time_criticality", FT_UINT, FF_NIL_OK, 20, 0, NULL, "WSJF: how much waiting costs, or nil"},
     {"risk_reduction", FT_UINT, FF_NIL_OK, 20, 0, NULL,
      "WSJF: risk reduction or opportunity enablement, or nil"},
+    {"persona_id", FT_STR, FF_NIL_OK, 16, 0, NULL,
+     "the id of one of the room's personas (persona.add), or nil"},
+    {"outcomes", FT_STR_LIST, 0, 10, 16, NULL, "ids of the room's outcomes the item serves"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+
+#define VISION_MAX 300
+#define NUM_MAX    1000000000000000u /* 10^15: outcome values */
+
+/* Geoffrey Moore's elevator pitch (design/refinement.md "Vision and outcomes"). */
+const struct field_spec ops_vision_fields[] = {
+    {"target", FT_STR, FF_EMPTY_OK, VISION_MAX, 0, NULL, "For (target customer)"},
+    {"need", FT_STR, FF_EMPTY_OK, VISION_MAX, 0, NULL, "who (statement of the need)"},
+    {"product", FT_STR, FF_EMPTY_OK, VISION_MAX, 0, NULL, "the (product name)"},
+    {"product_category", FT_STR, FF_EMPTY_OK, VISION_MAX, 0, NULL, "is a (product category)"},
+    {"benefit", FT_STR, FF_EMPTY_OK, VISION_MAX, 0, NULL, "that (key benefit)"},
+    {"alternatives", FT_STR, FF_EMPTY_OK, VISION_MAX, 0, NULL, "unlike (primary alternatives)"},
+    {"differentiator", FT_STR, FF_EMPTY_OK, VISION_MAX, 0, NULL,
+     "our product (statement of primary differentiation)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+const struct field_spec ops_persona_fields[] = {
+    {"name", FT_STR, FF_REQUIRED, NAME_MAX_, 0, NULL, "the archetype's name"},
+    {"description", FT_STR, FF_EMPTY_OK, 500, 0, NULL, "who they are"},
+    {"goals", FT_STR_LIST, 0, 5, 200, NULL, "what they want to achieve"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+const struct field_spec ops_outcome_fields[] = {
+    {"name", FT_STR, FF_REQUIRED, TITLE_MAX, 0, NULL, "the measurable goal"},
+    {"metric", FT_STR, FF_EMPTY_OK, TITLE_MAX, 0, NULL, "what is measured"},
+    {"unit", FT_STR, FF_EMPTY_OK, 16, 0, NULL, "of the values, e.g. `%`"},
+    {"current", FT_NUM, FF_NIL_OK, NUM_MAX, 0, NULL, "the value today, or nil"},
+    {"target", FT_NUM, FF_NIL_OK, NUM_MAX, 0, NULL, "the value aimed at (above or below current)"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -184,6 +218,40 @@ static const struct field_spec F_UNDO[] = {
      "the seq of the change to undo: refused unless it is your last undoable one"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
+static const struct field_spec F_VISION_SET[] = {
+    {"vision", FT_MAP, FF_REQUIRED, 0, 0, NULL, "vision fields to change"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_PERSONA_ADD[] = {
+    {"persona", FT_MAP, FF_REQUIRED, 0, 0, NULL, "persona fields"},
+    {"adopt", FT_BOOL, 0, 0, 0, NULL,
+     "refer to it every item without one whose free-text `persona` is its name"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_PERSONA_UPDATE[] = {
+    {"persona", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "persona id"},
+    {"set", FT_MAP, FF_REQUIRED, 0, 0, NULL, "persona fields to change"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_PERSONA_REMOVE[] = {
+    {"persona", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "persona id"},
+    {"force", FT_BOOL, 0, 0, 0, NULL, "remove it even if items refer to it (they lose it)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_OUTCOME_ADD[] = {
+    {"outcome", FT_MAP, FF_REQUIRED, 0, 0, NULL, "outcome fields"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_OUTCOME_UPDATE[] = {
+    {"outcome", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "outcome id"},
+    {"set", FT_MAP, FF_REQUIRED, 0, 0, NULL, "outcome fields to change"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_OUTCOME_REMOVE[] = {
+    {"outcome", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "outcome id"},
+    {"force", FT_BOOL, 0, 0, 0, NULL, "remove it even if items serve it (they lose it)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
 static const struct field_spec F_NONE[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
@@ -239,6 +307,20 @@ static const struct op_spec OPS[OP__COUNT] = {
      "merge an untouched split back: its children go, the parent's status comes back"},
     {"undo", OP_UNDO, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_UNDO, "item.* with `undo`",
      "undo your own last backlog change if nothing changed on top of it since"},
+    {"vision.set", OP_VISION_SET, R_OWN, OPF_CHANGES, F_VISION_SET, "vision.updated",
+     "change fields of the product vision"},
+    {"persona.add", OP_PERSONA_ADD, R_FAC | R_OWN, OPF_CHANGES, F_PERSONA_ADD, "persona.added",
+     "add a persona (optionally adopting the items that name it in free text)"},
+    {"persona.update", OP_PERSONA_UPDATE, R_FAC | R_OWN, OPF_CHANGES, F_PERSONA_UPDATE,
+     "persona.updated", "change a persona's fields"},
+    {"persona.remove", OP_PERSONA_REMOVE, R_FAC | R_OWN, OPF_CHANGES, F_PERSONA_REMOVE,
+     "persona.removed", "remove a persona (with `force`, also from the items that refer to it)"},
+    {"outcome.add", OP_OUTCOME_ADD, R_FAC | R_OWN, OPF_CHANGES, F_OUTCOME_ADD, "outcome.added",
+     "add a measurable outcome"},
+    {"outcome.update", OP_OUTCOME_UPDATE, R_FAC | R_OWN, OPF_CHANGES, F_OUTCOME_UPDATE,
+     "outcome.updated", "change an outcome's fields"},
+    {"outcome.remove", OP_OUTCOME_REMOVE, R_FAC | R_OWN, OPF_CHANGES, F_OUTCOME_REMOVE,
+     "outcome.removed", "remove an outcome (with `force`, also from the items that serve it)"},
 };
 
 const struct op_spec *ops_find(const char *s, size_t n)
@@ -392,6 +474,17 @@ static int check_field(const struct field_spec *f, const msgpack_object *v, char
         return 0;
     case FT_DECK:
         return check_deck(f, v, why, whysz);
+    case FT_NUM: {
+        double d = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER   ? (double)v->via.u64
+                   : v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (double)v->via.i64
+                   : v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64
+                       ? v->via.f64
+                       : NAN;
+        if (!(d >= -(double)f->max && d <= (double)f->max))
+            FAIL("Field '%s' must be a number from -%" PRIu64 " to %" PRIu64 ".", f->name, f->max,
+                 f->max);
+        return 0;
+    }
     }
     FAIL("Field '%s' has an unknown type.", f->name);
 }
@@ -466,6 +559,9 @@ static const char *type_doc(const struct field_spec *f, char *buf, size_t n)
         snprintf(buf, n, "deck name, or array of 1..%u distinct cards of 1..%u bytes",
                  (unsigned)f->max, f->max2);
         return buf;
+    case FT_NUM:
+        snprintf(buf, n, "number -10^15..10^15%s", nil);
+        return buf;
     }
     return "?";
 }
@@ -514,5 +610,22 @@ void ops_print_markdown(FILE *out)
     for (const struct field_spec *f = ops_item_fields; f->name; f++)
         fprintf(out, "| `%s` | %s | %s | %s |\n", f->name, type_doc(f, buf, sizeof buf),
                 (f->flags & FF_REQUIRED) ? "yes" : "no", f->doc);
+    static const struct {
+        const char *what;
+        const struct field_spec *fields;
+    } product[] = {{"The vision's fields (`vision.set`'s `vision`)", ops_vision_fields},
+                   {"A persona's fields (`persona.add`'s `persona`, `persona.update`'s `set`)",
+                    ops_persona_fields},
+                   {"An outcome's fields (`outcome.add`'s `outcome`, `outcome.update`'s `set`)",
+                    ops_outcome_fields}};
+    for (size_t i = 0; i < sizeof product / sizeof product[0]; i++) {
+        fprintf(out,
+                "\n%s:\n\n| field | type | required in add | meaning |\n"
+                "| --- | --- | --- | --- |\n",
+                product[i].what);
+        for (const struct field_spec *f = product[i].fields; f->name; f++)
+            fprintf(out, "| `%s` | %s | %s | %s |\n", f->name, type_doc(f, buf, sizeof buf),
+                    (f->flags & FF_REQUIRED) ? "yes" : "no", f->doc);
+    }
     fprintf(out, "<!-- END GENERATED: operations -->\n");
 }

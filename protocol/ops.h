@@ -58,6 +58,13 @@ enum op_id {
     OP_ORDER_APPLY,
     OP_ITEM_UNSPLIT,
     OP_UNDO,
+    OP_VISION_SET,
+    OP_PERSONA_ADD,
+    OP_PERSONA_UPDATE,
+    OP_PERSONA_REMOVE,
+    OP_OUTCOME_ADD,
+    OP_OUTCOME_UPDATE,
+    OP_OUTCOME_REMOVE,
     OP__COUNT,
 };
 
@@ -69,6 +76,7 @@ enum field_type {
     FT_MAP,      /* a map, validated by the handler against another table */
     FT_MAP_LIST, /* array of 1..max maps */
     FT_DECK,     /* a built-in deck name or a custom list of cards */
+    FT_NUM,      /* a number (integer or float) from -max to max */
 };
 
 #define FF_REQUIRED 1u /* must be present */
@@ -105,6 +113,13 @@ const struct op_spec *ops_get(enum op_id id);
 /* The item fields a client may send in item.add / item.split children
  * (FF_REQUIRED marks those item.add requires). */
 extern const struct field_spec ops_item_fields[];
+
+/* The fields of the product's records (server/product.h): vision.set's
+ * `vision`, persona.add's `persona`, outcome.add's `outcome` (and the `set`
+ * of the updates). */
+extern const struct field_spec ops_vision_fields[];
+extern const struct field_spec ops_persona_fields[];
+extern const struct field_spec ops_outcome_fields[];
 
 /* Checks map against fields: required fields present, types, lengths,
  * ranges and choices. With `partial`, FF_REQUIRED is not enforced (for

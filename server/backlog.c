@@ -26,6 +26,8 @@ static const char *const FIELD_NAMES[ITEM_F__COUNT] = {
     [ITEM_F_BUSINESS_VALUE] = "business_value",
     [ITEM_F_TIME_CRITICALITY] = "time_criticality",
     [ITEM_F_RISK_REDUCTION] = "risk_reduction",
+    [ITEM_F_PERSONA_ID] = "persona_id",
+    [ITEM_F_OUTCOMES] = "outcomes",
 };
 
 int backlog_check_fields(void)

@@ -10,6 +10,7 @@
 #include "hint.h"
 #include "item_ops.h"
 #include "kano_ops.h"
+#include "product_ops.h"
 #include "loader.h"
 #include "log.h"
 #include "poker_ops.h"
@@ -52,6 +53,13 @@ static const handler_fn HANDLERS[] = {
     [OP_ORDER_APPLY] = prio_ops_apply,
     [OP_ITEM_UNSPLIT] = unsplit_handle,
     [OP_UNDO] = undo_handle,
+    [OP_VISION_SET] = product_ops_vision_set,
+    [OP_PERSONA_ADD] = product_ops_persona_add,
+    [OP_PERSONA_UPDATE] = product_ops_persona_update,
+    [OP_PERSONA_REMOVE] = product_ops_persona_remove,
+    [OP_OUTCOME_ADD] = product_ops_outcome_add,
+    [OP_OUTCOME_UPDATE] = product_ops_outcome_update,
+    [OP_OUTCOME_REMOVE] = product_ops_outcome_remove,
 };
 /* clang-format on */
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,

@@ -141,7 +141,7 @@ static void export_work(uv_work_t *w)
     if (j->csv) {
         const char *data = (const char *)j->items->data;
         size_t n = j->items->len;
-        /* The items, "rounds", the rounds (then "kano" and the surveys). */
+        /* The items, "rounds", the rounds (then "kano" and the surveys, "product"). */
         if (msgpack_unpack(data, n, &off, &z, &items) == MSGPACK_UNPACK_EXTRA_BYTES &&
             msgpack_unpack(data, n, &off, &z, &key) == MSGPACK_UNPACK_EXTRA_BYTES &&
             msgpack_unpack(data, n, &off, &z, &rounds) == MSGPACK_UNPACK_EXTRA_BYTES &&

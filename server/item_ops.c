@@ -11,6 +11,7 @@
 #include "hint.h"
 #include "log.h"
 #include "ops.h"
+#include "product_ops.h"
 #include "req.h"
 #include "room.h"
 #include "round.h"
@@ -140,11 +141,18 @@ static void undo_note(struct req *q, struct undo_rec *u, uint64_t seq)
         undo_rec_free(u);
 }
 
+/* Validates an item map: its fields, then the persona and outcomes it names. */
+static int check_item_map(struct req *q, const msgpack_object *map, bool partial)
+{
+    int rc = ops_validate_fields(ops_item_fields, map, partial, true, q->why, sizeof q->why);
+    return rc ? rc : product_check_item(q->room, map, q->why, sizeof q->why);
+}
+
 /* A new item from a client's map (validated here); not yet in the backlog. */
 static struct item *new_item_from(struct req *q, const msgpack_object *map, int *rc)
 {
     struct room *r = q->room;
-    *rc = ops_validate_fields(ops_item_fields, map, false, true, q->why, sizeof q->why);
+    *rc = check_item_map(q, map, false);
     if (*rc)
         return NULL;
     char id[ITEM_ID_MAX];
@@ -258,7 +266,7 @@ int item_ops_update(struct req *q)
     const msgpack_object *set = codec_get(q->msg, "set");
     if (set->via.map.size == 0)
         return req_fail(q, RF_EBAD_REQUEST, "Field 'set' must hold at least one item field.");
-    int rc = ops_validate_fields(ops_item_fields, set, true, true, q->why, sizeof q->why);
+    int rc = check_item_map(q, set, true);
     if (rc)
         return rc;
     return item_ops_set(q, it, set, 0);
@@ -386,11 +394,13 @@ int item_ops_take(struct req *q, struct item *it, uint64_t undo)
     return 0;
 }
 
-/* A child of a split takes the parent's persona, acceptance criteria and
- * notes unless its own map (m) gives them. */
+/* A child of a split takes the parent's persona (its text and its
+ * reference), acceptance criteria, notes and outcomes unless its own map (m)
+ * gives them. */
 static int inherit(struct item *kid, const struct item *parent, const msgpack_object *m)
 {
-    static const enum item_field INHERITED[] = {ITEM_F_PERSONA, ITEM_F_ACCEPTANCE, ITEM_F_NOTES};
+    static const enum item_field INHERITED[] = {ITEM_F_PERSONA, ITEM_F_ACCEPTANCE, ITEM_F_NOTES,
+                                                ITEM_F_PERSONA_ID, ITEM_F_OUTCOMES};
     for (size_t i = 0; i < sizeof INHERITED / sizeof *INHERITED; i++) {
         enum item_field f = INHERITED[i];
         if (codec_get(m, ops_item_fields[f].name))
@@ -421,8 +431,7 @@ int item_ops_split(struct req *q)
                         BACKLOG_MAX_ITEMS);
     /* Validate every child before changing anything: all or nothing. */
     for (uint32_t i = 0; i < n; i++) {
-        if ((rc = ops_validate_fields(ops_item_fields, &children->via.array.ptr[i], false, true,
-                                      q->why, sizeof q->why))) {
+        if ((rc = check_item_map(q, &children->via.array.ptr[i], false))) {
             size_t len = strlen(q->why);
             snprintf(q->why + len, sizeof q->why - len, " (child %u)", i + 1);
             return rc;

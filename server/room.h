@@ -19,6 +19,7 @@
 #include "list.h"
 #include "map.h"
 #include "ops.h"
+#include "product.h"
 #include "token.h"
 
 struct app;
@@ -78,6 +79,7 @@ struct room {
     struct kano_survey **kano; /* every Kano survey (kano.h), oldest first */
     size_t nkano, capkano;
     struct map kano_by_item;    /* item id -> its survey */
+    struct product product;     /* vision, personas, outcomes (product.h) */
     struct participant **parts; /* every participant: in join order, or the store's when loaded */
     size_t nparts, capparts;
     /* The participants who are not observers (those who may vote), in the

@@ -9,6 +9,7 @@
 #include "frame.h"
 #include "loader.h"
 #include "log.h"
+#include "product.h"
 #include "kano.h"
 #include "kano_ops.h"
 #include "room.h"
@@ -48,7 +49,8 @@ static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void
     const msgpack_object *rot = codec_get(&o, "reveal_on_timer");
     r->reveal_on_timer = rot && rot->type == MSGPACK_OBJECT_BOOLEAN && rot->via.boolean;
     const msgpack_object *t = codec_get(&o, "tokens");
-    if (!r->name || room_set_deck(r, codec_get(&o, "deck")) || !t ||
+    if (!r->name || room_set_deck(r, codec_get(&o, "deck")) ||
+        product_load(&r->product, codec_get(&o, "product")) || !t ||
         t->type != MSGPACK_OBJECT_ARRAY || t->via.array.size != ROLE__COUNT)
         goto out;
     for (int i = 0; i < ROLE__COUNT; i++) {

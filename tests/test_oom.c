@@ -391,9 +391,9 @@ static char *canon(const struct room *r, size_t *len)
     CHECK(codec_decode((const uint8_t *)e.data, e.len, &z, &o, &why) == 0);
     codec_buf_init(&b, 0);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 15);
-    static const char *const keys[] = {"seq", "room", "items", "rounds", "kano"};
-    for (size_t i = 0; i < 5; i++) {
+    msgpack_pack_map(&pk, 16);
+    static const char *const keys[] = {"seq", "room", "items", "rounds", "kano", "product"};
+    for (size_t i = 0; i < 6; i++) {
         codec_pack_str(&pk, keys[i]);
         codec_pack_obj(&pk, codec_get(&o, keys[i]));
     }
@@ -498,8 +498,9 @@ struct step {
  * added, updated, moved, removed and split (then each undone, and a split
  * merged back), the room's settings and deck
  * changed, a poker round voted, revealed and accepted, a second one revealed
- * by its timer on the tick, a role change, the focus, a token rotated, and
- * participants leaving (which checks for an auto-reveal). */
+ * by its timer on the tick, a role change, the focus, a token rotated, the
+ * vision, personas and outcomes (adopted, referred to, removed with force),
+ * and participants leaving (which checks for an auto-reveal). */
 static const struct step SCRIPT[] = {
     {REQ, FAC, "room.create", "{\"name\": \"OOM room\", \"deck\": \"modified\"}"},
     {REQ, FAC, "join", "{\"room\": \"$R\", \"token\": \"$T0\", \"name\": \"Fay\"}"},
@@ -538,6 +539,19 @@ static const struct step SCRIPT[] = {
     {REQ, OWN, "kano.answer",
      "{\"item\": \"i3\", \"functional\": \"neutral\", "
      "\"dysfunctional\": \"neutral\"}"},
+    {REQ, OWN, "vision.set", "{\"vision\": {\"target\": \"teams\", \"product\": \"Refine\"}}"},
+    {REQ, DEV, "item.update", "{\"item\": \"i3\", \"set\": {\"persona\": \"Shopper\"}}"},
+    {REQ, OWN, "persona.add", "{\"persona\": {\"name\": \"shopper\"}, \"adopt\": true}"},
+    {REQ, FAC, "persona.add", "{\"persona\": {\"name\": \"Clerk\", \"goals\": [\"g\"]}}"},
+    {REQ, FAC, "persona.update", "{\"persona\": \"p2\", \"set\": {\"description\": \"d\"}}"},
+    {REQ, FAC, "outcome.add",
+     "{\"outcome\": {\"name\": \"Carts\", \"current\": 34, \"target\": 20}}"},
+    {REQ, FAC, "outcome.add", "{\"outcome\": {\"name\": \"Speed\"}}"},
+    {REQ, DEV, "item.update", "{\"item\": \"i1\", \"set\": {\"outcomes\": [\"o1\", \"o2\"]}}"},
+    {REQ, DEV, "item.update", "{\"item\": \"i3\", \"set\": {\"outcomes\": [\"o2\"]}}"},
+    {REQ, OWN, "outcome.update", "{\"outcome\": \"o1\", \"set\": {\"unit\": \"%\"}}"},
+    {REQ, OWN, "outcome.remove", "{\"outcome\": \"o1\", \"force\": true}"},
+    {REQ, OWN, "persona.remove", "{\"persona\": \"p2\"}"},
     {REQ, FAC, "round.start", "{\"item\": \"i3\", \"anonymous\": true}"},
     {REQ, FAC, "timer.start", "{\"seconds\": 60}"},
     {REQ, DEV, "vote", "{\"round\": \"r2\", \"card\": \"8\"}"},

@@ -51,7 +51,9 @@
  *       that hold one, none an observer, each on an item of the backlog;
  *   (g) a request with a NUL byte in any string is never `ok`: it is
  *       answered `bad_request` with a sentence about the NUL (strings never
- *       contain NUL). */
+ *       contain NUL);
+ *   (h) every persona and outcome an item names (persona_id, outcomes) is
+ *       one the room has (product_ops.h); (e) compares the product too. */
 #include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
@@ -794,10 +796,22 @@ static void on_reply(int s, struct pending *p, const msgpack_object *m, bool ok)
     }
     /* A change that changes nothing is answered ok without seq (and no event,
      * which (a) checks); only these ops can be one. */
-    static const char
-        *const may_change_nothing[] = {"vote",      "role.set", "room.update", "item.update",
-                                       "item.move", "focus",    "kano.answer", "order.apply",
-                                       "undo" /* of a move back to where the item is again */};
+    /* clang-format off */
+    static const char *const may_change_nothing[] = {
+        "vote",
+        "role.set",
+        "room.update",
+        "item.update",
+        "item.move",
+        "focus",
+        "kano.answer",
+        "order.apply",
+        "undo", /* of a move back to where the item is again */
+        "vision.set",
+        "persona.update",
+        "outcome.update",
+    };
+    /* clang-format on */
     bool nothing = false;
     for (size_t i = 0; i < sizeof may_change_nothing / sizeof may_change_nothing[0]; i++)
         nothing |= strcmp(p->op->name, may_change_nothing[i]) == 0 && !codec_get(m, "seq");
@@ -986,6 +1000,23 @@ static void check_room(void)
     }
     if (b->by_id.count != b->n)
         VIOLATION("the backlog holds %zu items under %zu ids", b->n, b->by_id.count);
+    /* (h) Every persona and outcome an item names is the room's. */
+    for (size_t i = 0; i < b->n; i++) {
+        const struct ival *pv = &b->v[i]->f[ITEM_F_PERSONA_ID], *ov = &b->v[i]->f[ITEM_F_OUTCOMES];
+        bool found = pv->type == IV_NIL;
+        for (size_t k = 0; !found && k < r->product.npersonas; k++)
+            found = strcmp(r->product.personas[k].id, pv->u.s) == 0;
+        if (!found)
+            VIOLATION("item %s names a persona the room does not have", b->v[i]->id);
+        for (uint32_t j = 0; ov->type == IV_LIST && j < ov->u.l.n; j++) {
+            found = false;
+            for (size_t k = 0; !found && k < r->product.noutcomes; k++)
+                found = strcmp(r->product.outcomes[k].id, ov->u.l.v[j]) == 0;
+            if (!found)
+                VIOLATION("item %s names the outcome %s the room does not have", b->v[i]->id,
+                          ov->u.l.v[j]);
+        }
+    }
     for (size_t i = 0; b->n < 512 && i < b->n; i++)
         for (size_t k = i + 1; k < b->n; k++)
             if (strcmp(b->v[i]->id, b->v[k]->id) == 0)
@@ -1122,9 +1153,33 @@ static void pack_card(msgpack_packer *pk, uint8_t sub)
 
 /* One value of item field f. kind 0..4 valid (4: nil where allowed), 5 nil,
  * 6 another type, 7 too long; a string or list with sub 28..31 holds a NUL. */
+/* A persona (persona) or outcome id of the room, or a junk one. */
+static void pack_product_id(msgpack_packer *pk, bool persona, uint8_t sub)
+{
+    static const char *const junk[] = {"p0", "o0", "p99", "o99", "P1", "x"};
+    struct room *r = main_r();
+    const struct product_rec *v = r ? (persona ? r->product.personas : r->product.outcomes) : NULL;
+    size_t n = r ? (persona ? r->product.npersonas : r->product.noutcomes) : 0;
+    if (n && sub < 224)
+        codec_pack_str(pk, v[sub % n].id);
+    else
+        codec_pack_str(pk, junk[sub % (sizeof junk / sizeof junk[0])]);
+}
+
 static void pack_item_value(msgpack_packer *pk, const struct field_spec *f, uint8_t vb)
 {
     unsigned kind = vb & 7, sub = vb >> 3;
+    if (kind < 3 && strcmp(f->name, "persona_id") == 0) {
+        pack_product_id(pk, true, (uint8_t)(sub * 9));
+        return;
+    }
+    if (kind < 3 && strcmp(f->name, "outcomes") == 0) {
+        size_t n = sub % 3;
+        msgpack_pack_array(pk, n);
+        for (size_t i = 0; i < n; i++)
+            pack_product_id(pk, false, (uint8_t)(sub * 7 + i * 3));
+        return;
+    }
     if (kind < 5 && sub >= 28 && (f->type == FT_STR || f->type == FT_STR_LIST)) {
         static const struct {
             const char *s;
@@ -1183,9 +1238,74 @@ static void pack_item_value(msgpack_packer *pk, const struct field_spec *f, uint
             codec_pack_str(pk, i % 2 ? "Given a card, when I pay, then it works" : "crit");
         return;
     }
+    case FT_NUM:
+        if (kind == 7)
+            msgpack_pack_double(pk, sub & 1 ? 1e16 : NAN);
+        else if (sub % 3 == 0)
+            msgpack_pack_int64(pk, -(int64_t)sub * 1000);
+        else if (sub % 3 == 1)
+            msgpack_pack_double(pk, sub / 4.0);
+        else
+            msgpack_pack_uint64(pk, sub);
+        return;
     default:
         msgpack_pack_nil(pk);
     }
+}
+
+/* The field table of an op's map field for the product's ops, or NULL. */
+static const struct field_spec *product_fields(enum op_id id)
+{
+    switch (id) {
+    case OP_VISION_SET:
+        return ops_vision_fields;
+    case OP_PERSONA_ADD:
+    case OP_PERSONA_UPDATE:
+        return ops_persona_fields;
+    case OP_OUTCOME_ADD:
+    case OP_OUTCOME_UPDATE:
+        return ops_outcome_fields;
+    default:
+        return NULL;
+    }
+}
+
+/* A vision, persona or outcome map: its name first (unless the header says
+ * not; a persona's often the free text items say, for adopt), then up to
+ * three more pairs, any field of the table, or an unknown key. */
+static void pack_product_map(msgpack_packer *pk, struct gen *g, const struct field_spec *fields,
+                             bool partial)
+{
+    size_t nf = 0;
+    while (fields[nf].name)
+        nf++;
+    uint8_t hdr = u8(g->in);
+    size_t extra = hdr % 4;
+    bool name =
+        strcmp(fields[0].name, "name") == 0 && (partial ? (hdr & 0x80) != 0 : (hdr & 0x80) == 0);
+    struct codec_buf body;
+    msgpack_packer bpk;
+    codec_buf_init(&body, 0);
+    codec_packer_init(&bpk, &body);
+    uint32_t n = 0;
+    if (name) {
+        codec_pack_kv_str(&bpk, "name", hdr & 0x40 ? "As a user" : "Shopper");
+        n++;
+    }
+    for (size_t i = 0; i < extra; i++, n++) {
+        size_t idx = u8(g->in) % (nf + 1);
+        uint8_t vb = u8(g->in);
+        if (idx < nf) {
+            codec_pack_str(&bpk, fields[idx].name);
+            pack_item_value(&bpk, &fields[idx], vb);
+        } else {
+            codec_pack_kv_str(&bpk, vb & 1 ? "id" : "age", "p1");
+        }
+    }
+    msgpack_pack_map(pk, n);
+    if (body.len)
+        pk->callback(pk->data, body.data, body.len);
+    codec_buf_free(&body);
 }
 
 /* An item map: title first (unless the header says not), then up to four
@@ -1385,6 +1505,9 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
             msgpack_pack_false(pk);
         else
             msgpack_pack_true(pk);
+    } else if (f->type == FT_MAP && product_fields(g->op->id)) {
+        pack_product_map(pk, g, product_fields(g->op->id),
+                         g->op->id != OP_PERSONA_ADD && g->op->id != OP_OUTCOME_ADD);
     } else if (f->type == FT_MAP) {
         pack_item_map(pk, g, g->op->id == OP_ITEM_UPDATE);
     } else if (f->type == FT_MAP_LIST) {
@@ -1396,6 +1519,8 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
         pack_base(pk, sub);
     } else if (strcmp(n, "order") == 0) {
         pack_order(pk, sub);
+    } else if (strcmp(n, "persona") == 0 || strcmp(n, "outcome") == 0) {
+        pack_product_id(pk, n[0] == 'p', sub);
     } else if (strcmp(n, "item") == 0) {
         pack_item_id(pk, sub, false);
     } else if (strcmp(n, "seq") == 0) { /* undo's: the sender's last change, or near it */
@@ -1743,7 +1868,7 @@ static void compare_room(const struct saved *sv, const struct room *r)
     if (codec_decode(sv->export, sv->len, &z, &a, &why) ||
         codec_decode(now.export, now.len, &z, &b, &why))
         VIOLATION("an export does not decode: %s", why);
-    static const char *const keys[] = {"seq", "room", "items", "rounds"};
+    static const char *const keys[] = {"seq", "room", "items", "rounds", "product"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const msgpack_object *x = codec_get(&a, keys[i]), *y = codec_get(&b, keys[i]);
         if (!x || !y || !obj_eq(x, y))

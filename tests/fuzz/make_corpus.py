@@ -92,6 +92,16 @@ REQUESTS = {
     "kano.reset": [{"item": "i1"}],
     "item.unsplit": [{"item": "i1"}],
     "undo": [{}, {"seq": 7}],
+    "vision.set": [{"vision": {"target": "remote Scrum teams", "product": "Refine"}}],
+    "persona.add": [{"persona": {"name": "Shopper", "description": "buys weekly",
+                                 "goals": ["pay fast"]}},
+                    {"persona": {"name": "returning buyer"}, "adopt": True}],
+    "persona.update": [{"persona": "p1", "set": {"goals": []}}],
+    "persona.remove": [{"persona": "p1"}, {"persona": "p2", "force": True}],
+    "outcome.add": [{"outcome": {"name": "Fewer abandoned carts", "metric": "abandonment",
+                                 "unit": "%", "current": 34, "target": 20.5}}],
+    "outcome.update": [{"outcome": "o1", "set": {"current": None, "target": -1}}],
+    "outcome.remove": [{"outcome": "o1", "force": True}],
 }
 
 # What the server sends: valid maps too, with other shapes.

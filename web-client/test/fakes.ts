@@ -267,6 +267,8 @@ export function item(id: string, rank: string, fields: Partial<Item> = {}): Item
     moscow: null,
     status: "draft",
     labels: [],
+    persona_id: null,
+    outcomes: [],
     ...fields,
   };
 }

@@ -101,6 +101,19 @@ class RoomState:
             for k, v in ev.items():
                 if k not in ("t", "seq", "at", "by"):
                     p[k] = v
+        elif t in ("persona.removed", "outcome.removed", "persona.added"):
+            key = "persona_id" if t.startswith("persona") else "outcomes"
+            rid = ev["persona"]["id"] if t == "persona.added" else ev[t.split(".")[0]]
+            for i in ev.get("items", []):
+                it = self.items[i]
+                if t == "persona.added":
+                    it["persona_id"] = rid
+                elif key == "persona_id":
+                    it["persona_id"] = None
+                else:
+                    it["outcomes"] = [o for o in it["outcomes"] if o != rid]
+        elif t in ("vision.updated", "persona.updated", "outcome.added", "outcome.updated"):
+            pass    # the product is not part of this backlog model
         else:
             raise AssertionError("unknown event type %r: %s" % (t, summarize(ev)))
         self.seq = ev["seq"]

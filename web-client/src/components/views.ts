@@ -12,4 +12,5 @@ export interface WorkspaceView {
 export const views: WorkspaceView[] = [
   { id: "refine", label: "Refine", load: null },
   { id: "priorities", label: "Priorities", load: () => import("./Priorities.svelte") },
+  { id: "product", label: "Product", load: () => import("./Product.svelte") },
 ];

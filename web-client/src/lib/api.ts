@@ -19,6 +19,10 @@ import type {
   KanoSurvey,
   PrioMethod,
   Proposal,
+  Outcome,
+  Persona,
+  Product,
+  Vision,
 } from "./protocol";
 
 export type ConnectionStatus =
@@ -83,6 +87,7 @@ export interface RoomView {
   focus: string | null;
   timerEndsAt: number | null;
   kano: KanoSurvey[]; // Kano surveys, oldest first (no one's answer)
+  product: Product; // vision, personas, outcomes
   hints: Hint[]; // other participants' live hints
   /** item id -> time of the last remote change (for a brief highlight) */
   changedAt: Record<string, number>;
@@ -147,6 +152,14 @@ export interface RoomApi {
   readonly lastChange: LastChange | null;
   /** Undoes my last undoable change (`undo {seq}`); rejects with the server's reason. */
   undo(): Promise<void>;
+  /** Vision (owner), personas and outcomes (owner, facilitator). add* resolve the new id. */
+  setVision(set: Partial<Vision>): Promise<void>;
+  addPersona(p: Partial<Omit<Persona, "id">> & { name: string }, adopt?: boolean): Promise<string>;
+  updatePersona(id: string, set: Partial<Omit<Persona, "id">>): Promise<void>;
+  removePersona(id: string, force?: boolean): Promise<void>;
+  addOutcome(o: Partial<Omit<Outcome, "id">> & { name: string }): Promise<string>;
+  updateOutcome(id: string, set: Partial<Omit<Outcome, "id">>): Promise<void>;
+  removeOutcome(id: string, force?: boolean): Promise<void>;
   retryPending(key: number): void;
   discardPending(key: number): void;
   /** Prioritization: the order a method gives the backlog (changes nothing; not queued offline). */

@@ -39,6 +39,9 @@ import type {
   Role,
   RoomInfo,
   Snapshot,
+  Outcome,
+  Persona,
+  Vision,
 } from "./protocol";
 import type { Scheduler } from "./schedule";
 import { applyEvent, applyJoinOk, applyNotice, applySnapshot, beginBatch, emptyView, endBatch, findItem, indexOfItem } from "./state";
@@ -291,6 +294,38 @@ export class RoomClient implements RoomApi {
 
   async applyOrder(method: PrioMethod, base: string): Promise<void> {
     await this.change("order.apply", { method, base }, "Apply the proposed order");
+  }
+
+  async setVision(set: Partial<Vision>): Promise<void> {
+    await this.change("vision.set", { vision: set }, "Change the product vision");
+  }
+
+  async addPersona(p: Partial<Omit<Persona, "id">> & { name: string }, adopt = false): Promise<string> {
+    const f: Record<string, unknown> = { persona: p };
+    if (adopt) f.adopt = true;
+    const ok = await this.change("persona.add", f, `Add the persona ${p.name}`);
+    return ok.persona as string;
+  }
+
+  async updatePersona(id: string, set: Partial<Omit<Persona, "id">>): Promise<void> {
+    await this.change("persona.update", { persona: id, set }, "Edit a persona");
+  }
+
+  async removePersona(id: string, force = false): Promise<void> {
+    await this.change("persona.remove", force ? { persona: id, force } : { persona: id }, "Remove a persona");
+  }
+
+  async addOutcome(o: Partial<Omit<Outcome, "id">> & { name: string }): Promise<string> {
+    const ok = await this.change("outcome.add", { outcome: o }, `Add the outcome “${o.name}”`);
+    return ok.outcome as string;
+  }
+
+  async updateOutcome(id: string, set: Partial<Omit<Outcome, "id">>): Promise<void> {
+    await this.change("outcome.update", { outcome: id, set }, "Edit an outcome");
+  }
+
+  async removeOutcome(id: string, force = false): Promise<void> {
+    await this.change("outcome.remove", force ? { outcome: id, force } : { outcome: id }, "Remove an outcome");
   }
 
   async reveal(round: string): Promise<void> {

@@ -31,6 +31,8 @@ export interface Item {
   business_value?: number | null;
   time_criticality?: number | null;
   risk_reduction?: number | null;
+  persona_id: string | null; // one of the room's personas (Product), or null
+  outcomes: string[]; // ids of the room's outcomes the item serves
 }
 
 /** Fields a client may send in item.add's `item`, item.update's `set` and item.split's `children`. */
@@ -123,6 +125,7 @@ export interface Snapshot {
   focus: string | null;
   timer: number | null;
   kano?: KanoSurvey[];
+  product?: Product;
 }
 
 /** Every message has `t`; events also `seq`, `at`, `by`; replies `id`. */
@@ -190,6 +193,13 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   "order.apply": ["facilitator", "owner"],
   "item.unsplit": ["facilitator", "owner", "member"],
   undo: ["facilitator", "owner", "member"],
+  "vision.set": ["owner"],
+  "persona.add": ["facilitator", "owner"],
+  "persona.update": ["facilitator", "owner"],
+  "persona.remove": ["facilitator", "owner"],
+  "outcome.add": ["facilitator", "owner"],
+  "outcome.update": ["facilitator", "owner"],
+  "outcome.remove": ["facilitator", "owner"],
 };
 
 export function may(role: Role | null | undefined, op: string): boolean {
@@ -274,3 +284,47 @@ export interface Proposal {
   lacking: { item: string; missing: string[] }[];
   fixed: number; // split parents and done items, which keep their place
 }
+
+/** Vision, personas and outcomes (PROTOCOL.md "Vision, personas and outcomes"). */
+export interface Vision {
+  target: string; // For ...
+  need: string; // who ...
+  product: string; // the ...
+  product_category: string; // is a ...
+  benefit: string; // that ...
+  alternatives: string; // Unlike ...
+  differentiator: string; // our product ...
+}
+export const VISION_FIELDS: readonly (keyof Vision)[] = ["target", "need", "product", "product_category", "benefit", "alternatives", "differentiator"];
+export interface Persona {
+  id: string;
+  name: string;
+  description: string;
+  goals: string[];
+}
+export interface Outcome {
+  id: string;
+  name: string;
+  metric: string;
+  unit: string;
+  current: number | null;
+  target: number | null;
+}
+export interface Product {
+  vision: Vision;
+  personas: Persona[];
+  outcomes: Outcome[];
+}
+export const PRODUCT_LIMITS = {
+  vision: 300,
+  personas: 12,
+  personaName: 100,
+  personaDescription: 500,
+  goals: 5,
+  goal: 200,
+  outcomes: 20,
+  outcomeName: 200,
+  metric: 200,
+  unit: 16,
+  itemOutcomes: 10,
+};

@@ -12,6 +12,7 @@
 
 import type { Activity, Hint, RoomView } from "./api";
 import { KANO_CATEGORY_NAMES } from "./kano";
+import { applyProductEvent, emptyProduct } from "./product";
 import type {
   HintEntry,
   HintWhat,
@@ -48,6 +49,7 @@ export function emptyView(): RoomView {
     round: null,
     rounds: [],
     kano: [],
+    product: emptyProduct(),
     focus: null,
     timerEndsAt: null,
     hints: [],
@@ -291,6 +293,7 @@ export function applySnapshot(view: RoomView, snap: Snapshot): void {
   view.observers = snap.observers ?? { online: 0, total: 0 };
   view.rounds = snap.rounds ?? [];
   view.kano = snap.kano ?? [];
+  view.product = snap.product ?? emptyProduct();
   view.round = snap.round ?? null;
   view.focus = snap.focus ?? null;
   view.timerEndsAt = snap.timer ?? null;
@@ -592,6 +595,22 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
     case "token.rotated": {
       const role = e.role as Role;
       return (who) => `${who} replaced the ${role} invite link`;
+    }
+    case "vision.updated":
+    case "persona.added":
+    case "persona.updated":
+    case "persona.removed":
+    case "outcome.added":
+    case "outcome.updated":
+    case "outcome.removed": {
+      const r = applyProductEvent(view.product, e, (id) => findItem(view, id));
+      if (!r) return null;
+      if (r.patches.length) {
+        const edit = new ItemsEdit(view);
+        for (const [id, set] of r.patches) if (edit.update(id, set)) mark(id);
+        edit.commit();
+      }
+      return r.text;
     }
     default:
       return null; // an event this client does not know: seq still advances
