@@ -54,6 +54,11 @@ enum op_id {
     OP_KANO_ANSWER,
     OP_KANO_REVEAL,
     OP_KANO_RESET,
+    OP_MAP_ADD,
+    OP_MAP_UPDATE,
+    OP_MAP_MOVE,
+    OP_MAP_REMOVE,
+    OP_MAP_PLACE,
     OP__COUNT,
 };
 
@@ -70,6 +75,7 @@ enum field_type {
 #define FF_REQUIRED 1u /* must be present */
 #define FF_NIL_OK   2u /* nil is a valid value */
 #define FF_EMPTY_OK 4u /* an empty string is valid */
+#define FF_SERVER   8u /* an item field only its own operation sets (item.add/update refuse it) */
 
 struct field_spec {
     const char *name;

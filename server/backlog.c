@@ -11,12 +11,20 @@
 
 /* The names of enum item_field, in the order of protocol/ops.c's table. */
 static const char *const FIELD_NAMES[ITEM_F__COUNT] = {
-    [ITEM_F_TITLE] = "title",           [ITEM_F_KIND] = "kind",
-    [ITEM_F_PERSONA] = "persona",       [ITEM_F_GOAL] = "goal",
-    [ITEM_F_BENEFIT] = "benefit",       [ITEM_F_NOTES] = "notes",
-    [ITEM_F_ACCEPTANCE] = "acceptance", [ITEM_F_ESTIMATE] = "estimate",
-    [ITEM_F_VALUE] = "value",           [ITEM_F_MOSCOW] = "moscow",
-    [ITEM_F_STATUS] = "status",         [ITEM_F_LABELS] = "labels",
+    [ITEM_F_TITLE] = "title",
+    [ITEM_F_KIND] = "kind",
+    [ITEM_F_PERSONA] = "persona",
+    [ITEM_F_GOAL] = "goal",
+    [ITEM_F_BENEFIT] = "benefit",
+    [ITEM_F_NOTES] = "notes",
+    [ITEM_F_ACCEPTANCE] = "acceptance",
+    [ITEM_F_ESTIMATE] = "estimate",
+    [ITEM_F_VALUE] = "value",
+    [ITEM_F_MOSCOW] = "moscow",
+    [ITEM_F_STATUS] = "status",
+    [ITEM_F_LABELS] = "labels",
+    [ITEM_F_STEP] = "step",
+    [ITEM_F_SLICE] = "slice",
 };
 
 int backlog_check_fields(void)

@@ -39,6 +39,8 @@ enum item_field {
     ITEM_F_MOSCOW,
     ITEM_F_STATUS,
     ITEM_F_LABELS,
+    ITEM_F_STEP,
+    ITEM_F_SLICE,
     ITEM_F__COUNT
 };
 

@@ -16,6 +16,7 @@
 #include "req.h"
 #include "room.h"
 #include "room_ops.h"
+#include "storymap_ops.h"
 
 typedef int (*handler_fn)(struct req *r);
 
@@ -45,6 +46,11 @@ static const handler_fn HANDLERS[] = {
     [OP_KANO_ANSWER] = kano_ops_answer,
     [OP_KANO_REVEAL] = kano_ops_reveal,
     [OP_KANO_RESET] = kano_ops_reset,
+    [OP_MAP_ADD] = storymap_ops_add,
+    [OP_MAP_UPDATE] = storymap_ops_update,
+    [OP_MAP_MOVE] = storymap_ops_move,
+    [OP_MAP_REMOVE] = storymap_ops_remove,
+    [OP_MAP_PLACE] = storymap_ops_place,
 };
 /* clang-format on */
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,

@@ -12,6 +12,7 @@
 #include "kano.h"
 #include "log.h"
 #include "store.h"
+#include "storymap.h"
 
 /* The epoch clients see: the room's own, plus the number of restores the
  * database has been through (store.h), so a restore changes every room's. */
@@ -81,6 +82,7 @@ static void room_free(struct room *r)
         kano_free(r->kano[i]);
     free(r->kano);
     map_free(&r->kano_by_item);
+    storymap_free(r->smap);
     backlog_free(&r->backlog);
     free_cards(r);
     free(r->name);
@@ -203,7 +205,7 @@ void room_pack_deck(const struct room *r, msgpack_packer *pk)
 int room_save_meta(struct app *app, struct room *r)
 {
     msgpack_packer *pk = store_packer(app->store);
-    msgpack_pack_map(pk, 11);
+    msgpack_pack_map(pk, 11 + 1);
     codec_pack_kv_str(pk, "epoch", r->epoch_base);
     codec_pack_kv_bool(pk, "reveal_on_timer", r->reveal_on_timer);
     codec_pack_kv_u64(pk, "facilitator_grace", r->facilitator_grace);
@@ -221,6 +223,8 @@ int room_save_meta(struct app *app, struct room *r)
         msgpack_pack_bin(pk, TOKEN_HASH);
         msgpack_pack_bin_body(pk, r->token_hash[i], TOKEN_HASH);
     }
+    codec_pack_str(pk, "map");
+    storymap_pack_meta(r->smap, pk);
     int rc = store_put_room(app->store, r->id, r->created_at);
     r->records_upto = store_added(app->store);
     return rc;

@@ -10,6 +10,7 @@
 #include "kano_ops.h"
 #include "outbox.h"
 #include "room.h"
+#include "storymap.h"
 
 static void pack_participant(const struct participant *p, msgpack_packer *pk)
 {
@@ -66,11 +67,13 @@ static void pack_items_tail(const struct room *r, msgpack_packer *pk)
         round_pack(r->rounds[i], pk);
     codec_pack_str(pk, "kano");
     kano_pack_all(r, pk);
+    codec_pack_str(pk, "map");
+    storymap_pack(r->smap, &r->backlog, pk);
 }
 
 void snapshot_pack_export_head(const struct room *r, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 8 + 1);
     codec_pack_kv_u64(pk, "format", 1);
     codec_pack_kv_i64(pk, "exported_at", clock_now_ms());
     codec_pack_kv_u64(pk, "seq", r->seq);
@@ -138,7 +141,7 @@ static struct frame *snapshot_head(const struct room *r, bool whole)
     msgpack_packer pk;
     codec_buf_init(&b, FRAME_HEAD);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 11);
+    msgpack_pack_map(&pk, 11 + 1);
     codec_pack_kv_str(&pk, "t", "snapshot");
     codec_pack_kv_u64(&pk, "seq", r->seq);
     codec_pack_str(&pk, "room");

@@ -47,6 +47,7 @@
 #include "room_load.h"
 #include "snapshot.h"
 #include "store.h"
+#include "storymap.h"
 
 static struct app app;
 static uv_loop_t loop;
@@ -382,9 +383,9 @@ static char *canon(const struct room *r, size_t *len)
     CHECK(codec_decode((const uint8_t *)e.data, e.len, &z, &o, &why) == 0);
     codec_buf_init(&b, 0);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 15);
-    static const char *const keys[] = {"seq", "room", "items", "rounds", "kano"};
-    for (size_t i = 0; i < 5; i++) {
+    msgpack_pack_map(&pk, 17);
+    static const char *const keys[] = {"seq", "room", "items", "rounds", "kano", "map"};
+    for (size_t i = 0; i < 6; i++) {
         codec_pack_str(&pk, keys[i]);
         codec_pack_obj(&pk, codec_get(&o, keys[i]));
     }
@@ -398,6 +399,7 @@ static char *canon(const struct room *r, size_t *len)
     codec_pack_kv_i64(&pk, "timer_ends_at", r->timer_ends_at);
     codec_pack_kv_u64(&pk, "item_bytes", r->backlog.bytes);
     codec_pack_kv_u64(&pk, "observers", r->observers);
+    codec_pack_kv_u64(&pk, "map_next", r->smap ? r->smap->next_id : 0);
     codec_pack_str(&pk, "tokens");
     msgpack_pack_bin(&pk, sizeof r->token_hash);
     msgpack_pack_bin_body(&pk, r->token_hash, sizeof r->token_hash);
@@ -489,7 +491,8 @@ struct step {
  * added, updated, moved, removed and split, the room's settings and deck
  * changed, a poker round voted, revealed and accepted, a second one revealed
  * by its timer on the tick, a role change, the focus, a token rotated, and
- * participants leaving (which checks for an auto-reveal). */
+ * participants leaving (which checks for an auto-reveal), and a story map built,
+ * items placed on it, and a slice and a step that holds an item removed. */
 static const struct step SCRIPT[] = {
     {REQ, FAC, "room.create", "{\"name\": \"OOM room\", \"deck\": \"modified\"}"},
     {REQ, FAC, "join", "{\"room\": \"$R\", \"token\": \"$T0\", \"name\": \"Fay\"}"},
@@ -528,6 +531,19 @@ static const struct step SCRIPT[] = {
     {REQ, OWN, "kano.answer",
      "{\"item\": \"i3\", \"functional\": \"neutral\", "
      "\"dysfunctional\": \"neutral\"}"},
+    {REQ, OWN, "map.add", "{\"kind\": \"activity\", \"name\": \"Account\"}"},
+    {REQ, FAC, "map.add", "{\"kind\": \"step\", \"name\": \"Sign in\", \"activity\": \"a1\"}"},
+    {REQ, FAC, "map.add",
+     "{\"kind\": \"step\", \"name\": \"Recover\", \"activity\": \"a1\", \"after\": null}"},
+    {REQ, OWN, "map.add", "{\"kind\": \"slice\", \"name\": \"MVP\", \"capacity\": 8}"},
+    {REQ, OWN, "map.add", "{\"kind\": \"slice\", \"name\": \"Later\", \"after\": null}"},
+    {REQ, DEV, "map.place", "{\"item\": \"i1\", \"step\": \"s2\", \"slice\": \"r4\"}"},
+    {REQ, DEV, "map.place", "{\"item\": \"i3\", \"step\": \"s3\", \"slice\": \"r4\"}"},
+    {REQ, OWN, "map.update", "{\"node\": \"r4\", \"name\": \"Skeleton\", \"capacity\": 13}"},
+    {REQ, OWN, "map.move", "{\"node\": \"s2\", \"after\": null}"},
+    {REQ, FAC, "map.remove", "{\"node\": \"r5\"}"},
+    {REQ, FAC, "map.remove", "{\"node\": \"s3\", \"force\": true}"},
+    {REQ, DEV, "map.place", "{\"item\": \"i3\", \"step\": \"s2\", \"slice\": \"r4\"}"},
     {REQ, FAC, "round.start", "{\"item\": \"i3\", \"anonymous\": true}"},
     {REQ, FAC, "timer.start", "{\"seconds\": 60}"},
     {REQ, DEV, "vote", "{\"round\": \"r2\", \"card\": \"8\"}"},
