@@ -11,4 +11,5 @@ export interface WorkspaceView {
 
 export const views: WorkspaceView[] = [
   { id: "refine", label: "Refine", load: null },
+  { id: "map", label: "Story map", load: () => import("./StoryMap.svelte") },
 ];

@@ -17,6 +17,8 @@ import type {
   Confidence,
   KanoAnswer,
   KanoSurvey,
+  MapKind,
+  StoryMapData,
 } from "./protocol";
 
 export type ConnectionStatus =
@@ -74,6 +76,7 @@ export interface RoomView {
   focus: string | null;
   timerEndsAt: number | null;
   kano: KanoSurvey[]; // Kano surveys, oldest first (no one's answer)
+  map: StoryMapData; // the story map's structure (placements are the items' step and slice)
   hints: Hint[]; // other participants' live hints
   /** item id -> time of the last remote change (for a brief highlight) */
   changedAt: Record<string, number>;
@@ -132,6 +135,12 @@ export interface RoomApi {
   kanoReset(item: string): Promise<void>;
   /** My own Kano answers (kept locally, since the server never echoes them): item -> pair. */
   readonly myKano: Record<string, { functional: KanoAnswer; dysfunctional: KanoAnswer }>;
+  /** Story map: add, rename / set capacity, reorder, remove (force: it holds items), place. */
+  mapAdd(kind: MapKind, name: string, opts?: { activity?: string; after?: string | null; capacity?: number | null }): Promise<string>;
+  mapUpdate(node: string, set: { name?: string; capacity?: number | null }): Promise<void>;
+  mapMove(node: string, after: string | null, activity?: string): Promise<void>;
+  mapRemove(node: string, force?: boolean): Promise<void>;
+  mapPlace(item: string, step: string | null, slice: string | null): Promise<void>;
   retryPending(key: number): void;
   discardPending(key: number): void;
 }
