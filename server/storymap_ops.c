@@ -259,14 +259,19 @@ static bool item_on(struct storymap *m, const struct item *it, enum smap_kind k,
     return s && strcmp(s->activity, n->id) == 0;
 }
 
-/* Makes it unplaced (both fields nil): cannot fail. */
-static void unplace(struct room *r, struct item *it, int64_t now)
+/* Puts it on (step, slice), both taken (both nil: unplaced). Cannot fail. */
+static void set_place(struct room *r, struct item *it, struct ival step, struct ival slice,
+                      int64_t now)
 {
     backlog_ival_free(&it->f[ITEM_F_STEP]);
     backlog_ival_free(&it->f[ITEM_F_SLICE]);
+    it->f[ITEM_F_STEP] = step;
+    it->f[ITEM_F_SLICE] = slice;
     backlog_account(&r->backlog, it);
     it->updated_at = now;
 }
+
+static const struct ival NIL = {IV_NIL, {0}};
 
 /* Takes node ix of kind k out of the map and frees it. */
 static void drop_node(struct storymap *m, enum smap_kind k, size_t ix)
@@ -307,7 +312,7 @@ int storymap_ops_remove(struct req *q)
     snprintf(id, sizeof id, "%s", n->id);
     int64_t now = clock_now_ms();
     for (size_t i = 0; i < count; i++)
-        unplace(r, items[i], now);
+        set_place(r, items[i], NIL, NIL, now);
     if (k == SMAP_ACTIVITY) /* its steps go with it */
         for (size_t i = m->n[SMAP_STEP]; i-- > 0;)
             if (strcmp(m->step[i].activity, id) == 0) {
@@ -369,7 +374,7 @@ int storymap_ops_place(struct req *q)
         req_ok_unchanged(q);
         return 0;
     }
-    struct ival sv = {IV_NIL, {0}}, lv = {IV_NIL, {0}};
+    struct ival sv = NIL, lv = NIL;
     if (!unplaced) {
         sv.type = lv.type = IV_STR;
         sv.u.s = codec_strdup(step);
@@ -380,12 +385,7 @@ int storymap_ops_place(struct req *q)
             return RF_ENOMEM;
         }
     }
-    backlog_ival_free(&it->f[ITEM_F_STEP]);
-    backlog_ival_free(&it->f[ITEM_F_SLICE]);
-    it->f[ITEM_F_STEP] = sv;
-    it->f[ITEM_F_SLICE] = lv;
-    backlog_account(&r->backlog, it);
-    it->updated_at = clock_now_ms();
+    set_place(r, it, sv, lv, clock_now_ms());
     if (backlog_save_item(q->app->store, r->id, it)) {
         room_evict(q->app, r->id);
         return RF_ENOMEM;
