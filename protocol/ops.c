@@ -53,6 +53,10 @@ const struct field_spec ops_item_fields[] = {
     {"persona_id", FT_STR, FF_NIL_OK, 16, 0, NULL,
      "the id of one of the room's personas (persona.add), or nil"},
     {"outcomes", FT_STR_LIST, 0, 10, 16, NULL, "ids of the room's outcomes the item serves"},
+    {"step", FT_STR, FF_NIL_OK | FF_SERVER, ID_MAX, 0, NULL,
+     "its story-map step, or nil (unplaced); set by `map.place` only"},
+    {"slice", FT_STR, FF_NIL_OK | FF_SERVER, ID_MAX, 0, NULL,
+     "its release slice, or nil (unplaced); set by `map.place` only"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -252,6 +256,46 @@ static const struct field_spec F_OUTCOME_REMOVE[] = {
     {"force", FT_BOOL, 0, 0, 0, NULL, "remove it even if items serve it (they lose it)"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
+/* Story map (server/storymap.h has the same limits). */
+#define MAP_NAME_MAX     100
+#define MAP_CAPACITY_MAX 10000
+static const char *const MAP_KIND_CHOICES[] = {"activity", "step", "slice", NULL};
+static const struct field_spec F_MAP_ADD[] = {
+    {"kind", FT_STR, FF_REQUIRED, 16, 0, MAP_KIND_CHOICES, "what to add"},
+    {"name", FT_STR, FF_REQUIRED, MAP_NAME_MAX, 0, NULL, "its name"},
+    {"activity", FT_STR, 0, ID_MAX, 0, NULL, "a step's activity (required for a step)"},
+    {"after", FT_STR, FF_NIL_OK, ID_MAX, 0, NULL,
+     "absent: last; nil: first; id: below that sibling"},
+    {"capacity", FT_UINT, FF_NIL_OK, MAP_CAPACITY_MAX, 0, NULL, "a slice's capacity in points"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_MAP_UPDATE[] = {
+    {"node", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "an activity, step or slice (its id)"},
+    {"name", FT_STR, 0, MAP_NAME_MAX, 0, NULL, "new name"},
+    {"capacity", FT_UINT, FF_NIL_OK, MAP_CAPACITY_MAX, 0, NULL,
+     "a slice's capacity in points, nil for none"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_MAP_MOVE[] = {
+    {"node", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "an activity, step or slice (its id)"},
+    {"after", FT_STR, FF_REQUIRED | FF_NIL_OK, ID_MAX, 0, NULL,
+     "nil: first; id: below that sibling"},
+    {"activity", FT_STR, 0, ID_MAX, 0, NULL, "a step's new activity (default: its own)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_MAP_REMOVE[] = {
+    {"node", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "an activity, step or slice (its id)"},
+    {"force", FT_BOOL, 0, 0, 0, NULL,
+     "confirm removing one that holds items (they become unplaced)"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
+static const struct field_spec F_MAP_PLACE[] = {
+    {"item", FT_STR, FF_REQUIRED, ID_MAX, 0, NULL, "item id"},
+    {"step", FT_STR, FF_REQUIRED | FF_NIL_OK, ID_MAX, 0, NULL, "a step, or nil to unplace"},
+    {"slice", FT_STR, FF_REQUIRED | FF_NIL_OK, ID_MAX, 0, NULL,
+     "a release slice, or nil to unplace"},
+    {NULL, 0, 0, 0, 0, NULL, NULL},
+};
 static const struct field_spec F_NONE[] = {
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
@@ -321,6 +365,16 @@ static const struct op_spec OPS[OP__COUNT] = {
      "outcome.updated", "change an outcome's fields"},
     {"outcome.remove", OP_OUTCOME_REMOVE, R_FAC | R_OWN, OPF_CHANGES, F_OUTCOME_REMOVE,
      "outcome.removed", "remove an outcome (with `force`, also from the items that serve it)"},
+    {"map.add", OP_MAP_ADD, R_FAC | R_OWN, OPF_CHANGES, F_MAP_ADD, "map.added",
+     "add an activity, a step or a release slice to the story map"},
+    {"map.update", OP_MAP_UPDATE, R_FAC | R_OWN, OPF_CHANGES, F_MAP_UPDATE, "map.updated",
+     "rename an activity, step or slice, or set a slice's capacity"},
+    {"map.move", OP_MAP_MOVE, R_FAC | R_OWN, OPF_CHANGES, F_MAP_MOVE, "map.moved",
+     "reorder an activity, step or slice (a step also to another activity)"},
+    {"map.remove", OP_MAP_REMOVE, R_FAC | R_OWN, OPF_CHANGES, F_MAP_REMOVE, "map.removed",
+     "remove an activity (with its steps), a step or a slice; its items become unplaced"},
+    {"map.place", OP_MAP_PLACE, R_FAC | R_OWN | R_MEM, OPF_CHANGES, F_MAP_PLACE, "map.placed",
+     "place an item on a (step, slice) cell of the story map, or unplace it"},
 };
 
 const struct op_spec *ops_find(const char *s, size_t n)
@@ -504,6 +558,9 @@ int ops_validate_fields(const struct field_spec *fields, const msgpack_object *m
                 f++;
             if (!f->name)
                 FAIL("Field '%.*s' cannot be set here.", (int)k->via.str.size, k->via.str.ptr);
+            if (f->flags & FF_SERVER)
+                FAIL("Field '%s' cannot be set here; use its own operation (see PROTOCOL.md).",
+                     f->name);
             if (check_field(f, &map->via.map.ptr[i].val, why, whysz)) /* a repeated key too */
                 return RF_EBAD_REQUEST;
         }

@@ -65,6 +65,11 @@ enum op_id {
     OP_OUTCOME_ADD,
     OP_OUTCOME_UPDATE,
     OP_OUTCOME_REMOVE,
+    OP_MAP_ADD,
+    OP_MAP_UPDATE,
+    OP_MAP_MOVE,
+    OP_MAP_REMOVE,
+    OP_MAP_PLACE,
     OP__COUNT,
 };
 
@@ -82,6 +87,7 @@ enum field_type {
 #define FF_REQUIRED 1u /* must be present */
 #define FF_NIL_OK   2u /* nil is a valid value */
 #define FF_EMPTY_OK 4u /* an empty string is valid */
+#define FF_SERVER   8u /* an item field only its own operation sets (item.add/update refuse it) */
 
 struct field_spec {
     const char *name;

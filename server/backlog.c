@@ -28,6 +28,8 @@ static const char *const FIELD_NAMES[ITEM_F__COUNT] = {
     [ITEM_F_RISK_REDUCTION] = "risk_reduction",
     [ITEM_F_PERSONA_ID] = "persona_id",
     [ITEM_F_OUTCOMES] = "outcomes",
+    [ITEM_F_STEP] = "step",
+    [ITEM_F_SLICE] = "slice",
 };
 
 int backlog_check_fields(void)

@@ -45,6 +45,8 @@ enum item_field {
     ITEM_F_RISK_REDUCTION,
     ITEM_F_PERSONA_ID,
     ITEM_F_OUTCOMES,
+    ITEM_F_STEP,
+    ITEM_F_SLICE,
     ITEM_F__COUNT
 };
 

@@ -20,6 +20,7 @@
 #include "room_ops.h"
 #include "undo.h"
 #include "unsplit.h"
+#include "storymap_ops.h"
 
 typedef int (*handler_fn)(struct req *r);
 
@@ -60,6 +61,11 @@ static const handler_fn HANDLERS[] = {
     [OP_OUTCOME_ADD] = product_ops_outcome_add,
     [OP_OUTCOME_UPDATE] = product_ops_outcome_update,
     [OP_OUTCOME_REMOVE] = product_ops_outcome_remove,
+    [OP_MAP_ADD] = storymap_ops_add,
+    [OP_MAP_UPDATE] = storymap_ops_update,
+    [OP_MAP_MOVE] = storymap_ops_move,
+    [OP_MAP_REMOVE] = storymap_ops_remove,
+    [OP_MAP_PLACE] = storymap_ops_place,
 };
 /* clang-format on */
 _Static_assert(sizeof HANDLERS / sizeof HANDLERS[0] == OP__COUNT,

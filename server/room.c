@@ -14,6 +14,7 @@
 #include "log.h"
 #include "product.h"
 #include "store.h"
+#include "storymap.h"
 
 /* The epoch clients see: the room's own, plus the number of restores the
  * database has been through (store.h), so a restore changes every room's. */
@@ -85,6 +86,7 @@ static void room_free(struct room *r)
     free(r->kano);
     map_free(&r->kano_by_item);
     product_free(&r->product);
+    storymap_free(r->smap);
     backlog_free(&r->backlog);
     free_cards(r);
     free(r->name);
@@ -207,7 +209,7 @@ void room_pack_deck(const struct room *r, msgpack_packer *pk)
 int room_save_meta(struct app *app, struct room *r)
 {
     msgpack_packer *pk = store_packer(app->store);
-    msgpack_pack_map(pk, 12);
+    msgpack_pack_map(pk, 13);
     codec_pack_kv_str(pk, "epoch", r->epoch_base);
     codec_pack_kv_bool(pk, "reveal_on_timer", r->reveal_on_timer);
     codec_pack_kv_u64(pk, "facilitator_grace", r->facilitator_grace);
@@ -227,6 +229,8 @@ int room_save_meta(struct app *app, struct room *r)
     }
     codec_pack_str(pk, "product");
     product_save(&r->product, pk);
+    codec_pack_str(pk, "map");
+    storymap_pack_meta(r->smap, pk);
     int rc = store_put_room(app->store, r->id, r->created_at);
     r->records_upto = store_added(app->store);
     return rc;

@@ -27,6 +27,7 @@ struct conn;
 struct frame;
 struct kano_survey;
 struct undo_rec;
+struct storymap;
 
 /* The crowd rule. A room that knows more than ROOM_CROWD participants (all
  * of them, online or not: nparts, which never shrinks, so a room once crowded
@@ -80,6 +81,7 @@ struct room {
     size_t nkano, capkano;
     struct map kano_by_item;    /* item id -> its survey */
     struct product product;     /* vision, personas, outcomes (product.h) */
+    struct storymap *smap;      /* the story map (storymap.h), NULL until its first node */
     struct participant **parts; /* every participant: in join order, or the store's when loaded */
     size_t nparts, capparts;
     /* The participants who are not observers (those who may vote), in the

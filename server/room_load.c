@@ -15,6 +15,7 @@
 #include "room.h"
 #include "snapshot.h"
 #include "store.h"
+#include "storymap.h"
 
 static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void *meta, size_t len)
 {
@@ -59,6 +60,8 @@ static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void
             goto out;
         memcpy(r->token_hash[i], h->via.bin.ptr, TOKEN_HASH);
     }
+    if (storymap_load(codec_get(&o, "map"), &r->smap))
+        goto out;
     rc = 0;
 out:
     msgpack_zone_destroy(&z);

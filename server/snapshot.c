@@ -11,6 +11,7 @@
 #include "outbox.h"
 #include "product.h"
 #include "room.h"
+#include "storymap.h"
 
 static void pack_participant(const struct participant *p, msgpack_packer *pk)
 {
@@ -69,11 +70,13 @@ static void pack_items_tail(const struct room *r, msgpack_packer *pk)
     kano_pack_all(r, pk);
     codec_pack_str(pk, "product");
     product_pack(&r->product, pk);
+    codec_pack_str(pk, "map");
+    storymap_pack(r->smap, &r->backlog, pk);
 }
 
 void snapshot_pack_export_head(const struct room *r, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 9);
+    msgpack_pack_map(pk, 10);
     codec_pack_kv_u64(pk, "format", 1);
     codec_pack_kv_i64(pk, "exported_at", clock_now_ms());
     codec_pack_kv_u64(pk, "seq", r->seq);
@@ -141,7 +144,7 @@ static struct frame *snapshot_head(const struct room *r, bool whole)
     msgpack_packer pk;
     codec_buf_init(&b, FRAME_HEAD);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 12);
+    msgpack_pack_map(&pk, 13);
     codec_pack_kv_str(&pk, "t", "snapshot");
     codec_pack_kv_u64(&pk, "seq", r->seq);
     codec_pack_str(&pk, "room");

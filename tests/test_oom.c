@@ -48,6 +48,7 @@
 #include "room_load.h"
 #include "snapshot.h"
 #include "store.h"
+#include "storymap.h"
 
 static struct app app;
 static uv_loop_t loop;
@@ -391,9 +392,9 @@ static char *canon(const struct room *r, size_t *len)
     CHECK(codec_decode((const uint8_t *)e.data, e.len, &z, &o, &why) == 0);
     codec_buf_init(&b, 0);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 16);
-    static const char *const keys[] = {"seq", "room", "items", "rounds", "kano", "product"};
-    for (size_t i = 0; i < 6; i++) {
+    msgpack_pack_map(&pk, 18);
+    static const char *const keys[] = {"seq", "room", "items", "rounds", "kano", "product", "map"};
+    for (size_t i = 0; i < 7; i++) {
         codec_pack_str(&pk, keys[i]);
         codec_pack_obj(&pk, codec_get(&o, keys[i]));
     }
@@ -407,6 +408,7 @@ static char *canon(const struct room *r, size_t *len)
     codec_pack_kv_i64(&pk, "timer_ends_at", r->timer_ends_at);
     codec_pack_kv_u64(&pk, "item_bytes", r->backlog.bytes);
     codec_pack_kv_u64(&pk, "observers", r->observers);
+    codec_pack_kv_u64(&pk, "map_next", r->smap ? r->smap->next_id : 0);
     codec_pack_str(&pk, "tokens");
     msgpack_pack_bin(&pk, sizeof r->token_hash);
     msgpack_pack_bin_body(&pk, r->token_hash, sizeof r->token_hash);
@@ -500,7 +502,8 @@ struct step {
  * changed, a poker round voted, revealed and accepted, a second one revealed
  * by its timer on the tick, a role change, the focus, a token rotated, the
  * vision, personas and outcomes (adopted, referred to, removed with force),
- * and participants leaving (which checks for an auto-reveal). */
+ * participants leaving (which checks for an auto-reveal), and a story map built,
+ * items placed on it, and a slice and a step that holds an item removed. */
 static const struct step SCRIPT[] = {
     {REQ, FAC, "room.create", "{\"name\": \"OOM room\", \"deck\": \"modified\"}"},
     {REQ, FAC, "join", "{\"room\": \"$R\", \"token\": \"$T0\", \"name\": \"Fay\"}"},
@@ -552,6 +555,19 @@ static const struct step SCRIPT[] = {
     {REQ, OWN, "outcome.update", "{\"outcome\": \"o1\", \"set\": {\"unit\": \"%\"}}"},
     {REQ, OWN, "outcome.remove", "{\"outcome\": \"o1\", \"force\": true}"},
     {REQ, OWN, "persona.remove", "{\"persona\": \"p2\"}"},
+    {REQ, OWN, "map.add", "{\"kind\": \"activity\", \"name\": \"Account\"}"},
+    {REQ, FAC, "map.add", "{\"kind\": \"step\", \"name\": \"Sign in\", \"activity\": \"a1\"}"},
+    {REQ, FAC, "map.add",
+     "{\"kind\": \"step\", \"name\": \"Recover\", \"activity\": \"a1\", \"after\": null}"},
+    {REQ, OWN, "map.add", "{\"kind\": \"slice\", \"name\": \"MVP\", \"capacity\": 8}"},
+    {REQ, OWN, "map.add", "{\"kind\": \"slice\", \"name\": \"Later\", \"after\": null}"},
+    {REQ, DEV, "map.place", "{\"item\": \"i1\", \"step\": \"s2\", \"slice\": \"r4\"}"},
+    {REQ, DEV, "map.place", "{\"item\": \"i3\", \"step\": \"s3\", \"slice\": \"r4\"}"},
+    {REQ, OWN, "map.update", "{\"node\": \"r4\", \"name\": \"Skeleton\", \"capacity\": 13}"},
+    {REQ, OWN, "map.move", "{\"node\": \"s2\", \"after\": null}"},
+    {REQ, FAC, "map.remove", "{\"node\": \"r5\"}"},
+    {REQ, FAC, "map.remove", "{\"node\": \"s3\", \"force\": true}"},
+    {REQ, DEV, "map.place", "{\"item\": \"i3\", \"step\": \"s2\", \"slice\": \"r4\"}"},
     {REQ, FAC, "round.start", "{\"item\": \"i3\", \"anonymous\": true}"},
     {REQ, FAC, "timer.start", "{\"seconds\": 60}"},
     {REQ, DEV, "vote", "{\"round\": \"r2\", \"card\": \"8\"}"},

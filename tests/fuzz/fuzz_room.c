@@ -86,6 +86,7 @@
 #include "round.h"
 #include "snapshot.h"
 #include "store.h"
+#include "storymap.h"
 #include "token.h"
 #include "../alloc_fail.h"
 #include "../inproc.h"
@@ -465,6 +466,7 @@ static void check_event_bytes(uint64_t seq, const struct frame *f)
 struct mitem {
     char id[ITEM_ID_MAX];
     char rank[RANK_MAX + 1];
+    char step[SMAP_ID_MAX], slice[SMAP_ID_MAX]; /* its place on the story map ("": none) */
 };
 static struct mitem *model;
 static size_t nmodel, capmodel;
@@ -494,6 +496,8 @@ static void model_put(const msgpack_object *item)
     }
     snprintf(model[nmodel].id, sizeof model[nmodel].id, "%s", id);
     snprintf(model[nmodel].rank, sizeof model[nmodel].rank, "%s", rank);
+    copy_str(model[nmodel].step, sizeof model[nmodel].step, codec_get(item, "step"));
+    copy_str(model[nmodel].slice, sizeof model[nmodel].slice, codec_get(item, "slice"));
     nmodel++;
 }
 
@@ -553,6 +557,24 @@ static void model_apply(const char *t, const msgpack_object *m)
             if (!it)
                 VIOLATION("item.unsplit names the unknown child '%s'", id);
             *it = model[--nmodel];
+        }
+    } else if (strcmp(t, "map.placed") == 0) {
+        copy_str(id, sizeof id, codec_get(m, "item"));
+        struct mitem *it = model_find(id);
+        if (!it)
+            VIOLATION("map.placed names the unknown item '%s'", id);
+        copy_str(it->step, sizeof it->step, codec_get(m, "step"));
+        copy_str(it->slice, sizeof it->slice, codec_get(m, "slice"));
+    } else if (strcmp(t, "map.removed") == 0) {
+        const msgpack_object *un = codec_get(m, "unplaced");
+        if (!un || un->type != MSGPACK_OBJECT_ARRAY)
+            VIOLATION("map.removed without unplaced");
+        for (uint32_t i = 0; i < un->via.array.size; i++) {
+            copy_str(id, sizeof id, &un->via.array.ptr[i]);
+            struct mitem *it = model_find(id);
+            if (!it)
+                VIOLATION("map.removed unplaces the unknown item '%s'", id);
+            it->step[0] = it->slice[0] = '\0';
         }
     } else if (strcmp(t, "items.reranked") == 0) {
         const msgpack_object *ranks = codec_get(m, "ranks");
@@ -810,6 +832,9 @@ static void on_reply(int s, struct pending *p, const msgpack_object *m, bool ok)
         "vision.set",
         "persona.update",
         "outcome.update",
+        "map.update",
+        "map.move",
+        "map.place",
     };
     /* clang-format on */
     bool nothing = false;
@@ -980,6 +1005,45 @@ static void process(void)
 }
 
 /* (b), and the monitor's model against the room. */
+/* The item's step or slice, "" when nil. */
+static const char *item_place(const struct item *it, enum item_field f)
+{
+    return it->f[f].type == IV_STR ? it->f[f].u.s : "";
+}
+
+/* (h) The story map: within its limits, ids unique, every step under an
+ * activity of the map; every item placed on both a step and a slice of the
+ * map, or on neither. */
+static void check_map(const struct room *r)
+{
+    struct storymap *m = r->smap;
+    enum smap_kind k;
+    size_t ix;
+    for (int kind = 0; m && kind < SMAP__NKIND; kind++) {
+        if (m->n[kind] > storymap_max(kind))
+            VIOLATION("the map holds %zu %ss", m->n[kind], storymap_kind_name(kind));
+        for (size_t i = 0; i < m->n[kind]; i++) {
+            const struct smap_node *n = &storymap_nodes(m, kind)[i];
+            if (storymap_find(m, n->id, strlen(n->id), &k, &ix) != n)
+                VIOLATION("map node %s is not the one found under its id", n->id);
+            if (kind == SMAP_STEP &&
+                (!storymap_find(m, n->activity, strlen(n->activity), &k, &ix) ||
+                 k != SMAP_ACTIVITY))
+                VIOLATION("step %s is under '%s', not an activity of the map", n->id, n->activity);
+        }
+    }
+    for (size_t i = 0; i < r->backlog.n; i++) {
+        const struct item *it = r->backlog.v[i];
+        const char *step = item_place(it, ITEM_F_STEP), *slice = item_place(it, ITEM_F_SLICE);
+        if (!*step != !*slice)
+            VIOLATION("item %s is on step '%s' and slice '%s'", it->id, step, slice);
+        if (*step && (!storymap_find(m, step, strlen(step), &k, &ix) || k != SMAP_STEP))
+            VIOLATION("item %s is on '%s', not a step of the map", it->id, step);
+        if (*slice && (!storymap_find(m, slice, strlen(slice), &k, &ix) || k != SMAP_SLICE))
+            VIOLATION("item %s is on '%s', not a slice of the map", it->id, slice);
+    }
+}
+
 static void check_room(void)
 {
     struct room *r = main_r();
@@ -1017,6 +1081,7 @@ static void check_room(void)
                           ov->u.l.v[j]);
         }
     }
+    check_map(r);
     for (size_t i = 0; b->n < 512 && i < b->n; i++)
         for (size_t k = i + 1; k < b->n; k++)
             if (strcmp(b->v[i]->id, b->v[k]->id) == 0)
@@ -1055,6 +1120,13 @@ static void check_room(void)
         if (strcmp(model[i].id, b->v[i]->id) != 0 || strcmp(model[i].rank, b->v[i]->rank) != 0)
             VIOLATION("position %zu: the events say %s '%s', the room has %s '%s'", i, model[i].id,
                       model[i].rank, b->v[i]->id, b->v[i]->rank);
+    for (size_t i = 0; i < b->n; i++) {
+        const char *step = item_place(b->v[i], ITEM_F_STEP),
+                   *slice = item_place(b->v[i], ITEM_F_SLICE);
+        if (strcmp(model[i].step, step) != 0 || strcmp(model[i].slice, slice) != 0)
+            VIOLATION("item %s: the events place it on (%s, %s), the room on (%s, %s)", model[i].id,
+                      model[i].step, model[i].slice, step, slice);
+    }
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -1066,6 +1138,7 @@ struct gen {
     bool rejoin;   /* a join with the slot's pid + secret + since */
     int cred_slot; /* whose pid the join's pid field named */
     const struct token_set *room;
+    int map_kind; /* the kind of node a map.add or map.move names (for its `after`) */
 };
 
 static void pack_rep(msgpack_packer *pk, const char *unit, size_t count)
@@ -1124,6 +1197,21 @@ static void pack_item_id(msgpack_packer *pk, uint8_t sub, bool from_end)
     } else {
         codec_pack_str(pk, junk[sub % (sizeof junk / sizeof junk[0])]);
     }
+}
+
+/* A node id of the story map: of kind `kind` (-1: any) mostly, or a junk one.
+ * Returns the kind it drew from. */
+static int pack_map_id(msgpack_packer *pk, uint8_t sub, int kind)
+{
+    static const char *const junk[] = {"a999", "s0", "i1", "r1 ", "", "A1"};
+    struct room *r = main_r();
+    struct storymap *m = r ? r->smap : NULL;
+    int k = kind >= 0 && sub % 8 != 7 ? kind : (int)((sub >> 3) % SMAP__NKIND);
+    if (m && m->n[k] && sub < 232)
+        codec_pack_str(pk, storymap_nodes(m, k)[sub % m->n[k]].id);
+    else
+        codec_pack_str(pk, junk[sub % (sizeof junk / sizeof junk[0])]);
+    return k;
 }
 
 static const struct round *last_round(void)
@@ -1525,6 +1613,19 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
         pack_item_id(pk, sub, false);
     } else if (strcmp(n, "seq") == 0) { /* undo's: the sender's last change, or near it */
         msgpack_pack_uint64(pk, k->last_seq > sub % 4 ? k->last_seq - sub % 4 : 0);
+    } else if (strcmp(n, "node") == 0) {
+        g->map_kind = pack_map_id(pk, sub, -1);
+    } else if (strcmp(n, "kind") == 0) {
+        g->map_kind = sub % SMAP__NKIND;
+        codec_pack_str(pk, storymap_kind_name(g->map_kind));
+    } else if (strcmp(n, "activity") == 0) {
+        pack_map_id(pk, sub, SMAP_ACTIVITY);
+    } else if (strcmp(n, "step") == 0) {
+        pack_map_id(pk, sub, SMAP_STEP);
+    } else if (strcmp(n, "slice") == 0) {
+        pack_map_id(pk, sub, SMAP_SLICE);
+    } else if (strcmp(n, "after") == 0 && (g->op->id == OP_MAP_ADD || g->op->id == OP_MAP_MOVE)) {
+        pack_map_id(pk, sub, g->map_kind);
     } else if (strcmp(n, "after") == 0) {
         pack_item_id(pk, sub, true); /* by default the last item */
     } else if (strcmp(n, "round") == 0) {
@@ -1748,7 +1849,7 @@ static void send_frame(int s, uint8_t *data, size_t len, bool binary)
 
 static void send_op(int s, const struct op_spec *op, struct rd *params, bool rejoin)
 {
-    struct gen g = {params, s, op, rejoin, s, &main_room};
+    struct gen g = {params, s, op, rejoin, s, &main_room, 0};
     size_t len;
     uint8_t *data = build_request(&g, &len);
     send_frame(s, data, len, true);

@@ -102,6 +102,17 @@ REQUESTS = {
                                  "unit": "%", "current": 34, "target": 20.5}}],
     "outcome.update": [{"outcome": "o1", "set": {"current": None, "target": -1}}],
     "outcome.remove": [{"outcome": "o1", "force": True}],
+    "kano.answer": [{"item": "i1", "functional": "like", "dysfunctional": "dislike"}],
+    "kano.reveal": [{"item": "i1"}],
+    "kano.reset": [{"item": "i1"}],
+    "map.add": [{"kind": "activity", "name": "Buy"},
+                {"kind": "step", "name": "Pay", "activity": "a1", "after": None},
+                {"kind": "slice", "name": "Walking skeleton", "capacity": 20, "after": "r3"}],
+    "map.update": [{"node": "r3", "name": "MVP", "capacity": None}],
+    "map.move": [{"node": "s2", "after": None, "activity": "a1"}],
+    "map.remove": [{"node": "a1", "force": True}],
+    "map.place": [{"item": "i1", "step": "s2", "slice": "r3"},
+                  {"item": "i1", "step": None, "slice": None}],
 }
 
 # What the server sends: valid maps too, with other shapes.
@@ -407,6 +418,26 @@ def room_seeds(ops, count, pseudo):
         step(MEM, "OP_UNDO"),                           # nothing to undo any more
         step(FAC, "OP_ITEM_UNSPLIT", 0, 1, 0),
         step(OBS, "OP_UNDO"),                           # forbidden
+    ])
+    # Story map: an activity, two steps, two slices, items placed and moved,
+    # a rename, a capacity, a move, a refused and a forced removal, a reload.
+    seeds["storymap"] = bytes([0]) + add * 3 + b"".join([
+        step(FAC, "OP_MAP_ADD"),                                   # activity a1
+        step(OWN, "OP_MAP_ADD", 0, 1, 1, 0, 0, 1, 0),             # step under a1
+        step(OWN, "OP_MAP_ADD", 0, 1, 1, 1, 2, 1, 0, 1, 0x40),    # another, after a node
+        step(OWN, "OP_MAP_ADD", 0, 1, 2, 0, 0, 8, 0, 8, 0, 1, 8),  # slice, capacity 8
+        step(FAC, "OP_MAP_ADD", 0, 1, 2, 1, 3, 8, 0, 1, 0x40),    # slice, after nil
+        step(MEM, "OP_MAP_PLACE"),                                 # first item, first cell
+        step(MEM, "OP_MAP_PLACE", 0, 1, 1, 1, 1, 1, 1),           # second item, second cell
+        step(OBS, "OP_MAP_PLACE"),                                 # forbidden
+        step(OWN, "OP_MAP_UPDATE", 0, 1, 0x10, 1, 2),             # rename a slice
+        step(OWN, "OP_MAP_UPDATE", 0, 1, 0x10, 8, 0, 1, 13),      # its capacity
+        step(OWN, "OP_MAP_MOVE", 0, 1, 8, 1, 1),                  # a step
+        step(FAC, "OP_MAP_REMOVE"),                                # conflict: holds items
+        step(FAC, "P_RELOAD", 1),
+        step(FAC, "P_REJOIN"),
+        step(FAC, "OP_MAP_REMOVE", 0, 1, 0, 1, 0),                # forced
+        step(MEM, "OP_MAP_PLACE", 0, 1, 2, 1, 0, 1, 0),           # on a removed step
     ])
     raw = pack({"t": "focus", "id": 99, "item": None})
     seeds["frames"] = bytes([0]) + b"".join([

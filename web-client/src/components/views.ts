@@ -13,4 +13,5 @@ export const views: WorkspaceView[] = [
   { id: "refine", label: "Refine", load: null },
   { id: "priorities", label: "Priorities", load: () => import("./Priorities.svelte") },
   { id: "product", label: "Product", load: () => import("./Product.svelte") },
+  { id: "map", label: "Story map", load: () => import("./StoryMap.svelte") },
 ];

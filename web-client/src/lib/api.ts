@@ -23,6 +23,8 @@ import type {
   Persona,
   Product,
   Vision,
+  MapKind,
+  StoryMapData,
 } from "./protocol";
 
 export type ConnectionStatus =
@@ -88,6 +90,7 @@ export interface RoomView {
   timerEndsAt: number | null;
   kano: KanoSurvey[]; // Kano surveys, oldest first (no one's answer)
   product: Product; // vision, personas, outcomes
+  map: StoryMapData; // the story map's structure (placements are the items' step and slice)
   hints: Hint[]; // other participants' live hints
   /** item id -> time of the last remote change (for a brief highlight) */
   changedAt: Record<string, number>;
@@ -160,6 +163,12 @@ export interface RoomApi {
   addOutcome(o: Partial<Omit<Outcome, "id">> & { name: string }): Promise<string>;
   updateOutcome(id: string, set: Partial<Omit<Outcome, "id">>): Promise<void>;
   removeOutcome(id: string, force?: boolean): Promise<void>;
+  /** Story map: add, rename / set capacity, reorder, remove (force: it holds items), place. */
+  mapAdd(kind: MapKind, name: string, opts?: { activity?: string; after?: string | null; capacity?: number | null }): Promise<string>;
+  mapUpdate(node: string, set: { name?: string; capacity?: number | null }): Promise<void>;
+  mapMove(node: string, after: string | null, activity?: string): Promise<void>;
+  mapRemove(node: string, force?: boolean): Promise<void>;
+  mapPlace(item: string, step: string | null, slice: string | null): Promise<void>;
   retryPending(key: number): void;
   discardPending(key: number): void;
   /** Prioritization: the order a method gives the backlog (changes nothing; not queued offline). */

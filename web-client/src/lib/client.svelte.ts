@@ -46,6 +46,8 @@ import type {
 import type { Scheduler } from "./schedule";
 import { applyEvent, applyJoinOk, applyNotice, applySnapshot, beginBatch, emptyView, endBatch, findItem, indexOfItem } from "./state";
 import * as storage from "./storage";
+import type { MapKind, MapNode } from "./protocol";
+import { findNode } from "./storymap";
 
 /** Everything injectable (tests); the browser's defaults otherwise. */
 export interface RoomClientOptions {
@@ -326,6 +328,36 @@ export class RoomClient implements RoomApi {
 
   async removeOutcome(id: string, force = false): Promise<void> {
     await this.change("outcome.remove", force ? { outcome: id, force } : { outcome: id }, "Remove an outcome");
+  }
+
+  async mapAdd(kind: MapKind, name: string, opts: { activity?: string; after?: string | null; capacity?: number | null } = {}): Promise<string> {
+    const ok = await this.change("map.add", { kind, name, ...opts }, `Add “${name}” to the story map`);
+    const ev = this.mine.find((e) => e.seq === ok.seq && e.t === "map.added");
+    return ((ev?.node as MapNode | undefined)?.id as string) ?? "";
+  }
+
+  async mapUpdate(node: string, set: { name?: string; capacity?: number | null }): Promise<void> {
+    await this.change("map.update", { node, ...set }, `Change “${this.mapName(node)}” on the story map`);
+  }
+
+  async mapMove(node: string, after: string | null, activity?: string): Promise<void> {
+    const f: Record<string, unknown> = { node, after };
+    if (activity) f.activity = activity;
+    await this.change("map.move", f, `Move “${this.mapName(node)}” on the story map`);
+  }
+
+  async mapRemove(node: string, force = false): Promise<void> {
+    const f: Record<string, unknown> = { node };
+    if (force) f.force = true;
+    await this.change("map.remove", f, `Remove “${this.mapName(node)}” from the story map`);
+  }
+
+  async mapPlace(item: string, step: string | null, slice: string | null): Promise<void> {
+    await this.change("map.place", { item, step, slice }, step ? `Place “${this.title(item)}” on the story map` : `Take “${this.title(item)}” off the story map`);
+  }
+
+  private mapName(id: string): string {
+    return findNode(this.room.map, id)?.node.name ?? "a node";
   }
 
   async reveal(round: string): Promise<void> {
@@ -910,6 +942,16 @@ function matches(entry: Entry, ev: Ev, myPid: string): boolean {
       return ev.t === "kano.reset" && ev.item === f.item;
     case "order.apply":
       return ev.t === "order.applied";
+    case "map.add":
+      return ev.t === "map.added" && (ev.node as MapNode).name === f.name && ev.kind === f.kind;
+    case "map.update":
+      return ev.t === "map.updated" && (ev.node as MapNode).id === f.node;
+    case "map.move":
+      return ev.t === "map.moved" && ev.node === f.node;
+    case "map.remove":
+      return ev.t === "map.removed" && ev.node === f.node;
+    case "map.place":
+      return ev.t === "map.placed" && ev.item === f.item && (ev.step ?? null) === (f.step ?? null) && (ev.slice ?? null) === (f.slice ?? null);
     case "round.accept":
       return ev.t === "round.accepted" && ev.round === f.round;
     case "round.cancel":
@@ -979,6 +1021,12 @@ function checkState(view: RoomView, entry: Entry, myPid: string): "applied" | "r
     }
     case "kano.reveal":
       return view.kano.find((x) => x.item === f.item)?.revealed ? "applied" : "unknown";
+    case "map.place": {
+      const it = findItem(view, f.item as string);
+      return it && (it.step ?? null) === f.step && (it.slice ?? null) === f.slice ? "applied" : "resend"; // a place sets both
+    }
+    case "map.remove":
+      return findNode(view.map, f.node as string) ? "unknown" : "applied";
     case "round.start":
       return view.round && view.round.item === f.item && view.round.state === "voting" ? "applied" : "unknown";
     case "round.reveal": {

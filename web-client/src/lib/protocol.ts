@@ -33,10 +33,13 @@ export interface Item {
   risk_reduction?: number | null;
   persona_id: string | null; // one of the room's personas (Product), or null
   outcomes: string[]; // ids of the room's outcomes the item serves
+  /** Its place on the story map (both set, or both null: unplaced); set by map.place only. */
+  step?: string | null;
+  slice?: string | null;
 }
 
 /** Fields a client may send in item.add's `item`, item.update's `set` and item.split's `children`. */
-export type ItemFields = Partial<Omit<Item, "id" | "rank" | "parent" | "updated_at" | "status">> & {
+export type ItemFields = Partial<Omit<Item, "id" | "rank" | "parent" | "updated_at" | "status" | "step" | "slice">> & {
   status?: Exclude<ItemStatus, "split">;
 };
 
@@ -113,6 +116,20 @@ export interface KanoSurvey {
   results: KanoResults | null; // after the reveal
 }
 
+/** Story map (PROTOCOL.md "Story map"): activities, steps under them, release slices. */
+export type MapKind = "activity" | "step" | "slice";
+export interface MapNode {
+  id: string;
+  name: string;
+  activity?: string; // a step's activity
+  capacity?: number | null; // a slice's capacity in points (null: none)
+}
+export interface StoryMapData {
+  activities: MapNode[];
+  steps: MapNode[];
+  slices: MapNode[]; // the snapshot's slices also carry points and unestimated (clients recompute)
+}
+
 export interface Snapshot {
   t: "snapshot";
   seq: number;
@@ -126,6 +143,7 @@ export interface Snapshot {
   timer: number | null;
   kano?: KanoSurvey[];
   product?: Product;
+  map?: StoryMapData;
 }
 
 /** Every message has `t`; events also `seq`, `at`, `by`; replies `id`. */
@@ -200,6 +218,11 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   "outcome.add": ["facilitator", "owner"],
   "outcome.update": ["facilitator", "owner"],
   "outcome.remove": ["facilitator", "owner"],
+  "map.add": ["facilitator", "owner"],
+  "map.update": ["facilitator", "owner"],
+  "map.move": ["facilitator", "owner"],
+  "map.remove": ["facilitator", "owner"],
+  "map.place": ["facilitator", "owner", "member"],
 };
 
 export function may(role: Role | null | undefined, op: string): boolean {
@@ -220,6 +243,11 @@ export const LIMITS = {
   pattern: 16,
   deckCards: 20,
   card: 16,
+  mapName: 100,
+  mapActivities: 20,
+  mapSteps: 100,
+  mapSlices: 10,
+  mapCapacity: 10000,
 };
 
 // ---- Additions by the client core (additive only; nothing above was renamed or removed) ----

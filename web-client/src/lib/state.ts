@@ -10,6 +10,7 @@
 // edited in working copies kept beside the view (every function here reads them), and published
 // to the view once, by endBatch: a burst of events makes one new list, not one per event.
 
+import { applyMapChange, emptyMap, mapFromSnapshot, placedLine } from "./storymap";
 import type { Activity, Hint, RoomView } from "./api";
 import { KANO_CATEGORY_NAMES } from "./kano";
 import { applyProductEvent, emptyProduct } from "./product";
@@ -50,6 +51,7 @@ export function emptyView(): RoomView {
     rounds: [],
     kano: [],
     product: emptyProduct(),
+    map: emptyMap(),
     focus: null,
     timerEndsAt: null,
     hints: [],
@@ -294,6 +296,7 @@ export function applySnapshot(view: RoomView, snap: Snapshot): void {
   view.rounds = snap.rounds ?? [];
   view.kano = snap.kano ?? [];
   view.product = snap.product ?? emptyProduct();
+  view.map = mapFromSnapshot(snap.map);
   view.round = snap.round ?? null;
   view.focus = snap.focus ?? null;
   view.timerEndsAt = snap.timer ?? null;
@@ -565,6 +568,24 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
       s.results = null;
       s.answered = [];
       return (who) => `${who} reopened a Kano survey`;
+    }
+    case "map.added":
+    case "map.updated":
+    case "map.moved":
+      return applyMapChange(view.map, e);
+    case "map.removed":
+    case "map.placed": {
+      const unplaced = e.t === "map.removed" ? ((e.unplaced as string[]) ?? []) : [e.item as string];
+      const place = e.t === "map.placed" ? { step: (e.step as string | null) ?? null, slice: (e.slice as string | null) ?? null } : { step: null, slice: null };
+      const edit = new ItemsEdit(view);
+      let moved: Item | undefined;
+      for (const id of unplaced) {
+        moved = edit.update(id, { ...place, updated_at: at }) ?? moved;
+        mark(id);
+      }
+      edit.commit();
+      if (e.t === "map.removed") return applyMapChange(view.map, e);
+      return placedLine(view.map, moved, place);
     }
     case "timer": {
       const ends = (e.ends_at as number | null) ?? null;
