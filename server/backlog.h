@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "map.h"
 #include "rank.h"
 
@@ -64,6 +65,26 @@ struct item {
     struct ival *f; /* ITEM_F__COUNT: one per entry of ops_item_fields */
     size_t bytes;   /* its fields' values as MessagePack (backlog_item_bytes): what counts
                        against --max-room-bytes */
+    /* The backlog's watcher's bookkeeping (health.h): on its age list, on its
+     * list of changed items; the rules it breaks and those last told; in the
+     * top; stale. */
+    struct list hl_age, hl_dirty;
+    uint16_t hl_rules, hl_sent;
+    bool hl_top, hl_stale;
+};
+
+/* Who watches a backlog's changes (the room's health, health.h), told after
+ * an item is inserted, before one is removed, before and after a move (its
+ * index then), and after an item's fields change (backlog_account). reserve
+ * comes before an insertion: 0, or RF_ENOMEM and the insertion is refused.
+ * Loading (backlog_load_item) tells it nothing. */
+struct backlog_watch {
+    int (*reserve)(void *arg, size_t n);
+    void (*inserted)(void *arg, struct item *it, size_t at);
+    void (*removing)(void *arg, struct item *it, size_t at);
+    void (*moving)(void *arg, struct item *it, size_t from);
+    void (*moved)(void *arg, struct item *it, size_t at);
+    void (*changed)(void *arg, struct item *it);
 };
 
 /* A room's byte budget (--max-room-bytes) counts the items' field values
@@ -76,7 +97,9 @@ struct backlog {
     struct item **v; /* sorted by rank */
     size_t n, cap;
     struct map by_id;
-    size_t bytes; /* the sum of the items' `bytes` */
+    size_t bytes;                      /* the sum of the items' `bytes` */
+    const struct backlog_watch *watch; /* NULL: nobody */
+    void *watch_arg;
 };
 
 /* Start-up check: 0 when enum item_field names protocol/ops.c's item table
