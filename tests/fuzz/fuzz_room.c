@@ -51,7 +51,10 @@
  *       that hold one, none an observer, each on an item of the backlog;
  *   (g) a request with a NUL byte in any string is never `ok`: it is
  *       answered `bad_request` with a sentence about the NUL (strings never
- *       contain NUL). */
+ *       contain NUL);
+ *   (h) the backlog's health, kept incrementally, equals a recomputation
+ *       from scratch (health_check) after every step, and the room loaded
+ *       back has the same health (its settings are in the export's room). */
 #include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
@@ -70,6 +73,7 @@
 #include "dispatch.h"
 #include "errors.h"
 #include "frame.h"
+#include "health.h"
 #include "hint.h"
 #include "loader.h"
 #include "log.h"
@@ -961,6 +965,9 @@ static void check_room(void)
     }
     if (b->by_id.count != b->n)
         VIOLATION("the backlog holds %zu items under %zu ids", b->n, b->by_id.count);
+    /* (h) */
+    if (health_check(&r->health))
+        VIOLATION("the room's health differs from a recomputation (logged above)");
     for (size_t i = 0; b->n < 512 && i < b->n; i++)
         for (size_t k = i + 1; k < b->n; k++)
             if (strcmp(b->v[i]->id, b->v[k]->id) == 0)
@@ -1305,6 +1312,10 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
     } else if (strcmp(n, "facilitator_grace") == 0) {
         static const uint64_t v[] = {0, 120, 1, 3600};
         msgpack_pack_uint64(pk, v[sub % 4]);
+    } else if (strcmp(n, "capacity") == 0 || strcmp(n, "size_limit") == 0 ||
+               strcmp(n, "stale_days") == 0) {
+        static const uint64_t v[] = {1, 3, 8, 40, 0, 13, 2, 10000};
+        msgpack_pack_uint64(pk, v[sub % 8]);
     } else if (strcmp(n, "seconds") == 0) {
         static const uint64_t v[] = {60, 1, 3600, 0};
         msgpack_pack_uint64(pk, v[sub % 4]);
@@ -1567,6 +1578,8 @@ struct saved {
     bool auto_reveal, reveal_on_timer;
     uint32_t grace;
     size_t item_bytes; /* backlog.bytes: kept as items change, summed again at load */
+    uint8_t *health;   /* health_pack's bytes */
+    size_t health_len;
 };
 
 static void save_room(const struct room *r, struct saved *sv)
@@ -1589,6 +1602,12 @@ static void save_room(const struct room *r, struct saved *sv)
     sv->reveal_on_timer = r->reveal_on_timer;
     sv->grace = r->facilitator_grace;
     sv->item_bytes = r->backlog.bytes;
+    codec_buf_init(&b, 0);
+    codec_packer_init(&pk, &b);
+    health_pack(&r->health, &pk);
+    sv->health = (uint8_t *)codec_buf_take(&b, &sv->health_len);
+    if (!sv->health)
+        abort();
 }
 
 static bool obj_eq(const msgpack_object *a, const msgpack_object *b)
@@ -1633,6 +1652,9 @@ static void compare_room(const struct saved *sv, const struct room *r)
     if (now.item_bytes != sv->item_bytes)
         VIOLATION("the room's item bytes (--max-room-bytes) were %zu as kept, %zu summed at load",
                   sv->item_bytes, now.item_bytes);
+    if (now.health_len != sv->health_len || memcmp(now.health, sv->health, now.health_len) != 0)
+        VIOLATION("the room loaded back has another health");
+    free(now.health);
     msgpack_zone z;
     msgpack_object a, b;
     const char *why;
@@ -1686,6 +1708,7 @@ static void reload(bool sweep)
     server_call(false);
     if (oom_fired()) { /* the step's check follows (oom_check) */
         free(sv.export);
+        free(sv.health);
         return;
     }
     if (sweep) {
@@ -1717,6 +1740,7 @@ static void reload(bool sweep)
         }
     }
     free(sv.export);
+    free(sv.health);
 }
 
 /* ---- one input ------------------------------------------------------------ */
