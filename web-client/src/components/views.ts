@@ -11,4 +11,5 @@ export interface WorkspaceView {
 
 export const views: WorkspaceView[] = [
   { id: "refine", label: "Refine", load: null },
+  { id: "health", label: "Health", load: () => import("./Health.svelte") },
 ];

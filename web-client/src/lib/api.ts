@@ -18,6 +18,7 @@ import type {
   KanoAnswer,
   KanoSurvey,
 } from "./protocol";
+import type { RoomHealth } from "./health";
 
 export type ConnectionStatus =
   | "connecting" // first connection of this page, not yet joined
@@ -74,6 +75,7 @@ export interface RoomView {
   focus: string | null;
   timerEndsAt: number | null;
   kano: KanoSurvey[]; // Kano surveys, oldest first (no one's answer)
+  health: RoomHealth | null; // DEEP health (lib/health.ts), from the server
   hints: Hint[]; // other participants' live hints
   /** item id -> time of the last remote change (for a brief highlight) */
   changedAt: Record<string, number>;
@@ -119,7 +121,11 @@ export interface RoomApi {
   startTimer(seconds: number): Promise<void>;
   stopTimer(): Promise<void>;
   setRole(pid: string, role: Role): Promise<void>;
-  updateRoom(set: Partial<Pick<RoomInfo, "name" | "deck" | "auto_reveal" | "reveal_on_timer" | "facilitator_grace">>): Promise<void>;
+  updateRoom(
+    set: Partial<
+      Pick<RoomInfo, "name" | "deck" | "auto_reveal" | "reveal_on_timer" | "facilitator_grace" | "capacity" | "size_limit" | "stale_days">
+    >,
+  ): Promise<void>;
   rotateToken(role: Role): Promise<string>; // the new token
   claimFacilitator(): Promise<void>;
   /** Ephemeral; never queued while offline; throttled by the client (at most 2/s). */

@@ -12,11 +12,13 @@
 
 import type { Activity, Hint, RoomView } from "./api";
 import { KANO_CATEGORY_NAMES } from "./kano";
+import { applyHealthNotice, healthFrom } from "./health";
 import type {
   HintEntry,
   HintWhat,
   Item,
   JoinOk,
+  HealthNotice,
   KanoResults,
   KanoSurvey,
   Message,
@@ -48,6 +50,7 @@ export function emptyView(): RoomView {
     round: null,
     rounds: [],
     kano: [],
+    health: null,
     focus: null,
     timerEndsAt: null,
     hints: [],
@@ -291,6 +294,7 @@ export function applySnapshot(view: RoomView, snap: Snapshot): void {
   view.observers = snap.observers ?? { online: 0, total: 0 };
   view.rounds = snap.rounds ?? [];
   view.kano = snap.kano ?? [];
+  view.health = snap.health ? healthFrom(snap.health) : null;
   view.round = snap.round ?? null;
   view.focus = snap.focus ?? null;
   view.timerEndsAt = snap.timer ?? null;
@@ -308,6 +312,7 @@ export function applyJoinOk(view: RoomView, ok: JoinOk, myPid: string, now: numb
   if (ok.epoch) view.epoch = ok.epoch;
   if (ok.participants) view.participants = ok.participants;
   if (ok.observers) view.observers = ok.observers;
+  if (ok.health) view.health = healthFrom(ok.health);
   if (ok.hints) {
     view.hints = ok.hints
       .filter((h): h is HintEntry & { item: string; what: HintWhat } => !!h.item && !!h.what && h.pid !== myPid)
@@ -653,6 +658,12 @@ export function applyNotice(view: RoomView, n: Message, myPid: string | null = n
       view.observers = { online: (n.online as number) ?? 0, total: (n.total as number) ?? 0 };
       if (view.participants.some((p) => p.role === "observer"))
         view.participants = view.participants.filter((p) => p.role !== "observer");
+      return true;
+    }
+    case "health": {
+      const h = n.health as HealthNotice | undefined;
+      if (h && view.health) applyHealthNotice(view.health, h);
+      else if (h) view.health = healthFrom({ ...h, findings: h.changed });
       return true;
     }
     case "hint": {
