@@ -570,6 +570,14 @@ void health_pack(const struct health *h, msgpack_packer *pk)
             pack_finding(h->b->v[i], pk);
 }
 
+bool health_may_have_changed(const struct health *h)
+{
+    uint8_t s[HS__COUNT];
+    health_scores(h, s);
+    return !list_empty(&h->dirty) || memcmp(s, h->sent, sizeof s) != 0 ||
+           h->top_n != h->sent_top_n || h->top_points != h->sent_top_points;
+}
+
 bool health_take_changes(struct health *h, msgpack_packer *pk)
 {
     size_t n = 0;

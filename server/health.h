@@ -139,6 +139,9 @@ const char *health_rule_name(enum health_rule r);
 void health_pack_rules(unsigned mask, msgpack_packer *pk);
 /* Packs the health with every finding: {scores, top, per_rule, findings}. */
 void health_pack(const struct health *h, msgpack_packer *pk);
+/* Whether something may have changed since the last health_take_changes
+ * (cheap: no item is looked at). */
+bool health_may_have_changed(const struct health *h);
 /* Packs the health with the findings changed since the last call
  * {scores, top, per_rule, changed: [{item, rules}]} into pk and returns true,
  * when anything did change; otherwise packs nothing and returns false. The

@@ -1,5 +1,6 @@
 #include "health_ops.h"
 
+#include "clock.h"
 #include "codec.h"
 #include "errors.h"
 #include "event.h"
@@ -9,11 +10,11 @@
 
 void health_ops_flush(struct app *app, struct room *r)
 {
-    if (r->dead)
-        return;
+    if (r->dead || !health_may_have_changed(&r->health))
+        return; /* most operations: no allocation, nothing packed */
     struct codec_buf b;
     msgpack_packer pk;
-    event_notice_begin(&b, &pk, "health", r->health.now, 1);
+    event_notice_begin(&b, &pk, "health", clock_now_ms(), 1);
     codec_pack_str(&pk, "health");
     if (health_take_changes(&r->health, &pk))
         event_notice_end(app, r, NULL, &b, false);

@@ -183,15 +183,22 @@ static size_t take(struct health *h)
     return n;
 }
 
+/* An empty backlog with its health watching, and these settings. */
+static void start(struct backlog *b, struct health *h, uint32_t capacity, uint32_t size_limit,
+                  uint32_t stale_days)
+{
+    memset(b, 0, sizeof *b);
+    health_init(h, b);
+    h->capacity = capacity;
+    h->size_limit = size_limit;
+    h->stale_days = stale_days;
+}
+
 static void test_random(void)
 {
     struct backlog b;
     struct health h;
-    memset(&b, 0, sizeof b);
-    health_init(&h, &b);
-    h.capacity = 20;
-    h.size_limit = 8;
-    h.stale_days = 3;
+    start(&b, &h, 20, 8, 3);
     int bad = 0;
     for (int i = 0; i < 6000 && !bad; i++) {
         step(&b, &h, 1);
@@ -237,10 +244,7 @@ static void test_cases(void)
 {
     struct backlog b;
     struct health h;
-    memset(&b, 0, sizeof b);
-    health_init(&h, &b);
-    h.capacity = 10;
-    h.size_limit = 5;
+    start(&b, &h, 10, 5, HEALTH_STALE_DAYS_DEFAULT);
     char keys[6][RANK_MAX + 1];
     CHECK(rank_spread(6, keys) == 0);
     struct item *v[6];
@@ -313,9 +317,7 @@ static void bench(int changes, uint32_t capacity)
         rng = 12345;
         struct backlog b;
         struct health h;
-        memset(&b, 0, sizeof b);
-        health_init(&h, &b);
-        h.capacity = capacity;
+        start(&b, &h, capacity, HEALTH_SIZE_LIMIT_DEFAULT, HEALTH_STALE_DAYS_DEFAULT);
         if (!watched)
             b.watch = NULL;
         while (b.n < BACKLOG_MAX_ITEMS)

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { AxeBuilder } from "@axe-core/playwright";
 import { suite, waitFor, received, screenshot } from "./harness.mjs";
-import { addStory, createRoom, detail, enterRoom, joinFromLink, primary, rowByTitle, selectItem, vote, waitPrimary } from "./app.mjs";
+import { addStory, detail, facilitatorAndObserver, primary, rowByTitle, selectItem, vote, waitPrimary } from "./app.mjs";
 
 const { h, step } = suite("health");
 const ROOM = "Health room";
@@ -44,12 +44,7 @@ async function shoot(page, view) {
 }
 
 step("a facilitator adds stories; the observer's backlog marks their findings", async () => {
-  s.fac = await h.person("facilitator");
-  s.links = await createRoom(s.fac, h.base, { room: ROOM, name: "Fay" });
-  await enterRoom(s.fac, ROOM);
-  s.obs = await h.person("observer");
-  await joinFromLink(s.obs, s.links.observer, "Oli", { roomName: ROOM });
-  await addStory(s.fac, STORY, { pages: [s.fac, s.obs] });
+  Object.assign(s, await facilitatorAndObserver(h, ROOM, STORY));
   await addStory(s.fac, OTHER, { pages: [s.fac, s.obs] });
   // Both in the top (40 points; unestimated counts as the size limit, 13): both marked.
   for (const t of [STORY, OTHER]) {
