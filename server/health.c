@@ -442,7 +442,8 @@ int health_rebuild(struct health *h, int64_t now)
     struct item **byage = malloc((b->n ? b->n : 1) * sizeof *byage);
     if (!byage)
         return RF_ENOMEM;
-    memcpy(byage, b->v, b->n * sizeof *byage);
+    if (b->n)
+        memcpy(byage, b->v, b->n * sizeof *byage);
     qsort(byage, b->n, sizeof *byage, by_age);
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = byage[i];
