@@ -789,6 +789,28 @@ static void on_reply(int s, struct pending *p, const msgpack_object *m, bool ok)
     }
 }
 
+/* (h) A health notice: {t, at, health: {scores (five), top, per_rule, changed: [{item, rules}]}},
+ * no seq. */
+static void check_health_notice(const msgpack_object *m)
+{
+    const msgpack_object *at = codec_get(m, "at"), *h = codec_get(m, "health");
+    const msgpack_object *scores =
+        h && h->type == MSGPACK_OBJECT_MAP ? codec_get(h, "scores") : NULL;
+    const msgpack_object *changed = scores ? codec_get(h, "changed") : NULL;
+    if (codec_get(m, "seq") || !at || at->type != MSGPACK_OBJECT_POSITIVE_INTEGER || !scores ||
+        scores->type != MSGPACK_OBJECT_MAP || scores->via.map.size != 5 || !changed ||
+        changed->type != MSGPACK_OBJECT_ARRAY || !codec_get(h, "top") || !codec_get(h, "per_rule"))
+        VIOLATION("a malformed health notice");
+    for (uint32_t i = 0; i < changed->via.array.size; i++) {
+        const msgpack_object *f = &changed->via.array.ptr[i];
+        const msgpack_object *item = f->type == MSGPACK_OBJECT_MAP ? codec_get(f, "item") : NULL;
+        const msgpack_object *rules = item ? codec_get(f, "rules") : NULL;
+        if (!item || item->type != MSGPACK_OBJECT_STR || !rules ||
+            rules->type != MSGPACK_OBJECT_ARRAY || rules->via.array.size > HR__COUNT)
+            VIOLATION("a malformed finding in a health notice");
+    }
+}
+
 /* (f) A hint notice: {t, at, pid, item, what} without seq, item and what
  * both nil (a clear) or an item of the room and editing or dragging; never
  * to the connection whose hint it reports (one op per step: the slot that
@@ -923,6 +945,9 @@ static void process(void)
                     }
                 } else if (strcmp(t, "hint") == 0) {
                     check_hint_notice(s, &m);
+                } else if (strcmp(t, "health") == 0) {
+                    check_health_notice(&m);
+                    scan_secrets(&m, k->room, 0, 0);
                 } else if (strcmp(t, "participant.joined") == 0 ||
                            strcmp(t, "participant.left") == 0) {
                     if (!codec_get(&m, "pid") || !codec_get(&m, "at"))
@@ -1964,8 +1989,10 @@ static void oom_save(int who)
 {
     if (!oom_armed)
         return;
-    if (oom_have_before)
+    if (oom_have_before) {
         free(oom_before.export);
+        free(oom_before.health);
+    }
     struct room *r = main_r();
     oom_have_before = r != NULL;
     if (r)
@@ -1980,8 +2007,10 @@ static void oom_disarm(void)
         alloc_fail_disarm();
     }
     oom_armed = false;
-    if (oom_have_before)
+    if (oom_have_before) {
         free(oom_before.export);
+        free(oom_before.health);
+    }
     oom_have_before = false;
 }
 
@@ -2025,6 +2054,7 @@ static void oom_check(void)
         if (map_put(&app.rooms, live->id, live))
             abort();
         free(now.export);
+        free(now.health);
         if (oom_have_before && oom_step_failed())
             compare_room(&oom_before, live); /* a failed request changed nothing */
         return;
