@@ -117,6 +117,12 @@ static const struct field_spec F_ROOM_UPDATE[] = {
     {"reveal_on_timer", FT_BOOL, 0, 0, 0, NULL, "reveal the open round when the timer ends"},
     {"facilitator_grace", FT_UINT, 0, 3600, 0, NULL,
      "seconds without an online facilitator before others may claim (default 120)"},
+    {"capacity", FT_UINT, 0, 10000, 0, NULL,
+     "points of the backlog's top, for its health (1..10000, default 40)"},
+    {"size_limit", FT_UINT, 0, 1000, 0, NULL,
+     "the largest estimate an item in the top should have (1..1000, default 13)"},
+    {"stale_days", FT_UINT, 0, 3650, 0, NULL,
+     "days untouched after which an item is stale (1..3650, default 90)"},
     {NULL, 0, 0, 0, 0, NULL, NULL},
 };
 static const struct field_spec F_ITEM_ADD[] = {

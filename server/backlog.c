@@ -246,6 +246,8 @@ static struct item *item_alloc(const char *id)
         return NULL;
     }
     snprintf(it->id, sizeof it->id, "%s", id);
+    list_init(&it->hl_age);
+    list_init(&it->hl_dirty);
     return it;
 }
 
@@ -308,11 +310,19 @@ size_t backlog_item_bytes(const struct item *it)
 }
 
 /* Brings it->bytes, and the backlog's sum, up to date after a change to it. */
-void backlog_account(struct backlog *b, struct item *it)
+/* backlog_account() without telling the watcher (loading). */
+static void account(struct backlog *b, struct item *it)
 {
     size_t n = backlog_item_bytes(it);
     b->bytes = b->bytes - it->bytes + n;
     it->bytes = n;
+}
+
+void backlog_account(struct backlog *b, struct item *it)
+{
+    account(b, it);
+    if (b->watch)
+        b->watch->changed(b->watch_arg, it);
 }
 
 /* What it->bytes would be with the validated fields of map applied: 0, or
@@ -498,17 +508,23 @@ static int make_room_for(struct backlog *b, struct item *it)
 /* Inserts it (with its rank set) in order; the by_id entry too. */
 int backlog_insert(struct backlog *b, struct item *it)
 {
+    if (b->watch && b->watch->reserve(b->watch_arg, b->n + 1))
+        return RF_ENOMEM;
     if (make_room_for(b, it))
         return RF_ENOMEM;
     size_t at = lower_bound(b, it->rank);
     memmove(&b->v[at + 1], &b->v[at], (b->n - at) * sizeof *b->v);
     b->v[at] = it;
     b->n++;
+    if (b->watch)
+        b->watch->inserted(b->watch_arg, it, at);
     return 0;
 }
 
 void backlog_remove_at(struct backlog *b, size_t at)
 {
+    if (b->watch)
+        b->watch->removing(b->watch_arg, b->v[at], at);
     map_del(&b->by_id, b->v[at]->id);
     memmove(&b->v[at], &b->v[at + 1], (b->n - at - 1) * sizeof *b->v);
     b->n--;
@@ -517,6 +533,8 @@ void backlog_remove_at(struct backlog *b, size_t at)
 void backlog_move(struct backlog *b, struct item *it, const char *rank)
 {
     size_t from = backlog_index_of(b, it);
+    if (b->watch)
+        b->watch->moving(b->watch_arg, it, from);
     memmove(&b->v[from], &b->v[from + 1], (b->n - from - 1) * sizeof *b->v);
     b->n--;
     strcpy(it->rank, rank);
@@ -524,6 +542,18 @@ void backlog_move(struct backlog *b, struct item *it, const char *rank)
     memmove(&b->v[at + 1], &b->v[at], (b->n - at) * sizeof *b->v);
     b->v[at] = it;
     b->n++;
+    if (b->watch)
+        b->watch->moved(b->watch_arg, it, at);
+}
+
+void backlog_reorder(struct backlog *b, struct item *const *v, const char (*ranks)[RANK_MAX + 1])
+{
+    for (size_t i = 0; i < b->n; i++) {
+        strcpy(v[i]->rank, ranks[i]);
+        b->v[i] = v[i];
+    }
+    if (b->watch)
+        b->watch->reordered(b->watch_arg);
 }
 
 /* Loading: appends it (and its by_id entry); backlog_load_done() sorts. */
@@ -581,7 +611,7 @@ int backlog_load_item(struct backlog *b, const char *id, const char *rank, const
      * made and thrown away for each of 10,000 items. */
     if (backlog_item_apply(it, &o) || item_fill_defaults(it) || append_unsorted(b, it))
         goto out;
-    backlog_account(b, it);
+    account(b, it); /* the watcher learns loaded items all at once (health_rebuild) */
     it = NULL;
     rc = 0;
 out:

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "map.h"
 #include "rank.h"
 #include "token.h"
@@ -78,6 +79,12 @@ struct item {
     uint64_t seq;
     char by[TOKEN_LEN + 1];
     struct item_split *split; /* a split parent: what item.unsplit needs; else NULL */
+    /* The backlog's watcher's bookkeeping (health.h): on its age list, on its
+     * list of changed items; the rules it breaks and those last told; in the
+     * top; stale. */
+    struct list hl_age, hl_dirty;
+    uint16_t hl_rules, hl_sent;
+    bool hl_top, hl_stale;
 };
 
 /* What a split left on its parent (stored with it): the split's seq, the
@@ -87,6 +94,21 @@ struct item_split {
     char *was;
     uint32_t n;
     char (*kids)[ITEM_ID_MAX];
+};
+
+/* Who watches a backlog's changes (the room's health, health.h), told after
+ * an item is inserted, before one is removed, before and after a move (its
+ * index then), and after an item's fields change (backlog_account). reserve
+ * comes before an insertion: 0, or RF_ENOMEM and the insertion is refused.
+ * Loading (backlog_load_item) tells it nothing. */
+struct backlog_watch {
+    int (*reserve)(void *arg, size_t n);
+    void (*inserted)(void *arg, struct item *it, size_t at);
+    void (*removing)(void *arg, struct item *it, size_t at);
+    void (*moving)(void *arg, struct item *it, size_t from);
+    void (*moved)(void *arg, struct item *it, size_t at);
+    void (*changed)(void *arg, struct item *it);
+    void (*reordered)(void *arg); /* after backlog_reorder: many ranks at once */
 };
 
 /* A room's byte budget (--max-room-bytes) counts the items' field values
@@ -99,7 +121,9 @@ struct backlog {
     struct item **v; /* sorted by rank */
     size_t n, cap;
     struct map by_id;
-    size_t bytes; /* the sum of the items' `bytes` */
+    size_t bytes;                      /* the sum of the items' `bytes` */
+    const struct backlog_watch *watch; /* NULL: nobody */
+    void *watch_arg;
 };
 
 /* Start-up check: 0 when enum item_field names protocol/ops.c's item table
@@ -121,6 +145,10 @@ void backlog_remove_at(struct backlog *b, size_t at);
 /* Gives it (which is in b) its new rank and moves it to its place for it.
  * Allocates nothing, so cannot fail: the by_id entry stays. */
 void backlog_move(struct backlog *b, struct item *it, const char *rank);
+/* Many moves at once (order.apply): v[i] takes rank ranks[i], v (every item of
+ * the backlog, each once) being the new order; ranks strictly increasing.
+ * Allocates nothing. */
+void backlog_reorder(struct backlog *b, struct item *const *v, const char (*ranks)[RANK_MAX + 1]);
 /* Brings it->bytes, and b->bytes, up to date after a change to it. */
 void backlog_account(struct backlog *b, struct item *it);
 

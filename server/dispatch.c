@@ -7,6 +7,7 @@
 #include "app.h"
 #include "conn.h"
 #include "errors.h"
+#include "health_ops.h"
 #include "hint.h"
 #include "item_ops.h"
 #include "kano_ops.h"
@@ -162,6 +163,8 @@ static void handle(struct conn *c, const void *data, size_t len, bool binary, in
         }
     }
     rc = HANDLERS[r.op->id](&r);
+    if (r.room && c->room == r.room)
+        health_ops_flush(c->app, r.room); /* what the operation changed in the room's health */
     if (!rc && r.wait_room)
         rc = wait_for_room(&r, data, len, binary);
     if (rc == RF_ENOMEM)

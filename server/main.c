@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "health_ops.h"
 #include "loader.h"
 #include "log.h"
 #include "net.h"
@@ -45,6 +46,7 @@ static void tick_room(struct room *r, void *arg)
     struct tick *t = arg;
     presence_tick(t->app, r, t->now); /* the crowd rule's `observers` notice */
     poker_ops_on_tick(t->app, r, t->now);
+    health_ops_tick(t->app, r, t->now); /* items grown stale */
 }
 
 /* Every 100 ms: room timers. */

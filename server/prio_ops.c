@@ -187,10 +187,9 @@ int prio_ops_apply(struct req *q)
     for (size_t i = 0; i < b->n; i++)
         changed += a.moved[i] = strcmp(a.full[i]->rank, a.rank[i]) != 0;
     /* Nothing can fail from here on but the store (which evicts the room). */
+    backlog_reorder(b, a.full, (const char(*)[RANK_MAX + 1]) a.rank);
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = a.full[i];
-        strcpy(it->rank, a.rank[i]);
-        b->v[i] = it;
         if (a.moved[i] && backlog_save_item(q->app->store, r->id, it)) {
             apply_free(&a);
             room_evict(q->app, r->id);

@@ -42,6 +42,7 @@ struct room *room_new(struct app *app)
     r->no_facilitator_since = clock_now_ms();
     r->idle_since = clock_now_ms();
     r->ring_cap = app->cfg.replay_events;
+    health_init(&r->health, &r->backlog);
     return r;
 }
 
@@ -88,6 +89,7 @@ static void room_free(struct room *r)
     product_free(&r->product);
     storymap_free(r->smap);
     backlog_free(&r->backlog);
+    health_free(&r->health);
     free_cards(r);
     free(r->name);
     free(r->focus);
@@ -209,7 +211,7 @@ void room_pack_deck(const struct room *r, msgpack_packer *pk)
 int room_save_meta(struct app *app, struct room *r)
 {
     msgpack_packer *pk = store_packer(app->store);
-    msgpack_pack_map(pk, 13);
+    msgpack_pack_map(pk, 13 + HEALTH_NSETTINGS);
     codec_pack_kv_str(pk, "epoch", r->epoch_base);
     codec_pack_kv_bool(pk, "reveal_on_timer", r->reveal_on_timer);
     codec_pack_kv_u64(pk, "facilitator_grace", r->facilitator_grace);
@@ -231,6 +233,7 @@ int room_save_meta(struct app *app, struct room *r)
     product_save(&r->product, pk);
     codec_pack_str(pk, "map");
     storymap_pack_meta(r->smap, pk);
+    health_pack_settings(&r->health, HEALTH_SETTINGS_ALL, pk);
     int rc = store_put_room(app->store, r->id, r->created_at);
     r->records_upto = store_added(app->store);
     return rc;

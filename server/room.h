@@ -16,6 +16,7 @@
 #include "backlog.h"
 #include "round.h"
 #include "codec.h"
+#include "health.h"
 #include "list.h"
 #include "map.h"
 #include "ops.h"
@@ -97,6 +98,7 @@ struct room {
     size_t observers_sent_online; /* the counts it held (SIZE_MAX: one is due whatever */
     size_t observers_sent_total;  /* the counts, when the room has just become crowded) */
     struct backlog backlog;
+    struct health health; /* DEEP health of the backlog (health.h), its watcher */
     char *focus;
     struct frame **ring; /* the last ring_count events, oldest at ring_head */
     size_t ring_cap;     /* most events kept (--replay-events) */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "clock.h"
 #include "codec.h"
 #include "errors.h"
 #include "frame.h"
@@ -47,6 +48,9 @@ static int load_room_row(void *arg, int64_t created_at, uint64_t seq, const void
         r->facilitator_grace = (uint32_t)u;
     if (codec_get_uint(&o, "timer_ends_at", &u))
         r->timer_ends_at = (int64_t)u;
+    for (int i = 0; i < HEALTH_NSETTINGS; i++) /* absent in rooms older than them: defaults */
+        if (codec_get_uint(&o, HEALTH_SETTING_NAMES[i], &u) && u >= 1 && u <= UINT32_MAX)
+            *health_setting(&r->health, i) = (uint32_t)u;
     const msgpack_object *rot = codec_get(&o, "reveal_on_timer");
     r->reveal_on_timer = rot && rot->type == MSGPACK_OBJECT_BOOLEAN && rot->via.boolean;
     const msgpack_object *t = codec_get(&o, "tokens");
@@ -157,6 +161,8 @@ static int build(void *arg, struct store_reader *q, const char *id, struct room 
                                        load_round, load_event,    load_kano};
     int rc = store_reader_load_room(q, r->id, app->cfg.replay_events, &reader);
     backlog_load_done(&r->backlog);
+    if (rc == 0)
+        rc = health_rebuild(&r->health, clock_now_ms()); /* derived: never stored */
     if (rc == 0 && r->ring_count > r->seq)
         rc = RF_EINTERNAL;
     room_set_epoch(app, r);

@@ -8,6 +8,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "event.h"
+#include "health_ops.h"
 #include "hint.h"
 #include "log.h"
 #include "outbox.h"
@@ -171,7 +172,7 @@ int room_ops_join(struct req *q)
     int replay = has_since && !reason;
     struct codec_buf b;
     msgpack_packer pk;
-    req_ok_begin(q, &b, &pk, replay ? 10 : reason ? 9 : 8);
+    req_ok_begin(q, &b, &pk, replay ? 11 : reason ? 9 : 8);
     codec_pack_kv_str(&pk, "pid", p->pid);
     codec_pack_kv_str(&pk, "secret", secret);
     codec_pack_kv_str(&pk, "role", role_name(p->role));
@@ -188,6 +189,8 @@ int room_ops_join(struct req *q)
         snapshot_pack_participants(r, &pk);
         codec_pack_str(&pk, "observers");
         snapshot_pack_observers(r, &pk);
+        codec_pack_str(&pk, "health"); /* its notices are not replayed */
+        health_pack(&r->health, &pk);
     }
     req_ok_end(q, &b);
     if (replay) {
@@ -308,10 +311,16 @@ int room_ops_update(struct req *q)
                          *rot = codec_get(q->msg, "reveal_on_timer"),
                          *grace = codec_get(q->msg, "facilitator_grace");
     size_t n = (name != NULL) + (deck != NULL) + (ar != NULL) + (rot != NULL) + (grace != NULL);
+    for (int i = 0; i < HEALTH_NSETTINGS; i++)
+        n += codec_get(q->msg, HEALTH_SETTING_NAMES[i]) != NULL;
     if (!n)
         return req_fail(q, RF_EBAD_REQUEST,
-                        "Send at least one of name, deck, auto_reveal, reveal_on_timer and "
-                        "facilitator_grace.");
+                        "Send at least one of name, deck, auto_reveal, reveal_on_timer, "
+                        "facilitator_grace, capacity, size_limit and stale_days.");
+    int rc = health_ops_check(q);
+    if (rc)
+        return rc;
+    unsigned health = health_ops_diff(q);
     /* Only the fields that change are set, stored and in the event. */
     if (name && codec_str_eq(name, r->name))
         name = NULL;
@@ -323,7 +332,8 @@ int room_ops_update(struct req *q)
         rot = NULL;
     if (grace && grace->via.u64 == r->facilitator_grace)
         grace = NULL;
-    n = (name != NULL) + (deck != NULL) + (ar != NULL) + (rot != NULL) + (grace != NULL);
+    n = (name != NULL) + (deck != NULL) + (ar != NULL) + (rot != NULL) + (grace != NULL) +
+        (size_t)__builtin_popcount(health);
     if (!n) {
         req_ok_unchanged(q);
         return 0;
@@ -345,6 +355,7 @@ int room_ops_update(struct req *q)
         r->reveal_on_timer = rot->via.boolean;
     if (grace)
         r->facilitator_grace = (uint32_t)grace->via.u64;
+    health_ops_set(q, health);
     if (room_save_meta(q->app, r)) {
         room_evict(q->app, r->id);
         return RF_ENOMEM;
@@ -365,6 +376,7 @@ int room_ops_update(struct req *q)
         codec_pack_kv_bool(&ev.pk, "reveal_on_timer", r->reveal_on_timer);
     if (grace)
         codec_pack_kv_u64(&ev.pk, "facilitator_grace", r->facilitator_grace);
+    health_pack_settings(&r->health, health, &ev.pk);
     event_reply(q, &ev);
     if (ar)
         poker_ops_on_presence(q->app, r); /* turning auto-reveal on may reveal now */

@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "frame.h"
+#include "health.h"
 #include "kano_ops.h"
 #include "outbox.h"
 #include "product.h"
@@ -43,7 +44,7 @@ void snapshot_pack_observers(const struct room *r, msgpack_packer *pk)
 
 static void pack_settings(const struct room *r, msgpack_packer *pk)
 {
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 8 + HEALTH_NSETTINGS);
     codec_pack_kv_str(pk, "id", r->id);
     codec_pack_kv_str(pk, "epoch", r->epoch);
     codec_pack_kv_str(pk, "name", r->name);
@@ -53,6 +54,7 @@ static void pack_settings(const struct room *r, msgpack_packer *pk)
     codec_pack_kv_bool(pk, "reveal_on_timer", r->reveal_on_timer);
     codec_pack_kv_u64(pk, "facilitator_grace", r->facilitator_grace);
     codec_pack_kv_i64(pk, "created_at", r->created_at);
+    health_pack_settings(&r->health, HEALTH_SETTINGS_ALL, pk);
 }
 
 /* Packs the snapshot's last two entries, the `items` array's value, then
@@ -144,7 +146,7 @@ static struct frame *snapshot_head(const struct room *r, bool whole)
     msgpack_packer pk;
     codec_buf_init(&b, FRAME_HEAD);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 13);
+    msgpack_pack_map(&pk, 14);
     codec_pack_kv_str(&pk, "t", "snapshot");
     codec_pack_kv_u64(&pk, "seq", r->seq);
     codec_pack_str(&pk, "room");
@@ -165,6 +167,8 @@ static struct frame *snapshot_head(const struct room *r, bool whole)
         msgpack_pack_int64(&pk, r->timer_ends_at);
     else
         msgpack_pack_nil(&pk);
+    codec_pack_str(&pk, "health");
+    health_pack(&r->health, &pk);
     codec_pack_str(&pk, "items");
     if (whole)
         pack_items_tail(r, &pk);

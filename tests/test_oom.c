@@ -38,6 +38,8 @@
 #include "dispatch.h"
 #include "frame.h"
 #include "inproc.h"
+#include "health.h"
+#include "health_ops.h"
 #include "kano.h"
 #include "prio.h"
 #include "log.h"
@@ -392,7 +394,9 @@ static char *canon(const struct room *r, size_t *len)
     CHECK(codec_decode((const uint8_t *)e.data, e.len, &z, &o, &why) == 0);
     codec_buf_init(&b, 0);
     codec_packer_init(&pk, &b);
-    msgpack_pack_map(&pk, 18);
+    msgpack_pack_map(&pk, 19);
+    codec_pack_str(&pk, "health"); /* derived, but a failed handler leaves it as it was too */
+    health_pack(&r->health, &pk);
     static const char *const keys[] = {"seq", "room", "items", "rounds", "kano", "product", "map"};
     for (size_t i = 0; i < 7; i++) {
         codec_pack_str(&pk, keys[i]);
@@ -528,6 +532,9 @@ static const struct step SCRIPT[] = {
     {REQ, FAC, "round.reveal", "{\"round\": \"r1\"}"},
     {REQ, FAC, "round.accept", "{\"round\": \"r1\", \"estimate\": \"5\"}"},
     {REQ, FAC, "focus", "{\"item\": \"i3\"}"},
+    {REQ, FAC, "room.update", "{\"capacity\": 8, \"size_limit\": 3, \"stale_days\": 30}"},
+    {REQ, DEV, "item.update", "{\"item\": \"i3\", \"set\": {\"moscow\": \"wont\"}}"},
+    {REQ, DEV, "item.update", "{\"item\": \"i1\", \"set\": {\"moscow\": \"must\"}}"},
     {REQ, OBS, "kano.answer",
      "{\"item\": \"i1\", \"functional\": \"like\", "
      "\"dysfunctional\": \"dislike\"}"},
@@ -611,6 +618,7 @@ static void tick_room(struct room *r, void *arg)
     struct tick *t = arg;
     presence_tick(&app, r, t->now); /* as main.c's tick_room */
     poker_ops_on_tick(&app, r, t->now);
+    health_ops_tick(&app, r, t->now);
 }
 
 /* What the room.create and join replies hand out: the room, its tokens, pids. */

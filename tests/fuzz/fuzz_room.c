@@ -53,7 +53,10 @@
  *       answered `bad_request` with a sentence about the NUL (strings never
  *       contain NUL);
  *   (h) every persona and outcome an item names (persona_id, outcomes) is
- *       one the room has (product_ops.h); (e) compares the product too. */
+ *       one the room has (product_ops.h); (e) compares the product too;
+ *   (i) the backlog's health, kept incrementally, equals a recomputation
+ *       from scratch (health_check) after every step, and the room loaded
+ *       back has the same health (its settings are in the export's room). */
 #include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
@@ -72,6 +75,7 @@
 #include "dispatch.h"
 #include "errors.h"
 #include "frame.h"
+#include "health.h"
 #include "hint.h"
 #include "loader.h"
 #include "log.h"
@@ -849,6 +853,28 @@ static void on_reply(int s, struct pending *p, const msgpack_object *m, bool ok)
     }
 }
 
+/* (i) A health notice: {t, at, health: {scores (five), top, per_rule, changed: [{item, rules}]}},
+ * no seq. */
+static void check_health_notice(const msgpack_object *m)
+{
+    const msgpack_object *at = codec_get(m, "at"), *h = codec_get(m, "health");
+    const msgpack_object *scores =
+        h && h->type == MSGPACK_OBJECT_MAP ? codec_get(h, "scores") : NULL;
+    const msgpack_object *changed = scores ? codec_get(h, "changed") : NULL;
+    if (codec_get(m, "seq") || !at || at->type != MSGPACK_OBJECT_POSITIVE_INTEGER || !scores ||
+        scores->type != MSGPACK_OBJECT_MAP || scores->via.map.size != 5 || !changed ||
+        changed->type != MSGPACK_OBJECT_ARRAY || !codec_get(h, "top") || !codec_get(h, "per_rule"))
+        VIOLATION("a malformed health notice");
+    for (uint32_t i = 0; i < changed->via.array.size; i++) {
+        const msgpack_object *f = &changed->via.array.ptr[i];
+        const msgpack_object *item = f->type == MSGPACK_OBJECT_MAP ? codec_get(f, "item") : NULL;
+        const msgpack_object *rules = item ? codec_get(f, "rules") : NULL;
+        if (!item || item->type != MSGPACK_OBJECT_STR || !rules ||
+            rules->type != MSGPACK_OBJECT_ARRAY || rules->via.array.size > HR__COUNT)
+            VIOLATION("a malformed finding in a health notice");
+    }
+}
+
 /* (f) A hint notice: {t, at, pid, item, what} without seq, item and what
  * both nil (a clear) or an item of the room and editing or dragging; never
  * to the connection whose hint it reports (one op per step: the slot that
@@ -983,6 +1009,9 @@ static void process(void)
                     }
                 } else if (strcmp(t, "hint") == 0) {
                     check_hint_notice(s, &m);
+                } else if (strcmp(t, "health") == 0) {
+                    check_health_notice(&m);
+                    scan_secrets(&m, k->room, 0, 0);
                 } else if (strcmp(t, "participant.joined") == 0 ||
                            strcmp(t, "participant.left") == 0) {
                     if (!codec_get(&m, "pid") || !codec_get(&m, "at"))
@@ -1082,6 +1111,9 @@ static void check_room(void)
         }
     }
     check_map(r);
+    /* (i) */
+    if (health_check(&r->health))
+        VIOLATION("the room's health differs from a recomputation (logged above)");
     for (size_t i = 0; b->n < 512 && i < b->n; i++)
         for (size_t k = i + 1; k < b->n; k++)
             if (strcmp(b->v[i]->id, b->v[k]->id) == 0)
@@ -1581,6 +1613,10 @@ static void pack_valid(msgpack_packer *pk, struct gen *g, const struct field_spe
     } else if (strcmp(n, "facilitator_grace") == 0) {
         static const uint64_t v[] = {0, 120, 1, 3600};
         msgpack_pack_uint64(pk, v[sub % 4]);
+    } else if (strcmp(n, "capacity") == 0 || strcmp(n, "size_limit") == 0 ||
+               strcmp(n, "stale_days") == 0) {
+        static const uint64_t v[] = {1, 3, 8, 40, 0, 13, 2, 10000};
+        msgpack_pack_uint64(pk, v[sub % 8]);
     } else if (strcmp(n, "seconds") == 0) {
         static const uint64_t v[] = {60, 1, 3600, 0};
         msgpack_pack_uint64(pk, v[sub % 4]);
@@ -1868,6 +1904,8 @@ struct saved {
     uint32_t grace;
     size_t item_bytes; /* backlog.bytes: kept as items change, summed again at load */
     uint64_t versions; /* a hash of the items' stored versions and split records (undo) */
+    uint8_t *health;   /* health_pack's bytes */
+    size_t health_len;
 };
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -1916,6 +1954,12 @@ static void save_room(const struct room *r, struct saved *sv)
     sv->grace = r->facilitator_grace;
     sv->item_bytes = r->backlog.bytes;
     sv->versions = item_versions(r);
+    codec_buf_init(&b, 0);
+    codec_packer_init(&pk, &b);
+    health_pack(&r->health, &pk);
+    sv->health = (uint8_t *)codec_buf_take(&b, &sv->health_len);
+    if (!sv->health)
+        abort();
 }
 
 static bool obj_eq(const msgpack_object *a, const msgpack_object *b)
@@ -1962,6 +2006,9 @@ static void compare_room(const struct saved *sv, const struct room *r)
                   sv->item_bytes, now.item_bytes);
     if (now.versions != sv->versions)
         VIOLATION("the items loaded back have other versions (seq, by) or split records");
+    if (now.health_len != sv->health_len || memcmp(now.health, sv->health, now.health_len) != 0)
+        VIOLATION("the room loaded back has another health");
+    free(now.health);
     msgpack_zone z;
     msgpack_object a, b;
     const char *why;
@@ -2015,6 +2062,7 @@ static void reload(bool sweep)
     server_call(false);
     if (oom_fired()) { /* the step's check follows (oom_check) */
         free(sv.export);
+        free(sv.health);
         return;
     }
     if (sweep) {
@@ -2046,6 +2094,7 @@ static void reload(bool sweep)
         }
     }
     free(sv.export);
+    free(sv.health);
 }
 
 /* ---- one input ------------------------------------------------------------ */
@@ -2269,8 +2318,10 @@ static void oom_save(int who)
 {
     if (!oom_armed)
         return;
-    if (oom_have_before)
+    if (oom_have_before) {
         free(oom_before.export);
+        free(oom_before.health);
+    }
     struct room *r = main_r();
     oom_have_before = r != NULL;
     if (r)
@@ -2285,8 +2336,10 @@ static void oom_disarm(void)
         alloc_fail_disarm();
     }
     oom_armed = false;
-    if (oom_have_before)
+    if (oom_have_before) {
         free(oom_before.export);
+        free(oom_before.health);
+    }
     oom_have_before = false;
 }
 
@@ -2330,6 +2383,7 @@ static void oom_check(void)
         if (map_put(&app.rooms, live->id, live))
             abort();
         free(now.export);
+        free(now.health);
         if (oom_have_before && oom_step_failed())
             compare_room(&oom_before, live); /* a failed request changed nothing */
         return;

@@ -104,6 +104,20 @@ export async function waitConnected(page, { timeout = TIMEOUT } = {}) {
   );
 }
 
+/**
+ * A facilitator "Fay" creates `room` and enters it, an observer "Oli" joins from the link, and
+ * the facilitator adds `story`, seen by both. Returns { fac, obs, links }.
+ */
+export async function facilitatorAndObserver(h, room, story) {
+  const fac = await h.person("facilitator");
+  const links = await createRoom(fac, h.base, { room, name: "Fay" });
+  await enterRoom(fac, room);
+  const obs = await h.person("observer");
+  await joinFromLink(obs, links.observer, "Oli", { roomName: room });
+  await addStory(fac, story, { pages: [fac, obs] });
+  return { fac, obs, links };
+}
+
 /** Opens an invite link and joins: one field, one Enter. Returns the participant id. */
 export async function joinFromLink(page, link, name, { roomName } = {}) {
   await page.goto(link);

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { AxeBuilder } from "@axe-core/playwright";
 import { suite, waitFor, received, screenshot } from "./harness.mjs";
-import { addStory, createRoom, enterRoom, joinFromLink, selectItem } from "./app.mjs";
+import { facilitatorAndObserver, selectItem } from "./app.mjs";
 
 const { h, step } = suite("kano");
 const ROOM = "Kano room";
@@ -54,12 +54,7 @@ function leaks(msg) {
 }
 
 step("a facilitator and an observer look at the same story", async () => {
-  s.fac = await h.person("facilitator");
-  s.links = await createRoom(s.fac, h.base, { room: ROOM, name: "Fay" });
-  await enterRoom(s.fac, ROOM);
-  s.obs = await h.person("observer");
-  await joinFromLink(s.obs, s.links.observer, "Oli", { roomName: ROOM });
-  await addStory(s.fac, STORY, { pages: [s.fac, s.obs] });
+  Object.assign(s, await facilitatorAndObserver(h, ROOM, STORY));
   await selectItem(s.fac, STORY);
   await s.fac.getByRole("button", { name: /^Start estimate/ }).waitFor();
   await selectItem(s.obs, STORY);

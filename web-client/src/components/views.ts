@@ -14,4 +14,5 @@ export const views: WorkspaceView[] = [
   { id: "priorities", label: "Priorities", load: () => import("./Priorities.svelte") },
   { id: "product", label: "Product", load: () => import("./Product.svelte") },
   { id: "map", label: "Story map", load: () => import("./StoryMap.svelte") },
+  { id: "health", label: "Health", load: () => import("./Health.svelte") },
 ];

@@ -26,6 +26,7 @@ import type {
   MapKind,
   StoryMapData,
 } from "./protocol";
+import type { RoomHealth } from "./health";
 
 export type ConnectionStatus =
   | "connecting" // first connection of this page, not yet joined
@@ -91,6 +92,7 @@ export interface RoomView {
   kano: KanoSurvey[]; // Kano surveys, oldest first (no one's answer)
   product: Product; // vision, personas, outcomes
   map: StoryMapData; // the story map's structure (placements are the items' step and slice)
+  health: RoomHealth | null; // DEEP health (lib/health.ts), from the server
   hints: Hint[]; // other participants' live hints
   /** item id -> time of the last remote change (for a brief highlight) */
   changedAt: Record<string, number>;
@@ -136,7 +138,11 @@ export interface RoomApi {
   startTimer(seconds: number): Promise<void>;
   stopTimer(): Promise<void>;
   setRole(pid: string, role: Role): Promise<void>;
-  updateRoom(set: Partial<Pick<RoomInfo, "name" | "deck" | "auto_reveal" | "reveal_on_timer" | "facilitator_grace">>): Promise<void>;
+  updateRoom(
+    set: Partial<
+      Pick<RoomInfo, "name" | "deck" | "auto_reveal" | "reveal_on_timer" | "facilitator_grace" | "capacity" | "size_limit" | "stale_days">
+    >,
+  ): Promise<void>;
   rotateToken(role: Role): Promise<string>; // the new token
   claimFacilitator(): Promise<void>;
   /** Ephemeral; never queued while offline; throttled by the client (at most 2/s). */

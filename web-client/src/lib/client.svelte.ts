@@ -386,7 +386,9 @@ export class RoomClient implements RoomApi {
   }
 
   async updateRoom(
-    set: Partial<Pick<RoomInfo, "name" | "deck" | "auto_reveal" | "reveal_on_timer" | "facilitator_grace">>,
+    set: Partial<
+      Pick<RoomInfo, "name" | "deck" | "auto_reveal" | "reveal_on_timer" | "facilitator_grace" | "capacity" | "size_limit" | "stale_days">
+    >,
   ): Promise<void> {
     await this.change("room.update", { ...set }, "Change the room settings");
   }

@@ -57,6 +57,9 @@ export interface RoomInfo {
   auto_reveal: boolean;
   reveal_on_timer: boolean;
   facilitator_grace: number;
+  capacity?: number; // health settings (PROTOCOL.md "Backlog health")
+  size_limit?: number;
+  stale_days?: number;
   created_at: number;
   epoch?: string;
 }
@@ -144,7 +147,39 @@ export interface Snapshot {
   kano?: KanoSurvey[];
   product?: Product;
   map?: StoryMapData;
+  health?: HealthWire;
 }
+
+/** DEEP health (PROTOCOL.md "Backlog health"). */
+export type HealthRule =
+  | "unestimated"
+  | "too_large"
+  | "no_acceptance"
+  | "no_benefit"
+  | "draft"
+  | "epic"
+  | "wont_above_must"
+  | "stale";
+export interface HealthScores {
+  detailed: number;
+  emergent: number;
+  estimated: number;
+  prioritized: number;
+  overall: number;
+}
+export interface HealthFinding {
+  item: string;
+  rules: HealthRule[];
+}
+/** The health of the snapshot and of a replay join's `ok`. */
+export interface HealthWire {
+  scores: HealthScores;
+  top: { items: number; points: number };
+  per_rule: Record<HealthRule, number>;
+  findings: HealthFinding[];
+}
+/** The `health` notice's content: only the findings that changed. */
+export type HealthNotice = Omit<HealthWire, "findings"> & { changed: HealthFinding[] };
 
 /** Every message has `t`; events also `seq`, `at`, `by`; replies `id`. */
 export interface Message {
@@ -273,6 +308,7 @@ export interface JoinOk {
   reason?: "epoch" | "ahead" | "too_old";
   participants?: Participant[]; // replay mode
   observers?: { online: number; total: number }; // replay mode
+  health?: HealthWire; // replay mode
   hints?: HintEntry[];
 }
 

@@ -14,11 +14,13 @@ import { applyMapChange, emptyMap, mapFromSnapshot, placedLine } from "./storyma
 import type { Activity, Hint, RoomView } from "./api";
 import { KANO_CATEGORY_NAMES } from "./kano";
 import { applyProductEvent, emptyProduct } from "./product";
+import { applyHealthNotice, healthFrom } from "./health";
 import type {
   HintEntry,
   HintWhat,
   Item,
   JoinOk,
+  HealthNotice,
   KanoResults,
   KanoSurvey,
   Message,
@@ -52,6 +54,7 @@ export function emptyView(): RoomView {
     kano: [],
     product: emptyProduct(),
     map: emptyMap(),
+    health: null,
     focus: null,
     timerEndsAt: null,
     hints: [],
@@ -297,6 +300,7 @@ export function applySnapshot(view: RoomView, snap: Snapshot): void {
   view.kano = snap.kano ?? [];
   view.product = snap.product ?? emptyProduct();
   view.map = mapFromSnapshot(snap.map);
+  view.health = snap.health ? healthFrom(snap.health) : null;
   view.round = snap.round ?? null;
   view.focus = snap.focus ?? null;
   view.timerEndsAt = snap.timer ?? null;
@@ -314,6 +318,7 @@ export function applyJoinOk(view: RoomView, ok: JoinOk, myPid: string, now: numb
   if (ok.epoch) view.epoch = ok.epoch;
   if (ok.participants) view.participants = ok.participants;
   if (ok.observers) view.observers = ok.observers;
+  if (ok.health) view.health = healthFrom(ok.health);
   if (ok.hints) {
     view.hints = ok.hints
       .filter((h): h is HintEntry & { item: string; what: HintWhat } => !!h.item && !!h.what && h.pid !== myPid)
@@ -738,6 +743,12 @@ export function applyNotice(view: RoomView, n: Message, myPid: string | null = n
       view.observers = { online: (n.online as number) ?? 0, total: (n.total as number) ?? 0 };
       if (view.participants.some((p) => p.role === "observer"))
         view.participants = view.participants.filter((p) => p.role !== "observer");
+      return true;
+    }
+    case "health": {
+      const h = n.health as HealthNotice | undefined;
+      if (h && view.health) applyHealthNotice(view.health, h);
+      else if (h) view.health = healthFrom({ ...h, findings: h.changed });
       return true;
     }
     case "hint": {
