@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "errors.h"
 #include "frame.h"
+#include "jira.h"
 #include "ops.h"
 #include "room.h"
 #include "round.h"
@@ -43,6 +44,11 @@ static void csv_field(struct codec_buf *b, const char *s, size_t n, int last)
     if (quote)
         put(b, "\"");
     put(b, last ? "\r\n" : ",");
+}
+
+void export_csv_field(struct codec_buf *b, const char *s, size_t n, int last)
+{
+    csv_field(b, s, n, last);
 }
 
 /* A value of an item map as CSV text: strings as they are, lists joined by
@@ -119,6 +125,7 @@ struct export_job {
     export_done_fn done; /* NULL once abandoned */
     void *arg;
     bool csv;
+    bool jira;             /* csv in Jira's columns (jira.h) */
     struct codec_buf head; /* snapshot_pack_export_head() */
     struct frame *items;   /* the loop's reference: the worker reads its bytes only */
     int rc;
@@ -146,7 +153,10 @@ static void export_work(uv_work_t *w)
             msgpack_unpack(data, n, &off, &z, &key) == MSGPACK_UNPACK_EXTRA_BYTES &&
             msgpack_unpack(data, n, &off, &z, &rounds) == MSGPACK_UNPACK_EXTRA_BYTES &&
             items.type == MSGPACK_OBJECT_ARRAY && rounds.type == MSGPACK_OBJECT_ARRAY) {
-            export_csv(&items, &rounds, &out);
+            if (j->jira)
+                jira_export(&items, &out);
+            else
+                export_csv(&items, &rounds, &out);
             j->rc = 0;
         }
     } else {
@@ -189,7 +199,7 @@ static void export_after(uv_work_t *w, int status)
 int export_start(uv_loop_t *loop, struct room *r, const char *format, export_done_fn done,
                  void *arg, struct export_job **out)
 {
-    bool csv = strcmp(format, "csv") == 0;
+    bool jira = strcmp(format, "jira") == 0, csv = jira || strcmp(format, "csv") == 0;
     if (!csv && strcmp(format, "json") != 0)
         return RF_EBAD_REQUEST;
     struct export_job *j = calloc(1, sizeof *j);
@@ -199,6 +209,7 @@ int export_start(uv_loop_t *loop, struct room *r, const char *format, export_don
     j->done = done;
     j->arg = arg;
     j->csv = csv;
+    j->jira = jira;
     codec_buf_init(&j->head, 0);
     if (!csv) {
         msgpack_packer pk;

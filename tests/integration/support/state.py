@@ -68,6 +68,11 @@ class RoomState:
                 for ch in ev["children"]:
                     self._check_position(ch["id"], prev, "item.split seq %s" % ev["seq"])
                     prev = ch["id"]
+        elif t == "backlog.imported":
+            for it in ev["items"]:
+                if it["id"] in self.items:
+                    raise AssertionError("backlog.imported for existing id %s" % it["id"])
+                self.items[it["id"]] = dict(it)
         elif t == "items.reranked":
             before = self.order()
             ranks = ev["ranks"]
