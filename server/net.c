@@ -690,6 +690,9 @@ static int import_request(struct app *app, struct lws *wsi, struct http_session 
     s->dry_run = lws_get_urlarg_by_name(wsi, "dry_run=", arg, sizeof arg) &&
                  strcmp(arg + strlen("dry_run="), "0") != 0 &&
                  strcmp(arg + strlen("dry_run="), "false") != 0;
+    free(s->ibody); /* what an earlier request on this connection left */
+    s->ibody = NULL;
+    s->ilen = s->icap = 0;
     s->importing = true;
     s->too_large = false;
     s->wsi = wsi;
@@ -815,6 +818,7 @@ static int http_request(struct app *app, struct lws *wsi, struct http_session *s
     int urilen, method = lws_http_get_uri_and_method(wsi, &uri, &urilen);
     char path[1024];
     s->head = false; /* set below; the session outlives a keep-alive request */
+    s->importing = false;
     if (method < 0 || urilen <= 0)
         return respond_error(wsi, s, HTTP_STATUS_BAD_REQUEST, RF_EBAD_REQUEST,
                              "The request has no path.");
