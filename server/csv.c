@@ -5,6 +5,39 @@
 
 #include "errors.h"
 
+static void put(struct codec_buf *b, const char *s)
+{
+    codec_buf_append(b, s, strlen(s));
+}
+
+/* A cell a spreadsheet would run as a formula (OWASP "CSV injection"): it
+ * starts with = + - @, a tab or a carriage return. A cell starting with an
+ * apostrophe is listed too, so that a reader may always take one leading
+ * apostrophe off. */
+static int csv_formula(const char *s, size_t n)
+{
+    return n && s[0] && strchr("=+-@\t\r'", s[0]);
+}
+
+/* One CSV field (RFC 4180): quoted when it holds a comma, quote or newline,
+ * and after a leading apostrophe when csv_formula() says so. */
+void csv_write_field(struct codec_buf *b, const char *s, size_t n, int last)
+{
+    int quote = memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) || memchr(s, '\r', n);
+    if (quote)
+        put(b, "\"");
+    if (csv_formula(s, n))
+        put(b, "'");
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            put(b, "\"");
+        codec_buf_append(b, &s[i], 1);
+    }
+    if (quote)
+        put(b, "\"");
+    put(b, last ? "\r\n" : ",");
+}
+
 void csv_init(struct csv_reader *rd, char *s, size_t n)
 {
     *rd = (struct csv_reader){.s = s, .n = n, .next_line = 1};

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "codec.h"
+
 #define CSV_MAX_COLUMNS 256
 
 struct csv_cell {
@@ -31,5 +33,12 @@ void csv_init(struct csv_reader *rd, char *s, size_t n);
  * after a closing quote, more than max cells). An empty line is skipped. */
 int csv_next(struct csv_reader *rd, struct csv_cell *cells, size_t max, size_t *count, char *why,
              size_t whysz);
+
+/* Writes one field into b, then "," (or CRLF when last): quoted when it
+ * holds a comma, quote or line break (a quote doubled); after a leading
+ * apostrophe when it starts as a spreadsheet formula would (= + - @, a tab
+ * or a carriage return) or with an apostrophe (OWASP "CSV injection"), so
+ * that a reader may always take one leading apostrophe off. */
+void csv_write_field(struct codec_buf *b, const char *s, size_t n, int last);
 
 #endif

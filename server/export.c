@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "csv.h"
 #include "errors.h"
 #include "frame.h"
 #include "jira.h"
@@ -18,37 +19,10 @@ static void put(struct codec_buf *b, const char *s)
     codec_buf_append(b, s, strlen(s));
 }
 
-/* A cell a spreadsheet would run as a formula (OWASP "CSV injection"): it
- * starts with = + - @, a tab or a carriage return. A cell starting with an
- * apostrophe is listed too, so that a reader may always take one leading
- * apostrophe off. */
-static int csv_formula(const char *s, size_t n)
-{
-    return n && s[0] && strchr("=+-@\t\r'", s[0]);
-}
-
-/* One CSV field (RFC 4180): quoted when it holds a comma, quote or newline,
- * and after a leading apostrophe when csv_formula() says so. */
+/* One CSV field (RFC 4180): csv.h. */
 static void csv_field(struct codec_buf *b, const char *s, size_t n, int last)
 {
-    int quote = memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) || memchr(s, '\r', n);
-    if (quote)
-        put(b, "\"");
-    if (csv_formula(s, n))
-        put(b, "'");
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"')
-            put(b, "\"");
-        codec_buf_append(b, &s[i], 1);
-    }
-    if (quote)
-        put(b, "\"");
-    put(b, last ? "\r\n" : ",");
-}
-
-void export_csv_field(struct codec_buf *b, const char *s, size_t n, int last)
-{
-    csv_field(b, s, n, last);
+    csv_write_field(b, s, n, last);
 }
 
 /* A value of an item map as CSV text: strings as they are, lists joined by

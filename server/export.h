@@ -22,12 +22,6 @@ struct export_job;
  * and its media type, or a negative code (RF_ENOMEM, RF_EINTERNAL) and NULL. */
 typedef void (*export_done_fn)(void *arg, int rc, char *body, size_t len, const char *type);
 
-/* One CSV field (RFC 4180) into b, then "," (or CRLF when last): quoted when
- * it holds a comma, quote or line break; after an apostrophe when it starts
- * as a formula would (= + - @ tab CR) or with an apostrophe. */
-struct codec_buf;
-void export_csv_field(struct codec_buf *b, const char *s, size_t n, int last);
-
 /* Starts the export of r in format "json", "csv" or "jira" (jira.h): done(arg, ...) is
  * called later on the loop thread, never from within this call. Returns 0
  * with *out set (until done is called), RF_EBAD_REQUEST for an unknown

@@ -11,7 +11,6 @@
 #include "errors.h"
 #include "event.h"
 #include "import_int.h"
-#include "jira.h"
 #include "json.h"
 #include "log.h"
 #include "map.h"
@@ -291,7 +290,7 @@ static int link_parents(struct import *im)
 static void import_work(uv_work_t *w)
 {
     struct import *im = w->data;
-    im->rc = im->csv ? jira_import(im) : json_parse(im);
+    im->rc = im->csv ? import_csv(im) : json_parse(im);
     if (!im->rc)
         im->rc = link_parents(im);
     if (im->rc == RF_ENOMEM)

@@ -82,4 +82,11 @@ int import_add_item(struct import *im, const msgpack_object *map, const char *sr
                     const char *parent, size_t parentlen, const char *rank, size_t ranklen,
                     const int64_t *updated_at, const char *where);
 
+/* import_csv.c: reads the import's body as a Jira CSV (jira.h) into its
+ * items. The header row names the columns (case-insensitive, in any order);
+ * Summary is required, unknown columns are warned about and ignored.
+ * Returns 0, RF_EBAD_REQUEST or RF_ETOO_LARGE (the import's why says where),
+ * or RF_ENOMEM. */
+int import_csv(struct import *im);
+
 #endif

@@ -19,18 +19,54 @@
 #define REFINE_JIRA_H
 
 #include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "codec.h"
 
-struct import;
+enum jira_col_kind { C_FIELD, C_ID, C_PARENT, C_PRIORITY };
+
+struct jira_col {
+    const char *name;
+    enum jira_col_kind kind;
+    int field;    /* C_FIELD: its enum item_field */
+    char sep;     /* a list's separator: ' ' (labels) or ';' ("; ") */
+    bool capital; /* written with a capital first letter (Issue Type) */
+};
+
+/* The fixed columns, in the export's order (JIRA_COLS' indices). */
+enum jira_column {
+    JC_ID,
+    JC_PARENT,
+    JC_SUMMARY,
+    JC_TYPE,
+    JC_STATUS,
+    JC_PRIORITY,
+    JC_POINTS,
+    JC_LABELS,
+    JC_DESCRIPTION,
+    JC_ACCEPTANCE,
+    JC_MOSCOW,
+    JC_VALUE,
+    JC_PERSONA,
+    JC_GOAL,
+    JC_BENEFIT,
+};
+#define JIRA_NCOLS 15
+extern const struct jira_col JIRA_COLS[JIRA_NCOLS];
+
+/* MoSCoW and Jira's priorities, both ways (the first row of a MoSCoW word
+ * is the priority written). */
+struct jira_priority {
+    const char *priority, *moscow;
+};
+extern const struct jira_priority JIRA_PRIORITIES[];
+extern const size_t JIRA_NPRIORITIES;
+
+/* Whether item field f has a fixed column (else it gets one named by it). */
+bool jira_fixed_column(size_t f);
 
 /* The CSV of items (an array of backlog_item_pack maps) into out. */
 void jira_export(const msgpack_object *items, struct codec_buf *out);
-
-/* Reads the import's body as such a CSV into its items (import_int.h).
- * The header row names the columns (case-insensitive, in any order);
- * Summary is required, unknown columns are warned about and ignored.
- * Returns 0, RF_EBAD_REQUEST (the import's why says where), or RF_ENOMEM. */
-int jira_import(struct import *im);
 
 #endif
