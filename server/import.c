@@ -335,6 +335,22 @@ int import_start(uv_loop_t *loop, char *body, size_t len, bool csv, import_parse
     return 0;
 }
 
+int import_parse(char *body, size_t len, bool csv, struct import **out)
+{
+    struct import *im = calloc(1, sizeof *im);
+    *out = im;
+    if (!im) {
+        free(body);
+        return RF_ENOMEM;
+    }
+    im->body = body;
+    im->len = len;
+    im->csv = csv;
+    im->work.data = im;
+    import_work(&im->work);
+    return im->rc;
+}
+
 void import_abandon(struct import *im)
 {
     if (im)

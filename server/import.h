@@ -37,6 +37,11 @@ typedef void (*import_parsed_fn)(void *arg, struct import *im, int rc, const cha
 int import_start(uv_loop_t *loop, char *body, size_t len, bool csv, import_parsed_fn done,
                  void *arg, struct import **out);
 
+/* The worker's part on the calling thread (the fuzzer, tests): parses
+ * body[0..len) (taken) into *out (free it with import_free). Returns 0 or
+ * a negative code, as import_parsed_fn gets it. */
+int import_parse(char *body, size_t len, bool csv, struct import **out);
+
 /* The requester has gone: done will not be called; the import frees itself
  * when the worker is done. NULL is a no-op. */
 void import_abandon(struct import *im);
