@@ -313,20 +313,29 @@ static void import_after(uv_work_t *w, int status)
     im->done(im->arg, im, im->rc, im->why);
 }
 
-int import_start(uv_loop_t *loop, char *body, size_t len, bool csv, import_parsed_fn done,
-                 void *arg, struct import **out)
+/* A new import of body[0..len) (taken; freed when NULL is returned). */
+static struct import *import_new(char *body, size_t len, bool csv)
 {
     struct import *im = calloc(1, sizeof *im);
     if (!im) {
         free(body);
-        return RF_ENOMEM;
+        return NULL;
     }
     im->work.data = im;
-    im->done = done;
-    im->arg = arg;
     im->body = body;
     im->len = len;
     im->csv = csv;
+    return im;
+}
+
+int import_start(uv_loop_t *loop, char *body, size_t len, bool csv, import_parsed_fn done,
+                 void *arg, struct import **out)
+{
+    struct import *im = import_new(body, len, csv);
+    if (!im)
+        return RF_ENOMEM;
+    im->done = done;
+    im->arg = arg;
     if (uv_queue_work(loop, &im->work, import_work, import_after)) {
         import_free(im);
         return RF_ENOMEM;
@@ -337,16 +346,9 @@ int import_start(uv_loop_t *loop, char *body, size_t len, bool csv, import_parse
 
 int import_parse(char *body, size_t len, bool csv, struct import **out)
 {
-    struct import *im = calloc(1, sizeof *im);
-    *out = im;
-    if (!im) {
-        free(body);
+    struct import *im = *out = import_new(body, len, csv);
+    if (!im)
         return RF_ENOMEM;
-    }
-    im->body = body;
-    im->len = len;
-    im->csv = csv;
-    im->work.data = im;
     import_work(&im->work);
     return im->rc;
 }
@@ -446,11 +448,9 @@ static void pack_warnings(const struct import *im, msgpack_packer *pk)
 static int answer(const struct import *im, bool dry_run, bool kept, char (*ids)[ITEM_ID_MAX],
                   uint64_t seq, char **body, size_t *len)
 {
-    struct codec_buf b, j;
+    struct codec_buf b;
     msgpack_packer pk;
-    msgpack_zone z;
-    msgpack_object o;
-    size_t children = 0, off = 0, first = im->n < PREVIEW_ROWS ? im->n : PREVIEW_ROWS;
+    size_t children = 0, first = im->n < PREVIEW_ROWS ? im->n : PREVIEW_ROWS;
     for (size_t i = 0; i < im->n; i++)
         children += im->v[i].parent != NULL;
     codec_buf_init(&b, 0);
@@ -489,17 +489,7 @@ static int answer(const struct import *im, bool dry_run, bool kept, char (*ids)[
         msgpack_pack_nil(&pk);
     else
         msgpack_pack_uint64(&pk, seq);
-    if (b.oom)
-        return codec_buf_free(&b), RF_ENOMEM;
-    msgpack_zone_init(&z, 1024);
-    codec_buf_init(&j, 0);
-    if (msgpack_unpack(b.data, b.len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS)
-        codec_to_json(&j, &o);
-    codec_buf_append(&j, "\n", 1);
-    msgpack_zone_destroy(&z);
-    codec_buf_free(&b);
-    *body = codec_buf_take(&j, len);
-    return *body ? 0 : RF_ENOMEM;
+    return json_from_msgpack(&b, body, len);
 }
 
 /* Takes the planned items into r: on out of memory, r is as it was. */

@@ -352,3 +352,24 @@ int json_to_msgpack(const char *s, size_t n, struct codec_buf *out, char *why, s
     codec_buf_free(&p.str);
     return rc;
 }
+
+int json_from_msgpack(struct codec_buf *mp, char **out, size_t *len)
+{
+    struct codec_buf j;
+    msgpack_zone z;
+    msgpack_object o;
+    size_t off = 0;
+    *out = NULL;
+    msgpack_zone_init(&z, 1024);
+    codec_buf_init(&j, 0);
+    if (!mp->oom && msgpack_unpack(mp->data, mp->len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS) {
+        codec_to_json(&j, &o);
+        codec_buf_append(&j, "\n", 1);
+        *out = codec_buf_take(&j, len);
+    }
+    if (!*out)
+        codec_buf_free(&j);
+    msgpack_zone_destroy(&z);
+    codec_buf_free(mp);
+    return *out ? 0 : RF_ENOMEM;
+}

@@ -20,6 +20,10 @@
  * JSON_MAX_DEPTH); RF_ENOMEM. */
 int json_to_msgpack(const char *s, size_t n, struct codec_buf *out, char *why, size_t whysz);
 
+/* The MessagePack object in mp (freed) as JSON text and a line break,
+ * malloc'd into *out: 0, or RF_ENOMEM (*out NULL). */
+int json_from_msgpack(struct codec_buf *mp, char **out, size_t *len);
+
 /* The length of the longest valid UTF-8 prefix of s[0..n) (n: all valid). */
 size_t json_utf8_valid(const char *s, size_t n);
 

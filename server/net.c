@@ -437,32 +437,42 @@ static void on_export_done(void *arg, int rc, char *body, size_t len, const char
     }
     char disposition[96];
     snprintf(disposition, sizeof disposition, "attachment; filename=\"refine-%s.%s\"", s->room,
-             strcmp(s->format, "csv") == 0 ? "csv" : "json");
+             strcmp(s->format, "csv") == 0    ? "csv"
+             : strcmp(s->format, "jira") == 0 ? "jira.csv"
+                                              : "json");
     log_info("room %s exported as %s (%zu bytes)", s->room, s->format, len);
     answer_later(s, HTTP_STATUS_OK, type, body, len, disposition);
 }
 
-/* The export of room r (NULL: err says why) for s's token and format: the
- * body is built on a worker (export.h). */
-static void export_ready(struct http_session *s, struct room *r, int err)
+bool room_answer_refused(struct http_session *s, struct room *r, int err, const char *what)
 {
+    char msg[96];
     if (!r && err != RF_ENOT_FOUND) {
         error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
                     "The room could not be read; try again.");
-        return;
+        return true;
     }
     /* An unknown room and a wrong token look the same from outside. */
     int role = r ? room_token_role(r, s->token, strlen(s->token)) : -1;
     if (role < 0) {
         error_later(s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
                     "This token does not open that room.");
-        return;
+        return true;
     }
     if (role != ROLE_FACILITATOR && role != ROLE_OWNER) {
-        error_later(s, HTTP_STATUS_FORBIDDEN, RF_EFORBIDDEN,
-                    "Only the facilitator's or the owner's token may export.");
-        return;
+        snprintf(msg, sizeof msg, "Only the facilitator's or the owner's token may %s.", what);
+        error_later(s, HTTP_STATUS_FORBIDDEN, RF_EFORBIDDEN, msg);
+        return true;
     }
+    return false;
+}
+
+/* The export of room r (NULL: err says why) for s's token and format: the
+ * body is built on a worker (export.h). */
+static void export_ready(struct http_session *s, struct room *r, int err)
+{
+    if (room_answer_refused(s, r, err, "export"))
+        return;
     snprintf(s->room, sizeof s->room, "%s", r->id);
     int rc = export_start(app_of(s->wsi)->loop, r, s->format, on_export_done, s, &s->job);
     if (rc == RF_EBAD_REQUEST)

@@ -5,6 +5,7 @@
 #include "codec.h"
 #include "errors.h"
 #include "import.h"
+#include "json.h"
 #include "loader.h"
 #include "net_int.h"
 #include "room.h"
@@ -17,24 +18,16 @@
 /* An error answer whose sentence may hold quotes: {code, msg} as JSON. */
 static void error_later_text(struct http_session *s, int status, int code, const char *msg)
 {
-    struct codec_buf b, j;
+    struct codec_buf b;
     msgpack_packer pk;
-    msgpack_zone z;
-    msgpack_object o;
-    size_t off = 0, n = 0;
+    char *body;
+    size_t n = 0;
     codec_buf_init(&b, 0);
     codec_packer_init(&pk, &b);
     msgpack_pack_map(&pk, 2);
     codec_pack_kv_str(&pk, "code", rf_err_code(code));
     codec_pack_kv_str(&pk, "msg", msg);
-    codec_buf_init(&j, 0);
-    msgpack_zone_init(&z, 512);
-    if (!b.oom && msgpack_unpack(b.data, b.len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS)
-        codec_to_json(&j, &o);
-    codec_buf_append(&j, "\n", 1);
-    msgpack_zone_destroy(&z);
-    codec_buf_free(&b);
-    char *body = codec_buf_take(&j, &n);
+    json_from_msgpack(&b, &body, &n);
     answer_later(s, status, "application/json", body, n, NULL);
 }
 
@@ -119,22 +112,8 @@ static bool import_is_csv(struct http_session *s)
 static void import_room_ready(struct http_session *s, struct room *r, int err)
 {
     struct app *app = lws_context_user(lws_get_context(s->wsi));
-    if (!r && err != RF_ENOT_FOUND) {
-        error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
-                    "The room could not be read; try again.");
+    if (room_answer_refused(s, r, err, "import"))
         return;
-    }
-    int role = r ? room_token_role(r, s->token, strlen(s->token)) : -1;
-    if (role < 0) {
-        error_later(s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
-                    "This token does not open that room.");
-        return;
-    }
-    if (role != ROLE_FACILITATOR && role != ROLE_OWNER) {
-        error_later(s, HTTP_STATUS_FORBIDDEN, RF_EFORBIDDEN,
-                    "Only the facilitator's or the owner's token may import.");
-        return;
-    }
     if (!s->imp) {
         bool csv = import_is_csv(s);
         char *body = s->ibody;

@@ -12,6 +12,7 @@
 struct app;
 struct export_job;
 struct import;
+struct room;
 
 /* An export's answer (made once its room is loaded and its body built), for HTTP_WRITEABLE. */
 struct later {
@@ -49,6 +50,11 @@ int respond_error(struct lws *wsi, struct http_session *s, int status, int code,
 void answer_later(struct http_session *s, int status, const char *type, char *body, size_t len,
                   const char *disposition);
 void error_later(struct http_session *s, int status, int code, const char *msg);
+
+/* The room r (NULL: err says why) refuses s's token unless it is the
+ * facilitator's or the owner's: true once the refusal is answered (401 for
+ * an unknown room or a wrong token, alike; 403 naming `what`). */
+bool room_answer_refused(struct http_session *s, struct room *r, int err, const char *what);
 
 /* net_import.c: POST /api/rooms/{room}/import (import.h). */
 bool http_import_path(const char *path);

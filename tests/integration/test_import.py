@@ -95,6 +95,10 @@ class ImportTests(ServerPerTestCase):
         await self.fill()
         src = self.export(self.room, self.tokens["facilitator"], "jira")
         self.assertTrue(src.startswith(JIRA_HEADER.encode() + b"\r\n"), src[:200])
+        _, headers, _ = http_get(self.server.port, "/api/rooms/%s/export?format=jira" % self.room,
+                                 headers={"Authorization": "Bearer " + self.tokens["owner"]})
+        self.assertTrue(headers["content-type"].startswith("text/csv"), headers)
+        self.assertIn('refine-%s.jira.csv"' % self.room, headers["content-disposition"])
         c, room, tokens = await self.new_room()
         status, ans = self.post(room, tokens["facilitator"], src, "?format=csv")
         self.assertEqual(status, 200, ans)
