@@ -494,7 +494,7 @@ static int answer(const struct import *im, bool dry_run, bool kept, char (*ids)[
 
 /* Takes the planned items into r: on out of memory, r is as it was. */
 static int insert_all(struct import *im, struct room *r, char (*ids)[ITEM_ID_MAX],
-                      char (*ranks)[RANK_MAX + 1])
+                      char (*ranks)[RANK_MAX + 1], bool kept)
 {
     int64_t now = clock_now_ms();
     size_t done = 0;
@@ -503,7 +503,7 @@ static int insert_all(struct import *im, struct room *r, char (*ids)[ITEM_ID_MAX
         struct item *it = im->v[i].it;
         strcpy(it->id, ids[i]);
         strcpy(it->rank, ranks[i]);
-        if (!im->v[i].time_given)
+        if (!im->v[i].time_given || !kept) /* the file's times go with its ids */
             it->updated_at = now;
         if (im->v[i].parent && !(it->parent = strdup(ids[im->v[i].up])))
             rc = RF_ENOMEM;
@@ -553,7 +553,7 @@ int import_apply(struct import *im, struct app *app, struct room *r, bool dry_ru
     if (!rc)
         rc = plan(im, r, ids, ranks, &kept, &next);
     if (!rc && !dry_run)
-        rc = insert_all(im, r, ids, ranks);
+        rc = insert_all(im, r, ids, ranks, kept);
     if (rc || dry_run) {
         if (!rc)
             rc = answer(im, true, kept, ids, 0, body, len);

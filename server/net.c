@@ -566,8 +566,8 @@ static int http_request(struct app *app, struct lws *wsi, struct http_session *s
     char *uri;
     int urilen, method = lws_http_get_uri_and_method(wsi, &uri, &urilen);
     char path[1024];
-    s->head = false; /* set below; the session outlives a keep-alive request */
-    s->importing = false;
+    s->head = false;     /* set below; the session outlives a keep-alive request */
+    http_import_drop(s); /* what an import before it on this connection left */
     if (method < 0 || urilen <= 0)
         return respond_error(wsi, s, HTTP_STATUS_BAD_REQUEST, RF_EBAD_REQUEST,
                              "The request has no path.");

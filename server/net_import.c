@@ -12,6 +12,17 @@
 #include "room_load.h"
 
 #define IMPORT_TIMEOUT_S 60 /* an import's load, parse and apply, at most */
+#define IMPORTS_MAX      4  /* imports in flight at once (each may hold a 32 MiB body) */
+
+static size_t in_flight;
+
+/* s's import no longer holds a place among those in flight. */
+static void release(struct http_session *s)
+{
+    if (s->counted)
+        in_flight--;
+    s->counted = false;
+}
 
 /* ---- import (POST /api/rooms/{room}/import) ------------------------------- */
 
@@ -79,6 +90,7 @@ static void on_import_parsed(void *arg, struct import *im, int rc, const char *w
         error_later_text(s, import_status(rc), rc, why);
         import_free(im);
         s->imp = NULL;
+        release(s);
         return;
     }
     s->imp = im;
@@ -132,6 +144,7 @@ static void import_room_ready(struct http_session *s, struct room *r, int err)
     int rc = import_apply(s->imp, app, r, s->dry_run, &body, &len, why, sizeof why);
     import_free(s->imp);
     s->imp = NULL;
+    release(s);
     if (rc)
         error_later_text(s, import_status(rc), rc, why);
     else
@@ -165,12 +178,19 @@ int http_import_request(struct lws *wsi, struct http_session *s, const char *pat
     s->dry_run = lws_get_urlarg_by_name(wsi, "dry_run=", arg, sizeof arg) &&
                  strcmp(arg + strlen("dry_run="), "0") != 0 &&
                  strcmp(arg + strlen("dry_run="), "false") != 0;
-    free(s->ibody); /* what an earlier request on this connection left */
-    s->ibody = NULL;
-    s->ilen = s->icap = 0;
+    s->wsi = wsi;
+    /* A token that the room (in memory) refuses is answered without reading the body. */
+    struct app *app = lws_context_user(lws_get_context(wsi));
+    struct room *r = room_find(app, s->room, strlen(s->room));
+    if (r && room_answer_refused(s, r, 0, "import"))
+        return 0;
+    if (in_flight >= IMPORTS_MAX)
+        return respond_error(wsi, s, HTTP_STATUS_SERVICE_UNAVAILABLE, RF_EINTERNAL,
+                             "Other imports are under way; try again in a moment.");
+    in_flight++;
+    s->counted = true;
     s->importing = true;
     s->too_large = false;
-    s->wsi = wsi;
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, IMPORT_TIMEOUT_S);
     return 0;
 }
@@ -216,6 +236,7 @@ int http_import_done(struct app *app, struct http_session *s)
 
 void http_import_drop(struct http_session *s)
 {
+    release(s);
     if (s->parsing)
         import_abandon(s->imp); /* the worker finishes; the import frees itself */
     else

@@ -37,7 +37,8 @@ struct http_session {
     char token[128], format[32], room[TOKEN_LEN + 1];
     /* An import under way (import_request): its body, then its parse, then its apply. */
     bool importing, dry_run, too_large, parsing;
-    char *ibody; /* the body read so far */
+    bool counted; /* one of the imports in flight (net_import.c) */
+    char *ibody;  /* the body read so far */
     size_t ilen, icap;
     struct import *imp; /* parsing (on a worker) or parsed */
 };
