@@ -595,9 +595,8 @@ int import_apply(struct import *im, struct app *app, struct room *r, bool dry_ru
     rc = event_commit(app, &ev, &seq);
     if (!rc) {
         log_info("room %s: imported %zu items from %s", r->id, im->n, im->csv ? "CSV" : "JSON");
-        rc = answer(im, false, kept, ids, seq, body, len);
-        if (rc) /* applied, but no answer to say so: the client may export to see */
-            snprintf(why, whysz, "The import was applied, but its answer could not be built.");
+        if (answer(im, false, kept, ids, seq, body, len)) /* applied: no summary to say so */
+            *len = 0;
     } else {
         snprintf(why, whysz, "The server ran out of memory importing; try again.");
     }

@@ -48,8 +48,10 @@ void import_abandon(struct import *im);
 
 /* Applies the parsed import to r (dry_run: changes nothing) and writes the
  * answer, a JSON object (import.c: the preview), into *body (malloc'd; the
- * caller frees it). Returns 0; or a negative code (RF_ETOO_LARGE,
- * RF_ENOMEM) with a sentence in why, the room as it was. */
+ * caller frees it; NULL when an applied import's summary could not be built
+ * for want of memory). Returns 0; or a negative code (RF_EBAD_REQUEST,
+ * RF_ETOO_LARGE, RF_ENOMEM) with a sentence in why, the room as it was (or
+ * evicted, when what changed could not be recorded: it loads back as it was). */
 int import_apply(struct import *im, struct app *app, struct room *r, bool dry_run, char **body,
                  size_t *len, char *why, size_t whysz);
 

@@ -36,7 +36,9 @@
 #include "clock.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "errors.h"
 #include "frame.h"
+#include "import.h"
 #include "inproc.h"
 #include "kano.h"
 #include "log.h"
@@ -477,7 +479,7 @@ static struct room *loaded(void)
 
 /* ---- the meeting ---------------------------------------------------------------- */
 
-enum kind { REQ, TICK, LEAVE };
+enum kind { REQ, TICK, LEAVE, IMPORT };
 
 struct step {
     enum kind kind;
@@ -489,7 +491,7 @@ struct step {
  * added, updated, moved, removed and split, the room's settings and deck
  * changed, a poker round voted, revealed and accepted, a second one revealed
  * by its timer on the tick, a role change, the focus, a token rotated, and
- * participants leaving (which checks for an auto-reveal). */
+ * participants leaving (which checks for an auto-reveal), and an import. */
 static const struct step SCRIPT[] = {
     {REQ, FAC, "room.create", "{\"name\": \"OOM room\", \"deck\": \"modified\"}"},
     {REQ, FAC, "join", "{\"room\": \"$R\", \"token\": \"$T0\", \"name\": \"Fay\"}"},
@@ -543,6 +545,10 @@ static const struct step SCRIPT[] = {
     {LEAVE, OWN, NULL, NULL}, /* the last voter online goes: auto-reveal */
     {REQ, FAC, "token.rotate", "{\"role\": \"member\"}"},
     {LEAVE, DEV, NULL, NULL},
+    /* POST /api/rooms/{room}/import of a Jira CSV (the worker's part, then the loop's) */
+    {IMPORT, FAC, "import",
+     "Issue Id,Parent,Summary,Labels,Acceptance Criteria\r\n1,,Epic,a b,x; y\r\n2,1,Kid,,\r\n"
+     "3,,Other,c,\r\n"},
 };
 #define NSTEPS (sizeof SCRIPT / sizeof SCRIPT[0])
 
@@ -619,8 +625,20 @@ static long meeting(long fail_at, bool persistent)
         size_t len0 = 0, len1 = 0, len2 = 0;
         char *before = r ? canon(r, &len0) : NULL;
         uint64_t id = 0;
+        enum reply import_rep = REPLY_NONE;
         if (st->kind == REQ) {
             id = send_request(&cl[st->who], st->op, st->args);
+        } else if (st->kind == IMPORT) {
+            char *body = strdup(st->args), *out = NULL, why[512];
+            size_t outlen = 0;
+            struct import *im = NULL;
+            int rc = body ? import_parse(body, strlen(st->args), true, &im) : RF_ENOMEM;
+            if (!rc)
+                rc = r ? import_apply(im, &app, r, false, &out, &outlen, why, sizeof why)
+                       : RF_ENOT_FOUND;
+            import_free(im);
+            free(out);
+            import_rep = rc ? REPLY_ERR : REPLY_OK;
         } else if (st->kind == TICK) {
             struct tick t = {clock_now_ms() + 3601 * 1000}; /* as main.c's on_tick */
             room_each(&app, tick_room, &t);
@@ -629,7 +647,9 @@ static long meeting(long fail_at, bool persistent)
         }
         pump();
         alloc_fail_pause();
-        enum reply rep = st->kind == REQ ? reply_of(&cl[st->who], id) : REPLY_OK;
+        enum reply rep = st->kind == REQ      ? reply_of(&cl[st->who], id)
+                         : st->kind == IMPORT ? import_rep
+                                              : REPLY_OK;
         if (rep == REPLY_OK && st->kind == REQ)
             remember(st, &cl[st->who], id);
         bool fired = alloc_fail_fired();
@@ -690,7 +710,7 @@ static long meeting(long fail_at, bool persistent)
         struct room *r = loaded();
         CHECK(r && r->nrounds == 3 && r->rounds[0]->state == ROUND_ACCEPTED &&
               r->rounds[1]->state == ROUND_CANCELLED && r->rounds[2]->state == ROUND_REVEALED);
-        CHECK(r && r->backlog.n == 4 && r->nparts == 4 && r->parts[2]->role == ROLE_OWNER);
+        CHECK(r && r->backlog.n == 4 + 3 && r->nparts == 4 && r->parts[2]->role == ROLE_OWNER);
     }
     for (int s = 0; s < NCLIENTS; s++)
         client_free(&cl[s]);

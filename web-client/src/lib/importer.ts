@@ -57,5 +57,6 @@ export async function postImport(
     const msg = (out as { msg?: string } | null)?.msg;
     throw new Error(msg || `The import failed (HTTP ${res.status}).`);
   }
+  if (!out) throw new Error("The server applied the import but sent no summary; the backlog shows it.");
   return out as ImportPreview;
 }
