@@ -4,8 +4,10 @@
 #include <string.h>
 
 #include "codec.h"
+#include "csv.h"
 #include "errors.h"
 #include "frame.h"
+#include "jira.h"
 #include "ops.h"
 #include "room.h"
 #include "round.h"
@@ -17,32 +19,10 @@ static void put(struct codec_buf *b, const char *s)
     codec_buf_append(b, s, strlen(s));
 }
 
-/* A cell a spreadsheet would run as a formula (OWASP "CSV injection"): it
- * starts with = + - @, a tab or a carriage return. A cell starting with an
- * apostrophe is listed too, so that a reader may always take one leading
- * apostrophe off. */
-static int csv_formula(const char *s, size_t n)
-{
-    return n && s[0] && strchr("=+-@\t\r'", s[0]);
-}
-
-/* One CSV field (RFC 4180): quoted when it holds a comma, quote or newline,
- * and after a leading apostrophe when csv_formula() says so. */
+/* One CSV field (RFC 4180): csv.h. */
 static void csv_field(struct codec_buf *b, const char *s, size_t n, int last)
 {
-    int quote = memchr(s, ',', n) || memchr(s, '"', n) || memchr(s, '\n', n) || memchr(s, '\r', n);
-    if (quote)
-        put(b, "\"");
-    if (csv_formula(s, n))
-        put(b, "'");
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"')
-            put(b, "\"");
-        codec_buf_append(b, &s[i], 1);
-    }
-    if (quote)
-        put(b, "\"");
-    put(b, last ? "\r\n" : ",");
+    csv_write_field(b, s, n, last);
 }
 
 /* A value of an item map as CSV text: strings as they are, lists joined by
@@ -119,6 +99,7 @@ struct export_job {
     export_done_fn done; /* NULL once abandoned */
     void *arg;
     bool csv;
+    bool jira;             /* csv in Jira's columns (jira.h) */
     struct codec_buf head; /* snapshot_pack_export_head() */
     struct frame *items;   /* the loop's reference: the worker reads its bytes only */
     int rc;
@@ -146,7 +127,10 @@ static void export_work(uv_work_t *w)
             msgpack_unpack(data, n, &off, &z, &key) == MSGPACK_UNPACK_EXTRA_BYTES &&
             msgpack_unpack(data, n, &off, &z, &rounds) == MSGPACK_UNPACK_EXTRA_BYTES &&
             items.type == MSGPACK_OBJECT_ARRAY && rounds.type == MSGPACK_OBJECT_ARRAY) {
-            export_csv(&items, &rounds, &out);
+            if (j->jira)
+                jira_export(&items, &out);
+            else
+                export_csv(&items, &rounds, &out);
             j->rc = 0;
         }
     } else {
@@ -189,7 +173,7 @@ static void export_after(uv_work_t *w, int status)
 int export_start(uv_loop_t *loop, struct room *r, const char *format, export_done_fn done,
                  void *arg, struct export_job **out)
 {
-    bool csv = strcmp(format, "csv") == 0;
+    bool jira = strcmp(format, "jira") == 0, csv = jira || strcmp(format, "csv") == 0;
     if (!csv && strcmp(format, "json") != 0)
         return RF_EBAD_REQUEST;
     struct export_job *j = calloc(1, sizeof *j);
@@ -199,6 +183,7 @@ int export_start(uv_loop_t *loop, struct room *r, const char *format, export_don
     j->done = done;
     j->arg = arg;
     j->csv = csv;
+    j->jira = jira;
     codec_buf_init(&j->head, 0);
     if (!csv) {
         msgpack_packer pk;

@@ -22,7 +22,7 @@ struct export_job;
  * and its media type, or a negative code (RF_ENOMEM, RF_EINTERNAL) and NULL. */
 typedef void (*export_done_fn)(void *arg, int rc, char *body, size_t len, const char *type);
 
-/* Starts the export of r in format "json" or "csv": done(arg, ...) is
+/* Starts the export of r in format "json", "csv" or "jira" (jira.h): done(arg, ...) is
  * called later on the loop thread, never from within this call. Returns 0
  * with *out set (until done is called), RF_EBAD_REQUEST for an unknown
  * format, or RF_ENOMEM (done will not be called). */

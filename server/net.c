@@ -12,6 +12,7 @@
 #include "dispatch.h"
 #include "loader.h"
 #include "log.h"
+#include "net_int.h"
 #include "presence.h"
 #include "room.h"
 #include "room_load.h"
@@ -71,29 +72,6 @@ static void peer_remove(struct app *app, struct conn *c)
         free(map_del(&app->peers, p->addr));
 }
 
-/* An export's answer (made once its room is loaded and its body built), for HTTP_WRITEABLE. */
-struct later {
-    bool ready;
-    int status;
-    const char *type;
-    char *body; /* owned */
-    size_t len;
-    char disposition[96]; /* "": none */
-};
-
-struct http_session {
-    const unsigned char *body; /* what HTTP_WRITEABLE writes: owned, or embedded */
-    unsigned char *owned;
-    size_t len, off;
-    bool head; /* a HEAD request: every answer to it goes without its body */
-    /* An export under way (api_request): its room loading, its body building, its answer. */
-    struct lws *wsi;
-    bool loading;
-    struct export_job *job; /* its body being built on a worker */
-    struct later later;
-    char token[128], format[32], room[TOKEN_LEN + 1];
-};
-
 /* Headers of every HTTP answer (lws adds the vhost's canned headers to each
  * status line it writes: files, /healthz, /api, errors, refused handshakes).
  * The web client has no inline script; Svelte sets inline style attributes,
@@ -123,7 +101,7 @@ static struct app *app_of(struct lws *wsi)
     return lws_context_user(lws_get_context(wsi));
 }
 
-static int header(struct lws *wsi, enum lws_token_indexes t, char *buf, int len)
+int header(struct lws *wsi, enum lws_token_indexes t, char *buf, int len)
 {
     if (lws_hdr_total_length(wsi, t) <= 0 || lws_hdr_total_length(wsi, t) >= len)
         return -1;
@@ -403,8 +381,7 @@ static char *error_body(int code, const char *msg, size_t *len)
 }
 
 /* A JSON error body {code, msg} with an HTTP status. */
-static int respond_error(struct lws *wsi, struct http_session *s, int status, int code,
-                         const char *msg)
+int respond_error(struct lws *wsi, struct http_session *s, int status, int code, const char *msg)
 {
     size_t n;
     char *body = error_body(code, msg, &n);
@@ -414,8 +391,8 @@ static int respond_error(struct lws *wsi, struct http_session *s, int status, in
 }
 
 /* The answer of s's export (body taken), for the next HTTP_WRITEABLE. */
-static void answer_later(struct http_session *s, int status, const char *type, char *body,
-                         size_t len, const char *disposition)
+void answer_later(struct http_session *s, int status, const char *type, char *body, size_t len,
+                  const char *disposition)
 {
     s->later = (struct later){true, status, type, body, body ? len : 0, ""};
     if (disposition)
@@ -423,7 +400,7 @@ static void answer_later(struct http_session *s, int status, const char *type, c
     lws_callback_on_writable(s->wsi);
 }
 
-static void error_later(struct http_session *s, int status, int code, const char *msg)
+void error_later(struct http_session *s, int status, int code, const char *msg)
 {
     size_t n = 0;
     char *body = error_body(code, msg, &n);
@@ -439,6 +416,7 @@ static void export_drop(struct app *app, struct http_session *s)
     s->loading = false;
     export_abandon(s->job); /* the worker finishes; its result is dropped */
     s->job = NULL;
+    http_import_drop(s);
     free(s->later.body);
     s->later = (struct later){0};
 }
@@ -459,32 +437,42 @@ static void on_export_done(void *arg, int rc, char *body, size_t len, const char
     }
     char disposition[96];
     snprintf(disposition, sizeof disposition, "attachment; filename=\"refine-%s.%s\"", s->room,
-             strcmp(s->format, "csv") == 0 ? "csv" : "json");
+             strcmp(s->format, "csv") == 0    ? "csv"
+             : strcmp(s->format, "jira") == 0 ? "jira.csv"
+                                              : "json");
     log_info("room %s exported as %s (%zu bytes)", s->room, s->format, len);
     answer_later(s, HTTP_STATUS_OK, type, body, len, disposition);
 }
 
-/* The export of room r (NULL: err says why) for s's token and format: the
- * body is built on a worker (export.h). */
-static void export_ready(struct http_session *s, struct room *r, int err)
+bool room_answer_refused(struct http_session *s, struct room *r, int err, const char *what)
 {
+    char msg[96];
     if (!r && err != RF_ENOT_FOUND) {
         error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
                     "The room could not be read; try again.");
-        return;
+        return true;
     }
     /* An unknown room and a wrong token look the same from outside. */
     int role = r ? room_token_role(r, s->token, strlen(s->token)) : -1;
     if (role < 0) {
         error_later(s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
                     "This token does not open that room.");
-        return;
+        return true;
     }
     if (role != ROLE_FACILITATOR && role != ROLE_OWNER) {
-        error_later(s, HTTP_STATUS_FORBIDDEN, RF_EFORBIDDEN,
-                    "Only the facilitator's or the owner's token may export.");
-        return;
+        snprintf(msg, sizeof msg, "Only the facilitator's or the owner's token may %s.", what);
+        error_later(s, HTTP_STATUS_FORBIDDEN, RF_EFORBIDDEN, msg);
+        return true;
     }
+    return false;
+}
+
+/* The export of room r (NULL: err says why) for s's token and format: the
+ * body is built on a worker (export.h). */
+static void export_ready(struct http_session *s, struct room *r, int err)
+{
+    if (room_answer_refused(s, r, err, "export"))
+        return;
     snprintf(s->room, sizeof s->room, "%s", r->id);
     int rc = export_start(app_of(s->wsi)->loop, r, s->format, on_export_done, s, &s->job);
     if (rc == RF_EBAD_REQUEST)
@@ -504,14 +492,19 @@ static void on_export_room(void *arg, struct room *r, int err)
  * facilitator or owner token as "Authorization: Bearer <token>". path is
  * borrowed. */
 static int api_request(struct app *app, struct lws *wsi, struct http_session *s, const char *path,
-                       bool get_or_head)
+                       bool get_or_head, bool post)
 {
     char uri[160], auth[128], fmt[32];
     const char *prefix = "/api/rooms/", *suffix = "/export";
+    if (post && http_import_path(path))
+        return http_import_request(wsi, s, path);
+    if (http_import_path(path))
+        return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
+                             "POST the file to /api/rooms/{room}/import.");
     if (!get_or_head)
         return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
-                             "Only GET /api/rooms/{room}/export is served; import is not "
-                             "available yet.");
+                             "Only GET /api/rooms/{room}/export and POST "
+                             "/api/rooms/{room}/import are served.");
     if (strlen(path) >= sizeof uri)
         return respond_error(wsi, s, HTTP_STATUS_NOT_FOUND, RF_ENOT_FOUND, "No such resource.");
     strcpy(uri, path);
@@ -573,7 +566,8 @@ static int http_request(struct app *app, struct lws *wsi, struct http_session *s
     char *uri;
     int urilen, method = lws_http_get_uri_and_method(wsi, &uri, &urilen);
     char path[1024];
-    s->head = false; /* set below; the session outlives a keep-alive request */
+    s->head = false;     /* set below; the session outlives a keep-alive request */
+    http_import_drop(s); /* what an import before it on this connection left */
     if (method < 0 || urilen <= 0)
         return respond_error(wsi, s, HTTP_STATUS_BAD_REQUEST, RF_EBAD_REQUEST,
                              "The request has no path.");
@@ -588,7 +582,8 @@ static int http_request(struct app *app, struct lws *wsi, struct http_session *s
          head = method == LWSHUMETH_HEAD || strcmp(h2method, "HEAD") == 0;
     s->head = head;
     if (strcmp(path, "/api") == 0 || strncmp(path, "/api/", 5) == 0)
-        return api_request(app, wsi, s, path, get || head);
+        return api_request(app, wsi, s, path, get || head,
+                           method == LWSHUMETH_POST || strcmp(h2method, "POST") == 0);
     if (!get && !head)
         return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
                              "Only GET is served here.");
@@ -655,8 +650,12 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     case LWS_CALLBACK_HTTP_BODY:
-        return 0; /* a request body (POST ...): refused, and its bytes ignored */
+        if (s && s->importing)
+            http_import_body(s, in, len);
+        return 0; /* any other request body (POST ...): refused, and its bytes ignored */
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (s && s->importing && !s->parsing && !s->imp && !s->later.ready)
+            return http_import_done(app, s);
         /* lws holds back WRITEABLE while a request has a body to read. */
         if (s && (s->body || s->later.ready))
             lws_callback_on_writable(wsi);

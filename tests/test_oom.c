@@ -36,7 +36,9 @@
 #include "clock.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "errors.h"
 #include "frame.h"
+#include "import.h"
 #include "inproc.h"
 #include "health.h"
 #include "health_ops.h"
@@ -492,7 +494,7 @@ static struct room *loaded(void)
 
 /* ---- the meeting ---------------------------------------------------------------- */
 
-enum kind { REQ, TICK, LEAVE };
+enum kind { REQ, TICK, LEAVE, IMPORT };
 
 struct step {
     enum kind kind;
@@ -506,8 +508,9 @@ struct step {
  * changed, a poker round voted, revealed and accepted, a second one revealed
  * by its timer on the tick, a role change, the focus, a token rotated, the
  * vision, personas and outcomes (adopted, referred to, removed with force),
- * participants leaving (which checks for an auto-reveal), and a story map built,
- * items placed on it, and a slice and a step that holds an item removed. */
+ * participants leaving (which checks for an auto-reveal), a story map built,
+ * items placed on it, and a slice and a step that holds an item removed, and
+ * an import. */
 static const struct step SCRIPT[] = {
     {REQ, FAC, "room.create", "{\"name\": \"OOM room\", \"deck\": \"modified\"}"},
     {REQ, FAC, "join", "{\"room\": \"$R\", \"token\": \"$T0\", \"name\": \"Fay\"}"},
@@ -606,6 +609,10 @@ static const struct step SCRIPT[] = {
     {REQ, FAC, "undo", "{}"},
     {REQ, FAC, "item.split", "{\"item\": \"i1\", \"children\": [{\"title\": \"B\"}]}"},
     {REQ, FAC, "item.unsplit", "{\"item\": \"i1\"}"},
+    /* POST /api/rooms/{room}/import of a Jira CSV (the worker's part, then the loop's) */
+    {IMPORT, FAC, "import",
+     "Issue Id,Parent,Summary,Labels,Acceptance Criteria\r\n1,,Epic,a b,x; y\r\n2,1,Kid,,\r\n"
+     "3,,Other,c,\r\n"},
 };
 #define NSTEPS (sizeof SCRIPT / sizeof SCRIPT[0])
 
@@ -683,8 +690,20 @@ static long meeting(long fail_at, bool persistent)
         size_t len0 = 0, len1 = 0, len2 = 0;
         char *before = r ? canon(r, &len0) : NULL;
         uint64_t id = 0;
+        enum reply import_rep = REPLY_NONE;
         if (st->kind == REQ) {
             id = send_request(&cl[st->who], st->op, st->args);
+        } else if (st->kind == IMPORT) {
+            char *body = strdup(st->args), *out = NULL, why[512];
+            size_t outlen = 0;
+            struct import *im = NULL;
+            int rc = body ? import_parse(body, strlen(st->args), true, &im) : RF_ENOMEM;
+            if (!rc)
+                rc = r ? import_apply(im, &app, r, false, &out, &outlen, why, sizeof why)
+                       : RF_ENOT_FOUND;
+            import_free(im);
+            free(out);
+            import_rep = rc ? REPLY_ERR : REPLY_OK;
         } else if (st->kind == TICK) {
             struct tick t = {clock_now_ms() + 3601 * 1000}; /* as main.c's on_tick */
             room_each(&app, tick_room, &t);
@@ -693,7 +712,9 @@ static long meeting(long fail_at, bool persistent)
         }
         pump();
         alloc_fail_pause();
-        enum reply rep = st->kind == REQ ? reply_of(&cl[st->who], id) : REPLY_OK;
+        enum reply rep = st->kind == REQ      ? reply_of(&cl[st->who], id)
+                         : st->kind == IMPORT ? import_rep
+                                              : REPLY_OK;
         if (rep == REPLY_OK && st->kind == REQ)
             remember(st, &cl[st->who], id);
         bool fired = alloc_fail_fired();
@@ -754,7 +775,7 @@ static long meeting(long fail_at, bool persistent)
         struct room *r = loaded();
         CHECK(r && r->nrounds == 3 && r->rounds[0]->state == ROUND_ACCEPTED &&
               r->rounds[1]->state == ROUND_CANCELLED && r->rounds[2]->state == ROUND_REVEALED);
-        CHECK(r && r->backlog.n == 4 && r->nparts == 4 && r->parts[2]->role == ROLE_OWNER);
+        CHECK(r && r->backlog.n == 4 + 3 && r->nparts == 4 && r->parts[2]->role == ROLE_OWNER);
         /* the orders applied: i3 (split) keeps the top, the open items as given */
         CHECK(r && strcmp(r->backlog.v[0]->id, "i3") == 0 &&
               strcmp(r->backlog.v[1]->id, "i5") == 0 && strcmp(r->backlog.v[3]->id, "i1") == 0);

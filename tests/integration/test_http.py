@@ -147,9 +147,12 @@ class HttpTests(AsyncTestCase, SecurityHeadersMixin):
         status, headers, _ = request(self.port, "/", method="POST")
         self.assertEqual(status, 405)
         self.assertSecurityHeaders(headers, "POST /")
-        status, headers, _ = request(self.port, "/api/rooms/x/import", method="POST")
+        status, headers, _ = request(self.port, "/api/rooms/x/export", method="POST")
         self.assertEqual(status, 405)
         self.assertSecurityHeaders(headers, "POST /api")
+        status, headers, _ = request(self.port, "/api/rooms/x/import", method="POST")
+        self.assertEqual(status, 401)  # an import without a token (test_import.py)
+        self.assertSecurityHeaders(headers, "POST /api/rooms/x/import")
         for kw in ({"subprotocol": None}, {"path": "/other"}, {"origin": "http://evil.example"}):
             status, headers, head = self.handshake(**kw)
             self.assertEqual(status, 403, head)

@@ -96,6 +96,15 @@ describe("events", () => {
     expect(lastLine(v)).toBe("You added “Story i10”");
   });
 
+  test("backlog.imported adds every item at its rank at once, with one feed line", () => {
+    const v = room();
+    const items = [item("i4", "a4", { title: "Four" }), item("i5", "a5", { parent: "i4" }), item("i6", "a15")];
+    expect(applyEvent(v, ev(v, "backlog.imported", { items }, null), ME)).toBe("applied");
+    expect(ids(v)).toEqual(["i1", "i6", "i2", "i3", "i4", "i5"]);
+    expect(findItem(v, "i5")?.parent).toBe("i4");
+    expect(lastLine(v)).toBe("3 stories were imported");
+  });
+
   test("item.updated changes fields on a new object (views keyed by item see it)", () => {
     const v = room();
     const before = findItem(v, "i2")!;

@@ -73,6 +73,11 @@ class RoomState:
                 del self.items[k]
             self.items[ev["item"]]["status"] = ev["status"]
             self.focus = ev["focus"]
+        elif t == "backlog.imported":
+            for it in ev["items"]:
+                if it["id"] in self.items:
+                    raise AssertionError("backlog.imported for existing id %s" % it["id"])
+                self.items[it["id"]] = dict(it)
         elif t == "items.reranked":
             before = self.order()
             ranks = ev["ranks"]

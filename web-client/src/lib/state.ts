@@ -452,6 +452,19 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
       const title = parent?.title ?? "a story";
       return (who) => `${who} merged the split of “${title}” back`;
     }
+    case "backlog.imported": {
+      // An import over HTTP (POST /api/rooms/{room}/import): whole items, in rank order, at once.
+      const imported = (e.items ?? []) as Item[];
+      const edit = new ItemsEdit(view);
+      const items = edit.items;
+      for (const item of imported) items.push(item);
+      if (!isSorted(items)) items.sort((a, b) => compareRank(a.rank, b.rank));
+      edit.reindex();
+      edit.commit();
+      for (const item of imported) mark(item.id);
+      const n = imported.length;
+      return () => `${n} ${n === 1 ? "story was" : "stories were"} imported`;
+    }
     case "items.reranked": {
       const ranks = (e.ranks ?? {}) as Record<string, string>;
       const edit = new ItemsEdit(view);
