@@ -566,8 +566,11 @@ int import_apply(struct import *im, struct app *app, struct room *r, bool dry_ru
     /* Applied: every record in this turn's batch, one event. */
     r->next_item = next;
     bool bad = room_save_meta(app, r) != 0;
-    for (size_t i = 0; i < im->n && !bad; i++)
+    int64_t at = clock_now_ms();
+    for (size_t i = 0; i < im->n && !bad; i++) {
+        backlog_touch(im->v[i].it, r->seq + 1, NULL, at); /* their first version */
         bad = backlog_save_item(app->store, r->id, im->v[i].it) != 0;
+    }
     for (size_t s = 0; s < NSECTIONS && !bad; s++)
         if (im->present[s] && SECTIONS[s].apply)
             bad = SECTIONS[s].apply(im, im->state[s], app, r) != 0;

@@ -260,15 +260,17 @@ static bool item_on(struct storymap *m, const struct item *it, enum smap_kind k,
 }
 
 /* Puts it on (step, slice), both taken (both nil: unplaced). Cannot fail. */
+/* Puts it at (step, slice), taking both values; the change gives the item a
+ * new version (backlog_touch: undo and unsplit see it), by pid. */
 static void set_place(struct room *r, struct item *it, struct ival step, struct ival slice,
-                      int64_t now)
+                      const char *pid, int64_t now)
 {
     backlog_ival_free(&it->f[ITEM_F_STEP]);
     backlog_ival_free(&it->f[ITEM_F_SLICE]);
     it->f[ITEM_F_STEP] = step;
     it->f[ITEM_F_SLICE] = slice;
     backlog_account(&r->backlog, it);
-    it->updated_at = now;
+    backlog_touch(it, r->seq + 1, pid, now);
 }
 
 static const struct ival NIL = {IV_NIL, {0}};
@@ -312,7 +314,7 @@ int storymap_ops_remove(struct req *q)
     snprintf(id, sizeof id, "%s", n->id);
     int64_t now = clock_now_ms();
     for (size_t i = 0; i < count; i++)
-        set_place(r, items[i], NIL, NIL, now);
+        set_place(r, items[i], NIL, NIL, q->who ? q->who->pid : NULL, now);
     if (k == SMAP_ACTIVITY) /* its steps go with it */
         for (size_t i = m->n[SMAP_STEP]; i-- > 0;)
             if (strcmp(m->step[i].activity, id) == 0) {
@@ -385,7 +387,7 @@ int storymap_ops_place(struct req *q)
             return RF_ENOMEM;
         }
     }
-    set_place(r, it, sv, lv, clock_now_ms());
+    set_place(r, it, sv, lv, q->who ? q->who->pid : NULL, clock_now_ms());
     if (backlog_save_item(q->app->store, r->id, it)) {
         room_evict(q->app, r->id);
         return RF_ENOMEM;
