@@ -411,6 +411,39 @@ class Unsplit(UndoBase):
         await self.sync(c)
         self.assertEqual(await self.fresh_view(room, tokens), view(F.state))
 
+    async def test_undo_of_ones_own_map_place(self):
+        room, tokens, c, ids = await self.setup_room()
+        A, B, D = ids["Alpha"], ids["Bravo"], ids["Delta"]
+        F, O = c["F"], c["O"]
+        step, r1, r2 = await self.small_map(F)
+        await F.expect_ok("map.place", item=A, step=step, slice=r1)
+        await self.sync(c)
+        before = view(F.state)
+        ok = await F.expect_ok("map.place", item=A, step=step, slice=r2)
+        u = await F.expect_ok("undo", seq=ok["seq"])
+        ev = await self.event_of(O, u)
+        self.assertEqual((ev["t"], ev["item"], ev["step"], ev["slice"], ev["undo"]),
+                         ("map.placed", A, step, r1, ok["seq"]))
+        await self.sync(c)
+        for x in c.values():
+            self.assertEqual(view(x.state), before, x.label)
+        self.assertEqual(await self.fresh_view(room, tokens), before)
+        r = await self.err(F, "conflict", "undo")
+        self.assertIn("nothing to undo", r["msg"])
+        # someone else's placement on top: refused, naming them
+        await F.expect_ok("map.place", item=B, step=step, slice=r1)
+        await O.expect_ok("map.place", item=B, step=None, slice=None)
+        r = await self.err(F, "conflict", "undo")
+        self.assertIn("Olga changed 'Bravo' after your placement", r["msg"])
+        # the cell it came from is gone
+        await O.expect_ok("map.place", item=D, step=step, slice=r2)
+        await F.expect_ok("map.place", item=D, step=step, slice=r1)
+        await O.expect_ok("map.remove", node=r2)
+        r = await self.err(F, "conflict", "undo")
+        self.assertIn("has been removed from the story map", r["msg"])
+        await self.sync(c)
+        self.assertEqual(await self.fresh_view(room, tokens), view(F.state))
+
     async def test_unsplit_after_a_child_was_placed_or_reordered(self):
         room, tokens, c, ids = await self.setup_room()
         A, B, C, D = ids["Alpha"], ids["Bravo"], ids["Charlie"], ids["Delta"]
