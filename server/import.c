@@ -200,6 +200,10 @@ static const struct import_section SECTIONS[] = {
     {"seq", NULL, NULL, NULL, NULL, NULL, NULL},
     {"room", NULL, NULL, NULL, NULL, NULL, NULL},
     {"participants", NULL, NULL, NULL, NULL, NULL, NULL},
+    {"map", import_map_parse, import_map_check, import_map_apply, import_map_pack, import_map_count,
+     import_map_release},
+    {"product", import_product_parse, import_product_check, import_product_apply,
+     import_product_pack_room, import_product_count, import_product_release},
 };
 #define NSECTIONS (sizeof SECTIONS / sizeof *SECTIONS)
 _Static_assert(NSECTIONS <= IMPORT_SECTIONS_MAX, "raise IMPORT_SECTIONS_MAX");
@@ -492,6 +496,24 @@ static int answer(const struct import *im, bool dry_run, bool kept, char (*ids)[
     return json_from_msgpack(&b, body, len);
 }
 
+/* The state of section key when the document has it, else NULL. */
+static const void *section_state(const struct import *im, const char *key)
+{
+    for (size_t s = 0; s < NSECTIONS; s++)
+        if (strcmp(SECTIONS[s].key, key) == 0)
+            return im->present[s] ? im->state[s] : NULL;
+    return NULL;
+}
+
+/* Whether section s goes into the backlog.imported event: it is in the
+ * document, has a value for the event, and brings something (a section
+ * skipped, or empty, brings nothing). */
+static bool brings(const struct import *im, size_t s)
+{
+    return im->present[s] && SECTIONS[s].pack &&
+           (!SECTIONS[s].count || SECTIONS[s].count(im->state[s]));
+}
+
 /* Takes the planned items into r: on out of memory, r is as it was. */
 static int insert_all(struct import *im, struct room *r, char (*ids)[ITEM_ID_MAX],
                       char (*ranks)[RANK_MAX + 1], bool kept)
@@ -551,6 +573,8 @@ int import_apply(struct import *im, struct app *app, struct room *r, bool dry_ru
         if (im->present[s] && SECTIONS[s].check && (rc = SECTIONS[s].check(im, im->state[s], r)))
             snprintf(why, whysz, "%s", im->why);
     if (!rc)
+        import_room_refs(im, r, section_state(im, "map"), section_state(im, "product"));
+    if (!rc)
         rc = plan(im, r, ids, ranks, &kept, &next);
     if (!rc && !dry_run)
         rc = insert_all(im, r, ids, ranks, kept);
@@ -565,12 +589,17 @@ int import_apply(struct import *im, struct app *app, struct room *r, bool dry_ru
     }
     /* Applied: every record in this turn's batch, one event. */
     r->next_item = next;
-    bool bad = room_save_meta(app, r) != 0;
-    for (size_t i = 0; i < im->n && !bad; i++)
-        bad = backlog_save_item(app->store, r->id, im->v[i].it) != 0;
+    bool bad = false;
     for (size_t s = 0; s < NSECTIONS && !bad; s++)
         if (im->present[s] && SECTIONS[s].apply)
             bad = SECTIONS[s].apply(im, im->state[s], app, r) != 0;
+    bad = bad || room_save_meta(app, r) != 0;
+    for (size_t i = 0; i < im->n && !bad; i++) {
+        struct item *it = im->v[i].it;
+        /* their first version (backlog_touch but for the time: insert_all's) */
+        backlog_touch(it, r->seq + 1, NULL, it->updated_at);
+        bad = backlog_save_item(app->store, r->id, it) != 0;
+    }
     if (bad) {
         room_evict(app, r->id);
         free(ids);
@@ -580,7 +609,7 @@ int import_apply(struct import *im, struct app *app, struct room *r, bool dry_ru
     }
     size_t extra = 0;
     for (size_t s = 0; s < NSECTIONS; s++)
-        extra += im->present[s] && SECTIONS[s].pack;
+        extra += brings(im, s);
     struct event ev;
     event_begin(&ev, r, "backlog.imported", NULL, 1 + extra);
     codec_pack_str(&ev.pk, "items");
@@ -588,7 +617,7 @@ int import_apply(struct import *im, struct app *app, struct room *r, bool dry_ru
     for (size_t i = 0; i < im->n; i++)
         backlog_item_pack(im->v[i].it, &ev.pk);
     for (size_t s = 0; s < NSECTIONS; s++)
-        if (im->present[s] && SECTIONS[s].pack) {
+        if (brings(im, s)) {
             codec_pack_str(&ev.pk, SECTIONS[s].key);
             SECTIONS[s].pack(im->state[s], &ev.pk);
         }

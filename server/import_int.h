@@ -16,7 +16,7 @@ struct item;
 struct room;
 
 #define IMPORT_WARNINGS_MAX 20 /* warnings kept; the rest are counted */
-#define IMPORT_SECTIONS_MAX 8
+#define IMPORT_SECTIONS_MAX 12
 
 /* One imported item: built on the worker, its id, rank and parent given on
  * the loop by import_apply. */
@@ -81,6 +81,30 @@ int import_fail(struct import *im, const char *fmt, ...) __attribute__((format(p
 int import_add_item(struct import *im, const msgpack_object *map, const char *src, size_t srclen,
                     const char *parent, size_t parentlen, const char *rank, size_t ranklen,
                     const int64_t *updated_at, const char *where);
+
+/* import_room.c: the sections "map" (the story map) and "product" (vision,
+ * personas, outcomes) of a JSON document, each into a room that has none
+ * (else skipped with a warning). */
+int import_map_parse(struct import *im, void **state, const msgpack_object *v);
+int import_map_check(struct import *im, void *state, struct room *r);
+int import_map_apply(struct import *im, void *state, struct app *app, struct room *r);
+void import_map_pack(const void *state, msgpack_packer *pk);
+size_t import_map_count(const void *state);
+void import_map_release(void *state);
+int import_product_parse(struct import *im, void **state, const msgpack_object *v);
+int import_product_check(struct import *im, void *state, struct room *r);
+int import_product_apply(struct import *im, void *state, struct app *app, struct room *r);
+void import_product_pack_room(const void *state, msgpack_packer *pk);
+size_t import_product_count(const void *state);
+void import_product_release(void *state);
+
+/* import_room.c: drops, with a warning, the items' references to what the
+ * room will not have: a place on the story map (step and slice) and a
+ * persona_id or outcomes. map_state and product_state are the states of the
+ * sections "map" and "product" (NULL: not in the file: the room's own are
+ * what the references name). Runs after the sections' check(). */
+void import_room_refs(struct import *im, struct room *r, const void *map_state,
+                      const void *product_state);
 
 /* import_csv.c: reads the import's body as a Jira CSV (jira.h) into its
  * items. The header row names the columns (case-insensitive, in any order);

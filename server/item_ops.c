@@ -395,12 +395,14 @@ int item_ops_take(struct req *q, struct item *it, uint64_t undo)
 }
 
 /* A child of a split takes the parent's persona (its text and its
- * reference), acceptance criteria, notes and outcomes unless its own map (m)
- * gives them. */
+ * reference), acceptance criteria, notes, outcomes and story-map cell (step
+ * and slice, which a child's map cannot give) unless its own map (m) gives
+ * them. */
 static int inherit(struct item *kid, const struct item *parent, const msgpack_object *m)
 {
-    static const enum item_field INHERITED[] = {ITEM_F_PERSONA, ITEM_F_ACCEPTANCE, ITEM_F_NOTES,
-                                                ITEM_F_PERSONA_ID, ITEM_F_OUTCOMES};
+    static const enum item_field INHERITED[] = {ITEM_F_PERSONA,    ITEM_F_ACCEPTANCE, ITEM_F_NOTES,
+                                                ITEM_F_PERSONA_ID, ITEM_F_OUTCOMES,   ITEM_F_STEP,
+                                                ITEM_F_SLICE};
     for (size_t i = 0; i < sizeof INHERITED / sizeof *INHERITED; i++) {
         enum item_field f = INHERITED[i];
         if (codec_get(m, ops_item_fields[f].name))

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "clock.h"
 #include "codec.h"
 #include "errors.h"
 #include "event.h"
@@ -188,8 +189,11 @@ int prio_ops_apply(struct req *q)
         changed += a.moved[i] = strcmp(a.full[i]->rank, a.rank[i]) != 0;
     /* Nothing can fail from here on but the store (which evicts the room). */
     backlog_reorder(b, a.full, (const char(*)[RANK_MAX + 1]) a.rank);
+    int64_t at = clock_now_ms();
     for (size_t i = 0; i < b->n; i++) {
         struct item *it = a.full[i];
+        if (a.moved[i]) /* a new rank is a change to the item (undo, unsplit) */
+            backlog_touch(it, r->seq + 1, q->who ? q->who->pid : NULL, at);
         if (a.moved[i] && backlog_save_item(q->app->store, r->id, it)) {
             apply_free(&a);
             room_evict(q->app, r->id);

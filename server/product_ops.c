@@ -8,6 +8,7 @@
 
 #include "app.h"
 #include "backlog.h"
+#include "clock.h"
 #include "codec.h"
 #include "errors.h"
 #include "event.h"
@@ -251,6 +252,7 @@ static int add(struct req *q, const struct kind *k)
         f->type = IV_STR;
         f->u.s = ids[i];
         backlog_account(&r->backlog, items[i]);
+        backlog_touch(items[i], r->seq + 1, q->who ? q->who->pid : NULL, clock_now_ms());
     }
     free(ids);
     if ((rc = save(q, items, (size_t)nitems))) {
@@ -343,6 +345,7 @@ static int remove_rec(struct req *q, const struct kind *k)
     for (long i = 0; i < nitems; i++) {
         unrefer(items[i], k->ref, id);
         backlog_account(&r->backlog, items[i]);
+        backlog_touch(items[i], r->seq + 1, q->who ? q->who->pid : NULL, clock_now_ms());
     }
     product_rec_free(rec);
     memmove(rec, rec + 1, (*n - at - 1) * sizeof *rec);

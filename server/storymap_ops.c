@@ -14,6 +14,7 @@
 #include "req.h"
 #include "room.h"
 #include "storymap.h"
+#include "undo_rec.h"
 
 static const char ID_PREFIX[SMAP__NKIND] = {'a', 's', 'r'};
 static const char *const KIND_PLURAL[SMAP__NKIND] = {"activities", "steps", "release slices"};
@@ -260,15 +261,17 @@ static bool item_on(struct storymap *m, const struct item *it, enum smap_kind k,
 }
 
 /* Puts it on (step, slice), both taken (both nil: unplaced). Cannot fail. */
+/* Puts it at (step, slice), taking both values; the change gives the item a
+ * new version (backlog_touch: undo and unsplit see it), by pid. */
 static void set_place(struct room *r, struct item *it, struct ival step, struct ival slice,
-                      int64_t now)
+                      const char *pid, int64_t now)
 {
     backlog_ival_free(&it->f[ITEM_F_STEP]);
     backlog_ival_free(&it->f[ITEM_F_SLICE]);
     it->f[ITEM_F_STEP] = step;
     it->f[ITEM_F_SLICE] = slice;
     backlog_account(&r->backlog, it);
-    it->updated_at = now;
+    backlog_touch(it, r->seq + 1, pid, now);
 }
 
 static const struct ival NIL = {IV_NIL, {0}};
@@ -312,7 +315,7 @@ int storymap_ops_remove(struct req *q)
     snprintf(id, sizeof id, "%s", n->id);
     int64_t now = clock_now_ms();
     for (size_t i = 0; i < count; i++)
-        set_place(r, items[i], NIL, NIL, now);
+        set_place(r, items[i], NIL, NIL, q->who ? q->who->pid : NULL, now);
     if (k == SMAP_ACTIVITY) /* its steps go with it */
         for (size_t i = m->n[SMAP_STEP]; i-- > 0;)
             if (strcmp(m->step[i].activity, id) == 0) {
@@ -345,10 +348,91 @@ int storymap_ops_remove(struct req *q)
     return 0;
 }
 
+/* Whether a and b (either NULL) are the same string or both NULL. */
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 /* Whether field `key` of the request (a string or nil) equals v (NULL: nil). */
 static bool same(const msgpack_object *o, const char *v)
 {
     return o->type == MSGPACK_OBJECT_NIL ? !v : v && codec_str_eq(o, v);
+}
+
+/* Puts it at (sv, lv) (taken: both strings or both nil) for q: the item
+ * saved, the event `map.placed` (with `undo: seq` for an undo's, else the
+ * sender's undoable change). */
+static int place(struct req *q, struct item *it, struct ival sv, struct ival lv, uint64_t undo)
+{
+    struct room *r = q->room;
+    /* the place before, for an undo (out of memory: not undoable) */
+    struct undo_rec *u = undo || !q->who ? NULL : undo_rec_new(OP_MAP_PLACE, it, &r->backlog, NULL);
+    if (u && !(u->image = backlog_item_new(it->id))) {
+        undo_rec_free(u);
+        u = NULL;
+    }
+    if (u && (backlog_ival_copy(&u->image->f[ITEM_F_STEP], &it->f[ITEM_F_STEP]) ||
+              backlog_ival_copy(&u->image->f[ITEM_F_SLICE], &it->f[ITEM_F_SLICE]))) {
+        undo_rec_free(u);
+        u = NULL;
+    }
+    set_place(r, it, sv, lv, q->who ? q->who->pid : NULL, clock_now_ms());
+    if (backlog_save_item(q->app->store, r->id, it)) {
+        undo_rec_free(u);
+        room_evict(q->app, r->id);
+        return RF_ENOMEM;
+    }
+    struct event ev;
+    event_begin(&ev, r, "map.placed", q->who, 3 + (undo != 0));
+    codec_pack_kv_str(&ev.pk, "item", it->id);
+    codec_pack_kv_str(&ev.pk, "step", item_str(it, ITEM_F_STEP));
+    codec_pack_kv_str(&ev.pk, "slice", item_str(it, ITEM_F_SLICE));
+    if (undo)
+        codec_pack_kv_u64(&ev.pk, "undo", undo);
+    uint64_t seq;
+    if (event_commit(q->app, &ev, &seq)) { /* the room is evicted: nothing to undo */
+        undo_rec_free(u);
+        return 0;
+    }
+    req_ok_seq(q, seq);
+    if (u)
+        undo_rec_set(&q->who->undo, u, seq);
+    return 0;
+}
+
+/* A copy of string s (NULL: nil) as an item value; false when out of memory. */
+static bool str_ival(const char *s, struct ival *v)
+{
+    *v = NIL;
+    if (!s)
+        return true;
+    v->type = IV_STR;
+    return (v->u.s = strdup(s)) != NULL;
+}
+
+int storymap_ops_place_back(struct req *q, struct item *it, const struct item *image, uint64_t undo)
+{
+    struct room *r = q->room;
+    const char *step = item_str(image, ITEM_F_STEP), *slice = item_str(image, ITEM_F_SLICE);
+    enum smap_kind k;
+    size_t ix;
+    if (step && (!storymap_find(r->smap, step, strlen(step), &k, &ix) ||
+                 !storymap_find(r->smap, slice, strlen(slice), &k, &ix)))
+        return req_fail(q, RF_ECONFLICT,
+                        "The step or slice where the item was has been removed from the story map "
+                        "since, so the placement cannot be undone.");
+    if (same_str(item_str(it, ITEM_F_STEP), step) && same_str(item_str(it, ITEM_F_SLICE), slice)) {
+        req_ok_unchanged(q);
+        return 0;
+    }
+    struct ival sv, lv;
+    if (!str_ival(step, &sv) || !str_ival(slice, &lv)) {
+        backlog_ival_free(&sv);
+        backlog_ival_free(&lv);
+        return RF_ENOMEM;
+    }
+    return place(q, it, sv, lv, undo);
 }
 
 int storymap_ops_place(struct req *q)
@@ -385,16 +469,5 @@ int storymap_ops_place(struct req *q)
             return RF_ENOMEM;
         }
     }
-    set_place(r, it, sv, lv, clock_now_ms());
-    if (backlog_save_item(q->app->store, r->id, it)) {
-        room_evict(q->app, r->id);
-        return RF_ENOMEM;
-    }
-    struct event ev;
-    event_begin(&ev, r, "map.placed", q->who, 3);
-    codec_pack_kv_str(&ev.pk, "item", it->id);
-    codec_pack_kv_str(&ev.pk, "step", item_str(it, ITEM_F_STEP));
-    codec_pack_kv_str(&ev.pk, "slice", item_str(it, ITEM_F_SLICE));
-    event_reply(q, &ev);
-    return 0;
+    return place(q, it, sv, lv, 0);
 }

@@ -5,6 +5,9 @@
 #ifndef REFINE_STORYMAP_OPS_H
 #define REFINE_STORYMAP_OPS_H
 
+#include <stdint.h>
+
+struct item;
 struct req;
 
 int storymap_ops_add(struct req *q);
@@ -12,5 +15,10 @@ int storymap_ops_update(struct req *q);
 int storymap_ops_move(struct req *q);
 int storymap_ops_remove(struct req *q);
 int storymap_ops_place(struct req *q);
+/* The undo of a map.place (undo.c): puts it back where image (its step and
+ * slice) says, as a `map.placed` with `undo: undo`; conflict when that step
+ * or slice is gone. Answers q. */
+int storymap_ops_place_back(struct req *q, struct item *it, const struct item *image,
+                            uint64_t undo);
 
 #endif

@@ -9,6 +9,7 @@
 #include "item_ops.h"
 #include "req.h"
 #include "room.h"
+#include "storymap_ops.h"
 #include "undo_rec.h"
 #include "unsplit.h"
 
@@ -86,6 +87,11 @@ static int undo_remove(struct req *q, struct undo_rec *u, struct item *it)
     return rc;
 }
 
+static int undo_place(struct req *q, struct undo_rec *u, struct item *it)
+{
+    return storymap_ops_place_back(q, it, u->image, u->seq);
+}
+
 static int undo_split(struct req *q, struct undo_rec *u, struct item *it)
 {
     return unsplit_merge(q, it, u->seq);
@@ -102,7 +108,7 @@ struct undo_kind {
 static const struct undo_kind KINDS[OP__COUNT] = {
     [OP_ITEM_ADD] = {"addition", undo_add},  [OP_ITEM_UPDATE] = {"edit", undo_update},
     [OP_ITEM_MOVE] = {"move", undo_move},    [OP_ITEM_REMOVE] = {"removal", undo_remove},
-    [OP_ITEM_SPLIT] = {"split", undo_split},
+    [OP_ITEM_SPLIT] = {"split", undo_split}, [OP_MAP_PLACE] = {"placement", undo_place},
 };
 
 int undo_handle(struct req *q)

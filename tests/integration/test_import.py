@@ -32,6 +32,13 @@ def http_post(port, path, body, token, content_type=None, timeout=30.0):
         conn.close()
 
 
+def section(body, key, until):
+    """The bytes of a JSON export's value under key (up to the key `until`, or the end)."""
+    start = body.index(b'"%s":' % key.encode())
+    end = body.index(b',"%s":' % until.encode()) if until else body.rindex(b"}")
+    return body[start:end]
+
+
 def items_section(body):
     """The bytes of a JSON export's "items" value (the rest names the room it came from)."""
     start = body.index(b'"items":')
@@ -142,6 +149,110 @@ class ImportTests(ServerPerTestCase):
         order = watcher.state.order()
         self.assertEqual(order[0], "i1")
         self.assertEqual(order[1:], ids)
+
+    async def fill_map_and_product(self):
+        """A story map with items placed, a vision, personas and outcomes items refer to."""
+        F = self.fac
+        node = {}
+        for key, kind, kw in (("a", "activity", {}), ("s", "step", None), ("r1", "slice", {}),
+                              ("r2", "slice", {"capacity": 8})):
+            ok = await F.expect_ok("map.add", kind=kind, name="Node " + key,
+                                   **(kw if kw is not None else {"activity": node["a"]}))
+            ev = await F.next_message(pred=lambda m: m.get("seq") == ok["seq"])
+            node[key] = ev["node"]["id"]
+        O = await self.connect(self.server, "owner")
+        await join(O, self.room, self.tokens["owner"], "Olga")
+        await O.expect_ok("vision.set", vision={"target": "shoppers", "benefit": "speed"})
+        p = (await F.expect_ok("persona.add", persona={"name": "Pat", "goals": ["pay"]}))["persona"]
+        o1 = (await F.expect_ok("outcome.add", outcome={"name": "Faster"}))["outcome"]
+        o2 = (await F.expect_ok("outcome.add", outcome={"name": "Cheaper"}))["outcome"]
+        items = [it["id"] for it in comparable_snapshot(
+            (await self.fresh_join()), False)["items"].values()]
+        await F.expect_ok("map.place", item=items[1], step=node["s"], slice=node["r2"])
+        await F.expect_ok("map.place", item=items[2], step=node["s"], slice=node["r1"])
+        await F.expect_ok("item.update", item=items[1], set={"persona_id": p, "outcomes": [o2, o1]})
+        return node, p, [o1, o2], items
+
+    async def fresh_join(self, room=None, token=None):
+        c = await self.connect(self.server, "fresh")
+        await join(c, room or self.room, token or self.tokens["member"], "Fred")
+        return c.snapshot
+
+    async def test_map_and_product_round_trip_and_a_watcher_equals_a_fresh_join(self):
+        await self.fill()
+        await self.fill_map_and_product()
+        src = self.export(self.room, self.tokens["owner"], "json")
+        c, room, tokens = await self.new_room()
+        watcher = await self.connect(self.server, "watcher")
+        await join(watcher, room, tokens["member"], "Wes")
+        status, ans = self.post(room, tokens["owner"], src)
+        self.assertEqual(status, 200, ans)
+        self.assertEqual((ans["ids"], ans["warnings"]), ("kept", []))
+        self.assertEqual((ans["sections"]["map"], ans["sections"]["product"]), (4, 4))
+        again = self.export(room, tokens["owner"], "json")
+        self.assertEqual(items_section(again), items_section(src))
+        self.assertEqual(section(again, "product", "map"), section(src, "product", "map"))
+        self.assertEqual(section(again, "map", None), section(src, "map", None))
+        ev = await watcher.next_message("backlog.imported")
+        snap = await self.fresh_join(room, tokens["member"])
+        self.assertEqual((ev["map"], ev["product"]), (snap["map"], snap["product"]))
+        watcher.state.apply(ev)
+        self.assertEqual(watcher.state.comparable(False), comparable_snapshot(snap, False))
+        # the imported map and product go on as the room's own: new ids follow the file's
+        ok = await c.expect_ok("map.add", kind="slice", name="Later")
+        ev = await c.next_message(pred=lambda m: m.get("seq") == ok["seq"])
+        self.assertEqual(ev["node"]["id"], "r5")
+        self.assertEqual((await c.expect_ok("persona.add", persona={"name": "Q"}))["persona"], "p2")
+
+    async def test_map_and_product_into_a_room_that_has_them_are_skipped(self):
+        await self.fill()
+        await self.fill_map_and_product()
+        src = self.export(self.room, self.tokens["owner"], "json")
+        c, room, tokens = await self.new_room()
+        await c.expect_ok("map.add", kind="activity", name="Mine")
+        await c.expect_ok("persona.add", persona={"name": "Mine"})
+        await c.expect_ok("item.add", item={"title": "Already here"})
+        before = await self.fresh_join(room, tokens["member"])
+        watcher = await self.connect(self.server, "watcher")
+        await join(watcher, room, tokens["member"], "Wes")
+        status, ans = self.post(room, tokens["owner"], src)
+        self.assertEqual(status, 200, ans)
+        self.assertEqual(ans["ids"], "new")
+        text = " ".join(ans["warnings"])
+        self.assertIn("story map is not imported", text)
+        self.assertIn("personas and outcomes are not imported", text)
+        self.assertIn("2 items come unplaced", text)
+        self.assertIn("1 item loses a persona or outcomes", text)
+        ev = await watcher.next_message("backlog.imported")
+        self.assertNotIn("map", ev)
+        self.assertNotIn("product", ev)
+        snap = await self.fresh_join(room, tokens["member"])
+        self.assertEqual((snap["map"], snap["product"]), (before["map"], before["product"]))
+        for it in ev["items"]:
+            self.assertEqual((it["step"], it["slice"], it["persona_id"], it["outcomes"]),
+                             (None, None, None, []))
+        watcher.state.apply(ev)
+        self.assertEqual(watcher.state.comparable(False), comparable_snapshot(snap, False))
+
+    async def test_bad_map_or_product_changes_nothing(self):
+        await self.fill()
+        await self.fill_map_and_product()
+        doc = json.loads(self.export(self.room, self.tokens["owner"], "json"))
+        c, room, tokens = await self.new_room()
+        before = self.export(room, tokens["owner"], "json")
+        bad = [("map", "steps", 0, "activity", "a99", "activity is not one of"),
+               ("map", "slices", 0, "id", "x1", "its id must be 'r'"),
+               ("map", "slices", 1, "capacity", -3, "capacity must be"),
+               ("product", "personas", 0, "name", "", "personas"),
+               ("product", "outcomes", 1, "id", "o1", "two have its id")]
+        for key, lst, i, field, value, msg in bad:
+            d = json.loads(json.dumps(doc))
+            d[key][lst][i][field] = value
+            status, ans = self.post(room, tokens["owner"], json.dumps(d).encode())
+            self.assertEqual(status, 400, ans)
+            self.assertIn(msg, ans["msg"] if "msg" in ans else json.dumps(ans))
+        self.assertEqual(items_section(self.export(room, tokens["owner"], "json")),
+                         items_section(before))
 
     async def test_dry_run_previews_and_changes_nothing(self):
         await self.fill()

@@ -344,6 +344,24 @@ class RemoveTests(MapBase):
         await self.err(M, "not_found", "map.place", item=items[0], step=ids["s11"],
                        slice=ids["r1"])
 
+    async def test_split_children_inherit_the_cell(self):
+        room, tokens, c = await self.team([("F", "facilitator", "Fay"), ("O", "owner", "Olga")])
+        F, O = c["F"], c["O"]
+        ids = await self.small_map(F, [O])
+        story, loose = await self.add_item(F, "Checkout"), await self.add_item(F, "Loose")
+        await self.place(F, story, ids["s21"], ids["r1"])
+        ok = await F.expect_ok("item.split", item=story,
+                               children=[{"title": "Card"}, {"title": "Invoice"}])
+        ev = await O.next_message(pred=lambda m: m.get("seq") == ok["seq"])
+        self.assertEqual([(k["step"], k["slice"]) for k in ev["children"]],
+                         [(ids["s21"], ids["r1"])] * 2)
+        ok = await F.expect_ok("item.split", item=loose, children=[{"title": "L1"}])
+        ev = await O.next_message(pred=lambda m: m.get("seq") == ok["seq"])
+        self.assertEqual((ev["children"][0]["step"], ev["children"][0]["slice"]), (None, None))
+        snap, by_id = await self.items_of(room, tokens)
+        kids = [i for i in by_id.values() if i.get("parent") == story]
+        self.assertEqual([(k["step"], k["slice"]) for k in kids], [(ids["s21"], ids["r1"])] * 2)
+
 
 class PointsTests(MapBase):
 

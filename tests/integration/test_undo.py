@@ -10,6 +10,10 @@
    guards a stale client; observers may not undo; undo history does not survive a restart
 4. item.unsplit: untouched -> merged back (status and focus restored); a child edited, moved,
    removed, estimated, with a poker round open or Kano answers -> refused, naming what changed
+5. the other parts' changes to an item are changes on top (its version): order.apply (a new
+   rank), map.place and map.remove with force (its cell), persona.add with adopt and
+   persona/outcome.remove with force (its persona_id/outcomes); an undo after one is refused
+   naming who, and so is item.unsplit after a child was placed on the map or reordered
 """
 
 import os
@@ -340,6 +344,128 @@ class Unsplit(UndoBase):
                                dysfunctional="neutral")
         r = await self.err(c["F"], "conflict", "item.unsplit", item=A)
         self.assertIn("Kano answers", r["msg"])
+
+
+    async def event_of(self, c, ok):
+        ev = await c.next_message(pred=lambda m: m.get("seq") == ok["seq"])
+        return ev
+
+    async def small_map(self, F):
+        """An activity with one step and two slices: (step, slice 1, slice 2)."""
+        nodes = []
+        for kind, kw in (("activity", {}), ("step", None), ("slice", {}), ("slice", {})):
+            if kw is None:
+                kw = {"activity": nodes[0]}
+            ev = await self.event_of(F, await F.expect_ok("map.add", kind=kind, name=kind, **kw))
+            nodes.append(ev["node"]["id"])
+        return nodes[1], nodes[2], nodes[3]
+
+    async def apply_order(self, c, ids):
+        """c applies the open items in the order ids (by ids, after a fresh proposal's base)."""
+        base = (await c.expect_ok("order.propose", method="value_effort"))["base"]
+        return await c.expect_ok("order.apply", base=base, order=ids)
+
+    async def test_other_parts_changes_are_changes_on_top(self):
+        room, tokens, c, ids = await self.setup_room()
+        A, B, C, D = ids["Alpha"], ids["Bravo"], ids["Charlie"], ids["Delta"]
+        F, O, M = c["F"], c["O"], c["M"]
+        step, r1, r2 = await self.small_map(F)
+        # a map.place by someone else on my edited story
+        await M.expect_ok("item.update", item=A, set={"title": "Alpha!"})
+        await F.expect_ok("map.place", item=A, step=step, slice=r1)
+        r = await self.err(M, "conflict", "undo")
+        self.assertIn("Fay changed 'Alpha!' after your edit", r["msg"])
+        # a map.remove with force unplaces it: a change on top too
+        await M.expect_ok("item.update", item=A, set={"notes": "n"})
+        await F.expect_ok("map.remove", node=r1, force=True)
+        r = await self.err(M, "conflict", "undo")
+        self.assertIn("Fay changed 'Alpha!' after your edit", r["msg"])
+        # a reorder by the owner after my move
+        await F.expect_ok("item.move", item=C, after=None)
+        await self.apply_order(O, [A, B, D, C])
+        r = await self.err(F, "conflict", "undo")
+        self.assertIn("Olga changed 'Charlie' after your move", r["msg"])
+        # persona.remove with force takes it from my edited item
+        pid = (await O.expect_ok("persona.add", persona={"name": "Pat"}))["persona"]
+        await M.expect_ok("item.update", item=D, set={"persona_id": pid})
+        await O.expect_ok("persona.remove", persona=pid, force=True)
+        r = await self.err(M, "conflict", "undo")
+        self.assertIn("Olga changed 'Delta' after your edit", r["msg"])
+        # outcome.remove with force
+        oid = (await O.expect_ok("outcome.add", outcome={"name": "Faster"}))["outcome"]
+        await M.expect_ok("item.update", item=B, set={"outcomes": [oid]})
+        await O.expect_ok("outcome.remove", outcome=oid, force=True)
+        r = await self.err(M, "conflict", "undo")
+        self.assertIn("Olga changed 'Bravo' after your edit", r["msg"])
+        # persona.add with adopt gives my edited item its persona_id
+        await M.expect_ok("item.update", item=B, set={"persona": "Buyer"})
+        await O.expect_ok("persona.add", persona={"name": "Buyer"}, adopt=True)
+        r = await self.err(M, "conflict", "undo")
+        self.assertIn("Olga changed 'Bravo' after your edit", r["msg"])
+        # one's own reorder on top of one's move: "You changed"
+        await O.expect_ok("item.move", item=B, after=None)
+        await self.apply_order(O, [A, C, D, B])
+        r = await self.err(O, "conflict", "undo")
+        self.assertIn("You changed 'Bravo' after your move", r["msg"])
+        # a refused undo changes nothing
+        await self.sync(c)
+        self.assertEqual(await self.fresh_view(room, tokens), view(F.state))
+
+    async def test_undo_of_ones_own_map_place(self):
+        room, tokens, c, ids = await self.setup_room()
+        A, B, D = ids["Alpha"], ids["Bravo"], ids["Delta"]
+        F, O = c["F"], c["O"]
+        step, r1, r2 = await self.small_map(F)
+        await F.expect_ok("map.place", item=A, step=step, slice=r1)
+        await self.sync(c)
+        before = view(F.state)
+        ok = await F.expect_ok("map.place", item=A, step=step, slice=r2)
+        u = await F.expect_ok("undo", seq=ok["seq"])
+        ev = await self.event_of(O, u)
+        self.assertEqual((ev["t"], ev["item"], ev["step"], ev["slice"], ev["undo"]),
+                         ("map.placed", A, step, r1, ok["seq"]))
+        await self.sync(c)
+        for x in c.values():
+            self.assertEqual(view(x.state), before, x.label)
+        self.assertEqual(await self.fresh_view(room, tokens), before)
+        r = await self.err(F, "conflict", "undo")
+        self.assertIn("nothing to undo", r["msg"])
+        # someone else's placement on top: refused, naming them
+        await F.expect_ok("map.place", item=B, step=step, slice=r1)
+        await O.expect_ok("map.place", item=B, step=None, slice=None)
+        r = await self.err(F, "conflict", "undo")
+        self.assertIn("Olga changed 'Bravo' after your placement", r["msg"])
+        # the cell it came from is gone
+        await O.expect_ok("map.place", item=D, step=step, slice=r2)
+        await F.expect_ok("map.place", item=D, step=step, slice=r1)
+        await O.expect_ok("map.remove", node=r2)
+        r = await self.err(F, "conflict", "undo")
+        self.assertIn("has been removed from the story map", r["msg"])
+        await self.sync(c)
+        self.assertEqual(await self.fresh_view(room, tokens), view(F.state))
+
+    async def test_unsplit_after_a_child_was_placed_or_reordered(self):
+        room, tokens, c, ids = await self.setup_room()
+        A, B, C, D = ids["Alpha"], ids["Bravo"], ids["Charlie"], ids["Delta"]
+        F, O = c["F"], c["O"]
+        step, r1, r2 = await self.small_map(F)
+        kids = await self.split(c, "M", A)
+        await F.expect_ok("map.place", item=kids[1], step=step, slice=r2)
+        r = await self.err(c["M"], "conflict", "item.unsplit", item=A)
+        self.assertIn("Fay changed 'Part 2' since the split", r["msg"])
+        r = await self.err(c["M"], "conflict", "undo")
+        self.assertIn("Fay changed 'Part 2' since the split", r["msg"])
+        kids = await self.split(c, "M", B)
+        await self.sync(c)
+        order = [i for i in F.state.order() if i != kids[0] and
+                 F.state.items[i].get("status") not in ("split", "done")] + [kids[0]]
+        await self.apply_order(O, order)
+        r = await self.err(c["M"], "conflict", "item.unsplit", item=B)
+        self.assertIn("Olga changed 'Part 1' since the split", r["msg"])
+        # an untouched split still merges back
+        kids = await self.split(c, "M", C)
+        ok = await c["M"].expect_ok("item.unsplit", item=C)
+        self.assertIn("seq", ok)
 
 
 if __name__ == "__main__":

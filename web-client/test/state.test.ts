@@ -105,6 +105,33 @@ describe("events", () => {
     expect(lastLine(v)).toBe("3 stories were imported");
   });
 
+  test("backlog.imported with a map and a product makes them the room's (as a fresh join)", () => {
+    const v = room();
+    const map = {
+      activities: [{ id: "a1", name: "Browse" }],
+      steps: [{ id: "s2", name: "Search", activity: "a1" }],
+      slices: [{ id: "r3", name: "MVP", capacity: 8, points: 3, unestimated: [] }],
+    };
+    const product = {
+      vision: { target: "shoppers", need: "", product: "", product_category: "", benefit: "", alternatives: "", differentiator: "" },
+      personas: [{ id: "p1", name: "Pat", description: "", goals: [] }],
+      outcomes: [],
+    };
+    const items = [item("i4", "a4", { step: "s2", slice: "r3", persona_id: "p1" })];
+    expect(applyEvent(v, ev(v, "backlog.imported", { items, map, product }, null), ME)).toBe("applied");
+    expect(v.map).toEqual({
+      activities: [{ id: "a1", name: "Browse" }],
+      steps: [{ id: "s2", name: "Search", activity: "a1" }],
+      slices: [{ id: "r3", name: "MVP", capacity: 8 }],
+    });
+    expect(v.product.personas.map((p) => p.id)).toEqual(["p1"]);
+    expect(findItem(v, "i4")?.step).toBe("s2");
+    // without them (skipped, or not in the file), the room's stay
+    const before = { map: v.map, product: v.product };
+    applyEvent(v, ev(v, "backlog.imported", { items: [item("i5", "a5")] }, null), ME);
+    expect({ map: v.map, product: v.product }).toEqual(before);
+  });
+
   test("item.updated changes fields on a new object (views keyed by item see it)", () => {
     const v = room();
     const before = findItem(v, "i2")!;

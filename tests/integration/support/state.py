@@ -119,6 +119,14 @@ class RoomState:
                     it["outcomes"] = [o for o in it["outcomes"] if o != rid]
         elif t in ("vision.updated", "persona.updated", "outcome.added", "outcome.updated"):
             pass    # the product is not part of this backlog model
+        elif t == "map.placed":
+            self.items[ev["item"]]["step"] = ev["step"]
+            self.items[ev["item"]]["slice"] = ev["slice"]
+        elif t == "map.removed":
+            for i in ev["unplaced"]:
+                self.items[i]["step"] = self.items[i]["slice"] = None
+        elif t in ("map.added", "map.updated", "map.moved"):
+            pass    # the story map's nodes are not part of this backlog model
         else:
             raise AssertionError("unknown event type %r: %s" % (t, summarize(ev)))
         self.seq = ev["seq"]

@@ -462,6 +462,9 @@ function mutate(view: RoomView, e: Ev, at: number, remote: boolean): Line {
       edit.reindex();
       edit.commit();
       for (const item of imported) mark(item.id);
+      // The story map and the product, when the file brought them into a room that had none.
+      if (e.map) view.map = mapFromSnapshot(e.map as Snapshot["map"]);
+      if (e.product) view.product = e.product as NonNullable<Snapshot["product"]>;
       const n = imported.length;
       return () => `${n} ${n === 1 ? "story was" : "stories were"} imported`;
     }
