@@ -233,6 +233,7 @@ step("an estimate accepted in poker removes an 'unestimated' finding from the wa
   for (const p of watchers())
     assert.equal(await badge(p), await text(p.getByTestId("health-score-overall")), `${p.e2e.label}: the nav's badge is the overall score`);
   const before = await text(s.obs.getByTestId("health-score-overall"));
+  await s.obs.getByRole("button", { name: `Health, score ${before}`, exact: true }).waitFor();
   await shoot(s.obs, "health-observer");
   // The facilitator estimates it; the owner votes too.
   await selectItem(s.fac, STORY);
@@ -271,6 +272,8 @@ step("axe is clean on every view for every role; screenshots of every view", asy
   await s.obs.setViewportSize({ width: 390, height: 844 });
   await open(s.obs, "health");
   await axe(s.obs, "observer on health at 390 px");
+  assert.equal(await text(s.obs.getByTestId("view-map")), "Map", "the short label on a phone");
+  await s.obs.getByRole("button", { name: "Story map", exact: true }).waitFor();
   await s.obs.setViewportSize({ width: 1280, height: 800 });
   h.assertNoPageErrors();
 });
