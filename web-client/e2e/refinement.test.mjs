@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { AxeBuilder } from "@axe-core/playwright";
 import { suite, waitFor, screenshot, RawClient, parseInvite } from "./harness.mjs";
-import { createRoom, detail, enterRoom, joinFromLink, primary, rowIds, selectItem, vote, waitPrimary } from "./app.mjs";
+import { addMapNode, createRoom, detail, enterRoom, joinFromLink, primary, rowIds, selectItem, vote, waitMapNames, waitPrimary } from "./app.mjs";
 
 const { h, step } = suite("refinement");
 const ROOM = "Shop refinement";
@@ -58,29 +58,6 @@ const text = async (loc) => ((await loc.textContent()) || "").replace(/\s+/g, " 
 const mapCard = (scope, title) => scope.locator('[data-testid="map-card"]', { hasText: title });
 const cell = (page, st, sl) => page.getByRole("list", { name: `${st} · ${sl}`, exact: true });
 
-async function addNode(page, button, name) {
-  await button.click();
-  await waitFor(() => page.evaluate(() => document.activeElement?.classList.contains("name") && document.activeElement.value !== ""), {
-    describe: `${page.e2e.label}: the new node's name field has the focus`,
-  });
-  await page.keyboard.type(name);
-  await page.keyboard.press("Enter");
-}
-
-async function waitMapNames(pages, testid, names) {
-  for (const p of pages)
-    await waitFor(
-      async () =>
-        JSON.stringify(
-          await p.evaluate(
-            (id) => [...document.querySelectorAll(`[data-testid="${id}"]`)].map((el) => (el.querySelector("input.name")?.value ?? el.querySelector(".name")?.textContent ?? "").trim()).filter(Boolean),
-            testid,
-          ),
-        ) === JSON.stringify(names),
-      { describe: `${p.e2e.label}: ${testid} ${names.join(", ")}` },
-    );
-}
-
 /** Pointer drag from `source` to `target`, in steps (svelte-dnd-action follows the pointer). */
 async function drag(page, source, tx, ty) {
   await source.scrollIntoViewIfNeeded();
@@ -128,13 +105,13 @@ step("the owner lays out a story map and places a card; the watchers see each ch
   const o = s.own;
   for (const p of [o, ...watchers()]) await open(p, "map");
   for (const p of watchers()) assert.equal(await p.getByTestId("map-add-activity").count(), 0, `${p.e2e.label}: no editing`);
-  await addNode(o, o.getByTestId("map-add-activity"), "Find");
-  await addNode(o, o.getByTestId("map-add-activity"), "Buy");
+  await addMapNode(o, o.getByTestId("map-add-activity"), "Find");
+  await addMapNode(o, o.getByTestId("map-add-activity"), "Buy");
   await waitMapNames([o, ...watchers()], "map-activity", ["Find", "Buy"]);
-  await addNode(o, o.getByRole("button", { name: "Add a step to “Find”" }), "Search");
-  await addNode(o, o.getByRole("button", { name: "Add a step to “Buy”" }), "Pay");
+  await addMapNode(o, o.getByRole("button", { name: "Add a step to “Find”" }), "Search");
+  await addMapNode(o, o.getByRole("button", { name: "Add a step to “Buy”" }), "Pay");
   await waitMapNames([o, ...watchers()], "map-step", ["Search", "Pay"]);
-  await addNode(o, o.getByTestId("map-add-slice"), "First release");
+  await addMapNode(o, o.getByTestId("map-add-slice"), "First release");
   await waitMapNames([o, ...watchers()], "map-slice", ["First release"]);
   // A card by the pointer into (Pay, First release); the watchers see it leave "Not on the map".
   const target = cell(o, "Pay", "First release");
