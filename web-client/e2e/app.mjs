@@ -278,3 +278,31 @@ export async function fillSplit(dlg, parts, pattern) {
   }
   await dlg.getByRole("combobox", { name: "Pattern" }).selectOption(pattern);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Story map
+
+/** Clicks an add button, types the new node's name into its focused name field, Enter. */
+export async function addMapNode(page, button, name) {
+  await button.click();
+  await waitFor(() => page.evaluate(() => document.activeElement?.classList.contains("name") && document.activeElement.value !== ""), {
+    describe: `${page.e2e.label}: the new node's name field has the focus`,
+  });
+  await page.keyboard.type(name);
+  await page.keyboard.press("Enter");
+}
+
+/** Waits until every page shows the story map nodes `testid` named `names`, in order. */
+export async function waitMapNames(pages, testid, names) {
+  for (const p of pages)
+    await waitFor(
+      async () =>
+        JSON.stringify(
+          await p.evaluate(
+            (id) => [...document.querySelectorAll(`[data-testid="${id}"]`)].map((el) => (el.querySelector("input.name")?.value ?? el.querySelector(".name")?.textContent ?? "").trim()).filter(Boolean),
+            testid,
+          ),
+        ) === JSON.stringify(names),
+      { describe: `${p.e2e.label}: ${testid} ${names.join(", ")}` },
+    );
+}

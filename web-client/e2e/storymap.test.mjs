@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { AxeBuilder } from "@axe-core/playwright";
 import { suite, waitFor, screenshot, RawClient, parseInvite, percentile } from "./harness.mjs";
-import { createRoom, enterRoom, joinFromLink } from "./app.mjs";
+import { addMapNode, createRoom, enterRoom, joinFromLink, waitMapNames } from "./app.mjs";
 
 // Seeding 1,000 stories through one connection needs more than the default 50 messages/s.
 const { h, step } = suite("storymap", { serverArgs: ["--rate", "100000"] });
@@ -25,30 +25,6 @@ const unplaced = (page) => page.getByTestId("map-unplaced");
 async function openMap(page) {
   await page.getByTestId("view-map").click();
   await map(page).waitFor();
-}
-
-/** Clicks an add button, types the new node's name into its focused name field, Enter. */
-async function addNode(page, button, name) {
-  await button.click();
-  await waitFor(() => page.evaluate(() => document.activeElement?.classList.contains("name") && document.activeElement.value !== ""), {
-    describe: `${page.e2e.label}: the new node's name field has the focus`,
-  });
-  await page.keyboard.type(name);
-  await page.keyboard.press("Enter");
-}
-
-async function waitNames(pages, testid, names) {
-  for (const p of pages)
-    await waitFor(
-      async () =>
-        JSON.stringify(
-          await p.evaluate(
-            (id) => [...document.querySelectorAll(`[data-testid="${id}"]`)].map((el) => (el.querySelector("input.name")?.value ?? el.querySelector(".name")?.textContent ?? "").trim()).filter(Boolean),
-            testid,
-          ),
-        ) === JSON.stringify(names),
-      { describe: `${p.e2e.label}: ${testid} ${names.join(", ")}` },
-    );
 }
 
 async function waitCard(pages, where, title) {
@@ -108,14 +84,14 @@ step("a room with four stories; the owner and a member open the story map", asyn
 
 step("the owner lays out the map inline; the member sees each change", async () => {
   const o = s.own;
-  await addNode(o, o.getByTestId("map-add-activity"), "Browse");
-  await addNode(o, o.getByTestId("map-add-activity"), "Buy");
-  await waitNames([o, s.mem], "map-activity", ["Browse", "Buy"]);
-  await addNode(o, o.getByRole("button", { name: "Add a step to “Browse”" }), "Search");
-  await addNode(o, o.getByRole("button", { name: "Add a step to “Buy”" }), "Pay");
-  await waitNames([o, s.mem], "map-step", ["Search", "Pay"]);
-  await addNode(o, o.getByTestId("map-add-slice"), "Walking skeleton");
-  await waitNames([o, s.mem], "map-slice", ["Walking skeleton"]);
+  await addMapNode(o, o.getByTestId("map-add-activity"), "Browse");
+  await addMapNode(o, o.getByTestId("map-add-activity"), "Buy");
+  await waitMapNames([o, s.mem], "map-activity", ["Browse", "Buy"]);
+  await addMapNode(o, o.getByRole("button", { name: "Add a step to “Browse”" }), "Search");
+  await addMapNode(o, o.getByRole("button", { name: "Add a step to “Buy”" }), "Pay");
+  await waitMapNames([o, s.mem], "map-step", ["Search", "Pay"]);
+  await addMapNode(o, o.getByTestId("map-add-slice"), "Walking skeleton");
+  await waitMapNames([o, s.mem], "map-slice", ["Walking skeleton"]);
   const cap = o.getByRole("spinbutton", { name: "Capacity of “Walking skeleton” in points" });
   await cap.fill("10");
   await cap.press("Enter");
@@ -124,7 +100,7 @@ step("the owner lays out the map inline; the member sees each change", async () 
   const act = o.getByRole("textbox", { name: "Name of the activity “Buy”" });
   await act.fill("Purchase");
   await act.press("Enter");
-  await waitNames([o, s.mem], "map-activity", ["Browse", "Purchase"]);
+  await waitMapNames([o, s.mem], "map-activity", ["Browse", "Purchase"]);
 });
 
 step("the owner drags a card into a cell; the member sees it there", async () => {
@@ -186,7 +162,7 @@ step("removing a step that holds a card asks first; the card goes back to Not on
   assert.match(await dlg.textContent(), /One story is on it/);
   await axe(o, "remove dialog");
   await dlg.getByTestId("map-remove-confirm").click();
-  await waitNames([o, s.mem], "map-step", ["Search"]);
+  await waitMapNames([o, s.mem], "map-step", ["Search"]);
   await waitCard([o, s.mem], unplaced, "Ship to a locker");
   for (const p of [o, s.mem]) await waitFor(async () => (await pointsOf(p)) === "3 of 10 points", { describe: `${p.e2e.label}: 3 of 10 points` });
 });

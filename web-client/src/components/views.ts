@@ -5,6 +5,8 @@ import type { Component } from "svelte";
 export interface WorkspaceView {
   id: string;
   label: string;
+  /** A shorter label for phones (five views share 390 px), when the label is long. */
+  short?: string;
   /** null: the Refine layout itself (Room.svelte). */
   load: (() => Promise<{ default: Component }>) | null;
 }
@@ -13,6 +15,6 @@ export const views: WorkspaceView[] = [
   { id: "refine", label: "Refine", load: null },
   { id: "priorities", label: "Priorities", load: () => import("./Priorities.svelte") },
   { id: "product", label: "Product", load: () => import("./Product.svelte") },
-  { id: "map", label: "Story map", load: () => import("./StoryMap.svelte") },
+  { id: "map", label: "Story map", short: "Map", load: () => import("./StoryMap.svelte") },
   { id: "health", label: "Health", load: () => import("./Health.svelte") },
 ];
