@@ -22,8 +22,6 @@
 
 #define SUBPROTOCOL "refine.v1"
 
-#define EXPORT_TIMEOUT_S 60 /* an export's load, conversion and writing, at most */
-
 struct ws_session {
     struct conn *conn;
     int guarded_fd; /* the socket wsguard follows, or -1 */
@@ -363,8 +361,8 @@ static int respond_with(struct lws *wsi, struct http_session *s, int status, con
 }
 
 /* An answer whose body (taken) is no file: never cached. */
-static int respond(struct lws *wsi, struct http_session *s, int status, const char *type,
-                   char *body, size_t len, const char *disposition)
+int respond(struct lws *wsi, struct http_session *s, int status, const char *type, char *body,
+            size_t len, const char *disposition)
 {
     struct reply_headers h = {.disposition = disposition};
     return respond_with(wsi, s, status, type, body, len, body, &h);
@@ -405,142 +403,6 @@ void error_later(struct http_session *s, int status, int code, const char *msg)
     size_t n = 0;
     char *body = error_body(code, msg, &n);
     answer_later(s, status, "application/json", body, n, NULL);
-}
-
-/* Drops what s's export is waiting for (its connection goes, or lws
- * rebinds the session: HTTP_DROP_PROTOCOL). */
-static void export_drop(struct app *app, struct http_session *s)
-{
-    if (s->loading && app->loader)
-        loader_cancel(app->loader, s);
-    s->loading = false;
-    export_abandon(s->job); /* the worker finishes; its result is dropped */
-    s->job = NULL;
-    http_import_drop(s);
-    free(s->later.body);
-    s->later = (struct later){0};
-}
-
-static void export_failed(struct http_session *s)
-{
-    error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
-                "The export could not be built; try again.");
-}
-
-static void on_export_done(void *arg, int rc, char *body, size_t len, const char *type)
-{
-    struct http_session *s = arg;
-    s->job = NULL;
-    if (rc) {
-        export_failed(s);
-        return;
-    }
-    char disposition[96];
-    snprintf(disposition, sizeof disposition, "attachment; filename=\"refine-%s.%s\"", s->room,
-             strcmp(s->format, "csv") == 0    ? "csv"
-             : strcmp(s->format, "jira") == 0 ? "jira.csv"
-                                              : "json");
-    log_info("room %s exported as %s (%zu bytes)", s->room, s->format, len);
-    answer_later(s, HTTP_STATUS_OK, type, body, len, disposition);
-}
-
-bool room_answer_refused(struct http_session *s, struct room *r, int err, const char *what)
-{
-    char msg[96];
-    if (!r && err != RF_ENOT_FOUND) {
-        error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
-                    "The room could not be read; try again.");
-        return true;
-    }
-    /* An unknown room and a wrong token look the same from outside. */
-    int role = r ? room_token_role(r, s->token, strlen(s->token)) : -1;
-    if (role < 0) {
-        error_later(s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
-                    "This token does not open that room.");
-        return true;
-    }
-    if (role != ROLE_FACILITATOR && role != ROLE_OWNER) {
-        snprintf(msg, sizeof msg, "Only the facilitator's or the owner's token may %s.", what);
-        error_later(s, HTTP_STATUS_FORBIDDEN, RF_EFORBIDDEN, msg);
-        return true;
-    }
-    return false;
-}
-
-/* The export of room r (NULL: err says why) for s's token and format: the
- * body is built on a worker (export.h). */
-static void export_ready(struct http_session *s, struct room *r, int err)
-{
-    if (room_answer_refused(s, r, err, "export"))
-        return;
-    snprintf(s->room, sizeof s->room, "%s", r->id);
-    int rc = export_start(app_of(s->wsi)->loop, r, s->format, on_export_done, s, &s->job);
-    if (rc == RF_EBAD_REQUEST)
-        error_later(s, HTTP_STATUS_BAD_REQUEST, rc, "format must be json or csv.");
-    else if (rc)
-        export_failed(s);
-}
-
-static void on_export_room(void *arg, struct room *r, int err)
-{
-    struct http_session *s = arg;
-    s->loading = false;
-    export_ready(s, r, err);
-}
-
-/* GET (or HEAD) /api/rooms/{room}/export?format=json|csv with the room's
- * facilitator or owner token as "Authorization: Bearer <token>". path is
- * borrowed. */
-static int api_request(struct app *app, struct lws *wsi, struct http_session *s, const char *path,
-                       bool get_or_head, bool post)
-{
-    char uri[160], auth[128], fmt[32];
-    const char *prefix = "/api/rooms/", *suffix = "/export";
-    if (post && http_import_path(path))
-        return http_import_request(wsi, s, path);
-    if (http_import_path(path))
-        return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
-                             "POST the file to /api/rooms/{room}/import.");
-    if (!get_or_head)
-        return respond_error(wsi, s, HTTP_STATUS_METHOD_NOT_ALLOWED, RF_EBAD_REQUEST,
-                             "Only GET /api/rooms/{room}/export and POST "
-                             "/api/rooms/{room}/import are served.");
-    if (strlen(path) >= sizeof uri)
-        return respond_error(wsi, s, HTTP_STATUS_NOT_FOUND, RF_ENOT_FOUND, "No such resource.");
-    strcpy(uri, path);
-    size_t n = strlen(uri), pl = strlen(prefix), sl = strlen(suffix);
-    if (n <= pl + sl || strncmp(uri, prefix, pl) || strcmp(uri + n - sl, suffix))
-        return respond_error(wsi, s, HTTP_STATUS_NOT_FOUND, RF_ENOT_FOUND,
-                             "No such resource; exports are at /api/rooms/{room}/export.");
-    const char *id = uri + pl;
-    size_t idlen = n - pl - sl;
-    if (header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof auth) ||
-        strncmp(auth, "Bearer ", 7) != 0)
-        return respond_error(wsi, s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
-                             "Send the room's facilitator or owner token as Authorization: "
-                             "Bearer <token>.");
-    /* Answered from HTTP_WRITEABLE (answer_later), once the room is in
-     * memory: a room that is not is loaded off the loop first. */
-    snprintf(s->token, sizeof s->token, "%s", auth + 7);
-    snprintf(s->format, sizeof s->format, "json");
-    if (lws_get_urlarg_by_name(wsi, "format=", fmt, sizeof fmt))
-        snprintf(s->format, sizeof s->format, "%s", fmt + strlen("format="));
-    s->wsi = wsi;
-    /* not lws' 5 s keep-alive timeout: a large room's load may take longer */
-    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, EXPORT_TIMEOUT_S);
-    struct room *r = room_find(app, id, idlen);
-    if (r || idlen > TOKEN_LEN) {
-        export_ready(s, r, RF_ENOT_FOUND);
-        return 0;
-    }
-    char rid[TOKEN_LEN + 1];
-    snprintf(rid, sizeof rid, "%.*s", (int)idlen, id);
-    int rc = loader_load(app->loader, rid, on_export_room, s);
-    if (rc)
-        return respond_error(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
-                             "The room could not be read; try again.");
-    s->loading = true;
-    return 0;
 }
 
 /* A GET or HEAD of the web client (web.h): the embedded files, or --web DIR's. */
@@ -663,7 +525,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
     case LWS_CALLBACK_CLOSED_HTTP:
         if (s) {
-            export_drop(app, s);
+            api_drop(app, s);
             free(s->owned);
             s->owned = NULL;
             s->body = NULL;

@@ -45,6 +45,10 @@ struct http_session {
 
 /* The request header t into buf (len bytes): 0, or -1 when absent or too long. */
 int header(struct lws *wsi, enum lws_token_indexes t, char *buf, int len);
+/* An answer now, never cached: its headers, then body (taken; may be NULL
+ * when len is 0) from HTTP_WRITEABLE; disposition may be NULL. */
+int respond(struct lws *wsi, struct http_session *s, int status, const char *type, char *body,
+            size_t len, const char *disposition);
 /* A JSON error body {code, msg} (msg without quotes) with an HTTP status, now. */
 int respond_error(struct lws *wsi, struct http_session *s, int status, int code, const char *msg);
 /* The answer of s's export or import (body taken), for the next HTTP_WRITEABLE. */
@@ -56,6 +60,14 @@ void error_later(struct http_session *s, int status, int code, const char *msg);
  * facilitator's or the owner's: true once the refusal is answered (401 for
  * an unknown room or a wrong token, alike; 403 naming `what`). */
 bool room_answer_refused(struct http_session *s, struct room *r, int err, const char *what);
+
+/* net_api.c: a request under /api/ (path borrowed): the export here, the
+ * import net_import.c's. Returns as an lws HTTP callback does. */
+int api_request(struct app *app, struct lws *wsi, struct http_session *s, const char *path,
+                bool get_or_head, bool post);
+/* The connection goes (or lws rebinds its session): whatever s's export or
+ * import waits for is dropped. */
+void api_drop(struct app *app, struct http_session *s);
 
 /* net_import.c: POST /api/rooms/{room}/import (import.h). */
 bool http_import_path(const char *path);
