@@ -55,9 +55,9 @@ static void on_export_done(void *arg, int rc, char *body, size_t len, const char
     answer_later(s, HTTP_STATUS_OK, type, body, len, disposition);
 }
 
-/* HTTP 421 and {"code": "wrong_instance", "home": home, "msg": msg}: now
- * when s is NULL (wsi's headers not yet written), else for s's next
- * HTTP_WRITEABLE (answer_later). Returns as respond() does. */
+/* HTTP 421 and {"code": "wrong_instance", "home": home, "msg": msg} (both
+ * borrowed): for s's next HTTP_WRITEABLE when later (answer_later; returns
+ * 0), else now (returns as respond() does). */
 static int answer_wrong_instance(struct lws *wsi, struct http_session *s, const char *home,
                                  const char *msg, bool later)
 {
