@@ -23,6 +23,8 @@ const char *rf_err_code(int err)
         return "rate_limited";
     case RF_EROOM_FULL:
         return "room_full";
+    case RF_EWRONG_INSTANCE:
+        return "wrong_instance";
     default:
         return "internal";
     }

@@ -19,6 +19,7 @@ enum rf_err {
     RF_EROOM_FULL = -10,
     RF_EINTERNAL = -11,
     RF_ENOMEM = -12, /* reaches clients as "internal" */
+    RF_EWRONG_INSTANCE = -13,
 };
 
 /* The protocol's name for an error code ("bad_request", ...). Never NULL. */

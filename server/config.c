@@ -49,8 +49,23 @@ static const char USAGE[] =
     "  --allow-origin O    also accept WebSocket handshakes from browser origin O, e.g.\n"
     "                      https://refine.example.com; repeatable (REFINE_ALLOW_ORIGIN,\n"
     "                      comma-separated). The server's own origin is always allowed.\n"
+    "  --instance NAME     this instance's name, 1 to 16 of a-z and 0-9 starting with a\n"
+    "                      letter: its rooms' ids start with NAME and a dot (REFINE_INSTANCE,\n"
+    "                      default: the name stored in the database, or for a new one a\n"
+    "                      generated name, i and 5 characters). A database keeps its name:\n"
+    "                      started with another, the server refuses to start\n"
     "  --print-protocol    print the operation tables of protocol/PROTOCOL.md and exit\n"
     "  --help              print this help and exit\n";
+
+bool config_instance_valid(const char *name, size_t n)
+{
+    if (n < 1 || n > INSTANCE_NAME_MAX || name[0] < 'a' || name[0] > 'z')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9')))
+            return false;
+    return true;
+}
 
 static int parse_size(const char *s, size_t min, size_t max, size_t *out)
 {
@@ -132,6 +147,15 @@ static int set_option(struct config *c, const char *name, const char *val, FILE 
         c->tls_cert = val;
     } else if (strcmp(name, "tls-key") == 0) {
         c->tls_key = val;
+    } else if (strcmp(name, "instance") == 0) {
+        if (!config_instance_valid(val, strlen(val))) {
+            fprintf(err,
+                    "refine-server: invalid instance name '%s': 1 to %d characters of a-z and "
+                    "0-9, starting with a letter (see --help)\n",
+                    val, INSTANCE_NAME_MAX);
+            return RF_EBAD_REQUEST;
+        }
+        c->instance = val;
     } else if (strcmp(name, "allow-origin") == 0) {
         return add_origins(c, val, err);
     } else {
@@ -165,7 +189,8 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
                 {"REFINE_CACHE_MB", "cache-mb"},
                 {"REFINE_TLS_CERT", "tls-cert"},
                 {"REFINE_TLS_KEY", "tls-key"},
-                {"REFINE_ALLOW_ORIGIN", "allow-origin"}};
+                {"REFINE_ALLOW_ORIGIN", "allow-origin"},
+                {"REFINE_INSTANCE", "instance"}};
 
     memset(c, 0, sizeof *c);
     c->port = 8080;

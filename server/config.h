@@ -3,10 +3,12 @@
 #ifndef REFINE_CONFIG_H
 #define REFINE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
 #define CONFIG_MAX_ORIGINS 16
+#define INSTANCE_NAME_MAX  16 /* an instance's name: 1..16 of [a-z0-9], a letter first */
 
 struct config {
     int port;                                /* --port, REFINE_PORT (8080) */
@@ -28,12 +30,17 @@ struct config {
     const char *tls_key;                     /* --tls-key */
     const char *origins[CONFIG_MAX_ORIGINS]; /* --allow-origin (repeatable), REFINE_ALLOW_ORIGIN */
     size_t norigins;
-    int print_protocol; /* --print-protocol */
+    int print_protocol;   /* --print-protocol */
+    const char *instance; /* --instance, REFINE_INSTANCE (NULL: the database's own name) */
 };
 
 /* Fills c from defaults, the environment and argv. Returns 0 to run, 1 when
  * --help or --print-protocol was handled (exit 0), or a negative RF_E* code
  * (RF_EBAD_REQUEST: a usage error, a message printed to err). */
 int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err);
+
+/* Whether name[0..n) is an instance name: 1..INSTANCE_NAME_MAX characters of
+ * [a-z0-9], the first a letter. */
+bool config_instance_valid(const char *name, size_t n);
 
 #endif

@@ -105,6 +105,9 @@ struct conn {
      * and what the connection sent since, handled in order once it is done. */
     struct msgq_entry *join_msg; /* non-NULL while the join waits */
     struct msgq held;
+    /* Opened on /r/<room>/ws: that room, the only one it may join ("": opened
+     * on /ws). ROOM_ID_MAX + 1 bytes (room.h; checked in net.c). */
+    char bound_room[40];
     /* A connection without a socket (wsi NULL) hands its frames to sink
      * instead: in-process clients such as the unit tests. */
     void (*sink)(struct conn *c, struct frame *f);

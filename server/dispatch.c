@@ -171,7 +171,7 @@ static void handle(struct conn *c, const void *data, size_t len, bool binary, in
         log_error("out of memory handling '%s'", r.op->name);
 reply:
     if (rc)
-        req_error(c, r.has_id, r.id, rc, r.why);
+        req_error_fields(c, r.has_id, r.id, rc, r.why, &r.fields);
 out:
     msgpack_zone_destroy(&zone);
 }
@@ -208,7 +208,7 @@ static void on_room_loaded(void *arg, struct room *room, int err)
 static int wait_for_room(struct req *r, const void *data, size_t len, bool binary)
 {
     struct conn *c = r->conn;
-    char id[TOKEN_LEN + 1];
+    char id[ROOM_ID_MAX + 1];
     snprintf(id, sizeof id, "%.*s", (int)r->wait_room->via.str.size, r->wait_room->via.str.ptr);
     struct msgq_entry *join = msgq_entry_new(data, len, binary, 0);
     if (!join)

@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "app.h"
 #include "backlog.h"
 #include "clock.h"
 #include "conn.h"
 #include "dispatch.h"
+#include "errors.h"
 #include "health_ops.h"
 #include "loader.h"
 #include "log.h"
@@ -101,6 +103,47 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_timer_start(&app->shutdown_timer, on_shutdown_tick, 20, 20);
 }
 
+/* The instance's name (app->instance): the database's own, which must be
+ * --instance's when it is given; a database without one takes --instance's,
+ * or a generated one ("i" and 5 of [a-z0-9]), and keeps it. Returns 0,
+ * RF_ECONFLICT (the database belongs to another instance; logged), or
+ * RF_EINTERNAL. */
+static int claim_instance(struct app *app)
+{
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    char stored[INSTANCE_NAME_MAX + 1];
+    int rc = store_name_get(app->store, "instance", stored, sizeof stored);
+    if (rc == 0 && !config_instance_valid(stored, strlen(stored)))
+        rc = RF_EINTERNAL;
+    if (rc == 0 && app->cfg.instance && strcmp(stored, app->cfg.instance) != 0) {
+        log_error("this database belongs to instance '%s' (its rooms' ids start with '%s.'); "
+                  "start with --instance %s",
+                  stored, stored, stored);
+        return RF_ECONFLICT;
+    }
+    if (rc == RF_ENOT_FOUND) {
+        if (app->cfg.instance) {
+            snprintf(stored, sizeof stored, "%s", app->cfg.instance);
+        } else {
+            unsigned char raw[5];
+            if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+                return RF_EINTERNAL;
+            stored[0] = 'i';
+            for (size_t i = 0; i < sizeof raw; i++)
+                stored[1 + i] = alnum[raw[i] % (sizeof alnum - 1)];
+            stored[1 + sizeof raw] = '\0';
+        }
+        rc = store_name_put(app->store, "instance", stored);
+    }
+    if (rc) {
+        log_error("cannot read or store the instance's name in the database %s", app->cfg.db);
+        return RF_EINTERNAL;
+    }
+    snprintf(app->instance, sizeof app->instance, "%s", stored);
+    log_info("instance name: %s", app->instance);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct app app;
@@ -134,6 +177,13 @@ int main(int argc, char **argv)
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
         return 1;
+    }
+    if ((rc = claim_instance(&app))) {
+        store_close(app.store);
+        outbox_free(app.outbox);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return rc == RF_ECONFLICT ? 2 : 1;
     }
     app.room_count = store_room_count(app.store);
     struct loader_hooks lh;

@@ -106,13 +106,44 @@ int header(struct lws *wsi, enum lws_token_indexes t, char *buf, int len)
     return lws_hdr_copy(wsi, buf, len, t) < 0 ? -1 : 0;
 }
 
-/* 1 when the handshake may go on: the path is /ws, the subprotocol is ours,
- * and an Origin, if any, is the server's own or an allowed one. */
+_Static_assert(sizeof((struct conn *)0)->bound_room == ROOM_ID_MAX + 1, "conn.h: bound_room");
+
+/* Whether path is a WebSocket endpoint: /ws, or /r/<room>/ws for one room
+ * (a room id: 1..ROOM_ID_MAX of [A-Za-z0-9_.-]), that room then in room
+ * ("" for /ws). */
+static bool ws_path(const char *path, char room[ROOM_ID_MAX + 1])
+{
+    room[0] = '\0';
+    if (strcmp(path, "/ws") == 0)
+        return true;
+    size_t n = strlen(path);
+    if (strncmp(path, "/r/", 3) || n < 3 + 1 + 3 || n > 3 + ROOM_ID_MAX + 3 ||
+        strcmp(path + n - 3, "/ws"))
+        return false;
+    n -= 6;
+    if (strspn(path + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") < n)
+        return false;
+    memcpy(room, path + 3, n);
+    room[n] = '\0';
+    return true;
+}
+
+/* The WebSocket endpoint wsi's handshake asked for (ws_path), or false. */
+static bool handshake_path(struct lws *wsi, char room[ROOM_ID_MAX + 1])
+{
+    char uri[64];
+    room[0] = '\0';
+    return !header(wsi, WSI_TOKEN_GET_URI, uri, sizeof uri) && ws_path(uri, room);
+}
+
+/* 1 when the handshake may go on: the path is /ws or /r/<room>/ws, the
+ * subprotocol is ours, and an Origin, if any, is the server's own or an
+ * allowed one. */
 static int handshake_allowed(struct app *app, struct lws *wsi)
 {
-    char uri[64], proto[128], origin[256], host[256], own[300];
-    if (header(wsi, WSI_TOKEN_GET_URI, uri, sizeof uri) || strcmp(uri, "/ws") != 0) {
-        log_info("refused a WebSocket handshake on a path other than /ws");
+    char room[ROOM_ID_MAX + 1], proto[128], origin[256], host[256], own[300];
+    if (!handshake_path(wsi, room)) {
+        log_info("refused a WebSocket handshake on a path other than /ws and /r/<room>/ws");
         return 0;
     }
     int has_proto = 0;
@@ -196,8 +227,8 @@ static int confirm_upgrade(struct app *app, struct lws *wsi)
         return 0;
     lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN,
                            app->stopping ? "The server is shutting down."
-                                         : "WebSocket handshakes go to /ws with the subprotocol "
-                                           "refine.v1, from an allowed origin.");
+                                         : "WebSocket handshakes go to /ws or /r/<room>/ws with "
+                                           "the subprotocol refine.v1, from an allowed origin.");
     return 1;
 }
 
@@ -273,6 +304,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         s->conn = conn_new(app, wsi);
         if (!s->conn)
             return -1;
+        handshake_path(wsi, s->conn->bound_room); /* "" for /ws */
         peer_address(wsi, addr);
         peer_add(app, s->conn, addr);
         /* Masks and ping bursts, which lws 4.1.6 gets wrong (wsguard.h);
@@ -458,7 +490,8 @@ static int http_request(struct app *app, struct lws *wsi, struct http_session *s
         return respond_with(wsi, s, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
                             "text/plain", body, strlen(body), body, &h);
     }
-    if (strcmp(path, "/ws") == 0)
+    char room[ROOM_ID_MAX + 1];
+    if (ws_path(path, room))
         return respond_error(wsi, s, 426, RF_EBAD_REQUEST,
                              "This is the WebSocket endpoint: open it with a WebSocket client and "
                              "the subprotocol refine.v1.");

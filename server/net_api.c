@@ -9,10 +9,14 @@
 #include "loader.h"
 #include "log.h"
 #include "net_int.h"
+#include "reply.h"
 #include "room.h"
 #include "room_load.h"
 
 #define EXPORT_TIMEOUT_S 60 /* an export's load, conversion and writing, at most */
+
+/* RFC 9110 15.5.20: the request reached a server that is not its to answer. */
+#define HTTP_STATUS_MISDIRECTED 421
 
 /* Drops what s's export is waiting for (its connection goes, or lws
  * rebinds the session: HTTP_DROP_PROTOCOL). */
@@ -51,9 +55,42 @@ static void on_export_done(void *arg, int rc, char *body, size_t len, const char
     answer_later(s, HTTP_STATUS_OK, type, body, len, disposition);
 }
 
+/* HTTP 421 and {"code": "wrong_instance", "home": home, "msg": msg} (both
+ * borrowed): for s's next HTTP_WRITEABLE when later (answer_later; returns
+ * 0), else now (returns as respond() does). */
+static int answer_wrong_instance(struct lws *wsi, struct http_session *s, const char *home,
+                                 const char *msg, bool later)
+{
+    struct reply_fields x = {0};
+    char *body;
+    size_t n;
+    reply_fields_add(&x, "home", home);
+    if (reply_error_json(RF_EWRONG_INSTANCE, msg, &x, &body, &n)) {
+        if (later)
+            error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
+                        "The answer could not be made; try again.");
+        return later ? 0 : 1;
+    }
+    if (later) {
+        answer_later(s, HTTP_STATUS_MISDIRECTED, "application/json", body, n, NULL);
+        return 0;
+    }
+    return respond(wsi, s, HTTP_STATUS_MISDIRECTED, "application/json", body, n, NULL);
+}
+
 bool room_answer_refused(struct http_session *s, struct room *r, int err, const char *what)
 {
-    char msg[96];
+    char msg[192], home[INSTANCE_NAME_MAX + 1];
+    struct app *app = lws_context_user(lws_get_context(s->wsi));
+    if (!r && err == RF_ENOT_FOUND && room_elsewhere(app, s->room, strlen(s->room), home)) {
+        /* Not here, and its id names its home: 421 naming it. */
+        snprintf(msg, sizeof msg,
+                 "Room %s lives on instance %s; this is instance %s (connect through the "
+                 "balancer).",
+                 s->room, home, app->instance);
+        answer_wrong_instance(s->wsi, s, home, msg, true);
+        return true;
+    }
     if (!r && err != RF_ENOT_FOUND) {
         error_later(s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
                     "The room could not be read; try again.");
@@ -96,6 +133,34 @@ static void on_export_room(void *arg, struct room *r, int err)
     export_ready(s, r, err);
 }
 
+/* /api/instances/<name>/...: a request for instance <name>. Another
+ * instance's is answered 421 wrong_instance naming it (the balancer sent it
+ * astray). Returns true when it answered (*rc: what the HTTP callback
+ * returns), false when path is not one of these or names this instance. */
+static bool instance_request(struct app *app, struct lws *wsi, struct http_session *s,
+                             const char *path, int *rc)
+{
+    const char *prefix = "/api/instances/";
+    size_t pl = strlen(prefix);
+    if (strncmp(path, prefix, pl) != 0)
+        return false;
+    const char *name = path + pl, *end = strchr(name, '/');
+    size_t n = end ? (size_t)(end - name) : strlen(name);
+    if (!config_instance_valid(name, n)) {
+        *rc = respond_error(wsi, s, HTTP_STATUS_NOT_FOUND, RF_ENOT_FOUND,
+                            "No such resource: an instance's name is 1 to 16 of a-z and 0-9.");
+        return true;
+    }
+    if (n == strlen(app->instance) && memcmp(name, app->instance, n) == 0)
+        return false; /* this instance's own endpoints (moving a room here) go on from here */
+    char home[INSTANCE_NAME_MAX + 1], msg[128];
+    snprintf(home, sizeof home, "%.*s", (int)n, name);
+    snprintf(msg, sizeof msg, "This is instance %s, not %s (connect through the balancer).",
+             app->instance, home);
+    *rc = answer_wrong_instance(wsi, s, home, msg, false);
+    return true;
+}
+
 /* GET (or HEAD) /api/rooms/{room}/export?format=json|csv with the room's
  * facilitator or owner token as "Authorization: Bearer <token>". path is
  * borrowed. */
@@ -104,6 +169,9 @@ int api_request(struct app *app, struct lws *wsi, struct http_session *s, const 
 {
     char uri[160], auth[128], fmt[32];
     const char *prefix = "/api/rooms/", *suffix = "/export";
+    int rc;
+    if (instance_request(app, wsi, s, path, &rc))
+        return rc;
     if (post && http_import_path(path))
         return http_import_request(wsi, s, path);
     if (http_import_path(path))
@@ -137,13 +205,12 @@ int api_request(struct app *app, struct lws *wsi, struct http_session *s, const 
     /* not lws' 5 s keep-alive timeout: a large room's load may take longer */
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, EXPORT_TIMEOUT_S);
     struct room *r = room_find(app, id, idlen);
-    if (r || idlen > TOKEN_LEN) {
+    snprintf(s->room, sizeof s->room, "%.*s", (int)idlen, id); /* cut if too long: no room */
+    if (r || idlen > ROOM_ID_MAX) {
         export_ready(s, r, RF_ENOT_FOUND);
         return 0;
     }
-    char rid[TOKEN_LEN + 1];
-    snprintf(rid, sizeof rid, "%.*s", (int)idlen, id);
-    int rc = loader_load(app->loader, rid, on_export_room, s);
+    rc = loader_load(app->loader, s->room, on_export_room, s);
     if (rc)
         return respond_error(wsi, s, HTTP_STATUS_INTERNAL_SERVER_ERROR, RF_EINTERNAL,
                              "The room could not be read; try again.");

@@ -163,7 +163,7 @@ int http_import_request(struct lws *wsi, struct http_session *s, const char *pat
         return respond_error(wsi, s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
                              "Send the room's facilitator or owner token as Authorization: "
                              "Bearer <token>.");
-    if (idlen > TOKEN_LEN)
+    if (idlen > ROOM_ID_MAX)
         return respond_error(wsi, s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
                              "This token does not open that room.");
     snprintf(s->token, sizeof s->token, "%s", auth + 7);

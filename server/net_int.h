@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "token.h"
+#include "room.h"
 
 struct app;
 struct export_job;
@@ -34,7 +34,7 @@ struct http_session {
     bool loading;
     struct export_job *job; /* its body being built on a worker */
     struct later later;
-    char token[128], format[32], room[TOKEN_LEN + 1];
+    char token[128], format[32], room[ROOM_ID_MAX + 1];
     /* An import under way (import_request): its body, then its parse, then its apply. */
     bool importing, dry_run, too_large, parsing;
     bool counted; /* one of the imports in flight (net_import.c) */

@@ -65,13 +65,19 @@ void req_ok_unchanged(struct req *r)
     req_ok_end(r, &b);
 }
 
-void req_error(struct conn *c, bool has_id, uint64_t id, int code, const char *msg)
+void req_error_fields(struct conn *c, bool has_id, uint64_t id, int code, const char *msg,
+                      const struct reply_fields *x)
 {
-    struct frame *f = reply_error_frame(has_id, id, code, msg);
+    struct frame *f = reply_error_frame_fields(has_id, id, code, msg, x);
     if (!f) { /* unanswered, the client would wait for ever: as req_ok_end */
         conn_close(c, CONN_CLOSE_INTERNAL);
         return;
     }
     outbox_to_conn(c->app, c, f);
     frame_unref(f);
+}
+
+void req_error(struct conn *c, bool has_id, uint64_t id, int code, const char *msg)
+{
+    req_error_fields(c, has_id, id, code, msg, NULL);
 }

@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "ops.h"
+#include "reply.h"
 
 struct app;
 struct conn;
@@ -40,6 +41,7 @@ struct req {
     const msgpack_object *wait_room;
     int load_err;
     char why[256];
+    struct reply_fields fields; /* the error reply's extra fields (reply.h), e.g. `home` */
 };
 
 /* Sets the sentence of the error reply; returns code. */
@@ -60,5 +62,8 @@ void req_ok_unchanged(struct req *r);
 /* Queues an `err` reply (reply.h) for request id (has_id false: id nil) to c;
  * closes c when out of memory (a request is never left unanswered). */
 void req_error(struct conn *c, bool has_id, uint64_t id, int code, const char *msg);
+/* The same with x's extra fields (NULL: none). */
+void req_error_fields(struct conn *c, bool has_id, uint64_t id, int code, const char *msg,
+                      const struct reply_fields *x);
 
 #endif

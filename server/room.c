@@ -27,6 +27,30 @@ void room_set_epoch(struct app *app, struct room *r)
         snprintf(r->epoch, sizeof r->epoch, "%s", r->epoch_base);
 }
 
+/* ---- room ids ---------------------------------------------------------- */
+
+bool room_home(const char *id, char out[INSTANCE_NAME_MAX + 1])
+{
+    const char *dot = strchr(id, '.');
+    out[0] = '\0';
+    if (!dot || !config_instance_valid(id, (size_t)(dot - id)))
+        return false;
+    memcpy(out, id, (size_t)(dot - id));
+    out[dot - id] = '\0';
+    return true;
+}
+
+bool room_elsewhere(const struct app *app, const char *id, size_t n,
+                    char home[INSTANCE_NAME_MAX + 1])
+{
+    char rid[ROOM_ID_MAX + 1];
+    if (n > ROOM_ID_MAX)
+        n = ROOM_ID_MAX; /* the home comes first: a longer id still names it */
+    memcpy(rid, id, n);
+    rid[n] = '\0';
+    return room_home(rid, home) && strcmp(home, app->instance) != 0;
+}
+
 /* ---- lifetime ---------------------------------------------------------- */
 
 struct room *room_new(struct app *app)

@@ -16,6 +16,7 @@
 #include "backlog.h"
 #include "round.h"
 #include "codec.h"
+#include "config.h"
 #include "health.h"
 #include "list.h"
 #include "map.h"
@@ -47,6 +48,22 @@ struct storymap;
 #define ROOM_SNAPSHOT_SHARE        (64 * 1024)
 #define ROOM_SNAPSHOT_SHARE_ROUNDS 64
 
+/* Room ids. A room made here is "<instance>.<token>": this instance's name
+ * (its home), a dot and TOKEN_LEN characters, ROOM_ID_MAX bytes at most
+ * (buffers ROOM_ID_MAX + 1). An id without a dot, made by older versions, is
+ * a bare token: it names no home and is served wherever it exists. */
+#define ROOM_ID_MAX 39
+_Static_assert(ROOM_ID_MAX == INSTANCE_NAME_MAX + 1 + TOKEN_LEN, "<instance>.<token>");
+
+/* The home of room id (NUL-terminated, borrowed): the instance name before
+ * its first '.', into out. False (out "") when it has none: no dot, or what
+ * comes before it is no instance name. */
+bool room_home(const char *id, char out[INSTANCE_NAME_MAX + 1]);
+/* Whether room id[0..n) names a home other than this instance (app->instance),
+ * which is then in home: the room does not live here. */
+bool room_elsewhere(const struct app *app, const char *id, size_t n,
+                    char home[INSTANCE_NAME_MAX + 1]);
+
 struct participant {
     char pid[TOKEN_LEN + 1];
     uint8_t secret_hash[TOKEN_HASH];
@@ -58,7 +75,7 @@ struct participant {
 };
 
 struct room {
-    char id[TOKEN_LEN + 1];
+    char id[ROOM_ID_MAX + 1];
     char epoch_base[TOKEN_LEN + 1]; /* random, from the room's creation */
     char epoch[TOKEN_LEN + 24];     /* epoch_base, plus the number of restores if any: it
                                        changes when the room's history may have been lost */

@@ -14,6 +14,7 @@
 #include "outbox.h"
 #include "poker_ops.h"
 #include "presence.h"
+#include "reply.h"
 #include "req.h"
 #include "room.h"
 #include "room_load.h"
@@ -31,8 +32,9 @@ int room_ops_create(struct req *q)
     struct room *r = room_new(app);
     if (!r)
         return RF_ENOMEM;
-    if (token_new(r->id) || token_new(r->epoch_base))
+    if (token_new(tokens[0]) || token_new(r->epoch_base))
         goto fail;
+    snprintf(r->id, sizeof r->id, "%s.%s", app->instance, tokens[0]); /* its home: here */
     r->epoch_base[8] = '\0'; /* 48 random bits tell epochs apart */
     room_set_epoch(app, r);
     for (int i = 0; i < ROLE__COUNT; i++) {
@@ -68,6 +70,21 @@ fail:
     return RF_EINTERNAL;
 }
 
+/* A join of room rid that is neither in memory nor in the database: a room
+ * whose id names another home lives there (wrong_instance, naming it:
+ * nothing is created here); any other is not_found. */
+static int join_unknown(struct req *q, const msgpack_object *rid)
+{
+    char home[INSTANCE_NAME_MAX + 1];
+    if (!room_elsewhere(q->app, rid->via.str.ptr, rid->via.str.size, home))
+        return req_fail(q, RF_ENOT_FOUND, "There is no room with this id; check the invite link.");
+    reply_fields_add(&q->fields, "home", home);
+    return req_fail(q, RF_EWRONG_INSTANCE,
+                    "Room %.*s lives on instance %s; this is instance %s (connect through the "
+                    "balancer).",
+                    (int)rid->via.str.size, rid->via.str.ptr, home, q->app->instance);
+}
+
 int room_ops_join(struct req *q)
 {
     struct app *app = q->app;
@@ -85,15 +102,20 @@ int room_ops_join(struct req *q)
         return req_fail(q, RF_EBAD_REQUEST, "Send pid and secret together to rejoin.");
     if (!pid && !tok)
         return req_fail(q, RF_EBAD_REQUEST, "Send a token, or pid and secret to rejoin.");
+    if (c->bound_room[0] && !codec_str_eq(rid, c->bound_room))
+        return req_fail(q, RF_EBAD_REQUEST,
+                        "This connection was opened for room %s; open /r/<room>/ws for "
+                        "another room.",
+                        c->bound_room);
     struct room *r = room_find(app, rid->via.str.ptr, rid->via.str.size);
-    if (!r && !q->load_err && rid->via.str.size <= TOKEN_LEN) {
+    if (!r && !q->load_err && rid->via.str.size <= ROOM_ID_MAX) {
         q->wait_room = rid; /* loaded off the loop, then this join again */
         return 0;
     }
     if (!r) {
         int err = q->load_err ? q->load_err : RF_ENOT_FOUND;
         if (err == RF_ENOT_FOUND)
-            return req_fail(q, err, "There is no room with this id; check the invite link.");
+            return join_unknown(q, rid);
         return err;
     }
 

@@ -39,6 +39,10 @@ static const char *const MIGRATIONS[] = {
     /* 4: Kano surveys, one per item, answers included */
     ("CREATE TABLE kano(room TEXT NOT NULL, item TEXT NOT NULL, seqno INTEGER NOT NULL,"
      " data BLOB NOT NULL, PRIMARY KEY(room, item)) WITHOUT ROWID;"),
+    /* 5: the instance's name (names.key 'instance'); rooms moved away (moved) */
+    "CREATE TABLE names(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE moved(room TEXT PRIMARY KEY, to_room TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT "
+    "ROWID;",
 };
 
 static const char *const WRITE_SQL[REC__COUNT] = {
@@ -361,6 +365,46 @@ void store_close(struct store *s)
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
     uv_close((uv_handle_t *)&s->async, free_store);
+}
+
+int store_name_get(struct store *s, const char *key, char *out, size_t n)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->rdb, "SELECT value FROM names WHERE key = ?1", -1, &st, NULL) !=
+        SQLITE_OK) {
+        log_error("sqlite prepare failed: %s", sqlite3_errmsg(s->rdb));
+        return RF_EINTERNAL;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), err = RF_ENOT_FOUND;
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(st, 0);
+        err = v && (size_t)snprintf(out, n, "%s", v) < n ? 0 : RF_EINTERNAL;
+    } else if (rc != SQLITE_DONE) {
+        log_error("sqlite: %s (reading names)", sqlite3_errmsg(s->rdb));
+        err = RF_EINTERNAL;
+    }
+    sqlite3_finalize(st);
+    return err;
+}
+
+int store_name_put(struct store *s, const char *key, const char *value)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->rdb,
+                           "INSERT INTO names(key, value) VALUES(?1, ?2)"
+                           " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                           -1, &st, NULL) != SQLITE_OK) {
+        log_error("sqlite prepare failed: %s", sqlite3_errmsg(s->rdb));
+        return RF_EINTERNAL;
+    }
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        log_error("sqlite: %s (writing names)", sqlite3_errmsg(s->rdb));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : RF_EINTERNAL;
 }
 
 uint64_t store_added(const struct store *s)

@@ -21,7 +21,9 @@
  *   items(room, id, rank, data)           data: MessagePack item
  *   rounds(room, id, data)                data: MessagePack round, votes included
  *   kano(room, item, seqno, data)         data: MessagePack Kano survey, answers included
- *   events(room, seq, at, author, type, payload)  the append-only log */
+ *   events(room, seq, at, author, type, payload)  the append-only log
+ *   names(key, value)                     the instance's name (key 'instance')
+ *   moved(room, to_room, at)              rooms moved to another instance */
 #ifndef REFINE_STORE_H
 #define REFINE_STORE_H
 
@@ -124,6 +126,15 @@ int store_reader_open(struct store *s, struct store_reader **out);
 int store_reader_load_room(struct store_reader *q, const char *room, size_t max_events,
                            const struct store_room_reader *r);
 void store_reader_close(struct store_reader *q);
+
+/* The `names` rows (key -> text: the instance's name under "instance"),
+ * read and written on the loop thread's own connection at start-up, before
+ * serving. store_name_get: the value of key into out (n bytes); returns 0,
+ * RF_ENOT_FOUND when there is none, or RF_EINTERNAL (also for a value
+ * longer than n - 1). store_name_put: sets key to value (both borrowed),
+ * committed when it returns; 0 or RF_EINTERNAL. */
+int store_name_get(struct store *s, const char *key, char *out, size_t n);
+int store_name_put(struct store *s, const char *key, const char *value);
 
 /* 1 when the database answers a trivial query. */
 int store_healthy(struct store *s);

@@ -31,6 +31,8 @@ static inline int inproc_start_with(struct app *app, uv_loop_t *loop, const char
     int rc = store_open(&app->store, path, opts, loop, &hooks);
     if (rc)
         return rc;
+    if (!app->instance[0]) /* main.c takes the database's; its rooms are "t.<token>" */
+        snprintf(app->instance, sizeof app->instance, "t");
     struct loader_hooks lh;
     room_load_hooks(app, &lh);
     return loader_open(&app->loader, loop, app->store, &lh);

@@ -90,7 +90,7 @@ struct client {
 };
 
 static struct client cl[NCLIENTS];
-static char room_id[TOKEN_LEN + 1];
+static char room_id[ROOM_ID_MAX + 1];
 static char tokens[ROLE__COUNT][TOKEN_LEN + 1];
 
 static void sink(struct conn *c, struct frame *f)

@@ -209,6 +209,25 @@ static size_t count_type(struct client *cl, const char *t)
     return n;
 }
 
+/* Room ids and their homes (room.h): "<instance>.<token>", or a bare token
+ * made by older versions, which names no home. */
+static void test_room_ids(void)
+{
+    char home[INSTANCE_NAME_MAX + 1];
+    CHECK(room_home("a.kq3VxPAbCdEfGhIjKlMnOp", home) && strcmp(home, "a") == 0);
+    CHECK(room_home("abcdefghij123456.x", home) && strcmp(home, "abcdefghij123456") == 0);
+    CHECK(room_home("b.x.y", home) && strcmp(home, "b") == 0);            /* the first dot */
+    CHECK(!room_home("kq3VxPAbCdEfGhIjKlMnOp", home) && home[0] == '\0'); /* legacy */
+    CHECK(!room_home(".x", home) && !room_home("A.x", home) && !room_home("1a.x", home));
+    CHECK(!room_home("abcdefghij1234567.x", home) && !room_home("a-b.x", home));
+    static struct app here = {.instance = "a"}; /* large: not on the stack */
+    CHECK(!room_elsewhere(&here, "a.xyz", 5, home));
+    CHECK(room_elsewhere(&here, "b.xyz", 5, home) && strcmp(home, "b") == 0);
+    CHECK(!room_elsewhere(&here, "b.xyz", 1, home)); /* "b": no dot, no home */
+    CHECK(!room_elsewhere(&here, "kq3VxPAbCdEfGhIjKlMnOp", 22, home));
+    CHECK(config_instance_valid("a", 1) && !config_instance_valid("", 0));
+}
+
 int main(void)
 {
     char room_id[64], token[64], code[64], item[64];
@@ -216,12 +235,14 @@ int main(void)
     unlink(dbpath);
     CHECK(dispatch_table_complete());
     CHECK(backlog_check_fields() == 0);
+    test_room_ids();
     start();
 
     /* A room, and its facilitator joined. */
     struct client *fac = client_new();
     uint64_t id = request(fac, "room.create", 1, pack_create, "Unit room");
     CHECK(reply_of(fac, id, NULL, 0, room_id, "room", sizeof room_id) == 1);
+    CHECK(strncmp(room_id, "t.", 2) == 0 && strlen(room_id) == 2 + TOKEN_LEN); /* inproc.h: "t" */
     msgpack_zone z;
     msgpack_zone_init(&z, 1024);
     msgpack_object created = msg_at(fac, 0, &z);

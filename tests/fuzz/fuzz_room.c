@@ -2115,7 +2115,7 @@ static void reset(void)
 }
 
 struct room_ids {
-    char (*ids)[TOKEN_LEN + 1];
+    char (*ids)[ROOM_ID_MAX + 1];
     size_t n, cap;
 };
 

@@ -32,7 +32,8 @@ class RoomTests(ServerPerTestCase):
         c = await self.connect(self.server)
         r = await c.expect_ok("room.create", name="Team Rocket refinement", deck="modified")
         self.assertIsInstance(r["room"], str)
-        self.assertRegex(r["room"], URLSAFE_RE, "room id must be URL-safe")
+        self.assertRegex(r["room"], r"^[a-z][a-z0-9]{0,15}\.[A-Za-z0-9_-]{22}$",
+                         "room id must be <instance>.<token>, URL-safe")
         self.assertGreaterEqual(len(r["room"]), 8, "room id should be unguessable")
         tokens = r["tokens"]
         self.assertEqual(set(tokens), set(ROLES), "one token per role")

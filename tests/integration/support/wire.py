@@ -12,6 +12,7 @@ RANK_RE = re.compile(r"^[0-9A-Za-z]+$")
 ROLES = ("facilitator", "owner", "member", "observer")
 ERROR_CODES = ("bad_request", "unknown_op", "not_joined", "auth_failed", "forbidden",
                "not_found", "conflict", "too_large", "rate_limited", "room_full", "internal")
+ERROR_CODES += ("wrong_instance",)  # issue #13: a room that lives on another instance
 ITEM_FIELDS = ("id", "title", "kind", "persona", "goal", "benefit", "notes", "acceptance",
                "estimate", "value", "moscow", "status", "parent", "rank", "labels", "updated_at",
                "business_value", "time_criticality", "risk_reduction")
