@@ -7,7 +7,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ARTIFACTS, Harness, REPO, RefineServer, freePort, launchBrowser, sleep, waitFor } from "./harness.mjs";
+import { Harness, REPO, RefineServer, freePort, sleep, waitFor } from "./harness.mjs";
 
 export const HAPROXY_CFG = path.join(REPO, "deploy/haproxy.cfg");
 
@@ -98,12 +98,7 @@ export class ClusterHarness extends Harness {
     this.names = names;
   }
 
-  async start() {
-    fs.mkdirSync(ARTIFACTS, { recursive: true });
-    for (const f of fs.readdirSync(ARTIFACTS)) if (f.startsWith(`fail-${this.name}-`)) fs.rmSync(path.join(ARTIFACTS, f));
-    this.server = new Cluster({ names: this.names, label: this.name });
-    await this.server.start();
-    this.browser = await launchBrowser();
-    return this;
+  makeServer() {
+    return new Cluster({ names: this.names, label: this.name });
   }
 }
