@@ -5,8 +5,9 @@ three instances a, b and c (support/cluster.py), then, in this order:
   1. `haproxy -c` passes on the repository's file;
   2. 60 rooms created through the balancer (room.create on /ws): every instance is home to some
      (ids `a.`, `b.`, `c.`); each room's /r/<id>/ws join and its export reach its home;
-  3. a short meeting in 30 rooms at once through the balancer (3 clients each: joins, item.add,
-     item.move, a poker round): every client's seq without gaps, one order per room;
+  3. a short meeting in 30 rooms at once through the balancer (a facilitator, an owner and a
+     member each: joins, item.add, item.move, a poker round): every client's seq without gaps,
+     one order per room;
   4. a join sent to the wrong instance directly is refused wrong_instance naming the home (and
      the HTTP export 421); a join over a room URL for another room is bad_request;
   5. /metrics on each instance parses as Prometheus text and its changes counter moves with the
@@ -175,26 +176,26 @@ class ScaleTest(AsyncTestCase):
 
     # -- 3 ----------------------------------------------------------------------
     async def meeting(self, room, tokens):
-        """Facilitator F and members M1, M2 through the balancer: items added and moved, a
+        """Facilitator F, owner O and member M through the balancer: items added and moved, a
         poker round started, voted, revealed and accepted. Returns the three clients and the
         last acknowledged seq."""
         F = await self.lb_join(room, tokens["facilitator"], "Fran")
-        M1 = await self.lb_join(room, tokens["member"], "Mo")
-        M2 = await self.lb_join(room, tokens["member"], "Mia")
+        O = await self.lb_join(room, tokens["owner"], "Olu")
+        M = await self.lb_join(room, tokens["member"], "Mia")
         items = []
-        for c, title in ((F, "Login"), (M1, "Search"), (F, "Export"), (M2, "Dark mode")):
+        for c, title in ((F, "Login"), (M, "Search"), (O, "Export"), (M, "Dark mode")):
             ok = await c.expect_ok("item.add", item={"title": title})
             items.append(ok["item"])
-        await M2.expect_ok("item.move", item=items[3], after=None)      # M2 owns it
+        await O.expect_ok("item.move", item=items[3], after=None)
         await F.expect_ok("item.move", item=items[0], after=items[2])
         ok = await F.expect_ok("round.start", item=items[1])
         ev = await F.next_message("round.started", pred=lambda m: m["seq"] == ok["seq"])
         rid = ev["round"]
-        await M1.expect_ok("vote", round=rid, card="3")
-        await M2.expect_ok("vote", round=rid, card="5")
+        await O.expect_ok("vote", round=rid, card="3")
+        await M.expect_ok("vote", round=rid, card="5")
         await F.expect_ok("round.reveal", round=rid)
         last = await F.expect_ok("round.accept", round=rid, estimate="5")
-        return (F, M1, M2), last["seq"]
+        return (F, O, M), last["seq"]
 
     async def test_3_meetings_in_30_rooms(self):
         rooms = (await self.the_rooms())[:30]
