@@ -302,7 +302,7 @@ class ScaleTest(AsyncTestCase):
                     ok = await F.expect_ok("item.add", item={"title": "pre %d" % i})
                     acked.append(ok["item"])
                 await M.events_until(ok["seq"])
-                pairs[room] = [F, M, okf, okm, acked, tokens]
+                pairs[room] = [F, M, okf, okm, acked, tokens, ok["seq"]]
         victims = [r for r in pairs if home_of(r) == victim]
         others = [r for r in pairs if home_of(r) != victim]
 
@@ -343,15 +343,22 @@ class ScaleTest(AsyncTestCase):
         lb.wait_server("home_" + victim, victim, "UP")
         lb.wait_server("any", victim, "UP")
         for room in victims:
-            F, M, okf, okm, acked, tokens = pairs[room]
-            for old, ok, name in ((F, okf, "Fe"), (M, okm, "Me")):
-                seen = [m["seq"] for m in old.seen_events()]
-                since = seen[-1] if seen else ok["seq"]
+            F, M, okf, okm, acked, tokens, last = pairs[room]
+            # F resumes from the last event it saw; M as if it had missed everything since its
+            # join: the replay must hold every acknowledged change.
+            seen = [m["seq"] for m in F.seen_events()]
+            for ok, name, since in ((okf, "Fe", seen[-1]), (okm, "Me", okm["seq"])):
                 c = await self.lb_connect(room, "re-" + name)
                 r = await join(c, room, None, name, since=since, pid=ok["pid"],
                                secret=ok["secret"])
-                self.assertEqual(r["pid"], ok["pid"])
-                self.assertGreaterEqual(r["seq"], since)
+                self.assertEqual((r["pid"], r["mode"]), (ok["pid"], "replay"), r)
+                self.assertGreaterEqual(r["seq"], last, "the restarted home lost acknowledged "
+                                        "events of %s" % room)
+                evs = await c.events_until(r["seq"]) if r["seq"] > since else []
+                added = {e["item"]["id"] for e in evs if e["t"] == "item.added"}
+                if since == okm["seq"]:
+                    self.assertEqual([i for i in acked if i not in added], [],
+                                     "acknowledged item.added of %s not replayed" % room)
                 self.assertNoViolations(c)
             # Nothing acknowledged is missing: a fresh join's snapshot holds every item.
             fresh = await self.lb_join(room, tokens["member"], "Fresh")
