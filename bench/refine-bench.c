@@ -54,6 +54,9 @@ static const char USAGE[] =
     "                      --rate 100000 --max-conns-per-ip 100000 (and --max-participants\n"
     "                      above --clients for big-room)\n"
     "  --server-pid PID    that server's pid, for its CPU time and memory (/proc/PID)\n"
+    "  --balancer-pid PID  the pid of a balancer (HAProxy) between the clients and the server\n"
+    "                      (--host/--port are then the balancer's): its CPU time is reported,\n"
+    "                      per delivery in meetings (bench/through-haproxy sets this up)\n"
     "\n"
     "What to run:\n"
     "  --scenario NAME     one of the scenarios below, or all (default meetings)\n"
@@ -128,7 +131,7 @@ struct opts {
     const char *spawn, *spawn_args, *scenario;
     char host[64];
     int port, keep, smoke, verbose;
-    long server_pid;
+    long server_pid, balancer_pid;
     int procs;
     /* -1: not given */
     double rooms, per_room, clients, rate, duration, items, window, voters, repeats, events,
@@ -300,6 +303,7 @@ struct wk {
 struct run {
     const struct bench_cfg *cfg;
     struct target *t;
+    pid_t lb_pid; /* --balancer-pid, 0 if none */
     struct wk *w;
     int n;
     uint64_t rss_max;
@@ -641,6 +645,7 @@ struct cpu_mark {
     double cpu;
     uint64_t rss;
     uint64_t t;
+    double lb_cpu; /* the balancer's CPU time (--balancer-pid) */
 };
 
 static void mark(const struct run *r, struct cpu_mark *m)
@@ -650,6 +655,29 @@ static void mark(const struct run *r, struct cpu_mark *m)
     m->t = now_us();
     if (r->t->pid > 0)
         target_stats(r->t->pid, &m->cpu, &m->rss);
+    m->lb_cpu = 0;
+    uint64_t lb_rss;
+    if (r->lb_pid > 0)
+        target_stats(r->lb_pid, &m->lb_cpu, &lb_rss);
+}
+
+/* The balancer's CPU over the step, and per delivery (the cost the balancer
+ * adds to each event delivered; compare with the server's). */
+static void put_balancer(struct result *res, const struct run *r, const struct cpu_mark *a,
+                         const struct cpu_mark *b, uint64_t deliveries)
+{
+    if (r->lb_pid <= 0)
+        return;
+    double wall = (double)(b->t - a->t) / 1e6, cpu = b->lb_cpu - a->lb_cpu;
+    double per = deliveries ? 1e6 * cpu / (double)deliveries : 0;
+    double srv = deliveries && r->t->pid > 0 ? 1e6 * (b->cpu - a->cpu) / (double)deliveries : 0;
+    jput(res,
+         ",\"balancer_cpu_s\":%.2f,\"balancer_cpu_pct\":%.1f,\"balancer_cpu_us_per_delivery\":%.3f,"
+         "\"server_cpu_us_per_delivery\":%.3f",
+         cpu, wall > 0 ? 100.0 * cpu / wall : 0, per, srv);
+    tput(res,
+         "  %-14s cpu %.2f s over %.1f s (%.0f%% of a core): %.2f us per delivery (server %.2f)\n",
+         "balancer", cpu, wall, wall > 0 ? 100.0 * cpu / wall : 0, per, srv);
 }
 
 static void put_server(struct result *res, const struct run *r, const struct cpu_mark *a,
@@ -771,6 +799,7 @@ static int sc_meetings(struct run *r, struct result *res)
     put_step(res, &a, &a.lat, "");
     put_errors(res, &a);
     put_server(res, r, &m0, &m1);
+    put_balancer(res, r, &m0, &m1, a.deliveries);
     jput(res, ",\"ack_p99_ms\":%.3f", ms(hist_quantile(&a.ack, 0.99)));
     if (cold) {
         jput(res,
@@ -1112,6 +1141,7 @@ static int run_scenario(const struct opts *o, struct bench_cfg *cfg, const char 
     }
     r.cfg = cfg;
     r.t = &t;
+    r.lb_pid = (pid_t)o->balancer_pid;
     struct cpu_mark before;
     usleep(200000);
     mark(&r, &before);
@@ -1217,6 +1247,7 @@ int main(int argc, char **argv)
         O_HOST,
         O_PORT,
         O_PID,
+        O_LB_PID,
         O_SCENARIO,
         O_SMOKE,
         O_PROCS,
@@ -1247,6 +1278,7 @@ int main(int argc, char **argv)
         {"host", required_argument, 0, O_HOST},
         {"port", required_argument, 0, O_PORT},
         {"server-pid", required_argument, 0, O_PID},
+        {"balancer-pid", required_argument, 0, O_LB_PID},
         {"scenario", required_argument, 0, O_SCENARIO},
         {"smoke", no_argument, 0, O_SMOKE},
         {"procs", required_argument, 0, O_PROCS},
@@ -1292,6 +1324,9 @@ int main(int argc, char **argv)
             break;
         case O_PID:
             o.server_pid = atol(optarg);
+            break;
+        case O_LB_PID:
+            o.balancer_pid = atol(optarg);
             break;
         case O_SCENARIO:
             o.scenario = optarg;

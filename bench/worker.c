@@ -319,9 +319,12 @@ static void send_round_start(struct client *c, enum kind kind, int measured)
     msg_send(c, &m, kind, measured, now_us());
 }
 
+/* A room known by its id is opened on its own URL (/r/<id>/ws, so --target may
+ * be a balancer); the facilitator who is to create it opens /ws and joins on
+ * the same connection. */
 static void client_connect(struct client *c)
 {
-    c->ws = wsc_connect(c->w->ws, c);
+    c->ws = wsc_connect(c->w->ws, c, c->room ? c->room->id : NULL);
     if (!c->ws)
         fail(c->w, "out of memory opening a connection");
 }

@@ -1,5 +1,6 @@
 #include "wsclient.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct wsc {
     uint8_t *rx;
     size_t rxlen, rxcap;
     struct wsc *next; /* waiting list, then dead list */
+    char path[64];    /* the handshake's path: /ws or /r/<room>/ws */
 };
 
 struct wsc_ctx {
@@ -93,7 +95,7 @@ static void start_connect(struct wsc *c)
     i.context = ctx->lws;
     i.address = ctx->host;
     i.port = ctx->port;
-    i.path = "/ws";
+    i.path = c->path;
     i.host = ctx->host;
     i.protocol = SUBPROTOCOL;
     i.local_protocol_name = SUBPROTOCOL;
@@ -310,11 +312,15 @@ void wsc_ctx_destroy(struct wsc_ctx *ctx)
     free(ctx);
 }
 
-struct wsc *wsc_connect(struct wsc_ctx *ctx, void *user)
+struct wsc *wsc_connect(struct wsc_ctx *ctx, void *user, const char *room)
 {
     struct wsc *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    if (room && *room)
+        snprintf(c->path, sizeof c->path, "/r/%s/ws", room);
+    else
+        snprintf(c->path, sizeof c->path, "/ws");
     c->ctx = ctx;
     c->user = user;
     c->state = WSC_WAITING;

@@ -44,9 +44,11 @@ void wsc_ctx_destroy(struct wsc_ctx *ctx);
 /* Connections opened but not yet closed. */
 size_t wsc_ctx_live(const struct wsc_ctx *ctx);
 
-/* Asks for a connection to ws://host:port/ws with subprotocol refine.v1.
- * NULL only on out of memory. */
-struct wsc *wsc_connect(struct wsc_ctx *ctx, void *user);
+/* Asks for a connection with subprotocol refine.v1: to ws://host:port/r/<room>/ws
+ * for a known room (a balancer routes it to the room's home), to
+ * ws://host:port/ws when room is NULL or empty (to create one). NULL only on
+ * out of memory. */
+struct wsc *wsc_connect(struct wsc_ctx *ctx, void *user, const char *room);
 /* Queues one binary message: takes buf (malloc'ed, WSC_HEAD bytes of
  * headroom, then len bytes of message). Returns 0, or -1 when the
  * connection is not open (buf is freed). */

@@ -228,7 +228,7 @@ export class Harness {
   async start() {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     for (const f of fs.readdirSync(ARTIFACTS)) if (f.startsWith(`fail-${this.name}-`)) fs.rmSync(path.join(ARTIFACTS, f));
-    this.server = new RefineServer({ args: this.serverArgs, label: this.name });
+    this.server = this.makeServer();
     await this.server.start();
     this.browser = await launchBrowser();
     return this;
@@ -236,6 +236,11 @@ export class Harness {
 
   get base() {
     return this.server.url;
+  }
+
+  /** What start() starts: one refine-server (cluster.mjs's ClusterHarness: HAProxy + instances). */
+  makeServer() {
+    return new RefineServer({ args: this.serverArgs, label: this.name });
   }
 
   /** A browser context: one person's browser (its own localStorage). */

@@ -739,6 +739,29 @@ describe("createRoom", () => {
     expect(storage.getRoom("R7")).toMatchObject({ roomName: "Sprint 14", tokens });
   });
 
+  test("a room is created over /ws; the room is then joined, and rejoined, over /r/<room>/ws", async () => {
+    const create = makeCreateRoom({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online, scheduler: new FakeScheduler() });
+    const p = create("Sprint 15", "fibonacci");
+    const cws = FakeSocket.last();
+    expect(cws.url).toBe("ws://test/ws");
+    cws.open();
+    cws.ok(cws.lastSent("room.create")!, { room: "a.R8", tokens: { facilitator: "f", owner: "o", member: "m", observer: "v" } });
+    await p;
+    const done = client.connect({ room: "a.R8", token: "f", name: "Ana" });
+    const ws = FakeSocket.last();
+    expect(ws.url).toBe("ws://test/r/a.R8/ws");
+    ws.open();
+    const join = ws.lastSent("join")!;
+    expect(join.room).toBe("a.R8");
+    ws.receive(joinOk(join, { seq: 0 }));
+    ws.receive(snapshot({ seq: 0 }) as unknown as Record<string, unknown>);
+    await done;
+    ws.serverClose(1006);
+    clock.advance(60_000);
+    expect(FakeSocket.last()).not.toBe(ws);
+    expect(FakeSocket.last().url).toBe("ws://test/r/a.R8/ws");
+  });
+
   test("an unreachable server rejects with a sentence", async () => {
     const create = makeCreateRoom({ url: "ws://test/ws", WebSocketImpl: FakeSocket, timers: clock, online, scheduler: new FakeScheduler() });
     const p = create("X", "fibonacci");

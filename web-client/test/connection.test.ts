@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, test } from "vitest";
-import { Connection, DEFAULT_BACKOFF, Disconnected, backoffDelay, defaultUrl, type ConnState } from "../src/lib/connection";
+import { Connection, DEFAULT_BACKOFF, Disconnected, backoffDelay, defaultUrl, roomUrl, type ConnState } from "../src/lib/connection";
 import type { Message } from "../src/lib/protocol";
 import { FakeClock, FakeOnline, FakeScheduler, FakeSocket, flush } from "./fakes";
 
@@ -31,6 +31,36 @@ describe("connection", () => {
   test("the URL follows the page's scheme", () => {
     expect(defaultUrl({ protocol: "https:", host: "r.example:8443" })).toBe("wss://r.example:8443/ws");
     expect(defaultUrl({ protocol: "http:", host: "localhost:8080" })).toBe("ws://localhost:8080/ws");
+  });
+
+  test("a known room's URL is /r/<room>/ws on the same server (a balancer routes it to the room's home)", () => {
+    expect(roomUrl("a.kq3VxP0aaaaaaaaaaaaaaa", "wss://r.example:8443/ws")).toBe("wss://r.example:8443/r/a.kq3VxP0aaaaaaaaaaaaaaa/ws");
+    expect(roomUrl("Q4s6-_x", "ws://localhost:8080/ws")).toBe("ws://localhost:8080/r/Q4s6-_x/ws");
+    // an id is URL-safe; anything else is escaped, never a path of its own
+    expect(roomUrl("x/../y", "ws://h/ws")).toBe("ws://h/r/x%2F..%2Fy/ws");
+    expect(roomUrl("b.t", "ws://h")).toBe("ws://h/r/b.t/ws");
+  });
+
+  test("a URL given as a function is asked again before every attempt", () => {
+    const clock = new FakeClock();
+    let room = "a.one";
+    const conn = new Connection({
+      url: () => roomUrl(room, "ws://test/ws"),
+      WebSocketImpl: FakeSocket,
+      scheduler: new FakeScheduler(),
+      timers: clock,
+      online: new FakeOnline(),
+      random: () => 0.5,
+      onOpen: () => {},
+      onMessage: () => {},
+    });
+    conn.start();
+    expect(FakeSocket.last().url).toBe("ws://test/r/a.one/ws");
+    room = "b.two";
+    FakeSocket.last().serverClose(1006);
+    clock.advance(DEFAULT_BACKOFF.capMs);
+    expect(FakeSocket.all.map((ws) => ws.url)).toEqual(["ws://test/r/a.one/ws", "ws://test/r/b.two/ws"]);
+    conn.stop();
   });
 
   test("opens with the refine.v1 subprotocol, binary frames; replies matched by id, the rest handed on", async () => {

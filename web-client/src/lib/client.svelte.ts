@@ -18,6 +18,7 @@ import {
   Connection,
   Disconnected,
   defaultUrl,
+  roomUrl,
   type Backoff,
   type ConnState,
   type OnlineSignal,
@@ -147,7 +148,9 @@ export class RoomClient implements RoomApi {
     });
     promise.catch(() => {}); // a caller that ignores it must not see an unhandled rejection
     this.conn = new Connection({
-      url: this.opts.url ?? defaultUrl(),
+      // The room's own URL (/r/<room>/ws, so a balancer routes it to the room's home), asked
+      // again before every attempt: it follows this.creds.room.
+      url: () => roomUrl(this.creds?.room ?? creds.room, this.opts.url),
       WebSocketImpl: this.opts.WebSocketImpl,
       timers: this.timers,
       online: this.opts.online,

@@ -50,7 +50,11 @@ export type ConnState =
   | "closed"; // stopped for good
 
 export interface ConnectionOptions {
-  url: string;
+  /**
+   * Where to connect: a URL, or a function asked again before every attempt (a room's URL
+   * follows the room: see roomUrl).
+   */
+  url: string | (() => string);
   protocol?: string; // default "refine.v1"
   WebSocketImpl?: SocketFactory;
   timers?: Timers;
@@ -122,9 +126,22 @@ export function backoffDelay(failures: number, b: Backoff, random: () => number)
   return Math.round(Math.min(b.capMs, Math.max(0, jittered)));
 }
 
-/** The WebSocket URL of this page's server: ws(s)://host/ws. */
+/**
+ * The WebSocket URL of this page's server: ws(s)://host/ws. Only for creating a room: a balancer
+ * sends it to any instance (the room is made on the one that answers).
+ */
 export function defaultUrl(loc: { protocol: string; host: string } = location): string {
   return `${loc.protocol === "https:" ? "wss" : "ws"}://${loc.host}/ws`;
+}
+
+/**
+ * The WebSocket URL of a known room: ws(s)://host/r/<room>/ws, made from the server's `/ws` URL
+ * (`base`, this page's by default). A balancer routes it to the room's home by the path alone
+ * (the room id starts with its home's name); the server binds the connection to that room.
+ */
+export function roomUrl(room: string, base: string = defaultUrl()): string {
+  const path = `/r/${encodeURIComponent(room)}/ws`;
+  return base.endsWith("/ws") ? base.slice(0, -"/ws".length) + path : base.replace(/\/?$/, path);
 }
 
 export const browserTimers: Timers = {
@@ -320,7 +337,8 @@ export class Connection {
     const Impl = this.opts.WebSocketImpl ?? (globalThis.WebSocket as unknown as SocketFactory);
     let ws: SocketLike;
     try {
-      ws = new Impl(this.opts.url, this.opts.protocol ?? "refine.v1");
+      const url = typeof this.opts.url === "function" ? this.opts.url() : this.opts.url;
+      ws = new Impl(url, this.opts.protocol ?? "refine.v1");
     } catch {
       this.setState("connecting");
       this.scheduleRetry(1006);
