@@ -130,13 +130,14 @@ static void write_phase(struct floor_ctx *x, struct floor_phase *p, double secs,
     size_t len = x->cfg->frame * (size_t)p->frames_per_send, i = 0;
     double sends_per_s = rate / p->frames_per_send;
     uint64_t sends = 0, bytes = 0, blocked = 0;
-    double cpu0 = thread_cpu_s(CLOCK_THREAD_CPUTIME_ID);
+    double cpu0 = thread_cpu_s(CLOCK_THREAD_CPUTIME_ID), in_sends = 0;
     uint64_t t0 = now_us();
     for (;;) {
         double el = (double)(now_us() - t0) / 1e6;
         if (el >= secs)
             break;
         uint64_t due = rate > 0 ? (uint64_t)(el * sends_per_s) + 1 : sends + FLAT_BATCH;
+        double b0 = thread_cpu_s(CLOCK_THREAD_CPUTIME_ID);
         for (; sends < due; sends++) {
             ssize_t w = send(x->srv[i], x->frames, len, MSG_DONTWAIT | MSG_NOSIGNAL);
             if (w > 0)
@@ -146,6 +147,7 @@ static void write_phase(struct floor_ctx *x, struct floor_phase *p, double secs,
             if (++i == x->n)
                 i = 0;
         }
+        in_sends += thread_cpu_s(CLOCK_THREAD_CPUTIME_ID) - b0;
         if (rate > 0) {
             double next = (double)sends / sends_per_s - el, left = secs - el;
             double us = (next < left ? next : left) * 1e6;
@@ -155,7 +157,8 @@ static void write_phase(struct floor_ctx *x, struct floor_phase *p, double secs,
     /* Paced, the sends are due within secs, and a sleep that overran it (a busy
      * machine) is no time of the phase; flat out, the wall time it took. */
     p->secs = rate > 0 ? secs : (double)(now_us() - t0) / 1e6;
-    p->send_cpu_s = thread_cpu_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    p->send_cpu_s = in_sends;
+    p->writer_cpu_s = thread_cpu_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
     p->sent = (double)bytes / (double)x->cfg->frame;
     p->would_block = blocked;
 }

@@ -12,7 +12,10 @@
  *         when an event and the author's reply leave in one write
  *   flat  one frame per send(), as fast as the writer can, `flat_seconds`
  * Each phase reports the CPU time of the writer and of the reader (their
- * thread CPU clocks), the frames written and read, and its wall time. */
+ * thread CPU clocks), the frames written and read, and its wall time. The
+ * writer's figure is the time in its bursts of sends: its sleeps and
+ * wake-ups between them belong to the pacing, which a server does not pay
+ * apart (it sends when a change arrives); they are reported separately. */
 #ifndef REFINE_BENCH_FLOOR_H
 #define REFINE_BENCH_FLOOR_H
 
@@ -31,7 +34,8 @@ struct floor_phase {
     int frames_per_send;
     double secs;          /* the writer's wall time */
     double sent, read;    /* frames written and read (bytes / frame) */
-    double send_cpu_s;    /* the writer's CPU time */
+    double send_cpu_s;    /* the writer's CPU time in its bursts of sends */
+    double writer_cpu_s;  /* ... and with its sleeps and wake-ups between them */
     double read_cpu_s;    /* the reader's CPU time, until all it was sent was read */
     uint64_t would_block; /* sends refused by a full socket buffer (frames not sent) */
 };

@@ -740,8 +740,10 @@ static void put_floor_phase(struct result *res, const struct floor_phase *p, con
          key, floor_send_us(p), key, floor_read_us(p), key, floor_rate(p), key,
          (unsigned long long)p->would_block);
     tput(res,
-         "  %-14s writer %.2f us, reader %.2f us per delivery; %.0f deliveries/s over %.1f s\n",
-         name, floor_send_us(p), floor_read_us(p), floor_rate(p), p->secs);
+         "  %-14s writer %.2f us (%.2f with its wake-ups), reader %.2f us per delivery; %.0f "
+         "deliveries/s over %.1f s\n",
+         name, floor_send_us(p), p->sent > 0 ? p->writer_cpu_s * 1e6 / p->sent : 0,
+         floor_read_us(p), floor_rate(p), p->secs);
     if (p->would_block)
         tput(res, "  %-14s %llu frames not sent: a socket buffer was full\n", "",
              (unsigned long long)p->would_block);
@@ -771,9 +773,9 @@ static void put_floor(struct result *res, const struct run *r)
 static void put_vs_floor(struct result *res, const struct run *r, const struct agg *a,
                          const struct cpu_mark *m0, const struct cpu_mark *m1)
 {
-    if (r->t->pid <= 0 || !a->changes || !a->deliveries)
-        return;
     double cpu_us = (m1->cpu - m0->cpu) * 1e6;
+    if (r->t->pid <= 0 || !a->changes || !a->deliveries || cpu_us <= 0)
+        return;
     double change = cpu_us / (double)a->changes, delivery = cpu_us / (double)a->deliveries;
     jput(res, ",\"server_us_per_change\":%.2f,\"server_us_per_delivery\":%.3f", change, delivery);
     if (!r->have_floor) {
