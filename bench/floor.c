@@ -197,6 +197,10 @@ static int connect_all(struct floor_ctx *x, size_t want, char *why, size_t why_l
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         rl.rlim_cur > FD_RESERVE && want > (rl.rlim_cur - FD_RESERVE) / 2)
         want = (size_t)(rl.rlim_cur - FD_RESERVE) / 2;
+    if (want < 1) {
+        say(why, why_len, "floor: no file descriptors left for a connection");
+        return -1;
+    }
     x->srv = malloc(want * sizeof *x->srv);
     x->cli = malloc(want * sizeof *x->cli);
     x->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

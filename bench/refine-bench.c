@@ -915,8 +915,8 @@ static int sc_meetings(struct run *r, struct result *res)
     put_step(res, &a, &a.lat, "");
     put_errors(res, &a);
     put_server(res, r, &m0, &m1);
-    put_vs_floor(res, r, &a, &m0, &m1);
     jput(res, ",\"ack_p99_ms\":%.3f", ms(hist_quantile(&a.ack, 0.99)));
+    put_vs_floor(res, r, &a, &m0, &m1);
     if (cold) {
         jput(res,
              ",\"cold_joins\":%llu,\"cold_join_p50_ms\":%.3f,\"cold_join_p99_ms\":%.3f,"
@@ -1274,6 +1274,8 @@ static int run_scenario(const struct opts *o, struct bench_cfg *cfg, const char 
             goto out;
         }
     }
+    r.cfg = cfg;
+    r.t = &t;
     struct cpu_mark before;
     usleep(200000);
     mark(&r, &before);
