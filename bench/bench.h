@@ -17,6 +17,7 @@ enum scenario {
     SC_SLOW_READERS,
     SC_SOAK,
     SC_MEETINGS_COLD,
+    SC_FLOOR,
     SC__COUNT
 };
 

@@ -21,13 +21,14 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "floor.h"
 #include "hist.h"
 #include "target.h"
 #include "worker.h"
 
-static const char *const NAMES[SC__COUNT] = {"idle",         "meetings", "saturate",
-                                             "big-room",     "persist",  "cold",
-                                             "slow-readers", "soak",     "meetings-cold"};
+static const char *const NAMES[SC__COUNT] = {
+    "idle", "meetings",     "saturate", "big-room",      "persist",
+    "cold", "slow-readers", "soak",     "meetings-cold", "floor"};
 
 const char *scenario_name(enum scenario s)
 {
@@ -86,6 +87,12 @@ static const char USAGE[] =
     "  --seed N            random seed (default 1)\n"
     "  --cold-every S      meetings-cold: seconds between cold joins (default 2)\n"
     "  --cold-items N      meetings-cold: items of each cold room (default 10000)\n"
+    "  --frame BYTES       floor: bytes of a frame (default 95: a meetings event on the wire,\n"
+    "                      93 bytes of payload on average plus the 2-byte WebSocket header)\n"
+    "  --floor-seconds S   before the scenario, the floor (see below) for S seconds with the\n"
+    "                      scenario's connections and delivery rate; the report then gives the\n"
+    "                      server's CPU per change and per delivery as a multiple of it\n"
+    "                      (default 5 for meetings and persist, 0 for the others; 0: off)\n"
     "  --verbose           print every err reply\n"
     "  --help              this text\n"
     "\n"
@@ -119,6 +126,14 @@ static const char USAGE[] =
     "                --spawn): first builds duration/cold-every + 1 rooms of --cold-items\n"
     "                10000 items through the protocol and restarts the server; then the\n"
     "                meetings' figures plus each cold join -> snapshot (p50/max).\n"
+    "  floor         --rooms 2000 --per-room 5 --rate 1 --duration 10, no server: the\n"
+    "                machine's floor. rooms x per-room TCP connections over loopback; one\n"
+    "                thread writes --frame byte frames to them at meetings' delivery rate\n"
+    "                (rooms x per-room x rate x per-room frames/s), another reads them all\n"
+    "                (epoll); pinned to two CPUs when there are two. 40% of --duration one\n"
+    "                frame per send, 40% two frames per send, 20% flat out. Writer and\n"
+    "                reader CPU per delivery (thread CPU clocks), deliveries/s achieved and\n"
+    "                flat out. A rate of 0 (persist's prelude) runs every phase flat out.\n"
     "\n"
     "Latency is CLOCK_MONOTONIC from the moment a change is made (before it is queued)\n"
     "to the moment the last reading member of its room has decoded its event, matched\n"
@@ -135,7 +150,8 @@ struct opts {
     int procs;
     /* -1: not given */
     double rooms, per_room, clients, rate, duration, items, window, voters, repeats, events,
-        max_p99, rate_factor, max_steps, slow_pct, seed, cold_every, cold_items;
+        max_p99, rate_factor, max_steps, slow_pct, seed, cold_every, cold_items, frame,
+        floor_seconds;
 };
 
 static void defaults(struct bench_cfg *c, enum scenario s, int smoke)
@@ -189,6 +205,9 @@ static void defaults(struct bench_cfg *c, enum scenario s, int smoke)
         c->per_room = 1;
         c->items = 4;
         c->rate = 1000;
+        break;
+    case SC_FLOOR:
+        c->duration = 10;
         break;
     default:
         break;
@@ -309,6 +328,9 @@ struct run {
     uint64_t rss_max;
     int failed;
     char why[300];
+    int have_floor;            /* the floor was measured before the scenario */
+    struct floor_result floor; /* (floor_seconds > 0) */
+    double load_avg;           /* the 1-minute load average when it was */
 };
 
 static int workers_start(struct run *r)
@@ -698,6 +720,128 @@ static void put_server(struct result *res, const struct run *r, const struct cpu
          (unsigned long long)b->rss, (unsigned long long)r->rss_max);
 }
 
+/* ---- the floor ---------------------------------------------------------- */
+
+/* A meetings event on the wire: 92.6 bytes of msgpack on average (moves,
+ * edits and votes in meetings, measured) and the 2-byte header of an
+ * unmasked WebSocket frame. */
+#define FLOOR_FRAME 95
+
+/* The floor's settings for a scenario: its connections, its deliveries per
+ * second (changes/s x per_room; 0, flat out, for persist, which has no rate)
+ * and `seconds` in all: 40% one frame a send, 40% two, 20% flat out. */
+static void floor_settings(const struct bench_cfg *c, const struct opts *o, double seconds,
+                           struct floor_cfg *f)
+{
+    int by_clients = c->scenario == SC_IDLE || c->scenario == SC_BIG_ROOM;
+    memset(f, 0, sizeof *f);
+    f->conns = by_clients ? c->clients : c->rooms * c->per_room;
+    f->frame = o->frame > 0 ? (size_t)o->frame : FLOOR_FRAME;
+    f->rate = c->scenario == SC_PERSIST || by_clients
+                  ? 0
+                  : (double)c->rooms * (double)c->per_room * c->rate * (double)c->per_room;
+    f->seconds = 0.4 * seconds;
+    f->flat_seconds = 0.2 * seconds;
+}
+
+static int measure_floor(struct run *r, const struct opts *o, double seconds)
+{
+    struct floor_cfg f;
+    double load[1] = {0};
+    floor_settings(r->cfg, o, seconds, &f);
+    if (getloadavg(load, 1) == 1)
+        r->load_avg = load[0];
+    fprintf(stderr, "refine-bench: the floor: %zu connections, %.0f frames/s, %.1f s ...\n",
+            f.conns, f.rate, seconds);
+    if (floor_run(&f, &r->floor, r->why, sizeof r->why))
+        return -1;
+    r->have_floor = 1;
+    return 0;
+}
+
+static void put_floor_phase(struct result *res, const struct floor_phase *p, const char *name,
+                            const char *key)
+{
+    jput(res,
+         ",\"floor%s_us_per_delivery\":%.3f,\"floor%s_read_us_per_delivery\":%.3f,"
+         "\"floor%s_deliveries_per_s\":%.1f,\"floor%s_would_block\":%llu",
+         key, floor_send_us(p), key, floor_read_us(p), key, floor_rate(p), key,
+         (unsigned long long)p->would_block);
+    tput(res,
+         "  %-14s writer %.2f us (%.2f with its wake-ups), reader %.2f us per delivery; %.0f "
+         "deliveries/s over %.1f s\n",
+         name, floor_send_us(p), p->sent > 0 ? p->writer_cpu_s * 1e6 / p->sent : 0,
+         floor_read_us(p), floor_rate(p), p->secs);
+    if (p->would_block)
+        tput(res, "  %-14s %llu frames not sent: a socket buffer was full\n", "",
+             (unsigned long long)p->would_block);
+}
+
+/* The floor's figures: floor_us_per_delivery is the writer's CPU per frame
+ * at one frame a send, the floor of a delivery. */
+static void put_floor(struct result *res, const struct run *r)
+{
+    const struct floor_result *f = &r->floor;
+    jput(res,
+         ",\"floor_conns\":%zu,\"floor_frame\":%zu,\"floor_rate\":%.1f,\"floor_pinned\":%s,"
+         "\"load_avg\":%.2f",
+         f->conns, f->frame, f->rate, f->send_cpu >= 0 ? "true" : "false", r->load_avg);
+    tput(res, "  %-14s %zu connections, %zu-byte frames, %.0f frames/s (%s); load average %.2f\n",
+         "floor", f->conns, f->frame, f->rate, f->rate > 0 ? "meetings' rate" : "flat out",
+         r->load_avg);
+    if (f->send_cpu >= 0)
+        tput(res, "  %-14s writer on CPU %d, reader on CPU %d\n", "", f->send_cpu, f->read_cpu);
+    put_floor_phase(res, &f->one, "1 frame/send", "");
+    put_floor_phase(res, &f->two, "2 frames/send", "_2");
+    put_floor_phase(res, &f->flat, "flat out", "_flat");
+}
+
+/* The server's CPU per change and per delivery of a measured step, and,
+ * when the floor was measured, each as a multiple of it. */
+static void put_vs_floor(struct result *res, const struct run *r, const struct agg *a,
+                         const struct cpu_mark *m0, const struct cpu_mark *m1)
+{
+    double cpu_us = (m1->cpu - m0->cpu) * 1e6;
+    if (r->t->pid <= 0 || !a->changes || !a->deliveries || cpu_us <= 0)
+        return;
+    double change = cpu_us / (double)a->changes, delivery = cpu_us / (double)a->deliveries;
+    jput(res, ",\"server_us_per_change\":%.2f,\"server_us_per_delivery\":%.3f", change, delivery);
+    if (!r->have_floor) {
+        tput(res, "  %-14s server CPU per change: %.1f us, per delivery: %.2f us\n", "per change",
+             change, delivery);
+        return;
+    }
+    double fc = floor_change_us(&r->floor, (double)a->deliveries / (double)a->changes);
+    double fd = floor_send_us(&r->floor.one);
+    double xc = fc > 0 ? change / fc : 0, xd = fd > 0 ? delivery / fd : 0;
+    jput(res,
+         ",\"floor_us_per_change\":%.2f,\"server_per_change_x_floor\":%.2f,"
+         "\"server_per_delivery_x_floor\":%.2f",
+         fc, xc, xd);
+    tput(res, "  %-14s server CPU per change: %.1f us (%.1f x floor, %.1f us)\n", "vs floor",
+         change, xc, fc);
+    tput(res, "  %-14s per delivery: %.2f us (%.1f x floor, %.2f us)\n", "", delivery, xd, fd);
+}
+
+static int sc_floor(struct run *r, const struct opts *o, struct result *res)
+{
+    const struct bench_cfg *c = r->cfg;
+    if (measure_floor(r, o, c->duration))
+        return -1;
+    const struct floor_result *f = &r->floor;
+    double fc = floor_change_us(f, (double)c->per_room);
+    put_floor(res, r);
+    jput(res, ",\"floor_us_per_change\":%.2f,\"errors\":0", fc);
+    tput(res,
+         "  %-14s %.1f us: one receive, %zu sends of one frame and the author's event and "
+         "reply in one send\n",
+         "a change", fc, c->per_room > 1 ? c->per_room - 1 : 0);
+    snprintf(res->summary, sizeof res->summary,
+             "%.2f us a delivery (1 frame/send), %.2f (2), %.0f/s flat out; a change %.1f us",
+             floor_send_us(&f->one), floor_send_us(&f->two), floor_rate(&f->flat), fc);
+    return 0;
+}
+
 /* ---- scenarios ---------------------------------------------------------- */
 
 #define SETUP_TIMEOUT 1800.0
@@ -801,6 +945,7 @@ static int sc_meetings(struct run *r, struct result *res)
     put_server(res, r, &m0, &m1);
     put_balancer(res, r, &m0, &m1, a.deliveries);
     jput(res, ",\"ack_p99_ms\":%.3f", ms(hist_quantile(&a.ack, 0.99)));
+    put_vs_floor(res, r, &a, &m0, &m1);
     if (cold) {
         jput(res,
              ",\"cold_joins\":%llu,\"cold_join_p50_ms\":%.3f,\"cold_join_p99_ms\":%.3f,"
@@ -933,6 +1078,7 @@ static int sc_persist(struct run *r, struct result *res)
     put_step(res, &a, &a.lat, "");
     put_errors(res, &a);
     put_server(res, r, &m0, &m1);
+    put_vs_floor(res, r, &a, &m0, &m1);
     snprintf(res->summary, sizeof res->summary, "%.0f acks/s, ack p99 %.2f ms (target %s)",
              (double)a.changes / secs, ms(hist_quantile(&a.ack, 0.99)),
              full ? ">= 10000/s with p99 < 20 ms" : ">= 50000/s");
@@ -1098,6 +1244,7 @@ static int sc_slow_readers(struct run *r, struct result *res)
     both.overrun += a.overrun;
     put_errors(res, &both);
     put_server(res, r, &m2, &m3);
+    put_vs_floor(res, r, &b, &m2, &m3);
     tput(res, "  %-14s rss max %llu KiB with slow readers, %llu KiB without\n", "memory",
          (unsigned long long)r->rss_max, (unsigned long long)rss_plain);
     snprintf(res->summary, sizeof res->summary,
@@ -1123,6 +1270,23 @@ static int run_scenario(const struct opts *o, struct bench_cfg *cfg, const char 
     snprintf(args, sizeof args, "%s%s%s", o->spawn_args ? o->spawn_args : "", extra_args ? " " : "",
              extra_args ? extra_args : "");
     fprintf(stderr, "refine-bench: %s ...\n", label);
+    r.cfg = cfg;
+    r.t = &t;
+    if (cfg->scenario == SC_FLOOR) {
+        jput(res,
+             "{\"scenario\":\"%s\",\"rooms\":%zu,\"per_room\":%zu,\"rate\":%.3f,"
+             "\"duration_s\":%.1f",
+             label, cfg->rooms, cfg->per_room, cfg->rate, cfg->duration);
+        rc = sc_floor(&r, o, res);
+        goto out;
+    }
+    /* The floor first, with nothing else of this run on the machine. */
+    double floor_s = o->floor_seconds >= 0 ? o->floor_seconds
+                     : cfg->scenario == SC_MEETINGS || cfg->scenario == SC_PERSIST
+                         ? (o->smoke ? 0.3 : 5)
+                         : 0;
+    if (floor_s > 0 && measure_floor(&r, o, floor_s))
+        fprintf(stderr, "refine-bench: no floor (%s); going on without it\n", r.why);
     if (o->spawn) {
         if (target_spawn(&t, o->spawn, args)) {
             snprintf(r.why, sizeof r.why, "could not start the server %s", o->spawn);
@@ -1149,6 +1313,8 @@ static int run_scenario(const struct opts *o, struct bench_cfg *cfg, const char 
          "{\"scenario\":\"%s\",\"procs\":%d,\"rooms\":%zu,\"per_room\":%zu,\"rate\":%.3f,"
          "\"duration_s\":%.1f",
          label, cfg->procs, cfg->rooms, cfg->per_room, cfg->rate, cfg->duration);
+    if (r.have_floor)
+        put_floor(res, &r);
     if (workers_start(&r)) {
         snprintf(r.why, sizeof r.why, "could not start the worker processes");
         goto out;
@@ -1239,7 +1405,7 @@ int main(int argc, char **argv)
     o.scenario = "meetings";
     o.rooms = o.per_room = o.clients = o.rate = o.duration = o.items = o.window = o.voters =
         o.repeats = o.events = o.max_p99 = o.rate_factor = o.max_steps = o.slow_pct = o.seed =
-            o.cold_every = o.cold_items = -1;
+            o.cold_every = o.cold_items = o.frame = o.floor_seconds = -1;
     enum {
         O_SPAWN = 256,
         O_SPAWN_ARGS,
@@ -1268,6 +1434,8 @@ int main(int argc, char **argv)
         O_SEED,
         O_COLD_EVERY,
         O_COLD_ITEMS,
+        O_FRAME,
+        O_FLOOR_SECONDS,
         O_VERBOSE,
         O_HELP
     };
@@ -1299,6 +1467,8 @@ int main(int argc, char **argv)
         {"seed", required_argument, 0, O_SEED},
         {"cold-every", required_argument, 0, O_COLD_EVERY},
         {"cold-items", required_argument, 0, O_COLD_ITEMS},
+        {"frame", required_argument, 0, O_FRAME},
+        {"floor-seconds", required_argument, 0, O_FLOOR_SECONDS},
         {"verbose", no_argument, 0, O_VERBOSE},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
@@ -1387,6 +1557,12 @@ int main(int argc, char **argv)
             break;
         case O_COLD_ITEMS:
             o.cold_items = v;
+            break;
+        case O_FRAME:
+            o.frame = v;
+            break;
+        case O_FLOOR_SECONDS:
+            o.floor_seconds = v;
             break;
         case O_VERBOSE:
             o.verbose = 1;
