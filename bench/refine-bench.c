@@ -692,14 +692,11 @@ static void put_balancer(struct result *res, const struct run *r, const struct c
         return;
     double wall = (double)(b->t - a->t) / 1e6, cpu = b->lb_cpu - a->lb_cpu;
     double per = deliveries ? 1e6 * cpu / (double)deliveries : 0;
-    double srv = deliveries && r->t->pid > 0 ? 1e6 * (b->cpu - a->cpu) / (double)deliveries : 0;
     jput(res,
-         ",\"balancer_cpu_s\":%.2f,\"balancer_cpu_pct\":%.1f,\"balancer_cpu_us_per_delivery\":%.3f,"
-         "\"server_cpu_us_per_delivery\":%.3f",
-         cpu, wall > 0 ? 100.0 * cpu / wall : 0, per, srv);
-    tput(res,
-         "  %-14s cpu %.2f s over %.1f s (%.0f%% of a core): %.2f us per delivery (server %.2f)\n",
-         "balancer", cpu, wall, wall > 0 ? 100.0 * cpu / wall : 0, per, srv);
+         ",\"balancer_cpu_s\":%.2f,\"balancer_cpu_pct\":%.1f,\"balancer_cpu_us_per_delivery\":%.3f",
+         cpu, wall > 0 ? 100.0 * cpu / wall : 0, per);
+    tput(res, "  %-14s cpu %.2f s over %.1f s (%.0f%% of a core): %.2f us per delivery\n",
+         "balancer", cpu, wall, wall > 0 ? 100.0 * cpu / wall : 0, per);
 }
 
 static void put_server(struct result *res, const struct run *r, const struct cpu_mark *a,
