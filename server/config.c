@@ -54,6 +54,10 @@ static const char USAGE[] =
     "                      default: the name stored in the database, or for a new one a\n"
     "                      generated name, i and 5 characters). A database keeps its name:\n"
     "                      started with another, the server refuses to start\n"
+    "  --trusted-proxy NET a reverse proxy (an address, or a network such as 10.0.0.0/8) whose\n"
+    "                      connections are counted and logged by the client address it sends\n"
+    "                      in X-Forwarded-For (its last entry); repeatable\n"
+    "                      (REFINE_TRUSTED_PROXY, comma-separated; default: none)\n"
     "  --print-protocol    print the operation tables of protocol/PROTOCOL.md and exit\n"
     "  --help              print this help and exit\n";
 
@@ -91,6 +95,28 @@ static int add_origins(struct config *c, const char *list, FILE *err)
             return RF_EBAD_REQUEST;
         }
         c->origins[c->norigins++] = tok;
+    }
+    return 0;
+}
+
+static int add_proxies(struct config *c, const char *list, FILE *err)
+{
+    char copy[1024];
+    snprintf(copy, sizeof copy, "%s", list);
+    for (char *save = NULL, *tok = strtok_r(copy, ", ", &save); tok;
+         tok = strtok_r(NULL, ", ", &save)) {
+        if (c->nproxies == CONFIG_MAX_PROXIES) {
+            fprintf(err, "refine-server: at most %d trusted proxies\n", CONFIG_MAX_PROXIES);
+            return RF_EBAD_REQUEST;
+        }
+        if (proxy_net_parse(tok, &c->proxies[c->nproxies])) {
+            fprintf(err,
+                    "refine-server: invalid --trusted-proxy '%s': an IP address or a network "
+                    "such as 10.0.0.0/8 (see --help)\n",
+                    tok);
+            return RF_EBAD_REQUEST;
+        }
+        c->nproxies++;
     }
     return 0;
 }
@@ -158,6 +184,8 @@ static int set_option(struct config *c, const char *name, const char *val, FILE 
         c->instance = val;
     } else if (strcmp(name, "allow-origin") == 0) {
         return add_origins(c, val, err);
+    } else if (strcmp(name, "trusted-proxy") == 0) {
+        return add_proxies(c, val, err);
     } else {
         fprintf(err, "refine-server: unknown option --%s (see --help)\n", name);
         return RF_EBAD_REQUEST;
@@ -190,7 +218,8 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
                 {"REFINE_TLS_CERT", "tls-cert"},
                 {"REFINE_TLS_KEY", "tls-key"},
                 {"REFINE_ALLOW_ORIGIN", "allow-origin"},
-                {"REFINE_INSTANCE", "instance"}};
+                {"REFINE_INSTANCE", "instance"},
+                {"REFINE_TRUSTED_PROXY", "trusted-proxy"}};
 
     memset(c, 0, sizeof *c);
     c->port = 8080;
@@ -214,7 +243,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
             return RF_EBAD_REQUEST;
         }
     }
-    int env_origins = (int)c->norigins;
+    int env_origins = (int)c->norigins, env_proxies = (int)c->nproxies;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -250,6 +279,10 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
         if (strcmp(name, "allow-origin") == 0 && env_origins >= 0) {
             c->norigins = 0; /* flags replace the environment's list */
             env_origins = -1;
+        }
+        if (strcmp(name, "trusted-proxy") == 0 && env_proxies >= 0) {
+            c->nproxies = 0; /* flags replace the environment's list */
+            env_proxies = -1;
         }
         if (set_option(c, name, val, err))
             return RF_EBAD_REQUEST;

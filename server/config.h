@@ -7,7 +7,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "proxy.h"
+
 #define CONFIG_MAX_ORIGINS 16
+#define CONFIG_MAX_PROXIES 16
 #define INSTANCE_NAME_MAX  16 /* an instance's name: 1..16 of [a-z0-9], a letter first */
 
 struct config {
@@ -30,6 +33,9 @@ struct config {
     const char *tls_key;                     /* --tls-key */
     const char *origins[CONFIG_MAX_ORIGINS]; /* --allow-origin (repeatable), REFINE_ALLOW_ORIGIN */
     size_t norigins;
+    struct proxy_net
+        proxies[CONFIG_MAX_PROXIES]; /* --trusted-proxy (repeatable), REFINE_TRUSTED_PROXY */
+    size_t nproxies;
     int print_protocol;   /* --print-protocol */
     const char *instance; /* --instance, REFINE_INSTANCE (NULL: the database's own name) */
 };

@@ -33,10 +33,16 @@ struct peer {
     size_t count;
 };
 
-static void peer_address(struct lws *wsi, char addr[64])
+/* The client's address: the peer's, or, when the peer is a trusted proxy
+ * (--trusted-proxy), the one it forwards in X-Forwarded-For. */
+static void peer_address(struct app *app, struct lws *wsi, char addr[PROXY_ADDR_MAX])
 {
-    if (!lws_get_peer_simple(wsi, addr, 64))
-        snprintf(addr, 64, "unknown");
+    char xff[256];
+    if (!lws_get_peer_simple(wsi, addr, PROXY_ADDR_MAX))
+        snprintf(addr, PROXY_ADDR_MAX, "unknown");
+    else if (proxy_trusted(app->cfg.proxies, app->cfg.nproxies, addr) &&
+             !header(wsi, WSI_TOKEN_X_FORWARDED_FOR, xff, sizeof xff))
+        proxy_forwarded(xff, addr);
 }
 
 static size_t peer_count(struct app *app, const char *addr)
@@ -215,7 +221,7 @@ static int confirm_upgrade(struct app *app, struct lws *wsi)
     int refused = refuse_version(wsi);
     if (refused)
         return refused;
-    peer_address(wsi, addr);
+    peer_address(app, wsi, addr);
     if (!app->stopping && peer_count(app, addr) >= app->cfg.max_conns_per_ip) {
         log_info("refused a WebSocket from %s: %zu connections already", addr,
                  peer_count(app, addr));
@@ -305,7 +311,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         if (!s->conn)
             return -1;
         handshake_path(wsi, s->conn->bound_room); /* "" for /ws */
-        peer_address(wsi, addr);
+        peer_address(app, wsi, addr);
         peer_add(app, s->conn, addr);
         /* Masks and ping bursts, which lws 4.1.6 gets wrong (wsguard.h);
          * a TLS socket is read through OpenSSL, not recv(): not guarded. */
