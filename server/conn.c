@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "frame.h"
 #include "log.h"
+#include "metrics.h"
 
 /* The reason text of each close code (at most 62 bytes: a close frame's
  * payload is 125 bytes, and conn_on_writeable's buffer 64). */
@@ -162,6 +163,7 @@ void conn_send(struct conn *c, struct frame *f)
             c->over_since = now;
         if (after > 4 * cap || now - c->over_since > QUEUE_GRACE_MS) {
             log_info("closing a connection whose outgoing queue stayed over %zu bytes", cap);
+            c->app->metrics.slow_drops++;
             queue_clear(c);
             conn_close(c, CONN_CLOSE_SLOW);
             return;
