@@ -210,7 +210,8 @@ int metrics_text(struct metrics *m, const struct metrics_gauges *g, char **out, 
           "Connections whose queue is over --max-queue (closed with 4001 if it stays so).",
           (double)g->slow_readers);
 
-    counter(&t, "refine_changes_total", "Changes committed (events in the database).", m->changes);
+    counter(&t, "refine_changes_total", "Changes committed: events written to the database.",
+            m->changes);
     counter(&t, "refine_deliveries_total",
             "Event and notice frames queued to the rooms' connections.", m->deliveries);
     counter(&t, "refine_messages_total", "WebSocket messages received.", m->messages);
