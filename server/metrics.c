@@ -1,11 +1,13 @@
 #include "metrics.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,18 +49,55 @@ void metrics_on_commit(struct metrics *m, double seconds, uint64_t records, uint
 
 /* ---- the process, from the kernel ---------------------------------------- */
 
-/* Open file descriptors: the entries of /proc/self/fd (its own included, taken off). */
+/* The size of the process' file descriptor table (FDSize in /proc/self/status), 0: unknown. */
+static long fd_table_size(void)
+{
+    char line[256];
+    long n = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "FDSize: %ld", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Open file descriptors. Listing /proc/self/fd (what Prometheus' own
+ * clients do) costs the kernel ~0.4 us an entry: 2 ms with 5,000
+ * connections, on the loop. Since Linux 6.2 the size that stat() gives
+ * that directory is the count, read from the descriptor table's bitmap:
+ * microseconds. On older kernels (its size is 0 there), one poll() of
+ * every slot of the table with no event asked and no wait, about a third
+ * of the listing's cost: a closed slot answers POLLNVAL, an open one
+ * anything else. The listing when the table's size cannot be read. */
 static long open_fds(void)
 {
+    struct stat st;
+    if (stat("/proc/self/fd", &st) == 0 && st.st_size > 0)
+        return (long)st.st_size;
+    long size = fd_table_size();
+    struct pollfd *p = size > 0 ? malloc((size_t)size * sizeof *p) : NULL;
+    long n = 0;
+    if (p) {
+        for (long i = 0; i < size; i++)
+            p[i] = (struct pollfd){.fd = (int)i, .events = 0};
+        if (poll(p, (nfds_t)size, 0) >= 0) {
+            for (long i = 0; i < size; i++)
+                n += !(p[i].revents & POLLNVAL);
+            free(p);
+            return n;
+        }
+        free(p);
+    }
     DIR *d = opendir("/proc/self/fd");
     if (!d)
         return -1;
-    long n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
         n += e->d_name[0] != '.';
     closedir(d);
-    return n - 1;
+    return n - 1; /* the listing's own */
 }
 
 /* Resident and virtual memory in bytes from /proc/self/statm (0: unknown). */

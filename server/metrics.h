@@ -5,10 +5,12 @@
  * integers bumped on the loop thread where things happen: no lock, no
  * atomic. The commit histograms take what the store's writer thread
  * measured, handed over with the commit (store_last_batch(), read in the
- * on_commit hook on the loop thread). Gauges are not kept here: they are
- * counted from the connections and the rooms at each scrape (struct
- * metrics_gauges), and the process' figures read from the kernel then. The
- * text is built only on a scrape. */
+ * on_commit hook on the loop thread). The connections' gauges are kept
+ * here too, as they change (conn.c: walking thousands of connections at a
+ * scrape would cost a cache miss each); the participants online are
+ * counted in the rooms in memory at each scrape (struct metrics_gauges),
+ * and the process' figures read from the kernel then. The text is built
+ * only on a scrape. */
 #ifndef REFINE_METRICS_H
 #define REFINE_METRICS_H
 
@@ -30,19 +32,24 @@ struct metrics_hist {
 };
 
 struct metrics {
-    uint64_t changes;                   /* events committed (acknowledged changes) */
-    uint64_t deliveries;                /* event and notice frames queued to connections */
-    uint64_t messages;                  /* WebSocket messages received */
-    uint64_t storage_failures;          /* transactions that failed (nothing of them committed) */
-    uint64_t rate_limited;              /* messages refused with rate_limited */
-    uint64_t slow_drops;                /* connections closed for their queue (4001) */
-    uint64_t joins;                     /* joins that succeeded */
+    uint64_t changes;          /* events committed (acknowledged changes) */
+    uint64_t deliveries;       /* event and notice frames queued to connections */
+    uint64_t messages;         /* WebSocket messages received */
+    uint64_t storage_failures; /* transactions that failed (nothing of them committed) */
+    uint64_t rate_limited;     /* messages refused with rate_limited */
+    uint64_t slow_drops;       /* connections closed for their queue (4001) */
+    uint64_t joins;            /* joins that succeeded */
+    /* Gauges kept as they change (conn.c): */
+    uint64_t connections;  /* open WebSockets (on app->conns) */
+    uint64_t queued_bytes; /* the sum of their qbytes */
+    uint64_t slow_readers; /* those over --max-queue (over_since set), until closed or gone */
     struct metrics_hist commit_seconds; /* the writer's transaction time per batch */
     struct metrics_hist batch_records;  /* records per batch */
     double start_time;                  /* the process' start (Unix s), read once (0: not yet) */
 };
 
-/* What is counted at a scrape (net_metrics.c gathers them). */
+/* The gauges of a scrape (net_metrics.c gathers them: struct metrics' own,
+ * and what it counts in the rooms in memory). */
 struct metrics_gauges {
     const char *instance;         /* the instance's name (may be "") */
     uint64_t connections;         /* open WebSockets */

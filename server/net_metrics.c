@@ -1,11 +1,9 @@
-/* GET /metrics: the gauges counted from the connections and the rooms in
- * memory at each scrape, and metrics.h's text. A walk of every connection
- * and every loaded room, on the loop thread: cheap next to what those
- * connections and rooms cost the loop every second (docs/BENCHMARKS.md). */
+/* GET /metrics: the gauges of a scrape (the connections' as conn.c keeps
+ * them; the participants online counted in the rooms in memory, a walk of
+ * each room's voters) and metrics.h's text. */
 #include <stdlib.h>
 
 #include "app.h"
-#include "conn.h"
 #include "errors.h"
 #include "metrics.h"
 #include "net_int.h"
@@ -21,15 +19,13 @@ static void count_room(struct room *r, void *arg)
 
 void net_metrics_gauges(struct app *app, struct metrics_gauges *g)
 {
-    *g = (struct metrics_gauges){
-        .instance = app->instance, .rooms_loaded = app->rooms.count, .rooms = app->room_count};
-    list_each(l, &app->conns)
-    {
-        const struct conn *c = conn_of_all(l);
-        g->connections++;
-        g->queued_bytes += c->qbytes;
-        g->slow_readers += c->over_since != 0 && !c->close_code;
-    }
+    const struct metrics *m = &app->metrics;
+    *g = (struct metrics_gauges){.instance = app->instance,
+                                 .connections = m->connections,
+                                 .rooms_loaded = app->rooms.count,
+                                 .rooms = app->room_count,
+                                 .queued_bytes = m->queued_bytes,
+                                 .slow_readers = m->slow_readers};
     room_each(app, count_room, g);
 }
 
