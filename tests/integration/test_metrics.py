@@ -18,6 +18,7 @@ parsed with Debian's python3-prometheus-client, and its figures moving with the 
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import time
 import unittest
@@ -25,7 +26,7 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AsyncTestCase, ROOT, Server, create_room, http_get, join,  # noqa: E402
-                     raw_http, summarize)
+                     raw_http, server_binary, summarize)
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from test_hardening import raw_ws  # noqa: E402  (a WebSocket with a small SO_RCVBUF)
 
@@ -134,7 +135,11 @@ class FormatTests(MetricsCase):
         documented = dict(re.findall(r"^\| `([a-z_]+)` \| (counter|gauge|histogram) \|",
                                      section[1].split("\n## ", 1)[0], re.M))
         self.assertEqual(documented, EXPECTED, "PROTOCOL.md's metrics table")
-        async with Server() as srv:
+        # --instance (issue 13's part 1) names the instance; a build without it has no name
+        helptext = subprocess.run([server_binary(), "--help"], capture_output=True,
+                                  text=True).stdout
+        named = "--instance" in helptext
+        async with Server(*(["--instance", "m1"] if named else [])) as srv:
             self.server = srv
             m = scrape(srv.port)
             self.assertEqual(m.headers.get("content-type"),
@@ -148,8 +153,9 @@ class FormatTests(MetricsCase):
             for name, typ in EXPECTED.items():
                 self.assertIn("# TYPE %s %s\n" % (name, typ), m.text, "TYPE line of %s" % name)
                 self.assertIn("# HELP %s " % name, m.text, "HELP line of %s" % name)
-            self.assertIn((("instance", ""),), [tuple(sorted(s.labels.items())) for s in
-                                               m.family("refine_instance_info").samples])
+            self.assertEqual([(s.labels, s.value) for s in
+                              m.family("refine_instance_info").samples],
+                             [({"instance": "m1" if named else ""}, 1.0)])
             self.assertHistograms(m)
             # the process, from the kernel
             with open("/proc/%d/status" % srv.proc.pid) as f:
