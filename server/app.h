@@ -10,6 +10,7 @@
 #include "config.h"
 #include "list.h"
 #include "map.h"
+#include "metrics.h"
 
 struct loader;
 struct store;
@@ -32,6 +33,7 @@ struct app {
     char *web_root;              /* --web DIR, resolved; NULL: the web client built in (web.h) */
     struct lws_http_mount mount; /* net.c: "/", every HTTP request to its callback */
     uint64_t room_count;         /* rooms in the database */
+    struct metrics metrics;      /* counters for GET /metrics (metrics.h) */
     struct list conns;           /* every open WebSocket connection (conn.all_link) */
     uint64_t join_serial;        /* stamps joins and outgoing broadcasts (see outbox.h) */
     uv_prepare_t turn_end;       /* end of each loop turn: group commit, release output */

@@ -7,6 +7,7 @@
 #include "errors.h"
 #include "frame.h"
 #include "log.h"
+#include "metrics.h"
 
 /* The reason text of each close code (at most 62 bytes: a close frame's
  * payload is 125 bytes, and conn_on_writeable's buffer 64). */
@@ -49,6 +50,7 @@ struct conn *conn_new(struct app *app, struct lws *wsi)
     list_init(&c->hint.link);
     msgq_init(&c->held);
     list_push(&app->conns, &c->all_link);
+    app->metrics.connections++;
     return c;
 }
 
@@ -67,7 +69,9 @@ static void queue_clear(struct conn *c)
     for (uint32_t i = keep; i < c->qlen; i++)
         frame_unref(c->q[(c->qhead + i) % c->qcap].f);
     c->qlen = keep;
+    c->app->metrics.queued_bytes -= c->qbytes;
     c->qbytes = keep && !c->q[c->qhead].answer ? c->q[c->qhead].f->len : 0;
+    c->app->metrics.queued_bytes += c->qbytes;
     if (!keep)
         c->qhead = c->qoff = 0;
 }
@@ -140,6 +144,7 @@ static void queue_push(struct conn *c, struct frame *f, bool answer)
     c->q[(c->qhead + c->qlen++) % c->qcap] = (struct conn_qent){frame_ref(f), answer};
     if (!answer)
         c->qbytes += f->len;
+    c->app->metrics.queued_bytes += answer ? 0 : f->len;
     if (list_empty(&c->dirty_link)) /* written at the end of the turn (conn_flush) */
         list_push(&c->app->dirty, &conn_ref(c)->dirty_link);
 }
@@ -158,10 +163,12 @@ void conn_send(struct conn *c, struct frame *f)
     size_t cap = c->app->cfg.max_queue, after = c->qbytes + f->len;
     if (after > cap) {
         uint64_t now = uv_now(c->app->loop);
+        c->app->metrics.slow_readers += !c->over_since; /* over from now on */
         if (!c->over_since)
             c->over_since = now;
         if (after > 4 * cap || now - c->over_since > QUEUE_GRACE_MS) {
             log_info("closing a connection whose outgoing queue stayed over %zu bytes", cap);
+            c->app->metrics.slow_drops++;
             queue_clear(c);
             conn_close(c, CONN_CLOSE_SLOW);
             return;
@@ -189,8 +196,11 @@ static void queue_pop(struct conn *c)
     c->qoff = 0;
     if (!e.answer)
         c->qbytes -= e.f->len;
-    if (c->qbytes <= c->app->cfg.max_queue)
+    c->app->metrics.queued_bytes -= e.answer ? 0 : e.f->len;
+    if (c->qbytes <= c->app->cfg.max_queue) {
+        c->app->metrics.slow_readers -= c->over_since != 0; /* under again */
         c->over_since = 0;
+    }
     frame_unref(e.f);
 }
 
@@ -246,6 +256,8 @@ void conn_close(struct conn *c, int code)
     if (!c->wsi || c->close_code)
         return;
     c->close_code = code;
+    c->app->metrics.slow_readers -= c->over_since != 0; /* closing: no longer counted */
+    c->over_since = 0;
     if (code == CONN_CLOSE_TOO_BIG || code == CONN_CLOSE_SLOW)
         queue_clear(c);
     /* If the peer does not read, the close frame cannot go out either: lws
@@ -384,5 +396,8 @@ void conn_on_closed(struct conn *c)
     c->wsi = NULL;
     queue_clear(c);
     list_remove(&c->all_link);
+    c->app->metrics.connections--;
+    c->app->metrics.slow_readers -= c->over_since != 0; /* gone: no longer a reader */
+    c->over_since = 0;
     conn_unref(c);
 }

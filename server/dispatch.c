@@ -14,6 +14,7 @@
 #include "product_ops.h"
 #include "loader.h"
 #include "log.h"
+#include "metrics.h"
 #include "poker_ops.h"
 #include "prio_ops.h"
 #include "req.h"
@@ -163,6 +164,7 @@ static void handle(struct conn *c, const void *data, size_t len, bool binary, in
         }
     }
     rc = HANDLERS[r.op->id](&r);
+    c->app->metrics.joins += !rc && r.op->id == OP_JOIN && c->room; /* not a join that waits */
     if (r.room && c->room == r.room)
         health_ops_flush(c->app, r.room); /* what the operation changed in the room's health */
     if (!rc && r.wait_room)
@@ -170,6 +172,7 @@ static void handle(struct conn *c, const void *data, size_t len, bool binary, in
     if (rc == RF_ENOMEM)
         log_error("out of memory handling '%s'", r.op->name);
 reply:
+    c->app->metrics.rate_limited += rc == RF_ERATE_LIMITED;
     if (rc)
         req_error_fields(c, r.has_id, r.id, rc, r.why, &r.fields);
 out:
@@ -224,6 +227,7 @@ static int wait_for_room(struct req *r, const void *data, size_t len, bool binar
 
 void dispatch_message(struct conn *c, const void *data, size_t len, bool binary)
 {
+    c->app->metrics.messages++;
     if (c->close_code || c->app->stopping)
         return;
     /* Every message takes a token, junk included; a refused one is still

@@ -496,6 +496,8 @@ static int http_request(struct app *app, struct lws *wsi, struct http_session *s
         return respond_with(wsi, s, ok ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
                             "text/plain", body, strlen(body), body, &h);
     }
+    if (strcmp(path, "/metrics") == 0)
+        return net_metrics(app, wsi, s);
     char room[ROOM_ID_MAX + 1];
     if (ws_path(path, room))
         return respond_error(wsi, s, 426, RF_EBAD_REQUEST,

@@ -69,6 +69,11 @@ int api_request(struct app *app, struct lws *wsi, struct http_session *s, const 
  * import waits for is dropped. */
 void api_drop(struct app *app, struct http_session *s);
 
+/* net_metrics.c: GET /metrics (metrics.h), and the gauges it counts at each scrape. */
+struct metrics_gauges;
+int net_metrics(struct app *app, struct lws *wsi, struct http_session *s);
+void net_metrics_gauges(struct app *app, struct metrics_gauges *g);
+
 /* net_import.c: POST /api/rooms/{room}/import (import.h). */
 bool http_import_path(const char *path);
 /* The request's headers: 0 to read its body (http_import_body), else as respond_error. */

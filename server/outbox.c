@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "frame.h"
 #include "log.h"
+#include "metrics.h"
 #include "reply.h"
 #include "room.h"
 #include "store.h"
@@ -62,7 +63,6 @@ void outbox_free(struct outbox *ob)
 
 static void deliver(struct app *app, struct entry *e)
 {
-    (void)app;
     if (!e->room) {
         if (e->answer)
             conn_send_answer(e->conn, e->frame);
@@ -74,8 +74,10 @@ static void deliver(struct app *app, struct entry *e)
     {
         struct conn *c = conn_of_room(l);
         if (c != e->conn && c->join_serial < e->serial &&
-            !(e->actors_only && c->part->role == ROLE_OBSERVER))
+            !(e->actors_only && c->part->role == ROLE_OBSERVER)) {
             conn_send(c, e->frame);
+            app->metrics.deliveries += !c->close_code && (c->wsi || c->sink); /* queued */
+        }
     }
 }
 
@@ -208,6 +210,9 @@ void outbox_release(struct app *app)
 
 void outbox_on_commit(void *app)
 {
+    struct app *a = app;
+    const struct store_batch_info *b = store_last_batch(a->store);
+    metrics_on_commit(&a->metrics, b->seconds, b->records, b->events, b->ok);
     outbox_release(app);
 }
 

@@ -73,6 +73,16 @@ void store_close(struct store *s);
 uint64_t store_added(const struct store *s);
 uint64_t store_durable(const struct store *s);
 
+/* The batch whose commit (or failure) the hooks are reporting: the writer
+ * thread's time for its transaction, its records and, when it committed,
+ * its events. Valid on the loop thread during on_fail and on_commit. */
+struct store_batch_info {
+    double seconds;
+    uint64_t records, events;
+    bool ok;
+};
+const struct store_batch_info *store_last_batch(const struct store *s);
+
 /* Record appenders. Every pointer argument is borrowed (copied). Each returns
  * 0 or RF_ENOMEM (then nothing was appended).
  *

@@ -50,6 +50,7 @@ struct batch {
     char *mem; /* the arena */
     size_t used, memcap;
     int ok;
+    struct store_batch_info info; /* the writer's figures of it (store_last_batch) */
 };
 
 static inline const char *rec_str(const struct batch *b, size_t off)
@@ -81,6 +82,7 @@ struct store {
     struct batch *done;     /* under mu: the writer finished this one */
     int quit;               /* under mu: stops the writer */
     uint64_t added, durable;
+    struct store_batch_info last; /* loop thread: the batch the hooks report */
     uint64_t restores, rooms;
     int64_t events;           /* writer thread: committed events (server_state) */
     int64_t events_committed; /* under mu: the same, for the checkpointer */

@@ -93,12 +93,14 @@ static int write_rec(struct store *s, const struct batch *bt, const struct rec *
 static int write_batch(struct store *s, struct batch *b)
 {
     int64_t events = 0;
+    b->info.records = b->info.events = 0;
     if (store__exec(s->wdb, "BEGIN IMMEDIATE"))
         return 0;
     for (size_t i = 0; i < b->n; i++) {
         if (write_rec(s, b, &b->v[i]))
             goto fail;
         events += b->v[i].kind == REC_EVENT;
+        b->info.records += b->v[i].kind != REC_SKIP;
     }
     if (events) {
         sqlite3_bind_int64(s->w_events, 1, events);
@@ -110,6 +112,7 @@ static int write_batch(struct store *s, struct batch *b)
     if (store__exec(s->wdb, "COMMIT"))
         goto fail;
     s->events += events;
+    b->info.events = (uint64_t)events;
     return 1;
 fail:
     store__exec(s->wdb, "ROLLBACK");
@@ -202,7 +205,12 @@ void *store__writer_main(void *arg)
         struct batch *b = s->inflight;
         s->work_ready = 0;
         pthread_mutex_unlock(&s->mu);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
         b->ok = write_batch(s, b);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        b->info.seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        b->info.ok = b->ok;
         wrote = 1;
         pthread_mutex_lock(&s->mu);
         s->events_committed = s->events;
@@ -229,6 +237,7 @@ void *store__writer_main(void *arg)
 void store__finish(struct store *s, struct batch *b, int notify)
 {
     s->inflight = NULL;
+    s->last = b->info;
     if (!b->ok) {
         const char **rooms = malloc((b->n ? b->n : 1) * sizeof *rooms);
         size_t nrooms = 0;
@@ -282,4 +291,9 @@ int store__on_wal(void *arg, sqlite3 *db, const char *name, int pages)
     (void)name;
     ((struct store *)arg)->wal_pages = pages;
     return SQLITE_OK;
+}
+
+const struct store_batch_info *store_last_batch(const struct store *s)
+{
+    return &s->last;
 }
