@@ -23,6 +23,10 @@ const char *rf_err_code(int err)
         return "rate_limited";
     case RF_EROOM_FULL:
         return "room_full";
+    case RF_EMOVED:
+        return "moved";
+    case RF_EUNAVAILABLE:
+        return "unavailable";
     default:
         return "internal";
     }

@@ -20,6 +20,7 @@ struct conn;
 
 struct app {
     struct config cfg;
+    char instance[17]; /* --instance, or the database's own name */
     uv_loop_t *loop;
     struct lws_context *lws;
     struct lws_vhost *vhost;

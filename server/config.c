@@ -49,6 +49,11 @@ static const char USAGE[] =
     "  --allow-origin O    also accept WebSocket handshakes from browser origin O, e.g.\n"
     "                      https://refine.example.com; repeatable (REFINE_ALLOW_ORIGIN,\n"
     "                      comma-separated). The server's own origin is always allowed.\n"
+    "  --admin-token T     the operator's token for the admin endpoints (moving a room:\n"
+    "                      scripts/move-room), sent as Authorization: Bearer T\n"
+    "                      (REFINE_ADMIN_TOKEN; unset: no admin endpoints)\n"
+    "  --instance NAME     this instance's name: 1 to 16 of a-z0-9, a letter first; its\n"
+    "                      new rooms' ids start with NAME. (REFINE_INSTANCE)\n"
     "  --print-protocol    print the operation tables of protocol/PROTOCOL.md and exit\n"
     "  --help              print this help and exit\n";
 
@@ -78,6 +83,17 @@ static int add_origins(struct config *c, const char *list, FILE *err)
         c->origins[c->norigins++] = tok;
     }
     return 0;
+}
+
+bool config_instance_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 16 || s[0] < 'a' || s[0] > 'z')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9')))
+            return false;
+    return true;
 }
 
 static int set_option(struct config *c, const char *name, const char *val, FILE *err)
@@ -134,6 +150,14 @@ static int set_option(struct config *c, const char *name, const char *val, FILE 
         c->tls_key = val;
     } else if (strcmp(name, "allow-origin") == 0) {
         return add_origins(c, val, err);
+    } else if (strcmp(name, "admin-token") == 0) {
+        if (strlen(val) < 16 || strlen(val) > 100)
+            goto bad;
+        c->admin_token = val;
+    } else if (strcmp(name, "instance") == 0) {
+        if (!config_instance_valid(val))
+            goto bad;
+        c->instance = val;
     } else {
         fprintf(err, "refine-server: unknown option --%s (see --help)\n", name);
         return RF_EBAD_REQUEST;
@@ -165,7 +189,9 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
                 {"REFINE_CACHE_MB", "cache-mb"},
                 {"REFINE_TLS_CERT", "tls-cert"},
                 {"REFINE_TLS_KEY", "tls-key"},
-                {"REFINE_ALLOW_ORIGIN", "allow-origin"}};
+                {"REFINE_ALLOW_ORIGIN", "allow-origin"},
+                {"REFINE_ADMIN_TOKEN", "admin-token"},
+                {"REFINE_INSTANCE", "instance"}};
 
     memset(c, 0, sizeof *c);
     c->port = 8080;

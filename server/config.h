@@ -3,6 +3,7 @@
 #ifndef REFINE_CONFIG_H
 #define REFINE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -29,11 +30,16 @@ struct config {
     const char *origins[CONFIG_MAX_ORIGINS]; /* --allow-origin (repeatable), REFINE_ALLOW_ORIGIN */
     size_t norigins;
     int print_protocol; /* --print-protocol */
+    const char *admin_token; /* --admin-token, REFINE_ADMIN_TOKEN (NULL: no admin endpoints) */
+    const char *instance;    /* --instance, REFINE_INSTANCE */
 };
 
 /* Fills c from defaults, the environment and argv. Returns 0 to run, 1 when
  * --help or --print-protocol was handled (exit 0), or a negative RF_E* code
  * (RF_EBAD_REQUEST: a usage error, a message printed to err). */
+/* Whether s is an instance name: 1..16 of [a-z0-9], a letter first. */
+bool config_instance_valid(const char *s);
+
 int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err);
 
 #endif

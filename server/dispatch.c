@@ -162,6 +162,11 @@ static void handle(struct conn *c, const void *data, size_t len, bool binary, in
             goto reply;
         }
     }
+    if ((r.op->flags & OPF_CHANGES) && r.room && r.room->moving) {
+        rc = req_fail(&r, RF_EUNAVAILABLE,
+                      "The room is being moved to another instance; try again in a moment.");
+        goto reply;
+    }
     rc = HANDLERS[r.op->id](&r);
     if (r.room && c->room == r.room)
         health_ops_flush(c->app, r.room); /* what the operation changed in the room's health */
@@ -208,7 +213,7 @@ static void on_room_loaded(void *arg, struct room *room, int err)
 static int wait_for_room(struct req *r, const void *data, size_t len, bool binary)
 {
     struct conn *c = r->conn;
-    char id[TOKEN_LEN + 1];
+    char id[ROOM_ID_MAX + 1];
     snprintf(id, sizeof id, "%.*s", (int)r->wait_room->via.str.size, r->wait_room->via.str.ptr);
     struct msgq_entry *join = msgq_entry_new(data, len, binary, 0);
     if (!join)

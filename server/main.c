@@ -109,6 +109,8 @@ int main(int argc, char **argv)
     if (rc)
         return rc > 0 ? 0 : 2;
     log_set_level(app.cfg.log_level);
+    /* MOVE's minimal stand-in for HOME's instance name (issue #13): --instance only. */
+    snprintf(app.instance, sizeof app.instance, "%s", app.cfg.instance ? app.cfg.instance : "");
     if (!dispatch_table_complete()) {
         log_error("an operation of the table has no handler (server/dispatch.c)");
         return 1;

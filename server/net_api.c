@@ -24,6 +24,7 @@ void api_drop(struct app *app, struct http_session *s)
     export_abandon(s->job); /* the worker finishes; its result is dropped */
     s->job = NULL;
     http_import_drop(s);
+    net_move_drop(s);
     free(s->later.body);
     s->later = (struct later){0};
 }
@@ -104,6 +105,9 @@ int api_request(struct app *app, struct lws *wsi, struct http_session *s, const 
 {
     char uri[160], auth[128], fmt[32];
     const char *prefix = "/api/rooms/", *suffix = "/export";
+    net_move_drop(s); /* what a move's step before it on this connection left */
+    if (net_move_claims(app, path))
+        return net_move_request(app, wsi, s, path, post);
     if (post && http_import_path(path))
         return http_import_request(wsi, s, path);
     if (http_import_path(path))
@@ -137,11 +141,11 @@ int api_request(struct app *app, struct lws *wsi, struct http_session *s, const 
     /* not lws' 5 s keep-alive timeout: a large room's load may take longer */
     lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, EXPORT_TIMEOUT_S);
     struct room *r = room_find(app, id, idlen);
-    if (r || idlen > TOKEN_LEN) {
+    if (r || idlen > ROOM_ID_MAX) {
         export_ready(s, r, RF_ENOT_FOUND);
         return 0;
     }
-    char rid[TOKEN_LEN + 1];
+    char rid[ROOM_ID_MAX + 1];
     snprintf(rid, sizeof rid, "%.*s", (int)idlen, id);
     int rc = loader_load(app->loader, rid, on_export_room, s);
     if (rc)

@@ -163,7 +163,7 @@ int http_import_request(struct lws *wsi, struct http_session *s, const char *pat
         return respond_error(wsi, s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
                              "Send the room's facilitator or owner token as Authorization: "
                              "Bearer <token>.");
-    if (idlen > TOKEN_LEN)
+    if (idlen > ROOM_ID_MAX)
         return respond_error(wsi, s, HTTP_STATUS_UNAUTHORIZED, RF_EAUTH_FAILED,
                              "This token does not open that room.");
     snprintf(s->token, sizeof s->token, "%s", auth + 7);
@@ -220,6 +220,8 @@ void http_import_body(struct http_session *s, const void *in, size_t len)
 
 int http_import_done(struct app *app, struct http_session *s)
 {
+    if (s->move_op)
+        return net_move_body_done(app, s);
     if (s->too_large) {
         error_later(s, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, RF_ETOO_LARGE,
                     "The file is larger than the 32 MiB an import takes.");

@@ -30,6 +30,10 @@ struct kano_survey;
 struct undo_rec;
 struct storymap;
 
+/* A room id: "<instance>.<token>" (at most 16 + 1 + 22 bytes), or a bare
+ * token (rooms made by older versions). */
+#define ROOM_ID_MAX 39
+
 /* The crowd rule. A room that knows more than ROOM_CROWD participants (all
  * of them, online or not: nparts, which never shrinks, so a room once crowded
  * stays crowded, also when it is loaded again) aggregates its observers'
@@ -58,7 +62,7 @@ struct participant {
 };
 
 struct room {
-    char id[TOKEN_LEN + 1];
+    char id[ROOM_ID_MAX + 1];
     char epoch_base[TOKEN_LEN + 1]; /* random, from the room's creation */
     char epoch[TOKEN_LEN + 24];     /* epoch_base, plus the number of restores if any: it
                                        changes when the room's history may have been lost */
@@ -116,6 +120,7 @@ struct room {
     struct list hinting; /* the connections holding a hint (hint.h; conn.hint.link) */
     uint32_t refs;
     bool dead; /* dropped from memory after a storage failure */
+    bool moving; /* being moved to another instance (move.h): every change refused */
 };
 
 /* A new room with one reference and nothing in it yet (room_ops_create and

@@ -11,6 +11,7 @@
 #include "health_ops.h"
 #include "hint.h"
 #include "log.h"
+#include "move.h"
 #include "outbox.h"
 #include "poker_ops.h"
 #include "presence.h"
@@ -85,8 +86,10 @@ int room_ops_join(struct req *q)
         return req_fail(q, RF_EBAD_REQUEST, "Send pid and secret together to rejoin.");
     if (!pid && !tok)
         return req_fail(q, RF_EBAD_REQUEST, "Send a token, or pid and secret to rejoin.");
+    if (move_refuse_join(q, rid))
+        return 0; /* the room moved away: `moved` answered */
     struct room *r = room_find(app, rid->via.str.ptr, rid->via.str.size);
-    if (!r && !q->load_err && rid->via.str.size <= TOKEN_LEN) {
+    if (!r && !q->load_err && rid->via.str.size <= ROOM_ID_MAX) {
         q->wait_room = rid; /* loaded off the loop, then this join again */
         return 0;
     }

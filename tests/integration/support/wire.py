@@ -11,7 +11,8 @@ URLSAFE_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 RANK_RE = re.compile(r"^[0-9A-Za-z]+$")
 ROLES = ("facilitator", "owner", "member", "observer")
 ERROR_CODES = ("bad_request", "unknown_op", "not_joined", "auth_failed", "forbidden",
-               "not_found", "conflict", "too_large", "rate_limited", "room_full", "internal")
+               "not_found", "conflict", "too_large", "rate_limited", "room_full", "internal",
+               "moved", "unavailable")
 ITEM_FIELDS = ("id", "title", "kind", "persona", "goal", "benefit", "notes", "acceptance",
                "estimate", "value", "moscow", "status", "parent", "rank", "labels", "updated_at",
                "business_value", "time_criticality", "risk_reduction")
