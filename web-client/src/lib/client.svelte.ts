@@ -910,6 +910,7 @@ export class RoomClient implements RoomApi {
     if (!creds || to === creds.room) return;
     const from = creds.room;
     storage.moveRoom(from, to);
+    this.notice = null; // "being moved" is over
     if (typeof location !== "undefined" && typeof history !== "undefined") {
       const r = parseHash(location.hash);
       if (r.room === from) {
