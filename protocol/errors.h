@@ -19,8 +19,11 @@ enum rf_err {
     RF_EROOM_FULL = -10,
     RF_EINTERNAL = -11,
     RF_ENOMEM = -12, /* reaches clients as "internal" */
-    RF_EMOVED = -14,       /* the room moved to another instance (its new id and home) */
-    RF_EUNAVAILABLE = -15, /* the room is being moved: try again in a moment */
+
+    /* The room moved to another instance (the reply names its new id and home). */
+    RF_EMOVED = -14,
+    /* The room is being moved to another instance: try again in a moment. */
+    RF_EUNAVAILABLE = -15,
 };
 
 /* The protocol's name for an error code ("bad_request", ...). Never NULL. */

@@ -30,8 +30,11 @@ struct config {
     const char *origins[CONFIG_MAX_ORIGINS]; /* --allow-origin (repeatable), REFINE_ALLOW_ORIGIN */
     size_t norigins;
     int print_protocol; /* --print-protocol */
-    const char *admin_token; /* --admin-token, REFINE_ADMIN_TOKEN (NULL: no admin endpoints) */
-    const char *instance;    /* --instance, REFINE_INSTANCE */
+
+    /* --admin-token, REFINE_ADMIN_TOKEN (NULL: no admin endpoints) */
+    const char *admin_token;
+    /* --instance, REFINE_INSTANCE */
+    const char *instance;
 };
 
 /* Fills c from defaults, the environment and argv. Returns 0 to run, 1 when

@@ -416,8 +416,8 @@ static int make_parse(struct move_make *m)
         goto out;
     }
     if (!room || room->type != MSGPACK_OBJECT_STR || !room->via.str.size ||
-        room->via.str.size > ROOM_ID_MAX || !codec_get_uint(&o, "seq", &m->seq) ||
-        !st || st->type != MSGPACK_OBJECT_MAP || !codec_get_uint(st, "created_at", &created)) {
+        room->via.str.size > ROOM_ID_MAX || !codec_get_uint(&o, "seq", &m->seq) || !st ||
+        st->type != MSGPACK_OBJECT_MAP || !codec_get_uint(st, "created_at", &created)) {
         rc = make_fail(m, "The archive needs \"room\", \"seq\" and \"state\" with \"created_at\".");
         goto out;
     }

@@ -22,8 +22,8 @@
 #include "store.h"
 #include "token.h"
 
-#define WAIT_POLL_MS 5
-#define MOVE_TIMEOUT_S 120 /* a move's step (a large room's archive, its rows committed) at most */
+#define WAIT_POLL_MS   5   /* how often a step looks whether its rows are committed */
+#define MOVE_TIMEOUT_S 120 /* a step (a large room's archive, its rows committed) at most */
 
 enum { OP_NONE, OP_MOVE, OP_MAKE, OP_FINISH, OP_ABORT };
 
@@ -305,9 +305,9 @@ bool net_move_claims(struct app *app, const char *path)
 {
     char room[ROOM_ID_MAX + 1];
     size_t n = path_room(path, room, sizeof room);
-    if (n && (store_moved_to(app->store, room, n) || strcmp(path + 11 + n, "/move") == 0 ||
-              strcmp(path + 11 + n, "/move/finish") == 0 ||
-              strcmp(path + 11 + n, "/move/abort") == 0))
+    if (n &&
+        (store_moved_to(app->store, room, n) || strcmp(path + 11 + n, "/move") == 0 ||
+         strcmp(path + 11 + n, "/move/finish") == 0 || strcmp(path + 11 + n, "/move/abort") == 0))
         return true;
     return strncmp(path, "/api/instances/", 15) == 0;
 }

@@ -120,7 +120,9 @@ struct room {
     struct list hinting; /* the connections holding a hint (hint.h; conn.hint.link) */
     uint32_t refs;
     bool dead; /* dropped from memory after a storage failure */
-    bool moving; /* being moved to another instance (move.h): every change refused */
+
+    /* Being moved to another instance (move.h): every change refused. */
+    bool moving;
 };
 
 /* A new room with one reference and nothing in it yet (room_ops_create and

@@ -41,7 +41,8 @@ static const char *const MIGRATIONS[] = {
      " data BLOB NOT NULL, PRIMARY KEY(room, item)) WITHOUT ROWID;"),
     /* 5: the instance's name (names.key 'instance'); rooms moved away (moved) */
     "CREATE TABLE names(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
-    "CREATE TABLE moved(room TEXT PRIMARY KEY, to_room TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;",
+    "CREATE TABLE moved(room TEXT PRIMARY KEY, to_room TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT "
+    "ROWID;",
 };
 
 static const char *const WRITE_SQL[REC__COUNT] = {

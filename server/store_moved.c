@@ -48,8 +48,7 @@ int store__load_moved(struct store *s)
 {
     sqlite3_stmt *st;
     int rc = 0;
-    if (sqlite3_prepare_v2(s->wdb, "SELECT room, to_room FROM moved", -1, &st, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->wdb, "SELECT room, to_room FROM moved", -1, &st, NULL) != SQLITE_OK) {
         log_error("sqlite: %s (reading the moved rooms)", sqlite3_errmsg(s->wdb));
         return RF_EINTERNAL;
     }

@@ -16,7 +16,7 @@ import unittest
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ROOT, AsyncTestCase, Server, comparable_snapshot, create_room,  # noqa: E402
-                     join)
+                     http_get, join)
 
 ADMIN = "move-test-admin-token-0123456789"
 SCRIPT = os.path.join(ROOT, "scripts", "move-room")
@@ -29,17 +29,6 @@ def post(port, path, token=ADMIN, body=None):
         if body is not None:
             headers["Content-Type"] = "application/json"
         conn.request("POST", path, body=body, headers=headers)
-        resp = conn.getresponse()
-        data = resp.read()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-    finally:
-        conn.close()
-
-
-def get(port, path, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
         data = resp.read()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
@@ -160,8 +149,8 @@ class MoveTest(AsyncTestCase):
         self.assertEqual((err["room"], err["home"]), (new, "b"))
         self.assertIn(new, err["msg"])
         # ... and 308 over HTTP, to the same path and query with the new id
-        status, headers, body = get(self.a.port, "/api/rooms/%s/export?format=csv" % room,
-                                    {"Authorization": "Bearer " + tokens["facilitator"]})
+        status, headers, body = http_get(self.a.port, "/api/rooms/%s/export?format=csv" % room,
+                                         headers={"Authorization": "Bearer " + tokens["facilitator"]})
         self.assertEqual(status, 308)
         self.assertEqual(headers["location"], "/api/rooms/%s/export?format=csv" % new)
         doc = json.loads(body)
