@@ -419,13 +419,14 @@ int net_move_request(struct app *app, struct lws *wsi, struct http_session *s, c
                                  "/api/instances/{name}/rooms.");
         if (!app->instance[0] || nl != strlen(app->instance) ||
             strncmp(name, app->instance, nl) != 0) {
-            char *body = malloc(256);
+            char *body = malloc(256), home[17];
             size_t len = 0;
-            if (body)
+            snprintf(home, sizeof home, "%.*s", (int)(nl < 16 ? nl : 16), name);
+            if (body) /* the name as the path gives it only when it is one (no quote in it) */
                 len = (size_t)snprintf(body, 256,
-                                       "{\"code\":\"wrong_instance\",\"home\":\"%.*s\",\"msg\":"
+                                       "{\"code\":\"wrong_instance\",\"home\":\"%s\",\"msg\":"
                                        "\"This is instance %s.\"}\n",
-                                       (int)(nl < 16 ? nl : 16), name, app->instance);
+                                       config_instance_valid(home) ? home : "", app->instance);
             return respond(wsi, s, 421, "application/json", body, len, NULL);
         }
         s->move_op = OP_MAKE;
