@@ -72,8 +72,7 @@ static int wait_durable(struct app *app, struct http_session *s, uint64_t upto, 
     w->s = s;
     w->upto = upto;
     w->failures = store_failures(app->store);
-    w->then = then;
-    uv_unref((uv_handle_t *)&w->t);
+    w->then = then; /* (referenced: at shutdown the loop runs until it has closed itself) */
     uv_timer_start(&w->t, on_poll, 0, WAIT_POLL_MS);
     s->move_wait = w;
     return 0;

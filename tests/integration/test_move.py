@@ -92,7 +92,7 @@ class MoveTest(AsyncTestCase):
         ok = await F.expect_ok("round.start", item=items[1])
         rid2 = (await F.next_message("round.started", pred=lambda m: m["seq"] == ok["seq"]))
         await M.expect_ok("vote", round=rid2["round"], card="3")
-        ok = await F.expect_ok("map.add", kind="activity", name="Buy")
+        await F.expect_ok("map.add", kind="activity", name="Buy")
         await F.expect_ok("persona.add", persona={"name": "Pat", "goals": ["pay"]})
         return room, tokens, F, M, rid2["round"]
 
