@@ -14,6 +14,7 @@
 #include "product_ops.h"
 #include "loader.h"
 #include "log.h"
+#include "move.h"
 #include "poker_ops.h"
 #include "prio_ops.h"
 #include "req.h"
@@ -162,11 +163,8 @@ static void handle(struct conn *c, const void *data, size_t len, bool binary, in
             goto reply;
         }
     }
-    if ((r.op->flags & OPF_CHANGES) && r.room && r.room->moving) {
-        rc = req_fail(&r, RF_EUNAVAILABLE,
-                      "The room is being moved to another instance; try again in a moment.");
-        goto reply;
-    }
+    if ((rc = move_frozen(&r)))
+        goto reply; /* the room is being moved: no change (move.h) */
     rc = HANDLERS[r.op->id](&r);
     if (r.room && c->room == r.room)
         health_ops_flush(c->app, r.room); /* what the operation changed in the room's health */

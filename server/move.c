@@ -12,6 +12,7 @@
 #include "frame.h"
 #include "json.h"
 #include "outbox.h"
+#include "room_load.h"
 #include "req.h"
 #include "room.h"
 #include "snapshot.h"
@@ -564,6 +565,21 @@ void move_finish(struct app *app, struct room *r, const char *to)
     map_del(&app->rooms, r->id);
     r->dead = true;
     room_unref(r);
+}
+
+int move_frozen(struct req *q)
+{
+    struct room *r = q->room;
+    if (q->op->id == OP_JOIN && !codec_get(q->msg, "pid")) {
+        const msgpack_object *rid = codec_get(q->msg, "room");
+        r = room_find(q->app, rid->via.str.ptr, rid->via.str.size);
+    } else if (!(q->op->flags & OPF_CHANGES)) {
+        return 0;
+    }
+    if (!r || !r->moving)
+        return 0;
+    return req_fail(q, RF_EUNAVAILABLE,
+                    "The room is being moved to another instance; try again in a moment.");
 }
 
 bool move_refuse_join(struct req *q, const msgpack_object *rid)

@@ -76,6 +76,13 @@ void move_make_free(struct move_make *m);
  * `room.moved {room, home}` and are closed with 4000, and it leaves memory. */
 void move_finish(struct app *app, struct room *r, const char *to);
 
+/* The freeze (before the handler of request q): RF_EUNAVAILABLE, with the
+ * sentence set, for a change to a room being moved (an op that makes an
+ * event) and for a join that would add a participant to one (it would not
+ * be in the archive: the client retries, and joins the new room); else 0.
+ * Rejoins (pid and secret) and everything that changes nothing go on. */
+int move_frozen(struct req *q);
+
 /* A join of a room that moved away from here: answers `moved {room, home}`
  * and returns true; false for any other room. */
 bool move_refuse_join(struct req *q, const msgpack_object *rid);

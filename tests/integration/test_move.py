@@ -175,16 +175,21 @@ class MoveTest(AsyncTestCase):
         self.assertEqual((archive["format"], archive["room"]), ("refine.move.v1", room))
         self.assertEqual(archive["export"]["seq"], before["seq"])
         self.assertEqual(len(archive["state"]["items"]), 4)
-        # changes: `unavailable`, nothing changed; joins still work
+        # changes: `unavailable`, nothing changed; rejoins still work
         for op, fields in (("item.add", {"item": {"title": "Late"}}),
                            ("item.update", {"item": "i1", "set": {"title": "X"}}),
                            ("map.add", {"kind": "activity", "name": "Later"})):
             err = await F.expect_err("unavailable", op, **fields)
             self.assertIn("moved", err["msg"])
         err = await M.expect_err("unavailable", "vote", round="r2", card="13")
-        J = await self.joined(self.a, room, tokens["member"], "Joiner", label="J")
-        self.assertEqual(comparable(await self.snapshot(self.a, room, tokens["observer"]), False),
-                         comparable(before, False))
+        J = await self.connect(self.a, "J")
+        await join(J, room, None, "Mo", pid=M.pid, secret=M.secret)
+        # a new participant would not be in the archive: `unavailable` (retry: the new room)
+        N = await self.connect(self.a, "N")
+        err = await N.expect_err("unavailable", "join", room=room, token=tokens["member"],
+                                 name="Newcomer")
+        self.assertIn("try again", err["msg"])
+        self.assertEqual(comparable(J.snapshot), comparable(before))
         # finish without `to`: refused; abort: the room takes changes again
         status, _, _ = post(self.a.port, "/api/rooms/%s/move/finish" % room)
         self.assertEqual(status, 400)
