@@ -158,6 +158,10 @@ class MoveTest(AsyncTestCase):
         # moving it again from its old home: it is not there any more
         status, _, _ = post(self.a.port, "/api/rooms/%s/move" % room)
         self.assertEqual(status, 308)
+        # finish again, to the same room (a retried script): done already
+        status, _, body = post(self.a.port, "/api/rooms/%s/move/finish?to=%s" % (room, new))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["to"], new)
 
         # a restart of a: still `moved`
         self.a.stop()
