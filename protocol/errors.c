@@ -25,6 +25,10 @@ const char *rf_err_code(int err)
         return "room_full";
     case RF_EWRONG_INSTANCE:
         return "wrong_instance";
+    case RF_EMOVED:
+        return "moved";
+    case RF_EUNAVAILABLE:
+        return "unavailable";
     default:
         return "internal";
     }

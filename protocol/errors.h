@@ -20,6 +20,11 @@ enum rf_err {
     RF_EINTERNAL = -11,
     RF_ENOMEM = -12, /* reaches clients as "internal" */
     RF_EWRONG_INSTANCE = -13,
+
+    /* The room moved to another instance (the reply names its new id and home). */
+    RF_EMOVED = -14,
+    /* The room is being moved to another instance: try again in a moment. */
+    RF_EUNAVAILABLE = -15,
 };
 
 /* The protocol's name for an error code ("bad_request", ...). Never NULL. */

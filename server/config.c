@@ -58,6 +58,9 @@ static const char USAGE[] =
     "                      connections are counted and logged by the client address it sends\n"
     "                      in X-Forwarded-For (its last entry); repeatable\n"
     "                      (REFINE_TRUSTED_PROXY, comma-separated; default: none)\n"
+    "  --admin-token T     the operator's token for the admin endpoints (moving a room:\n"
+    "                      scripts/move-room), sent as Authorization: Bearer T\n"
+    "                      (REFINE_ADMIN_TOKEN; unset: no admin endpoints)\n"
     "  --print-protocol    print the operation tables of protocol/PROTOCOL.md and exit\n"
     "  --help              print this help and exit\n";
 
@@ -186,6 +189,10 @@ static int set_option(struct config *c, const char *name, const char *val, FILE 
         return add_origins(c, val, err);
     } else if (strcmp(name, "trusted-proxy") == 0) {
         return add_proxies(c, val, err);
+    } else if (strcmp(name, "admin-token") == 0) {
+        if (strlen(val) < 16 || strlen(val) > 100)
+            goto bad;
+        c->admin_token = val;
     } else {
         fprintf(err, "refine-server: unknown option --%s (see --help)\n", name);
         return RF_EBAD_REQUEST;
@@ -219,6 +226,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
                 {"REFINE_TLS_KEY", "tls-key"},
                 {"REFINE_ALLOW_ORIGIN", "allow-origin"},
                 {"REFINE_INSTANCE", "instance"},
+                {"REFINE_ADMIN_TOKEN", "admin-token"},
                 {"REFINE_TRUSTED_PROXY", "trusted-proxy"}};
 
     memset(c, 0, sizeof *c);

@@ -38,6 +38,8 @@ struct config {
     size_t nproxies;
     int print_protocol;   /* --print-protocol */
     const char *instance; /* --instance, REFINE_INSTANCE (NULL: the database's own name) */
+    /* --admin-token, REFINE_ADMIN_TOKEN (NULL: no admin endpoints) */
+    const char *admin_token;
 };
 
 /* Fills c from defaults, the environment and argv. Returns 0 to run, 1 when

@@ -15,9 +15,13 @@ static const struct {
     int code;
     const char *reason;
 } CLOSE_REASONS[] = {
-    {CONN_CLOSE_GOING_AWAY, "server shutting down"}, {CONN_CLOSE_POLICY, "too many messages"},
-    {CONN_CLOSE_TOO_BIG, "message too big"},         {CONN_CLOSE_INTERNAL, "server error: rejoin"},
-    {CONN_CLOSE_SLOW, "too slow: rejoin"},           {CONN_CLOSE_IDLE, "no sign of life: rejoin"},
+    {CONN_CLOSE_GOING_AWAY, "server shutting down"},
+    {CONN_CLOSE_POLICY, "too many messages"},
+    {CONN_CLOSE_TOO_BIG, "message too big"},
+    {CONN_CLOSE_INTERNAL, "server error: rejoin"},
+    {CONN_CLOSE_SLOW, "too slow: rejoin"},
+    {CONN_CLOSE_IDLE, "no sign of life: rejoin"},
+    {CONN_CLOSE_MOVED, "moved"},
 };
 
 const char *conn_close_reason(int code)

@@ -45,6 +45,7 @@ enum conn_close {
     CONN_CLOSE_INTERNAL = 1011,   /* the server failed it (out of memory, storage): rejoin */
     CONN_CLOSE_SLOW = 4001,       /* its queue stayed over --max-queue: rejoin with since */
     CONN_CLOSE_IDLE = 4002,       /* no sign of life */
+    CONN_CLOSE_MOVED = 4000,      /* the room moved to another instance (room.moved) */
 };
 
 /* The reason text of close code `code` ("" for a code of no table entry). */

@@ -15,6 +15,7 @@
 #include "loader.h"
 #include "log.h"
 #include "metrics.h"
+#include "move.h"
 #include "poker_ops.h"
 #include "prio_ops.h"
 #include "req.h"
@@ -163,6 +164,8 @@ static void handle(struct conn *c, const void *data, size_t len, bool binary, in
             goto reply;
         }
     }
+    if ((rc = move_frozen(&r)))
+        goto reply; /* the room is being moved: no change (move.h) */
     rc = HANDLERS[r.op->id](&r);
     c->app->metrics.joins += !rc && r.op->id == OP_JOIN && c->room; /* not a join that waits */
     if (r.room && c->room == r.room)

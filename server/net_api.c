@@ -28,6 +28,7 @@ void api_drop(struct app *app, struct http_session *s)
     export_abandon(s->job); /* the worker finishes; its result is dropped */
     s->job = NULL;
     http_import_drop(s);
+    net_move_drop(s);
     free(s->later.body);
     s->later = (struct later){0};
 }
@@ -172,6 +173,9 @@ int api_request(struct app *app, struct lws *wsi, struct http_session *s, const 
     int rc;
     if (instance_request(app, wsi, s, path, &rc))
         return rc;
+    net_move_drop(s); /* what a move's step before it on this connection left */
+    if (net_move_claims(app, path))
+        return net_move_request(app, wsi, s, path, post);
     if (post && http_import_path(path))
         return http_import_request(wsi, s, path);
     if (http_import_path(path))

@@ -220,6 +220,8 @@ void http_import_body(struct http_session *s, const void *in, size_t len)
 
 int http_import_done(struct app *app, struct http_session *s)
 {
+    if (s->move_op)
+        return net_move_body_done(app, s);
     if (s->too_large) {
         error_later(s, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, RF_ETOO_LARGE,
                     "The file is larger than the 32 MiB an import takes.");

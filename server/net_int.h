@@ -12,6 +12,9 @@
 struct app;
 struct export_job;
 struct import;
+struct move_archive;
+struct move_make;
+struct move_wait;
 struct room;
 
 /* An export's answer (made once its room is loaded and its body built), for HTTP_WRITEABLE. */
@@ -41,6 +44,12 @@ struct http_session {
     char *ibody;  /* the body read so far */
     size_t ilen, icap;
     struct import *imp; /* parsing (on a worker) or parsed */
+    /* A move's step under way (net_move.c): which, the room it names (room), its new id. */
+    int move_op;
+    char move_to[ROOM_ID_MAX + 1];
+    struct move_archive *archive; /* being written on a worker */
+    struct move_make *make;       /* the new room's archive, being parsed on a worker */
+    struct move_wait *move_wait;  /* waiting for what it wrote to be committed */
 };
 
 /* The request header t into buf (len bytes): 0, or -1 when absent or too long. */
@@ -83,5 +92,15 @@ void http_import_body(struct http_session *s, const void *in, size_t len);
 int http_import_done(struct app *app, struct http_session *s);
 /* The connection goes: whatever the import waits for is dropped. */
 void http_import_drop(struct http_session *s);
+
+/* net_move.c: the endpoints of moving a room (move.h), and 308 for any
+ * /api/rooms/{room}/... of a room that moved away. */
+bool net_move_claims(struct app *app, const char *path);
+int net_move_request(struct app *app, struct lws *wsi, struct http_session *s, const char *path,
+                     bool post);
+/* The body of POST /api/instances/{name}/rooms is read (as an import's). */
+int net_move_body_done(struct app *app, struct http_session *s);
+/* The connection goes: whatever the move's step waits for is dropped. */
+void net_move_drop(struct http_session *s);
 
 #endif

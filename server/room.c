@@ -506,7 +506,7 @@ static void find_idle(struct room *r, void *arg)
 {
     struct sweep *sw = arg;
     if (!list_empty(&r->conns) || !r->idle_since || sw->now - r->idle_since < ROOM_UNLOAD_MS ||
-        r->timer_ends_at || r->records_upto > store_durable(sw->app->store))
+        r->timer_ends_at || r->records_upto > store_durable(sw->app->store) || r->moving)
         return;
     if (sw->n == sw->cap) {
         size_t cap = sw->cap ? sw->cap * 2 : 16;

@@ -31,6 +31,10 @@ struct kano_survey;
 struct undo_rec;
 struct storymap;
 
+/* A room id: "<instance>.<token>" (at most 16 + 1 + 22 bytes), or a bare
+ * token (rooms made by older versions). */
+#define ROOM_ID_MAX 39
+
 /* The crowd rule. A room that knows more than ROOM_CROWD participants (all
  * of them, online or not: nparts, which never shrinks, so a room once crowded
  * stays crowded, also when it is loaded again) aggregates its observers'
@@ -133,6 +137,9 @@ struct room {
     struct list hinting; /* the connections holding a hint (hint.h; conn.hint.link) */
     uint32_t refs;
     bool dead; /* dropped from memory after a storage failure */
+
+    /* Being moved to another instance (move.h): every change refused. */
+    bool moving;
 };
 
 /* A new room with one reference and nothing in it yet (room_ops_create and

@@ -11,6 +11,7 @@
 #include "health_ops.h"
 #include "hint.h"
 #include "log.h"
+#include "move.h"
 #include "outbox.h"
 #include "poker_ops.h"
 #include "presence.h"
@@ -107,6 +108,9 @@ int room_ops_join(struct req *q)
                         "This connection was opened for room %s; open /r/<room>/ws for "
                         "another room.",
                         c->bound_room);
+    int moved = move_refuse_join(q, rid);
+    if (moved)
+        return moved; /* the room moved away: `moved` names where */
     struct room *r = room_find(app, rid->via.str.ptr, rid->via.str.size);
     if (!r && !q->load_err && rid->via.str.size <= ROOM_ID_MAX) {
         q->wait_room = rid; /* loaded off the loop, then this join again */

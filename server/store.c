@@ -59,6 +59,8 @@ static const char *const WRITE_SQL[REC__COUNT] = {
                  " ON CONFLICT(room, item) DO UPDATE SET data = excluded.data",
     [REC_EVENT] = "INSERT INTO events(room, seq, at, author, type, payload)"
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [REC_MOVED] = "INSERT INTO moved(room, to_room, at) VALUES(?1, ?2, ?3)"
+                  " ON CONFLICT(room) DO UPDATE SET to_room = excluded.to_room, at = excluded.at",
 };
 
 int store__exec(sqlite3 *db, const char *sql)
@@ -266,7 +268,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
         store__exec(s->wdb, opts->full_sync ? "PRAGMA synchronous = FULL"
                                             : "PRAGMA synchronous = NORMAL") ||
         store__exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb) ||
-        check_restore(s, path))
+        check_restore(s, path) || store__load_moved(s))
         goto fail;
     if (opts->max_mb) {
         char sql[96];
@@ -319,6 +321,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
 fail:
     close_dbs(s);
     store__batch_free(s->accum);
+    store__free_moved(s);
     free(s);
     return RF_EINTERNAL;
 }
@@ -360,6 +363,7 @@ void store_close(struct store *s)
     pthread_join(s->thread, NULL); /* the writer closes last: the final checkpoint is its */
     store__batch_free(s->accum);
     store__batch_free(s->spare);
+    store__free_moved(s);
     pthread_cond_destroy(&s->ckpt_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);

@@ -101,6 +101,19 @@ int store_del_item(struct store *s, const char *room, const char *id);
 int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,
                     const char *type, const void *payload, size_t len);
 
+/* Records that room moved to the room `to` at time `at` (ms): the table
+ * `moved`. Once committed, add it with store_moved_add(). */
+int store_put_moved(struct store *s, const char *room, const char *to, int64_t at);
+/* Transactions that failed since the store was opened: a caller that waits
+ * for its records to be durable compares it before and after. */
+uint64_t store_failures(const struct store *s);
+/* The id room[0..n) moved to (borrowed from the store), or NULL: the rooms
+ * moved away from here, held in memory (read from the table at open). */
+const char *store_moved_to(const struct store *s, const char *room, size_t n);
+/* room moved to `to` (committed): store_moved_to() answers it from now on.
+ * Returns 0 or RF_ENOMEM. */
+int store_moved_add(struct store *s, const char *room, const char *to);
+
 /* Drops the records of room appended since the last store_flush() (they
  * are skipped when the batch is written): the room is being evicted, its
  * memory ahead of what could be recorded, so it reloads as last committed. */

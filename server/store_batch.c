@@ -180,6 +180,11 @@ int store_put_kano(struct store *s, const char *room, const char *item, uint64_t
     return append(s, REC_KANO, room, item, NULL, (int64_t)created, 0, PACKED, 0);
 }
 
+int store_put_moved(struct store *s, const char *room, const char *to, int64_t at)
+{
+    return append(s, REC_MOVED, room, to, NULL, at, 0, NULL, 0);
+}
+
 int store_add_event(struct store *s, const char *room, uint64_t seq, int64_t at, const char *by,
                     const char *type, const void *payload, size_t len)
 {

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "map.h"
 #include "store.h"
 
 enum rec_kind {
@@ -28,6 +29,7 @@ enum rec_kind {
     REC_EVENT,
     REC_ROUND,
     REC_KANO,
+    REC_MOVED,
     REC__COUNT,
     REC_SKIP
 };
@@ -95,6 +97,8 @@ struct store {
     sqlite3_stmt *w_events; /* adds a batch's events to server_state */
     uv_async_t async;
     struct store_hooks hooks;
+    uint64_t failures; /* loop thread: transactions that failed (store_failures) */
+    struct map moved;  /* loop thread: room id -> struct store_moved (store_moved.c) */
 };
 
 /* The page caches (--cache-mb): the writer's holds the pages every room's
@@ -127,6 +131,11 @@ void store__close_writer(struct store *s);
 int store__on_wal(void *arg, sqlite3 *db, const char *name, int pages);
 void store__finish(struct store *s, struct batch *b, int notify);
 void store__on_async(uv_async_t *h);
+
+/* store_moved.c (loop thread): the table `moved` into s->moved, at open
+ * (0 or RF_EINTERNAL / RF_ENOMEM); and its memory freed, at close. */
+int store__load_moved(struct store *s);
+void store__free_moved(struct store *s);
 
 /* store_read.c (loop thread: the store's read connection) */
 int store__prepare_reads(sqlite3 *db, sqlite3_stmt **st[NREADS]);

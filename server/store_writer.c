@@ -69,6 +69,10 @@ static int write_rec(struct store *s, const struct batch *bt, const struct rec *
         sqlite3_bind_int64(st, 3, r->i1);
         sqlite3_bind_blob(st, 4, r->blob, n, SQLITE_STATIC);
         break;
+    case REC_MOVED:
+        store__bind_text(st, 2, r->a);
+        sqlite3_bind_int64(st, 3, r->i1);
+        break;
     case REC_EVENT:
         sqlite3_bind_int64(st, 2, r->i1);
         sqlite3_bind_int64(st, 3, r->i2);
@@ -239,6 +243,7 @@ void store__finish(struct store *s, struct batch *b, int notify)
     s->inflight = NULL;
     s->last = b->info;
     if (!b->ok) {
+        s->failures++;
         const char **rooms = malloc((b->n ? b->n : 1) * sizeof *rooms);
         size_t nrooms = 0;
         for (size_t i = 0; i < b->n && rooms; i++) {

@@ -13,6 +13,7 @@ ROLES = ("facilitator", "owner", "member", "observer")
 ERROR_CODES = ("bad_request", "unknown_op", "not_joined", "auth_failed", "forbidden",
                "not_found", "conflict", "too_large", "rate_limited", "room_full", "internal")
 ERROR_CODES += ("wrong_instance",)  # issue #13: a room that lives on another instance
+ERROR_CODES += ("moved", "unavailable")  # issue #13: moving a room
 ITEM_FIELDS = ("id", "title", "kind", "persona", "goal", "benefit", "notes", "acceptance",
                "estimate", "value", "moscow", "status", "parent", "rank", "labels", "updated_at",
                "business_value", "time_criticality", "risk_reduction")

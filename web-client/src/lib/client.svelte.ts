@@ -47,6 +47,7 @@ import type {
 import type { Scheduler } from "./schedule";
 import { applyEvent, applyJoinOk, applyNotice, applySnapshot, beginBatch, emptyView, endBatch, findItem, indexOfItem } from "./state";
 import * as storage from "./storage";
+import { buildHash, parseHash } from "./hash";
 import type { MapKind, MapNode } from "./protocol";
 import { findNode } from "./storymap";
 
@@ -71,6 +72,10 @@ export const SEND_WINDOW = 20;
 export const MAY_NOT_BE_SAVED = "The connection dropped before the server confirmed this change; it may not have been saved.";
 
 const FATAL_JOIN: ReadonlySet<string> = new Set(["auth_failed", "not_found", "room_full", "bad_request"]);
+/** The toast for a change refused while the room moves to another server (`unavailable`). */
+export const MOVING_TEXT = "The room is being moved; try again in a moment.";
+/** How long a toast (notice) stays. */
+export const NOTICE_MS = 6000;
 
 /** A change on its way: queued, sent, or failed. */
 interface Entry {
@@ -98,6 +103,10 @@ export class RoomClient implements RoomApi {
   myKano = $state<Record<string, { functional: KanoAnswer; dysfunctional: KanoAnswer }>>({});
   myVote = $state<{ round: string; card: string | null; confidence?: Confidence } | null>(null);
   lastChange = $state<LastChange | null>(null);
+  /** Extra (not in RoomApi): the id of the room this client is in (it changes when the room moves). */
+  roomId = $state<string | null>(null);
+  /** Extra (not in RoomApi): a passing sentence for a toast (e.g. MOVING_TEXT), or null. */
+  notice = $state<string | null>(null);
 
   private opts: RoomClientOptions;
   private timers: Timers;
@@ -120,6 +129,7 @@ export class RoomClient implements RoomApi {
   private hintTimer: unknown = null;
   private connected: { resolve(): void; reject(e: RequestError): void } | null = null;
   private batchView: RoomView | null = null; // the view a batch of incoming messages is editing
+  private noticeTimer: unknown = null;
 
   constructor(opts: RoomClientOptions = {}) {
     this.opts = opts;
@@ -131,6 +141,7 @@ export class RoomClient implements RoomApi {
     if (this.conn) this.shutdown(null);
     const stored = storage.getRoom(creds.room);
     this.creds = { ...creds };
+    this.roomId = creds.room;
     if (!this.creds.pid && stored?.pid && stored.secret) {
       this.creds.pid = stored.pid;
       this.creds.secret = stored.secret;
@@ -514,6 +525,7 @@ export class RoomClient implements RoomApi {
   }
 
   private refused(entry: Entry, code: ErrorCode | "not_sent", msg: string): void {
+    if (code === "unavailable") this.showNotice(MOVING_TEXT);
     if (entry.visible || code === "not_sent") this.showPending(entry, "failed", msg);
     this.settle(entry, null, new RequestError(code, msg));
   }
@@ -669,6 +681,10 @@ export class RoomClient implements RoomApi {
         this.join();
         return;
       }
+      if (code === "moved" && typeof reply.room === "string") {
+        this.follow(reply.room);
+        return;
+      }
       if (FATAL_JOIN.has(code)) {
         if (usePid && code === "auth_failed") storage.forgetCredentials(creds.room);
         this.shutdown(new RequestError(code, text), true);
@@ -744,6 +760,10 @@ export class RoomClient implements RoomApi {
     }
     if (typeof msg.seq === "number" && msg.t !== "ok" && msg.t !== "err") {
       this.onEvent(msg as Ev);
+      return;
+    }
+    if (msg.t === "room.moved" && typeof msg.room === "string") {
+      this.follow(msg.room); // the server closes this socket (4000) next
       return;
     }
     applyNotice(this.room, msg, this.me?.pid ?? null);
@@ -879,6 +899,40 @@ export class RoomClient implements RoomApi {
 
   private title(id: string): string {
     return findItem(this.room, id)?.title ?? id;
+  }
+
+  /**
+   * The room moved to another server under the id `to` (a `moved` answer to the join, or the
+   * `room.moved` notice): the identity remembered here goes with it (the same pid and secret open
+   * the new room), the address bar names the new id (an invite link keeps its token), and this
+   * client joins there. Whoever waits for the first join keeps waiting, for the new room's.
+   */
+  private follow(to: string): void {
+    const creds = this.creds;
+    if (!creds || to === creds.room) return;
+    const from = creds.room;
+    storage.moveRoom(from, to);
+    this.notice = null; // "being moved" is over
+    if (typeof location !== "undefined" && typeof history !== "undefined") {
+      const r = parseHash(location.hash);
+      if (r.room === from) {
+        const hash = buildHash({ room: to, token: r.token, role: r.role, name: r.name });
+        history.replaceState(history.state, "", `${location.pathname}${location.search}${hash}`);
+      }
+    }
+    const waiting = this.connected;
+    this.connected = null;
+    const joined = this.connect({ ...creds, room: to, pid: creds.pid, secret: creds.secret });
+    if (waiting) joined.then(waiting.resolve, waiting.reject);
+  }
+
+  private showNotice(text: string): void {
+    this.notice = text;
+    if (this.noticeTimer !== null) this.timers.clearTimeout(this.noticeTimer);
+    this.noticeTimer = this.timers.setTimeout(() => {
+      this.noticeTimer = null;
+      this.notice = null;
+    }, NOTICE_MS);
   }
 
   /** Stops everything; with `err`, rejects every unsettled change (and marks status failed). */

@@ -209,7 +209,10 @@ export type ErrorCode =
   | "too_large"
   | "rate_limited"
   | "room_full"
-  | "internal";
+  | "internal"
+  | "moved"
+  | "unavailable"
+  | "wrong_instance";
 
 /** The built-in decks (PROTOCOL.md "Decks"). */
 export const DECKS: Record<string, string[]> = {

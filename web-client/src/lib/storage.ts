@@ -167,6 +167,21 @@ export function forgetRoom(room: string): void {
   write(K_ROOMS, JSON.stringify(allRooms().filter((r) => r.room !== room)));
 }
 
+/**
+ * The room moved to the id `to` (PROTOCOL.md "Moving a room"): its entry (pid, secret, tokens,
+ * name: they open the new room too) is copied there and takes the old one's place in the recent
+ * list. The old id keeps its entry out of the recent list, so an old link still opens it and
+ * follows the move again.
+ */
+export function moveRoom(from: string, to: string): void {
+  const old = getRoom(from);
+  if (!old || from === to) return;
+  const copy: Partial<StoredRoom> = { ...old };
+  delete copy.room;
+  saveRoom(to, copy);
+  write(K_ROOMS, JSON.stringify(allRooms().map((x) => (x.room === from ? { ...x, lastJoinedAt: 0 } : x))));
+}
+
 /** Rooms joined from this browser, newest first, at most RECENT_MAX. */
 export function recentRooms(): StoredRoom[] {
   return allRooms()
