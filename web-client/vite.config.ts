@@ -16,10 +16,15 @@ export default defineConfig({
     assetsDir: "assets",
     sourcemap: false,
     target: "es2022",
+    // One CSS file with the page: a view loaded later (src/lib/lazy.ts) needs only its script,
+    // which is tried again if the server is out of reach; a stylesheet that failed to load
+    // would not be (Vite's preload keeps the failed <link>).
+    cssCodeSplit: false,
   },
   server: {
     proxy: {
       "/ws": { target, ws: true, changeOrigin: true },
+      "^/r/[^/]+/ws$": { target, ws: true, changeOrigin: true },
       "/api": { target, changeOrigin: true },
       "/healthz": { target, changeOrigin: true },
     },

@@ -87,6 +87,10 @@ step("during the outage: a draft is typed and an offline change is made", async 
     },
     { describe: `owner: pending-changes lists "${OFFLINE_TITLE}" while offline` },
   );
+  // The facilitator opens a view the page has not loaded yet: its script is out of reach now, so
+  // the page keeps trying (src/lib/lazy.ts) instead of failing (no page error, no empty view).
+  await s.fac.getByTestId("view-product").click();
+  await s.fac.getByTestId("workspace-product").waitFor();
   // The outage lasts about 2 s in all.
   const left = 2000 - (Date.now() - s.killedAt);
   if (left > 0) await sleep(left);
@@ -106,6 +110,12 @@ step("restart: every page is Connected again by itself", async () => {
     const last = joins[joins.length - 1];
     assert.ok(last && last.pid && last.secret && typeof last.since === "number", `${p.e2e.label}: rejoined with pid, secret and since: ${JSON.stringify(last && { ...last, secret: "…" })}`);
   }
+});
+
+step("the view opened during the outage shows once the server is back", async () => {
+  await s.fac.getByTestId("product").waitFor({ timeout: 20000 });
+  await s.fac.getByTestId("view-refine").click();
+  await s.fac.getByTestId("workspace-product").waitFor({ state: "detached" });
 });
 
 step("the draft is still there after the reconnect", async () => {

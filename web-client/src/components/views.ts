@@ -1,6 +1,8 @@
 // The room's workspaces: "Refine" (backlog, story, poker) and the refinement toolkit's views.
-// Each toolkit view is one component, loaded when first opened; add a view by adding a line.
+// Each toolkit view is one component, loaded when first opened (lazy: tried again until it
+// arrives); add a view by adding a line.
 import type { Component } from "svelte";
+import { lazy } from "../lib/lazy";
 
 export interface WorkspaceView {
   id: string;
@@ -13,8 +15,8 @@ export interface WorkspaceView {
 
 export const views: WorkspaceView[] = [
   { id: "refine", label: "Refine", load: null },
-  { id: "priorities", label: "Priorities", load: () => import("./Priorities.svelte") },
-  { id: "product", label: "Product", load: () => import("./Product.svelte") },
-  { id: "map", label: "Story map", short: "Map", load: () => import("./StoryMap.svelte") },
-  { id: "health", label: "Health", load: () => import("./Health.svelte") },
+  { id: "priorities", label: "Priorities", load: lazy(() => import("./Priorities.svelte")) },
+  { id: "product", label: "Product", load: lazy(() => import("./Product.svelte")) },
+  { id: "map", label: "Story map", short: "Map", load: lazy(() => import("./StoryMap.svelte")) },
+  { id: "health", label: "Health", load: lazy(() => import("./Health.svelte")) },
 ];
