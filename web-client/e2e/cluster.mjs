@@ -21,10 +21,10 @@ export function haproxyBinary() {
 /** Instances `names` behind haproxy; `url` is the balancer's. The names not given (of a, b, c)
  * point at a port nothing listens on: HAProxy marks them DOWN. */
 export class Cluster {
-  constructor({ names = ["a", "b"], label = "cluster" } = {}) {
+  constructor({ names = ["a", "b"], label = "cluster", args = [] } = {}) {
     this.names = names;
     this.label = label;
-    this.servers = Object.fromEntries(names.map((n) => [n, new RefineServer({ args: ["--instance", n, "--max-conns-per-ip", "100000"], label: `${label}-${n}` })]));
+    this.servers = Object.fromEntries(names.map((n) => [n, new RefineServer({ args: ["--instance", n, "--max-conns-per-ip", "100000", ...args], label: `${label}-${n}` })]));
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "refine-e2e-lb-"));
     this.port = null;
     this.proc = null;
@@ -93,12 +93,13 @@ export class Cluster {
 
 /** A Harness whose `server` is a Cluster: pages open the balancer's URL. */
 export class ClusterHarness extends Harness {
-  constructor(name, { names = ["a", "b"] } = {}) {
+  constructor(name, { names = ["a", "b"], args = [] } = {}) {
     super(name);
     this.names = names;
+    this.args = args;
   }
 
   makeServer() {
-    return new Cluster({ names: this.names, label: this.name });
+    return new Cluster({ names: this.names, label: this.name, args: this.args });
   }
 }
