@@ -193,6 +193,7 @@ static void test_close_reasons(void)
         {CONN_CLOSE_INTERNAL, "server error: rejoin"},
         {CONN_CLOSE_SLOW, "too slow: rejoin"},
         {CONN_CLOSE_IDLE, "no sign of life: rejoin"},
+        {CONN_CLOSE_MOVED, "moved"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const char *r = conn_close_reason(want[i].code);
@@ -201,7 +202,7 @@ static void test_close_reasons(void)
     }
     CHECK(CONN_CLOSE_GOING_AWAY == 1001 && CONN_CLOSE_POLICY == 1008 &&
           CONN_CLOSE_TOO_BIG == 1009 && CONN_CLOSE_INTERNAL == 1011 && CONN_CLOSE_SLOW == 4001 &&
-          CONN_CLOSE_IDLE == 4002);
+          CONN_CLOSE_IDLE == 4002 && CONN_CLOSE_MOVED == 4000);
     CHECK(strcmp(conn_close_reason(1000), "") == 0);
     CHECK(strcmp(conn_close_reason(0), "") == 0);
     CHECK(strcmp(conn_close_reason(4003), "") == 0);
