@@ -9,7 +9,11 @@
  *   store_writer.c  the writer thread (group commit) and the checkpointer
  *                   thread; the loop thread's side of a written batch
  *   store_read.c    reading a room: on the loop thread, or through a
- *                   store_reader on another thread */
+ *                   store_reader on another thread
+ *   store_log.c     the log: a batch's records appended to the table `log`
+ *                   (writer thread), and materialized behind into the state
+ *                   tables in cycles sorted by room (writer thread; at open,
+ *                   the opening thread); the wait of a reader for it */
 #ifndef REFINE_STORE_INT_H
 #define REFINE_STORE_INT_H
 
@@ -99,6 +103,30 @@ struct store {
     struct store_hooks hooks;
     uint64_t failures; /* loop thread: transactions that failed (store_failures) */
     struct map moved;  /* loop thread: room id -> struct store_moved (store_moved.c) */
+    /* The log (store_log.c). Ids are given in order and never reused: the
+     * mark (server_state 'log_mark') is the last id applied to the tables,
+     * and the log holds the rows after it. */
+    sqlite3_stmt *w_log;      /* writer: appends a record */
+    sqlite3_stmt *w_mark;     /* writer: sets the mark */
+    sqlite3_stmt *w_trim;     /* writer: deletes the log up to the mark */
+    sqlite3_stmt *w_cycle;    /* writer: the ids after the mark, by room */
+    sqlite3_stmt *w_rec;      /* writer: one record of the log */
+    int64_t log_id;           /* writer: the last id given (committed, between batches) */
+    int64_t log_mark;         /* writer: the mark, committed */
+    int64_t *cycle;           /* writer: the ids being applied, sorted by room (NULL: none) */
+    unsigned char *cycle_new; /* writer: 1 where a room starts in cycle */
+    size_t cycle_n;           /* writer: how many */
+    size_t cycle_next;        /* writer: the first of them not applied yet */
+    struct batch *cycle_rec;  /* writer: the record being applied */
+    int64_t max_pages;        /* writer: the size cap (--max-db-size) in pages, or 0 */
+    int64_t cycle_upto;       /* writer: the mark once the cycle is applied */
+    struct timespec cycle_at; /* writer: when the last cycle ended (or failed) */
+    int cycle_failed;         /* writer: the last one failed (retried after a second) */
+    pthread_cond_t mat_cv;    /* under mu: a cycle ended (mat_done) or failed */
+    int64_t log_committed;    /* under mu: log_id, once committed */
+    int64_t mat_done;         /* under mu: log_mark */
+    int64_t mat_want;         /* under mu: a reader waits until the mark reaches this */
+    uint64_t mat_failures;    /* under mu: cycles that failed */
 };
 
 /* The page caches (--cache-mb): the writer's holds the pages every room's
@@ -118,8 +146,12 @@ int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
 /* store.c: the high-water file (struct store says which thread owns it) */
 void store__write_high_water(struct store *s, int64_t events, int force);
 
-/* store_batch.c (loop thread) */
+/* store_batch.c (loop thread; store__batch_append on any thread, with a
+ * batch of its own) */
 void store__batch_free(struct batch *b);
+int store__batch_append(struct batch *bt, enum rec_kind kind, const char *room, const char *a,
+                        const char *b, int64_t i1, int64_t i2, const void *blob, size_t len,
+                        size_t packed);
 void store__submit(struct store *s);
 
 /* store_writer.c: the threads' bodies (arg: the store), the writer's close
@@ -136,6 +168,27 @@ void store__on_async(uv_async_t *h);
  * (0 or RF_EINTERNAL / RF_ENOMEM); and its memory freed, at close. */
 int store__load_moved(struct store *s);
 void store__free_moved(struct store *s);
+
+/* store_writer.c: one record into its state table (the materializer) */
+int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *rec);
+
+/* store_log.c. prepare: the log's statements, and the writer's figures read
+ * (the opening thread). append: a batch's record into the log (writer, in
+ * its transaction; 0 or RF_EINTERNAL). due: a cycle should run (writer,
+ * under mu). step: one transaction of a cycle, starting one if none runs
+ * (writer, or the opening thread before the threads start); returns 1 when
+ * nothing is left to apply, 0 when more is, or RF_EINTERNAL when it failed
+ * (nothing of that transaction kept; the cycle starts again later). drain:
+ * steps until the tables hold every committed record (0 or RF_EINTERNAL).
+ * wait: a reader's thread waits until the mark reaches id (0, or
+ * RF_EINTERNAL when a cycle failed meanwhile). */
+int store__log_prepare(struct store *s);
+int store__log_append(struct store *s, const struct batch *bt, const struct rec *rec);
+int store__log_due(struct store *s);
+int store__log_step(struct store *s);
+int store__log_drain(struct store *s);
+int store__log_wait(struct store *s, int64_t id);
+void store__log_finalize(struct store *s);
 
 /* store_read.c (loop thread: the store's read connection) */
 int store__prepare_reads(sqlite3 *db, sqlite3_stmt **st[NREADS]);

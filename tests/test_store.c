@@ -214,6 +214,7 @@ static void test_commit_and_load(void)
     CHECK(store_durable(s) == 0);
     pump(s);
     CHECK(commits >= 1 && fails == 0);
+    CHECK(store_materialize(s) == 0); /* the log into the tables, for count() */
     CHECK(count("SELECT count(*) FROM items WHERE room = 'A'") == 2);
     CHECK(store_del_item(s, "A", "i1") == 0);
     pump(s);
@@ -260,6 +261,7 @@ static void test_failed_commit(void)
     CHECK(fail_upto == upto && upto == before + 3);
     CHECK(fail_nrooms == 1 && strcmp(fail_rooms[0], "A") == 0);
     /* Nothing half-written: neither the failing batch nor A's records after it. */
+    CHECK(store_materialize(s) == 0);
     CHECK(count("SELECT count(*) FROM items WHERE room = 'A'") == 1);
     CHECK(count("SELECT count(*) FROM items WHERE id IN ('a2', 'big', 'a3')") == 0);
     CHECK(count("SELECT count(*) FROM events WHERE room = 'A'") == 1);
@@ -274,6 +276,7 @@ static void test_failed_commit(void)
     put_item(s, "A", "a4", "e", 100);
     pump(s);
     CHECK(fails == 1);
+    CHECK(store_materialize(s) == 0);
     CHECK(count("SELECT count(*) FROM items WHERE room = 'A'") == 2);
     close_store(s);
     CHECK(read_high_water() == 1);
@@ -385,6 +388,112 @@ static void test_close_while_checkpointing(void)
     }
 }
 
+/* Schema 6: a transaction appends its records to the table `log`; the
+ * tables catch up behind. A copy of the database taken while the records
+ * are only in the log (as a kill -9 leaves it) gets them into its tables at
+ * open, and a reader of a room with records in the log waits for them. */
+static void test_log_replay(void)
+{
+    char copy[160], copy_wal[170], wal[170];
+    snprintf(copy, sizeof copy, "%s.copy", dbpath);
+    snprintf(copy_wal, sizeof copy_wal, "%s.copy-wal", dbpath);
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    remove_db();
+    struct store *s = open_store(0);
+    put_room(s, "A");
+    put_item(s, "A", "i1", "a", 10);
+    put_item(s, "A", "i2", "b", 10);
+    add_event(s, "A", 1);
+    pump(s);
+    CHECK(store_del_item(s, "A", "i1") == 0);
+    put_item(s, "A", "i3", "c", 10);
+    add_event(s, "A", 2);
+    pump(s);
+    /* Committed, in the log only (a cycle starts after 5 s or 50,000). */
+    CHECK(count("SELECT count(*) FROM log WHERE room = 'A'") == 7);
+    CHECK(count("SELECT count(*) FROM items") == 0);
+    CHECK(copy_file(wal, copy_wal) == 0 && copy_file(dbpath, copy) == 0);
+    struct loaded l;
+    CHECK(load(s, "A", &l) == 0); /* waits for the log to be applied */
+    CHECK(l.room && l.seq == 2 && l.nevents == 2 && l.nitems == 2);
+    CHECK(has_item(&l, "i2") && has_item(&l, "i3") && !has_item(&l, "i1"));
+    CHECK(count("SELECT count(*) FROM log") == 0);
+    CHECK(count("SELECT value FROM server_state WHERE key = 'log_mark'") == 7);
+    close_store(s);
+
+    /* The copy, as after a crash: replayed at open. */
+    remove_db();
+    CHECK(copy_file(copy, dbpath) == 0 && copy_file(copy_wal, wal) == 0);
+    unlink(copy);
+    unlink(copy_wal);
+    CHECK(count("SELECT count(*) FROM log") == 7);
+    s = open_store(0);
+    CHECK(count("SELECT count(*) FROM log") == 0);
+    CHECK(count("SELECT count(*) FROM items WHERE room = 'A'") == 2);
+    CHECK(count("SELECT count(*) FROM events WHERE room = 'A'") == 2);
+    CHECK(store_room_count(s) == 1);
+    CHECK(load(s, "A", &l) == 0);
+    CHECK(l.seq == 2 && l.nitems == 2 && has_item(&l, "i3"));
+    /* Ids go on after the mark: the next records land after it. */
+    add_event(s, "A", 3);
+    pump(s);
+    CHECK(count("SELECT min(id) FROM log") == 8);
+    close_store(s);
+    CHECK(count("SELECT count(*) FROM log") == 0);
+    CHECK(count("SELECT count(*) FROM events WHERE room = 'A'") == 3);
+}
+
+/* A schema-5 database (as the server before the log made it: the same
+ * statements) opens migrated to 6 with every row where it was. */
+static void test_migrate_from_5(void)
+{
+    remove_db();
+    sqlite3 *db;
+    CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(
+              db,
+              "PRAGMA journal_mode = WAL;"
+              "CREATE TABLE rooms(id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, meta BLOB NOT "
+              "NULL) WITHOUT ROWID;"
+              "CREATE TABLE participants(room TEXT NOT NULL, pid TEXT NOT NULL, data BLOB NOT "
+              "NULL, PRIMARY KEY(room, pid)) WITHOUT ROWID;"
+              "CREATE TABLE items(room TEXT NOT NULL, id TEXT NOT NULL, rank TEXT NOT NULL,"
+              " data BLOB NOT NULL, PRIMARY KEY(room, id)) WITHOUT ROWID;"
+              "CREATE INDEX items_rank ON items(room, rank);"
+              "CREATE TABLE events(room TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,"
+              " author TEXT, type TEXT NOT NULL, payload BLOB NOT NULL, PRIMARY KEY(room, seq))"
+              " WITHOUT ROWID;"
+              "CREATE TABLE rounds(room TEXT NOT NULL, id TEXT NOT NULL, seqno INTEGER NOT NULL,"
+              " data BLOB NOT NULL, PRIMARY KEY(room, id)) WITHOUT ROWID;"
+              "CREATE INDEX rounds_order ON rounds(room, seqno);"
+              "CREATE TABLE server_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT "
+              "ROWID;"
+              "CREATE TABLE kano(room TEXT NOT NULL, item TEXT NOT NULL, seqno INTEGER NOT NULL,"
+              " data BLOB NOT NULL, PRIMARY KEY(room, item)) WITHOUT ROWID;"
+              "CREATE TABLE names(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+              "CREATE TABLE moved(room TEXT PRIMARY KEY, to_room TEXT NOT NULL, at INTEGER NOT "
+              "NULL) WITHOUT ROWID;"
+              "PRAGMA user_version = 5;"
+              "INSERT INTO rooms VALUES('A', 1000, x'80');"
+              "INSERT INTO items VALUES('A', 'i1', 'a', x'a178'), ('A', 'i2', 'b', x'a178');"
+              "INSERT INTO events VALUES('A', 1, 1001, 'p1', 'item.add', x'80'),"
+              " ('A', 2, 1002, 'p1', 'item.add', x'80');"
+              "INSERT INTO server_state VALUES('events', 2), ('restores', 0);",
+              NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    struct store *s = open_store(0);
+    CHECK(count("PRAGMA user_version") == 6);
+    CHECK(store_room_count(s) == 1 && store_restores(s) == 0);
+    struct loaded l;
+    CHECK(load(s, "A", &l) == 0);
+    CHECK(l.room && l.seq == 2 && l.nevents == 2 && l.nitems == 2 && has_item(&l, "i1"));
+    add_event(s, "A", 3);
+    pump(s);
+    CHECK(load(s, "A", &l) == 0);
+    CHECK(l.seq == 3 && l.nevents == 3);
+    close_store(s);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -400,6 +509,8 @@ int main(void)
     test_restore_detection();
     test_close_persists_pending();
     test_close_while_checkpointing();
+    test_log_replay();
+    test_migrate_from_5();
     CHECK(uv_loop_close(&loop) == 0);
     remove_db();
     rmdir(dir);

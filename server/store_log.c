@@ -1,0 +1,290 @@
+/* The log (schema 6): every committed record is first a row appended to the
+ * table `log` (id, kind, room, a, b, i1, i2, data: struct rec's fields) in
+ * the batch's transaction, so a change costs a share of the log's last page
+ * instead of a page of each table it touches. The state tables (rooms,
+ * items, events, ...) are brought up to date behind, in cycles: the ids
+ * after the mark are read sorted by room (in log order within a room), and
+ * their records applied as upserts and deletes in transactions of about
+ * MAT_CHUNK records, each ending at a room's end, between the writer's
+ * batches; the last one also moves the mark (server_state 'log_mark') and
+ * deletes the applied rows.
+ * A room's pages are so written once per cycle however many changes it had.
+ *
+ * Applying a record again gives the same row, so a cycle cut short (a
+ * crash, a failed transaction) is simply run again from the mark: at open
+ * the whole log after the mark is applied before anything reads.
+ *
+ * A room is read from the tables only when the log holds none of its rows
+ * (store_read.c); otherwise the reader waits for the cycle that applies
+ * them (store__log_wait), which the writer starts at once. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "errors.h"
+#include "log.h"
+#include "store.h"
+#include "store_int.h"
+
+/* A cycle starts when the log holds MAT_RECORDS records, or MAT_SECONDS
+ * after the last one ended, or at once when a reader waits. */
+#define MAT_RECORDS 50000
+#define MAT_SECONDS 5
+#define MAT_CHUNK   4000
+
+int store__log_prepare(struct store *s)
+{
+    if (store__prepare(s->wdb,
+                       "INSERT INTO log(id, kind, room, a, b, i1, i2, data)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                       &s->w_log) ||
+        store__prepare(s->wdb,
+                       "INSERT INTO server_state(key, value) VALUES('log_mark', ?1)"
+                       " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                       &s->w_mark) ||
+        store__prepare(s->wdb, "DELETE FROM log WHERE id <= ?1", &s->w_trim) ||
+        /* Sorted by SQLite's sorter: only ids and rooms, so a cycle holds
+         * 8 bytes a record in memory however large the records are. */
+        store__prepare(s->wdb,
+                       "SELECT id, room FROM log WHERE id > ?1 AND id <= ?2 ORDER BY room, id",
+                       &s->w_cycle) ||
+        store__prepare(s->wdb, "SELECT kind, room, a, b, i1, i2, data FROM log WHERE id = ?1",
+                       &s->w_rec))
+        return RF_EINTERNAL;
+    sqlite3_stmt *st;
+    if (store__prepare(s->wdb,
+                       "SELECT (SELECT value FROM server_state WHERE key = 'log_mark'),"
+                       " (SELECT max(id) FROM log)",
+                       &st))
+        return RF_EINTERNAL;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        s->log_mark = sqlite3_column_int64(st, 0);
+        int64_t last = sqlite3_column_int64(st, 1);
+        s->log_id = last > s->log_mark ? last : s->log_mark;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return RF_EINTERNAL;
+    s->log_committed = s->log_id;
+    s->mat_done = s->log_mark;
+    clock_gettime(CLOCK_MONOTONIC, &s->cycle_at);
+    return 0;
+}
+
+void store__log_finalize(struct store *s)
+{
+    sqlite3_stmt **st[] = {&s->w_log, &s->w_mark, &s->w_trim, &s->w_cycle, &s->w_rec};
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+        sqlite3_finalize(*st[i]);
+        *st[i] = NULL;
+    }
+    free(s->cycle);
+    free(s->cycle_new);
+    s->cycle = NULL;
+    s->cycle_new = NULL;
+    store__batch_free(s->cycle_rec);
+    s->cycle_rec = NULL;
+}
+
+int store__log_append(struct store *s, const struct batch *bt, const struct rec *r)
+{
+    if (r->kind == REC_SKIP)
+        return 0;
+    sqlite3_stmt *st = s->w_log;
+    sqlite3_bind_int64(st, 1, s->log_id + 1);
+    sqlite3_bind_int(st, 2, (int)r->kind);
+    store__bind_text(st, 3, rec_str(bt, r->room));
+    store__bind_text(st, 4, rec_str(bt, r->a));
+    store__bind_text(st, 5, rec_str(bt, r->b));
+    sqlite3_bind_int64(st, 6, r->i1);
+    sqlite3_bind_int64(st, 7, r->i2);
+    sqlite3_bind_blob(st, 8, rec_str(bt, r->blob), (int)r->len, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        log_error("sqlite write failed: %s", sqlite3_errmsg(s->wdb));
+        return RF_EINTERNAL;
+    }
+    s->log_id++;
+    return 0;
+}
+
+static double since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+int store__log_due(struct store *s)
+{
+    if (s->cycle)
+        return 1;
+    if (s->log_id <= s->log_mark)
+        return 0;
+    double idle = since(&s->cycle_at);
+    if (s->cycle_failed && idle < 1)
+        return 0;
+    return s->mat_want > s->log_mark || s->log_id - s->log_mark >= MAT_RECORDS ||
+           idle >= MAT_SECONDS;
+}
+
+static void end_cycle(struct store *s, int failed)
+{
+    free(s->cycle);
+    free(s->cycle_new);
+    s->cycle = NULL;
+    s->cycle_new = NULL;
+    s->cycle_n = s->cycle_next = 0;
+    s->cycle_failed = failed;
+    clock_gettime(CLOCK_MONOTONIC, &s->cycle_at);
+}
+
+/* The ids after the mark, up to the last id given, sorted by room (and in
+ * log order within a room), with where each room starts. */
+static int start_cycle(struct store *s)
+{
+    size_t cap = (size_t)(s->log_id - s->log_mark);
+    s->cycle = malloc(cap * sizeof *s->cycle);
+    s->cycle_new = malloc(cap);
+    if (!s->cycle_rec)
+        s->cycle_rec = calloc(1, sizeof *s->cycle_rec);
+    s->cycle_n = s->cycle_next = 0;
+    s->cycle_upto = s->log_id;
+    if (!s->cycle || !s->cycle_new || !s->cycle_rec) {
+        end_cycle(s, 1);
+        return RF_ENOMEM;
+    }
+    sqlite3_stmt *st = s->w_cycle;
+    sqlite3_bind_int64(st, 1, s->log_mark);
+    sqlite3_bind_int64(st, 2, s->cycle_upto);
+    int step;
+    char prev[256] = "";
+    while ((step = sqlite3_step(st)) == SQLITE_ROW && s->cycle_n < cap) {
+        const char *room = (const char *)sqlite3_column_text(st, 1);
+        s->cycle[s->cycle_n] = sqlite3_column_int64(st, 0);
+        s->cycle_new[s->cycle_n++] = strncmp(prev, room, sizeof prev) != 0;
+        snprintf(prev, sizeof prev, "%s", room);
+    }
+    sqlite3_reset(st);
+    if (step != SQLITE_DONE && step != SQLITE_ROW) {
+        log_error("sqlite read of the log failed: %s", sqlite3_errstr(step));
+        end_cycle(s, 1);
+        return RF_EINTERNAL;
+    }
+    return 0;
+}
+
+/* The record of log id `id` into its table. */
+static int apply_id(struct store *s, int64_t id)
+{
+    struct batch *c = s->cycle_rec;
+    sqlite3_stmt *st = s->w_rec;
+    c->n = c->used = 0;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = RF_EINTERNAL;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int kind = sqlite3_column_int(st, 0);
+        if (kind >= 0 && kind < REC__COUNT)
+            rc = store__batch_append(
+                c, (enum rec_kind)kind, (const char *)sqlite3_column_text(st, 1),
+                (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+                sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5),
+                sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6), NONE);
+        else
+            log_error("the log holds a record of unknown kind %d", kind);
+    }
+    sqlite3_reset(st);
+    return rc ? rc : store__apply_rec(s, c, &c->v[0]);
+}
+
+/* The size cap (--max-db-size) bounds what clients write; applying the log
+ * only moves records from it into the tables, so a cycle runs above it
+ * (else a full database could never apply its log, nor load its rooms). */
+static void lift_cap(struct store *s, int lift)
+{
+    if (!s->max_pages)
+        return;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
+             (long long)(lift ? 2 * s->max_pages + 65536 : s->max_pages));
+    store__exec(s->wdb, sql);
+}
+
+static int step_sql(struct store *s, sqlite3_stmt *st, int64_t v)
+{
+    sqlite3_bind_int64(st, 1, v);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        log_error("sqlite write failed: %s", sqlite3_errmsg(s->wdb));
+        return RF_EINTERNAL;
+    }
+    return 0;
+}
+
+int store__log_step(struct store *s)
+{
+    if (!s->cycle) {
+        if (s->log_id <= s->log_mark)
+            return 1;
+        if (start_cycle(s))
+            return RF_EINTERNAL;
+    }
+    lift_cap(s, 1);
+    if (store__exec(s->wdb, "BEGIN IMMEDIATE")) {
+        lift_cap(s, 0);
+        end_cycle(s, 1);
+        return RF_EINTERNAL;
+    }
+    size_t i = s->cycle_next, n = 0;
+    for (; i < s->cycle_n; i++, n++) {
+        if (n >= MAT_CHUNK && s->cycle_new[i])
+            break; /* a room's records are applied in one transaction */
+        if (apply_id(s, s->cycle[i]))
+            goto fail;
+    }
+    int last = i == s->cycle_n;
+    if (last && (step_sql(s, s->w_mark, s->cycle_upto) || step_sql(s, s->w_trim, s->cycle_upto)))
+        goto fail;
+    if (store__exec(s->wdb, "COMMIT"))
+        goto fail;
+    lift_cap(s, 0);
+    s->cycle_next = i;
+    if (!last)
+        return 0;
+    s->log_mark = s->cycle_upto;
+    end_cycle(s, 0);
+    return s->log_id <= s->log_mark;
+fail:
+    store__exec(s->wdb, "ROLLBACK");
+    lift_cap(s, 0);
+    log_error("the log could not be applied to the tables (it is kept and applied again later)");
+    end_cycle(s, 1);
+    return RF_EINTERNAL;
+}
+
+int store__log_drain(struct store *s)
+{
+    int rc;
+    while ((rc = store__log_step(s)) == 0)
+        ;
+    return rc < 0 ? rc : 0;
+}
+
+int store__log_wait(struct store *s, int64_t id)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t failures = s->mat_failures;
+    if (s->mat_want < id)
+        s->mat_want = id;
+    pthread_cond_signal(&s->work_cv);
+    while (s->mat_done < id && s->mat_failures == failures && !s->quit)
+        pthread_cond_wait(&s->mat_cv, &s->mu);
+    int rc = s->mat_done >= id ? 0 : RF_EINTERNAL;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
