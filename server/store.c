@@ -278,6 +278,9 @@ int store_open(struct store **out, const char *path, const struct store_options 
     for (int i = 0; i < REC__COUNT; i++)
         if (store__prepare(s->wdb, WRITE_SQL[i], &s->w[i]))
             goto fail;
+    if (store__prepare(s->wdb, "UPDATE server_state SET value = value + ?1 WHERE key = 'events'",
+                       &s->w_events))
+        goto fail;
     /* Recovery: the log after the mark into the tables, before anything
      * reads them (and before the size cap, which a full database would
      * otherwise keep it from). */
@@ -293,9 +296,6 @@ int store_open(struct store **out, const char *path, const struct store_options 
             goto fail;
     }
     sqlite3_wal_hook(s->wdb, store__on_wal, s);
-    if (store__prepare(s->wdb, "UPDATE server_state SET value = value + ?1 WHERE key = 'events'",
-                       &s->w_events))
-        goto fail;
     /* The loop's connection (the ping) must never wait long for a lock. */
     if (store__open_db(path, &s->rdb) || sqlite3_busy_timeout(s->rdb, 100) ||
         store__exec(s->rdb, "PRAGMA wal_autocheckpoint = 0") ||

@@ -98,7 +98,7 @@ struct store {
     int64_t high_water_written; /* the count in the side file */
     time_t high_water_at;
     char high_water_path[4200];
-    sqlite3_stmt *w_events; /* adds a batch's events to server_state */
+    sqlite3_stmt *w_events; /* adds a cycle's events to server_state (store_log.c) */
     uv_async_t async;
     struct store_hooks hooks;
     uint64_t failures; /* loop thread: transactions that failed (store_failures) */
@@ -120,6 +120,7 @@ struct store {
     struct batch *cycle_rec;  /* writer: the record being applied */
     int64_t max_pages;        /* writer: the size cap (--max-db-size) in pages, or 0 */
     int64_t cycle_upto;       /* writer: the mark once the cycle is applied */
+    int64_t cycle_events;     /* writer: the events among its records */
     struct timespec cycle_at; /* writer: when the last cycle ended (or failed) */
     int cycle_failed;         /* writer: the last one failed (retried after a second) */
     pthread_cond_t mat_cv;    /* under mu: a cycle ended (mat_done) or failed */

@@ -6,8 +6,10 @@
  * after the mark are read sorted by room (in log order within a room), and
  * their records applied as upserts and deletes in transactions of about
  * MAT_CHUNK records, each ending at a room's end, between the writer's
- * batches; the last one also moves the mark (server_state 'log_mark') and
- * deletes the applied rows.
+ * batches; the last one also moves the mark (server_state 'log_mark'),
+ * deletes the applied rows and adds the cycle's events to the committed
+ * events' count (server_state 'events', restore detection: store.h), so a
+ * batch's transaction writes nothing but the log.
  * A room's pages are so written once per cycle however many changes it had.
  *
  * Applying a record again gives the same row, so a cycle cut short (a
@@ -46,9 +48,9 @@ int store__log_prepare(struct store *s)
         store__prepare(s->wdb, "DELETE FROM log WHERE id <= ?1", &s->w_trim) ||
         /* Sorted by SQLite's sorter: only ids and rooms, so a cycle holds
          * 8 bytes a record in memory however large the records are. */
-        store__prepare(s->wdb,
-                       "SELECT id, room FROM log WHERE id > ?1 AND id <= ?2 ORDER BY room, id",
-                       &s->w_cycle) ||
+        store__prepare(
+            s->wdb, "SELECT id, room, kind FROM log WHERE id > ?1 AND id <= ?2 ORDER BY room, id",
+            &s->w_cycle) ||
         store__prepare(s->wdb, "SELECT kind, room, a, b, i1, i2, data FROM log WHERE id = ?1",
                        &s->w_rec))
         return RF_EINTERNAL;
@@ -153,6 +155,7 @@ static int start_cycle(struct store *s)
     if (!s->cycle_rec)
         s->cycle_rec = calloc(1, sizeof *s->cycle_rec);
     s->cycle_n = s->cycle_next = 0;
+    s->cycle_events = 0;
     s->cycle_upto = s->log_id;
     if (!s->cycle || !s->cycle_new || !s->cycle_rec) {
         end_cycle(s, 1);
@@ -168,6 +171,7 @@ static int start_cycle(struct store *s)
         s->cycle[s->cycle_n] = sqlite3_column_int64(st, 0);
         s->cycle_new[s->cycle_n++] = strncmp(prev, room, sizeof prev) != 0;
         snprintf(prev, sizeof prev, "%s", room);
+        s->cycle_events += sqlite3_column_int(st, 2) == REC_EVENT;
     }
     sqlite3_reset(st);
     if (step != SQLITE_DONE && step != SQLITE_ROW) {
@@ -248,7 +252,8 @@ int store__log_step(struct store *s)
             goto fail;
     }
     int last = i == s->cycle_n;
-    if (last && (step_sql(s, s->w_mark, s->cycle_upto) || step_sql(s, s->w_trim, s->cycle_upto)))
+    if (last && (step_sql(s, s->w_mark, s->cycle_upto) || step_sql(s, s->w_trim, s->cycle_upto) ||
+                 step_sql(s, s->w_events, s->cycle_events)))
         goto fail;
     if (store__exec(s->wdb, "COMMIT"))
         goto fail;

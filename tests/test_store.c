@@ -411,6 +411,7 @@ static void test_log_replay(void)
     pump(s);
     /* Committed, in the log only (a cycle starts after 5 s or 50,000). */
     CHECK(count("SELECT count(*) FROM log WHERE room = 'A'") == 7);
+    CHECK(count("SELECT value FROM server_state WHERE key = 'events'") == 0);
     CHECK(count("SELECT count(*) FROM items") == 0);
     CHECK(copy_file(wal, copy_wal) == 0 && copy_file(dbpath, copy) == 0);
     struct loaded l;
@@ -431,6 +432,9 @@ static void test_log_replay(void)
     CHECK(count("SELECT count(*) FROM log") == 0);
     CHECK(count("SELECT count(*) FROM items WHERE room = 'A'") == 2);
     CHECK(count("SELECT count(*) FROM events WHERE room = 'A'") == 2);
+    /* The committed events' count (restore detection) took the log's events. */
+    CHECK(count("SELECT value FROM server_state WHERE key = 'events'") == 2);
+    CHECK(store_restores(s) == 0 && read_high_water() == 2);
     CHECK(store_room_count(s) == 1);
     CHECK(load(s, "A", &l) == 0);
     CHECK(l.seq == 2 && l.nitems == 2 && has_item(&l, "i3"));
