@@ -114,6 +114,18 @@ int store__bind_text(sqlite3_stmt *st, int i, const char *s)
     return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
+int store__step_write(sqlite3 *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        log_error("sqlite write failed: %s", sqlite3_errmsg(db));
+        return RF_EINTERNAL;
+    }
+    return 0;
+}
+
 /* Writes v to path atomically: a temporary file, fsync, rename. */
 static int write_counter_file(const char *path, int64_t v)
 {

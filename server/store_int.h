@@ -141,6 +141,9 @@ struct store {
 /* store.c: SQLite helpers (any thread, on its own connection) */
 int store__exec(sqlite3 *db, const char *sql);
 int store__bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Steps a statement that writes, then resets it and clears its bindings;
+ * 0, or RF_EINTERNAL with SQLite's message logged. */
+int store__step_write(sqlite3 *db, sqlite3_stmt *st);
 int store__open_db(const char *path, sqlite3 **db);
 int store__set_cache(sqlite3 *db, int64_t kib);
 int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);

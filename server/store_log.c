@@ -103,13 +103,8 @@ int store__log_append(struct store *s, const struct batch *bt, const struct rec 
     sqlite3_bind_int64(st, 6, r->i1);
     sqlite3_bind_int64(st, 7, r->i2);
     sqlite3_bind_blob(st, 8, rec_str(bt, r->blob), (int)r->len, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE) {
-        log_error("sqlite write failed: %s", sqlite3_errmsg(s->wdb));
+    if (store__step_write(s->wdb, st))
         return RF_EINTERNAL;
-    }
     s->log_id++;
     return 0;
 }
@@ -221,13 +216,7 @@ static void lift_cap(struct store *s, int lift)
 static int step_sql(struct store *s, sqlite3_stmt *st, int64_t v)
 {
     sqlite3_bind_int64(st, 1, v);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-        log_error("sqlite write failed: %s", sqlite3_errmsg(s->wdb));
-        return RF_EINTERNAL;
-    }
-    return 0;
+    return store__step_write(s->wdb, st);
 }
 
 int store__log_step(struct store *s)

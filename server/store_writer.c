@@ -85,14 +85,7 @@ int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *
     default:
         break;
     }
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE) {
-        log_error("sqlite write failed: %s", sqlite3_errmsg(s->wdb));
-        return RF_EINTERNAL;
-    }
-    return 0;
+    return store__step_write(s->wdb, st);
 }
 
 /* Writer thread: one transaction per batch, its records appended to the
