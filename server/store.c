@@ -200,7 +200,9 @@ int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 
 static void free_store(uv_handle_t *h)
 {
-    free(h->data);
+    struct store *s = h->data;
+    if (--s->open_handles == 0)
+        free(s);
 }
 
 static int64_t query_int(sqlite3 *db, const char *sql, int64_t dflt)
@@ -340,6 +342,10 @@ int store_open(struct store **out, const char *path, const struct store_options 
         uv_close((uv_handle_t *)&s->async, NULL);
         goto fail;
     }
+    uv_timer_init(loop, &s->group_timer);
+    s->group_timer.data = s;
+    s->group_ms = opts->group_ms;
+    s->open_handles = 2;
     *out = s;
     return 0;
 fail:
@@ -393,6 +399,7 @@ void store_close(struct store *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
+    uv_close((uv_handle_t *)&s->group_timer, free_store);
     uv_close((uv_handle_t *)&s->async, free_store);
 }
 

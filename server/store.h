@@ -53,6 +53,10 @@ struct store_options {
     bool full_sync;  /* synchronous=FULL: survive power loss */
     size_t max_mb;   /* cap on the database size in MiB (0: none) */
     size_t cache_mb; /* the writer's SQLite page cache in MiB (0: 64) */
+    /* A batch is handed to the writer at most every group_ms ms (0: as
+     * soon as the one before is written): more changes to a transaction,
+     * whose pages (the log's last one) are then shared by more of them. */
+    size_t group_ms;
 };
 
 /* Opens (creating and migrating) the database at path and starts the writer

@@ -34,10 +34,23 @@ void store__submit(struct store *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+static void on_group_timer(uv_timer_t *t)
+{
+    store_flush(t->data);
+}
+
 void store_flush(struct store *s)
 {
-    if (!s->inflight && s->accum->n > 0)
-        store__submit(s);
+    if (s->inflight || s->accum->n == 0)
+        return;
+    uint64_t now = uv_now(s->async.loop);
+    if (s->group_ms && now < s->submitted_at + s->group_ms) {
+        if (!uv_is_active((uv_handle_t *)&s->group_timer))
+            uv_timer_start(&s->group_timer, on_group_timer, s->submitted_at + s->group_ms - now, 0);
+        return;
+    }
+    s->submitted_at = now;
+    store__submit(s);
 }
 
 void store_skip_pending(struct store *s, const char *room)

@@ -100,6 +100,10 @@ struct store {
     char high_water_path[4200];
     sqlite3_stmt *w_events; /* adds a cycle's events to server_state (store_log.c) */
     uv_async_t async;
+    uv_timer_t group_timer; /* loop thread: hands the batch over once group_ms has passed */
+    uint64_t group_ms;      /* loop thread: store_options.group_ms */
+    uint64_t submitted_at;  /* loop thread: uv_now() when the last batch was handed over */
+    int open_handles;       /* loop thread: async and timer not closed yet (the last frees) */
     struct store_hooks hooks;
     uint64_t failures; /* loop thread: transactions that failed (store_failures) */
     struct map moved;  /* loop thread: room id -> struct store_moved (store_moved.c) */

@@ -44,12 +44,17 @@ static void on_fail(void *arg, uint64_t upto, const char *const *rooms, size_t n
         snprintf(fail_rooms[i], sizeof fail_rooms[i], "%s", rooms[i]);
 }
 
-static struct store *open_store(size_t max_mb)
+static struct store *open_store_with(const struct store_options *o)
 {
     struct store_hooks hooks = {NULL, on_commit, on_fail};
     struct store *s = NULL;
-    CHECK(store_open(&s, dbpath, &(struct store_options){.max_mb = max_mb}, &loop, &hooks) == 0);
+    CHECK(store_open(&s, dbpath, o, &loop, &hooks) == 0);
     return s;
+}
+
+static struct store *open_store(size_t max_mb)
+{
+    return open_store_with(&(struct store_options){.max_mb = max_mb});
 }
 
 static void close_store(struct store *s)
@@ -498,6 +503,29 @@ static void test_migrate_from_5(void)
     close_store(s);
 }
 
+/* --group-commit-ms: a batch is handed to the writer at most every
+ * group_ms, so the records of the turns in between share one transaction. */
+static void test_group_commit(void)
+{
+    remove_db();
+    struct store *s = open_store_with(&(struct store_options){.group_ms = 100});
+    put_room(s, "A");
+    pump(s); /* the first goes at once */
+    commits = 0;
+    uint64_t t0 = uv_now(&loop);
+    put_item(s, "A", "i1", "a", 10);
+    store_flush(s);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    put_item(s, "A", "i2", "b", 10);
+    store_flush(s);
+    CHECK(store_durable(s) + 2 == store_added(s)); /* both wait */
+    pump(s);
+    uv_update_time(&loop);
+    CHECK(uv_now(&loop) - t0 >= 90);
+    CHECK(commits == 1 && store_last_batch(s)->records == 2);
+    close_store(s);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -515,6 +543,7 @@ int main(void)
     test_close_while_checkpointing();
     test_log_replay();
     test_migrate_from_5();
+    test_group_commit();
     CHECK(uv_loop_close(&loop) == 0);
     remove_db();
     rmdir(dir);
