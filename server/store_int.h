@@ -48,6 +48,15 @@ struct rec {
     size_t len;
 };
 
+/* A record in the log, as the writer keeps it to sort a cycle by room
+ * without reading the log: the hash of its room (a collision only puts two
+ * rooms' records in one group, in log order), its id, whether an event. */
+struct log_ref {
+    uint64_t room;
+    int64_t id;
+    int event;
+};
+
 /* The records of one or more loop turns. Batches are recycled (one spare),
  * so in a steady state appending a record allocates nothing. */
 struct batch {
@@ -110,17 +119,20 @@ struct store {
     /* The log (store_log.c). Ids are given in order and never reused: the
      * mark (server_state 'log_mark') is the last id applied to the tables,
      * and the log holds the rows after it. */
-    sqlite3_stmt *w_log;      /* writer: appends a record */
-    sqlite3_stmt *w_mark;     /* writer: sets the mark */
-    sqlite3_stmt *w_trim;     /* writer: deletes the log up to the mark */
-    sqlite3_stmt *w_cycle;    /* writer: the ids after the mark, by room */
-    sqlite3_stmt *w_rec;      /* writer: one record of the log */
-    int64_t log_id;           /* writer: the last id given (committed, between batches) */
-    int64_t log_mark;         /* writer: the mark, committed */
-    int64_t *cycle;           /* writer: the ids being applied, sorted by room (NULL: none) */
-    unsigned char *cycle_new; /* writer: 1 where a room starts in cycle */
-    size_t cycle_n;           /* writer: how many */
+    sqlite3_stmt *w_log;     /* writer: appends a record */
+    sqlite3_stmt *w_mark;    /* writer: sets the mark */
+    sqlite3_stmt *w_trim;    /* writer: deletes the log up to the mark */
+    sqlite3_stmt *w_pending; /* writer, at open: the ids after the mark */
+    sqlite3_stmt *w_rec;     /* writer: one record of the log */
+    int64_t log_id;          /* writer: the last id given (committed, between batches) */
+    int64_t log_mark;        /* writer: the mark, committed */
+    struct log_ref *pend;    /* writer: the records in the log not in the running cycle */
+    size_t pend_n, pend_cap;
+    int pend_stale;        /* writer: pend must be read again from the log */
+    struct log_ref *cycle; /* writer: the running cycle's records, sorted by room */
+    size_t cycle_n, cycle_cap;
     size_t cycle_next;        /* writer: the first of them not applied yet */
+    int cycle_on;             /* writer: a cycle runs */
     struct batch *cycle_rec;  /* writer: the record being applied */
     int64_t max_pages;        /* writer: the size cap (--max-db-size) in pages, or 0 */
     int64_t cycle_upto;       /* writer: the mark once the cycle is applied */
@@ -182,7 +194,8 @@ int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *
 
 /* store_log.c. prepare: the log's statements, and the writer's figures read
  * (the opening thread). append: a batch's record into the log (writer, in
- * its transaction; 0 or RF_EINTERNAL). due: a cycle should run (writer,
+ * its transaction; 0 or RF_EINTERNAL); rollback: the log's id and the
+ * writer's list of its records back to before a batch that failed. due: a cycle should run (writer,
  * under mu). step: one transaction of a cycle, starting one if none runs
  * (writer, or the opening thread before the threads start); returns 1 when
  * nothing is left to apply, 0 when more is, or RF_EINTERNAL when it failed
@@ -192,6 +205,7 @@ int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *
  * RF_EINTERNAL when a cycle failed meanwhile). */
 int store__log_prepare(struct store *s);
 int store__log_append(struct store *s, const struct batch *bt, const struct rec *rec);
+void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n);
 int store__log_due(struct store *s);
 int store__log_step(struct store *s);
 int store__log_drain(struct store *s);

@@ -2,11 +2,12 @@
  * table `log` (id, kind, room, a, b, i1, i2, data: struct rec's fields) in
  * the batch's transaction, so a change costs a share of the log's last page
  * instead of a page of each table it touches. The state tables (rooms,
- * items, events, ...) are brought up to date behind, in cycles: the ids
- * after the mark are read sorted by room (in log order within a room), and
- * their records applied as upserts and deletes in transactions of about
- * MAT_CHUNK records, each ending at a room's end, between the writer's
- * batches; the last one also moves the mark (server_state 'log_mark'),
+ * items, events, ...) are brought up to date behind, in cycles: the
+ * records after the mark (the writer keeps their ids and rooms' hashes in
+ * memory: struct log_ref; at open it reads them from the log) are sorted by
+ * room (in log order within a room) and applied as upserts and deletes in
+ * transactions of about MAT_CHUNK records, each ending at a room's end,
+ * between the writer's batches; the last one also moves the mark (server_state 'log_mark'),
  * deletes the applied rows and adds the cycle's events to the committed
  * events' count (server_state 'events', restore detection: store.h), so a
  * batch's transaction writes nothing but the log.
@@ -35,6 +36,49 @@
 #define MAT_SECONDS 5
 #define MAT_CHUNK   4000
 
+static uint64_t hash_room(const char *room)
+{
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)room; p && *p; p++)
+        h = (h ^ *p) * 1099511628211u;
+    return h;
+}
+
+static int pend_add(struct store *s, int64_t id, const char *room, int kind)
+{
+    if (s->pend_n == s->pend_cap) {
+        size_t cap = s->pend_cap ? s->pend_cap * 2 : 1024;
+        struct log_ref *v = realloc(s->pend, cap * sizeof *v);
+        if (!v)
+            return RF_ENOMEM;
+        s->pend = v;
+        s->pend_cap = cap;
+    }
+    s->pend[s->pend_n++] = (struct log_ref){hash_room(room), id, kind == REC_EVENT};
+    return 0;
+}
+
+/* pend read from the log: every record after the mark (at open, and after
+ * a cycle failed). 0 or RF_EINTERNAL (then pend_stale stays set). */
+static int pend_read(struct store *s)
+{
+    sqlite3_stmt *st = s->w_pending;
+    int rc, bad = 0;
+    s->pend_n = 0;
+    s->pend_stale = 1;
+    sqlite3_bind_int64(st, 1, s->log_mark);
+    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        bad = pend_add(s, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                       sqlite3_column_int(st, 2));
+    sqlite3_reset(st);
+    if (bad || rc != SQLITE_DONE) {
+        log_error("the log could not be read (it is read again before the next cycle)");
+        return RF_EINTERNAL;
+    }
+    s->pend_stale = 0;
+    return 0;
+}
+
 int store__log_prepare(struct store *s)
 {
     if (store__prepare(s->wdb,
@@ -46,11 +90,8 @@ int store__log_prepare(struct store *s)
                        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        &s->w_mark) ||
         store__prepare(s->wdb, "DELETE FROM log WHERE id <= ?1", &s->w_trim) ||
-        /* Sorted by SQLite's sorter: only ids and rooms, so a cycle holds
-         * 8 bytes a record in memory however large the records are. */
-        store__prepare(
-            s->wdb, "SELECT id, room, kind FROM log WHERE id > ?1 AND id <= ?2 ORDER BY room, id",
-            &s->w_cycle) ||
+        store__prepare(s->wdb, "SELECT id, room, kind FROM log WHERE id > ?1 ORDER BY id",
+                       &s->w_pending) ||
         store__prepare(s->wdb, "SELECT kind, room, a, b, i1, i2, data FROM log WHERE id = ?1",
                        &s->w_rec))
         return RF_EINTERNAL;
@@ -72,20 +113,21 @@ int store__log_prepare(struct store *s)
     s->log_committed = s->log_id;
     s->mat_done = s->log_mark;
     clock_gettime(CLOCK_MONOTONIC, &s->cycle_at);
-    return 0;
+    return pend_read(s); /* what a crash left in the log */
 }
 
 void store__log_finalize(struct store *s)
 {
-    sqlite3_stmt **st[] = {&s->w_log, &s->w_mark, &s->w_trim, &s->w_cycle, &s->w_rec};
+    sqlite3_stmt **st[] = {&s->w_log, &s->w_mark, &s->w_trim, &s->w_pending, &s->w_rec};
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
         sqlite3_finalize(*st[i]);
         *st[i] = NULL;
     }
     free(s->cycle);
-    free(s->cycle_new);
-    s->cycle = NULL;
-    s->cycle_new = NULL;
+    free(s->pend);
+    s->cycle = s->pend = NULL;
+    s->cycle_n = s->cycle_cap = s->pend_n = s->pend_cap = 0;
+    s->cycle_on = 0;
     store__batch_free(s->cycle_rec);
     s->cycle_rec = NULL;
 }
@@ -106,7 +148,13 @@ int store__log_append(struct store *s, const struct batch *bt, const struct rec 
     if (store__step_write(s->wdb, st))
         return RF_EINTERNAL;
     s->log_id++;
-    return 0;
+    return pend_add(s, s->log_id, rec_str(bt, r->room), r->kind);
+}
+
+void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n)
+{
+    s->log_id = log_id;
+    s->pend_n = pend_n;
 }
 
 static double since(const struct timespec *t)
@@ -118,7 +166,7 @@ static double since(const struct timespec *t)
 
 int store__log_due(struct store *s)
 {
-    if (s->cycle)
+    if (s->cycle_on)
         return 1;
     if (s->log_id <= s->log_mark)
         return 0;
@@ -129,51 +177,47 @@ int store__log_due(struct store *s)
            idle >= MAT_SECONDS;
 }
 
+static int by_room(const void *x, const void *y)
+{
+    const struct log_ref *a = x, *b = y;
+    if (a->room != b->room)
+        return a->room < b->room ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
 static void end_cycle(struct store *s, int failed)
 {
-    free(s->cycle);
-    free(s->cycle_new);
-    s->cycle = NULL;
-    s->cycle_new = NULL;
+    s->cycle_on = 0;
     s->cycle_n = s->cycle_next = 0;
     s->cycle_failed = failed;
     clock_gettime(CLOCK_MONOTONIC, &s->cycle_at);
+    if (failed)
+        pend_read(s); /* the cycle's records are in the log still: all applied again */
 }
 
-/* The ids after the mark, up to the last id given, sorted by room (and in
- * log order within a room), with where each room starts. */
+/* The records after the mark, up to the last id given (between batches:
+ * all of pend), sorted by room. The arrays swap: pend starts empty. */
 static int start_cycle(struct store *s)
 {
-    size_t cap = (size_t)(s->log_id - s->log_mark);
-    s->cycle = malloc(cap * sizeof *s->cycle);
-    s->cycle_new = malloc(cap);
-    if (!s->cycle_rec)
-        s->cycle_rec = calloc(1, sizeof *s->cycle_rec);
-    s->cycle_n = s->cycle_next = 0;
-    s->cycle_events = 0;
-    s->cycle_upto = s->log_id;
-    if (!s->cycle || !s->cycle_new || !s->cycle_rec) {
-        end_cycle(s, 1);
-        return RF_ENOMEM;
-    }
-    sqlite3_stmt *st = s->w_cycle;
-    sqlite3_bind_int64(st, 1, s->log_mark);
-    sqlite3_bind_int64(st, 2, s->cycle_upto);
-    int step;
-    char prev[256] = "";
-    while ((step = sqlite3_step(st)) == SQLITE_ROW && s->cycle_n < cap) {
-        const char *room = (const char *)sqlite3_column_text(st, 1);
-        s->cycle[s->cycle_n] = sqlite3_column_int64(st, 0);
-        s->cycle_new[s->cycle_n++] = strncmp(prev, room, sizeof prev) != 0;
-        snprintf(prev, sizeof prev, "%s", room);
-        s->cycle_events += sqlite3_column_int(st, 2) == REC_EVENT;
-    }
-    sqlite3_reset(st);
-    if (step != SQLITE_DONE && step != SQLITE_ROW) {
-        log_error("sqlite read of the log failed: %s", sqlite3_errstr(step));
-        end_cycle(s, 1);
+    if (s->pend_stale && pend_read(s))
         return RF_EINTERNAL;
-    }
+    if (!s->cycle_rec && !(s->cycle_rec = calloc(1, sizeof *s->cycle_rec)))
+        return RF_ENOMEM;
+    struct log_ref *v = s->cycle;
+    size_t cap = s->cycle_cap;
+    s->cycle = s->pend;
+    s->cycle_n = s->pend_n;
+    s->cycle_cap = s->pend_cap;
+    s->pend = v;
+    s->pend_cap = cap;
+    s->pend_n = 0;
+    s->cycle_next = 0;
+    s->cycle_upto = s->log_id;
+    s->cycle_events = 0;
+    for (size_t i = 0; i < s->cycle_n; i++)
+        s->cycle_events += s->cycle[i].event;
+    qsort(s->cycle, s->cycle_n, sizeof *s->cycle, by_room);
+    s->cycle_on = 1;
     return 0;
 }
 
@@ -221,11 +265,14 @@ static int step_sql(struct store *s, sqlite3_stmt *st, int64_t v)
 
 int store__log_step(struct store *s)
 {
-    if (!s->cycle) {
+    if (!s->cycle_on) {
         if (s->log_id <= s->log_mark)
             return 1;
-        if (start_cycle(s))
+        if (start_cycle(s)) {
+            s->cycle_failed = 1;
+            clock_gettime(CLOCK_MONOTONIC, &s->cycle_at);
             return RF_EINTERNAL;
+        }
     }
     lift_cap(s, 1);
     if (store__exec(s->wdb, "BEGIN IMMEDIATE")) {
@@ -235,9 +282,9 @@ int store__log_step(struct store *s)
     }
     size_t i = s->cycle_next, n = 0;
     for (; i < s->cycle_n; i++, n++) {
-        if (n >= MAT_CHUNK && s->cycle_new[i])
+        if (n >= MAT_CHUNK && s->cycle[i].room != s->cycle[i - 1].room)
             break; /* a room's records are applied in one transaction */
-        if (apply_id(s, s->cycle[i]))
+        if (apply_id(s, s->cycle[i].id))
             goto fail;
     }
     int last = i == s->cycle_n;

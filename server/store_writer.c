@@ -93,6 +93,7 @@ int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *
 static int write_batch(struct store *s, struct batch *b)
 {
     int64_t events = 0, log_id = s->log_id;
+    size_t pend_n = s->pend_n;
     b->info.records = b->info.events = 0;
     if (store__exec(s->wdb, "BEGIN IMMEDIATE"))
         return 0;
@@ -111,7 +112,7 @@ static int write_batch(struct store *s, struct batch *b)
     return 1;
 fail:
     store__exec(s->wdb, "ROLLBACK");
-    s->log_id = log_id; /* the ids it gave are not in the log */
+    store__log_rollback(s, log_id, pend_n); /* the ids it gave are not in the log */
     return 0;
 }
 
