@@ -31,10 +31,13 @@
 #include "store_int.h"
 
 /* A cycle starts when the log holds MAT_RECORDS records, or MAT_SECONDS
- * after the last one ended, or at once when a reader waits. */
+ * after the last one ended, or at once when a reader waits. Its
+ * transactions are small (MAT_CHUNK records, about a millisecond or two)
+ * so that a batch waiting behind one is not held up long: a room's pages
+ * are written once per cycle however many transactions the cycle takes. */
 #define MAT_RECORDS 50000
 #define MAT_SECONDS 5
-#define MAT_CHUNK   4000
+#define MAT_CHUNK   500
 
 static uint64_t hash_room(const char *room)
 {
