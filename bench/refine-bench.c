@@ -331,6 +331,7 @@ struct run {
     int have_floor;            /* the floor was measured before the scenario */
     struct floor_result floor; /* (floor_seconds > 0) */
     double load_avg;           /* the 1-minute load average when it was */
+    int want_pages;            /* mark() reads the server's page counters (meetings, persist) */
 };
 
 static int workers_start(struct run *r)
@@ -668,7 +669,13 @@ struct cpu_mark {
     uint64_t rss;
     uint64_t t;
     double lb_cpu; /* the balancer's CPU time (--balancer-pid) */
+    int has_pages; /* pages: read from the server's /metrics (PAGE_METRICS) */
+    double pages[3];
 };
+
+/* What the server's /metrics gives of its storage's pages (issue 14). */
+static const char *const PAGE_METRICS[3] = {
+    "refine_wal_frames_total", "refine_checkpoint_pages_total", "refine_changes_total"};
 
 static void mark(const struct run *r, struct cpu_mark *m)
 {
@@ -681,6 +688,28 @@ static void mark(const struct run *r, struct cpu_mark *m)
     uint64_t lb_rss;
     if (r->lb_pid > 0)
         target_stats(r->lb_pid, &m->lb_cpu, &lb_rss);
+    /* Behind a balancer /metrics would be one instance's: not read. */
+    m->has_pages = r->want_pages && r->lb_pid <= 0 &&
+                   target_metrics(r->t->host, r->t->port, PAGE_METRICS, m->pages, 3) == 0;
+}
+
+/* The pages the server's storage wrote per change over a step (its own
+ * counts of WAL frames, checkpointed pages and changes committed, read from
+ * /metrics at the step's start and end); nothing from a server without them. */
+static void put_pages(struct result *res, const struct cpu_mark *a, const struct cpu_mark *b)
+{
+    double changes = b->pages[2] - a->pages[2];
+    if (!a->has_pages || !b->has_pages || changes <= 0)
+        return;
+    double wal = b->pages[0] - a->pages[0], ckpt = b->pages[1] - a->pages[1];
+    jput(res,
+         ",\"wal_pages\":%.0f,\"checkpoint_pages\":%.0f,\"server_changes\":%.0f,"
+         "\"wal_pages_per_change\":%.3f,\"checkpoint_pages_per_change\":%.3f",
+         wal, ckpt, changes, wal / changes, ckpt / changes);
+    tput(res,
+         "  %-14s WAL pages per change: %.3f (checkpointed pages per change: %.3f); %.0f WAL "
+         "pages, %.0f checkpointed, %.0f changes\n",
+         "pages", wal / changes, ckpt / changes, wal, ckpt, changes);
 }
 
 /* The balancer's CPU over the step, and per delivery (the cost the balancer
@@ -934,6 +963,7 @@ static int sc_meetings(struct run *r, struct result *res)
     int cold = c->scenario == SC_MEETINGS_COLD;
     struct agg a;
     struct cpu_mark m0, m1;
+    r->want_pages = 1;
     if ((cold && build_cold_rooms(r, res)) || do_setup(r, res) ||
         do_step(r, c->rate, c->duration, &a, &m0, &m1))
         return -1;
@@ -943,6 +973,7 @@ static int sc_meetings(struct run *r, struct result *res)
     put_balancer(res, r, &m0, &m1, a.deliveries);
     jput(res, ",\"ack_p99_ms\":%.3f", ms(hist_quantile(&a.ack, 0.99)));
     put_vs_floor(res, r, &a, &m0, &m1);
+    put_pages(res, &m0, &m1);
     if (cold) {
         jput(res,
              ",\"cold_joins\":%llu,\"cold_join_p50_ms\":%.3f,\"cold_join_p99_ms\":%.3f,"
@@ -1058,6 +1089,7 @@ static int sc_persist(struct run *r, struct result *res)
     struct agg a;
     struct cpu_mark m0, m1;
     int full = r->t->spawned && strstr(r->t->args, "full") != NULL;
+    r->want_pages = 1;
     if (do_setup(r, res) || do_step(r, 0, c->duration, &a, &m0, &m1))
         return -1;
     double secs = a.secs > 0 ? a.secs : 1;
@@ -1076,6 +1108,7 @@ static int sc_persist(struct run *r, struct result *res)
     put_errors(res, &a);
     put_server(res, r, &m0, &m1);
     put_vs_floor(res, r, &a, &m0, &m1);
+    put_pages(res, &m0, &m1);
     snprintf(res->summary, sizeof res->summary, "%.0f acks/s, ack p99 %.2f ms (target %s)",
              (double)a.changes / secs, ms(hist_quantile(&a.ack, 0.99)),
              full ? ">= 10000/s with p99 < 20 ms" : ">= 50000/s");

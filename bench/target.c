@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -34,7 +35,10 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
-int target_healthz(const char *host, int port)
+/* GET path into resp (cap bytes, NUL-terminated): the status line only
+ * (whole 0) or the whole response, until the server closes. The HTTP
+ * status, or -1 when nothing answered. */
+static int http_get(const char *host, int port, const char *path, char *resp, size_t cap, int whole)
 {
     struct sockaddr_in a;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -48,23 +52,23 @@ int target_healthz(const char *host, int port)
         close(fd);
         return -1;
     }
-    char req[256], resp[512];
-    int n =
-        snprintf(req, sizeof req,
-                 "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n", host, port);
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
+                     path, host, port);
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;
     }
     size_t got = 0;
     struct pollfd p = {fd, POLLIN, 0};
-    while (got < sizeof resp - 1 && poll(&p, 1, 2000) == 1) {
-        ssize_t r = read(fd, resp + got, sizeof resp - 1 - got);
+    resp[0] = 0;
+    while (got < cap - 1 && poll(&p, 1, 2000) == 1) {
+        ssize_t r = read(fd, resp + got, cap - 1 - got);
         if (r <= 0)
             break;
         got += (size_t)r;
         resp[got] = 0;
-        if (strstr(resp, "\r\n"))
+        if (!whole && strstr(resp, "\r\n"))
             break;
     }
     close(fd);
@@ -73,6 +77,34 @@ int target_healthz(const char *host, int port)
     if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
         return -1;
     return status;
+}
+
+int target_healthz(const char *host, int port)
+{
+    char resp[512];
+    return http_get(host, port, "/healthz", resp, sizeof resp, 0);
+}
+
+int target_metrics(const char *host, int port, const char *const *names, double *v, int n)
+{
+    size_t cap = 1 << 16;
+    char *resp = malloc(cap);
+    int found = 0;
+    if (resp && http_get(host, port, "/metrics", resp, cap, 1) == 200) {
+        for (int i = 0; i < n; i++) {
+            /* a sample's line: its name at the start of a line, a space, the value */
+            size_t len = strlen(names[i]);
+            v[i] = NAN;
+            for (const char *p = strstr(resp, names[i]); p; p = strstr(p + 1, names[i]))
+                if (p > resp && p[-1] == '\n' && p[len] == ' ') {
+                    v[i] = strtod(p + len + 1, NULL);
+                    found++;
+                    break;
+                }
+        }
+    }
+    free(resp);
+    return found == n ? 0 : -1;
 }
 
 /* fork + exec the server; its stderr and stdout go to dir/server.log. */

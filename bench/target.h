@@ -1,6 +1,6 @@
 /* The server under test, seen from the parent process: spawning it on a free
  * port with a temporary database (--spawn), restarting and stopping it,
- * reading its CPU time and resident memory from /proc, and /healthz. */
+ * reading its CPU time and resident memory from /proc, /healthz and /metrics. */
 #ifndef REFINE_BENCH_TARGET_H
 #define REFINE_BENCH_TARGET_H
 
@@ -34,6 +34,10 @@ int target_alive(const struct target *t);
 int target_stats(pid_t pid, double *cpu_s, uint64_t *rss_kb);
 /* GET /healthz; the HTTP status, or -1 when nothing answered. */
 int target_healthz(const char *host, int port);
+/* GET /metrics: the values of the samples without labels names[0..n-1]
+ * into v (NAN where absent). 0 when all were served, else -1 (no answer, not
+ * 200, or a name missing: a server without them). */
+int target_metrics(const char *host, int port, const char *const *names, double *v, int n);
 /* The last lines of the spawned server's log to stderr. */
 void target_log_tail(const struct target *t, int lines);
 

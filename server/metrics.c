@@ -47,6 +47,12 @@ void metrics_on_commit(struct metrics *m, double seconds, uint64_t records, uint
         m->storage_failures++;
 }
 
+void metrics_on_pages(struct metrics *m, uint64_t wal_frames, uint64_t ckpt_pages)
+{
+    m->wal_frames += wal_frames;
+    m->ckpt_pages += ckpt_pages;
+}
+
 /* ---- the process, from the kernel ---------------------------------------- */
 
 /* The size of the process' file descriptor table (FDSize in /proc/self/status), 0: unknown. */
@@ -263,6 +269,12 @@ int metrics_text(struct metrics *m, const struct metrics_gauges *g, char **out, 
             "Connections closed because their queue stayed over --max-queue (4001).",
             m->slow_drops);
     counter(&t, "refine_joins_total", "Joins that succeeded.", m->joins);
+    counter(&t, "refine_wal_frames_total",
+            "Pages (WAL frames) the writer's transactions appended to the WAL.", m->wal_frames);
+    counter(&t, "refine_checkpoint_pages_total",
+            "Pages the checkpoints copied from the WAL into the database file (counted with the "
+            "next commit).",
+            m->ckpt_pages);
 
     histogram(&t, "refine_commit_seconds",
               "Time of the writer's transaction per batch (group commit), seconds.",

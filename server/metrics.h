@@ -39,6 +39,8 @@ struct metrics {
     uint64_t rate_limited;     /* messages refused with rate_limited */
     uint64_t slow_drops;       /* connections closed for their queue (4001) */
     uint64_t joins;            /* joins that succeeded */
+    uint64_t wal_frames;       /* pages the writer appended to the WAL */
+    uint64_t ckpt_pages;       /* pages checkpoints copied into the database file */
     /* Gauges kept as they change (conn.c): */
     uint64_t connections;  /* open WebSockets (on app->conns) */
     uint64_t queued_bytes; /* the sum of their qbytes */
@@ -64,6 +66,10 @@ struct metrics_gauges {
  * `seconds`, held `records` records of which `events` events; ok: committed. */
 void metrics_on_commit(struct metrics *m, double seconds, uint64_t records, uint64_t events,
                        bool ok);
+
+/* The same batch's pages: appended to the WAL by its transaction, and
+ * copied into the database file by the checkpoints since the batch before. */
+void metrics_on_pages(struct metrics *m, uint64_t wal_frames, uint64_t ckpt_pages);
 
 /* The Prometheus text of m, g and the process' figures, into *out (owned
  * by the caller, NUL-terminated) and *len. m is borrowed (its start time

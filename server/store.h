@@ -84,10 +84,15 @@ uint64_t store_durable(const struct store *s);
 
 /* The batch whose commit (or failure) the hooks are reporting: the writer
  * thread's time for its transaction, its records and, when it committed,
- * its events. Valid on the loop thread during on_fail and on_commit. */
+ * its events; the pages its transaction appended to the WAL (SQLite's
+ * count of the pages its writer connection wrote), and the pages the
+ * checkpoints copied into the database file since the batch before (the
+ * checkpointer's, handed over with the next batch). Valid on the loop
+ * thread during on_fail and on_commit. */
 struct store_batch_info {
     double seconds;
     uint64_t records, events;
+    uint64_t wal_frames, ckpt_pages;
     bool ok;
 };
 const struct store_batch_info *store_last_batch(const struct store *s);

@@ -82,6 +82,7 @@ struct store {
     int ckpt_wanted;        /* under mu: the WAL passed WAL_CKPT_PAGES */
     int ckpt_quit;          /* under mu: stops the checkpointer (before the writer) */
     int wal_pages;          /* writer thread: pages in the WAL after its last commit */
+    uint64_t ckpt_pages;    /* under mu: pages checkpoints copied, not yet in a batch's info */
     sqlite3_stmt *w[REC__COUNT];
     sqlite3_stmt *r_ping;
     pthread_t thread;

@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -131,6 +132,49 @@ void store__close_writer(struct store *s)
     s->wdb = NULL;
 }
 
+/* The page size of db's database (0: unknown). */
+static int page_size(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* The bytes this thread has handed to write(2) and its kin so far (the
+ * kernel's count: wchar in /proc/thread-self/io); -1 if it cannot be read. */
+static int64_t thread_wchar(void)
+{
+    char line[128];
+    long long v = -1;
+    FILE *f = fopen("/proc/thread-self/io", "re");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "wchar: %lld", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* A PASSIVE checkpoint through db, whose pages are `page` bytes: SQLite's
+ * code, and in *pages the pages it wrote into the database file. SQLite
+ * counts the WAL frames it backfilled, but copies a page written several
+ * times since the last checkpoint once: every write of a checkpoint being
+ * one page of the database file, the pages are the bytes this thread wrote
+ * during it over the page size (0 where the kernel does not count them). */
+static int checkpoint(sqlite3 *db, int page, uint64_t *pages)
+{
+    int log = 0, done = 0;
+    int64_t w0 = thread_wchar();
+    int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    int64_t w1 = thread_wchar();
+    *pages = w0 >= 0 && w1 > w0 && page > 0 ? (uint64_t)((w1 - w0) / page) : 0;
+    return rc;
+}
+
 /* The checkpointer: copies the WAL back into the database when the writer
  * reports WAL_CKPT_PAGES, and once a second (PASSIVE: never waits for the
  * writer or readers). Checkpoints and their fsyncs run here, so neither the
@@ -138,6 +182,7 @@ void store__close_writer(struct store *s)
 void *store__ckpt_main(void *arg)
 {
     struct store *s = arg;
+    int page = page_size(s->cdb);
     pthread_mutex_lock(&s->mu);
     while (!s->ckpt_quit) {
         if (!s->ckpt_wanted) {
@@ -153,11 +198,12 @@ void *store__ckpt_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         if (s->high_water_path[0])
             store__write_high_water(s, events, 0);
-        int log = 0, done = 0;
-        int rc = sqlite3_wal_checkpoint_v2(s->cdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        uint64_t pages;
+        int rc = checkpoint(s->cdb, page, &pages);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
             log_warn("WAL checkpoint failed: %s", sqlite3_errmsg(s->cdb));
         pthread_mutex_lock(&s->mu);
+        s->ckpt_pages += pages;
     }
     pthread_mutex_unlock(&s->mu);
     sqlite3_close(s->cdb);
@@ -213,6 +259,10 @@ void *store__writer_main(void *arg)
 {
     struct store *s = arg;
     int wrote = 0; /* a batch since the last release */
+    int page = page_size(s->wdb), frames = 0, high = 0;
+    /* SQLite's count of the pages this connection wrote (into the WAL),
+     * from here on: read and reset after each batch. */
+    sqlite3_db_status(s->wdb, SQLITE_DBSTATUS_CACHE_WRITE, &frames, &high, 1);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         writer_wait(s, &wrote);
@@ -244,8 +294,12 @@ void *store__writer_main(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &t1);
         b->info.seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         b->info.ok = b->ok;
+        sqlite3_db_status(s->wdb, SQLITE_DBSTATUS_CACHE_WRITE, &frames, &high, 1);
+        b->info.wal_frames = (uint64_t)frames;
         wrote = 1;
         pthread_mutex_lock(&s->mu);
+        b->info.ckpt_pages = s->ckpt_pages;
+        s->ckpt_pages = 0;
         s->events_committed = s->events;
         s->log_committed = s->log_id;
         s->done = b;
@@ -257,10 +311,11 @@ void *store__writer_main(void *arg)
         }
         if (s->wal_pages >= WAL_FORCE_PAGES) {
             pthread_mutex_unlock(&s->mu);
-            int log = 0, done = 0;
-            sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            uint64_t pages;
+            checkpoint(s->wdb, page, &pages);
             s->wal_pages = 0; /* measured again at the next commit */
             pthread_mutex_lock(&s->mu);
+            s->ckpt_pages += pages;
         }
         /* A cycle in progress goes on between batches: one of its
          * transactions after each batch. */

@@ -4,7 +4,8 @@
  *   +Inf with their sum and count;
  * - metrics_on_commit: a value on a bucket's bound counts in that bucket
  *   (le is "less or equal"), past the last in +Inf; a failed batch is a
- *   storage failure and adds no change;
+ *   storage failure and adds no change; metrics_on_pages adds up the WAL's
+ *   and the checkpoints' pages;
  * - the gauges of an in-process server: connections as conn_new and
  *   conn_on_closed count them, rooms and participants online from the
  *   rooms in memory (queued bytes and slow readers need a socket: the
@@ -46,6 +47,8 @@ static void test_text(void)
     metrics_on_commit(&m, 0.0001, 1, 1, true); /* on the first bound: in it */
     metrics_on_commit(&m, 0.0003, 3, 2, true);
     metrics_on_commit(&m, 5.0, 6000, 0, false); /* past every bound: +Inf; a failure */
+    metrics_on_pages(&m, 5, 0);
+    metrics_on_pages(&m, 3, 7); /* the checkpoints' pages, with a later commit */
     struct metrics_gauges g = {"a\"b\\c\nd", 3, 4, 5, 6, 7, 1};
     char *t;
     size_t len;
@@ -67,6 +70,10 @@ static void test_text(void)
     CHECK(has_line(t, "refine_rate_limited_total 7"));
     CHECK(has_line(t, "refine_slow_reader_drops_total 2"));
     CHECK(has_line(t, "refine_joins_total 9"));
+    CHECK(has_line(t, "# TYPE refine_wal_frames_total counter"));
+    CHECK(has_line(t, "refine_wal_frames_total 8"));
+    CHECK(has_line(t, "# TYPE refine_checkpoint_pages_total counter"));
+    CHECK(has_line(t, "refine_checkpoint_pages_total 7"));
     CHECK(has_line(t, "# TYPE refine_commit_seconds histogram"));
     CHECK(has_line(t, "refine_commit_seconds_bucket{le=\"0.0001\"} 1"));
     CHECK(has_line(t, "refine_commit_seconds_bucket{le=\"0.00025\"} 1"));
@@ -92,7 +99,7 @@ static void test_text(void)
         help++;
     for (const char *p = t; (p = strstr(p, "# TYPE ")); p++)
         type++;
-    CHECK(help == type && help == 22);
+    CHECK(help == type && help == 24);
     /* the start time is read once and kept */
     double start = m.start_time;
     CHECK(start > 1.6e9);

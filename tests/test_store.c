@@ -6,12 +6,15 @@
  * records (REC_SKIP: the only records store.c skips; loading skips none);
  * the high-water file detects a database restored from an older copy; and
  * store_close persists what is in flight and what is still accumulating,
- * with the high-water file written once, by one thread (issue #11). */
+ * with the high-water file written once, by one thread (issue #11); each
+ * batch's info counts the pages its transaction appended to the WAL and
+ * the pages the checkpoints copied since the batch before (issue #14). */
 #include <msgpack.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -28,10 +31,18 @@ static uint64_t fail_upto;
 static char fail_rooms[8][32];
 static size_t fail_nrooms;
 
+/* The store whose batches' pages on_commit sums (test_pages), and the sums. */
+static struct store *paged;
+static uint64_t wal_frames, ckpt_pages;
+
 static void on_commit(void *arg)
 {
     (void)arg;
     commits++;
+    if (paged) {
+        wal_frames += store_last_batch(paged)->wal_frames;
+        ckpt_pages += store_last_batch(paged)->ckpt_pages;
+    }
 }
 
 static void on_fail(void *arg, uint64_t upto, const char *const *rooms, size_t n)
@@ -555,6 +566,49 @@ static void test_group_commit(void)
     close_store(s);
 }
 
+static long long file_size(const char *suffix)
+{
+    char path[160];
+    struct stat st;
+    snprintf(path, sizeof path, "%s%s", dbpath, suffix);
+    return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* Issue 14: an item of 400 KB is 100 overflow pages: its transaction
+ * appends at least that many pages to the WAL, and the WAL file grows by no
+ * more than the frames counted (4,096 + 24 bytes each); over WAL_CKPT_PAGES
+ * pages wake the checkpointer, whose pages come with a later batch: some,
+ * and no more than the WAL was given. */
+static void test_pages(void)
+{
+    remove_db();
+    struct store *s = open_store(0);
+    paged = s;
+    wal_frames = ckpt_pages = 0;
+    long long wal0 = file_size("-wal");
+    put_room(s, "A");
+    put_item(s, "A", "big", "a", 400 * 1024);
+    pump(s);
+    CHECK(wal_frames >= 100 && wal_frames <= 130);
+    CHECK((long long)wal_frames * (4096 + 24) >= file_size("-wal") - wal0);
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "i%d", i);
+        put_item(s, "A", id, id, 2 * 1024 * 1024);
+        pump(s);
+    }
+    CHECK(wal_frames >= 100 + 3 * 512);
+    for (uint64_t seq = 1; seq <= 50 && !ckpt_pages; seq++) {
+        usleep(100 * 1000);
+        add_event(s, "A", seq);
+        pump(s);
+    }
+    CHECK(ckpt_pages > 0);
+    CHECK(ckpt_pages <= wal_frames + (uint64_t)wal0 / 4096);
+    paged = NULL;
+    close_store(s);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -574,6 +628,7 @@ int main(void)
     test_migrate_from_5();
     test_failed_cycle();
     test_group_commit();
+    test_pages();
     CHECK(uv_loop_close(&loop) == 0);
     remove_db();
     rmdir(dir);

@@ -13,6 +13,10 @@ parsed with Debian's python3-prometheus-client, and its figures moving with the 
    then dropped (4001) and counted once in refine_slow_reader_drops_total
 4. storage faults (--max-db-size, as test_hardening's): refine_storage_failures_total counts the
    failed transactions; no change that failed is counted as a change
+5. pages (issue 14): refine_wal_frames_total counts at least one page per acknowledged change made
+   one at a time (each its own transaction), no more than a few, and at least the frames the WAL
+   file grew by; refine_checkpoint_pages_total moves once the checkpointer has run (handed over
+   with the next commit), by no more than the pages the WAL was given
 """
 
 import asyncio
@@ -48,6 +52,8 @@ EXPECTED = {
     "refine_rate_limited_total": "counter",
     "refine_slow_reader_drops_total": "counter",
     "refine_joins_total": "counter",
+    "refine_wal_frames_total": "counter",
+    "refine_checkpoint_pages_total": "counter",
     "refine_commit_seconds": "histogram",
     "refine_commit_batch_changes": "histogram",
     "process_cpu_seconds_total": "counter",
@@ -355,6 +361,58 @@ class LoadTests(MetricsCase):
             self.assertLessEqual(failures, internal, "a failed transaction refuses its changes")
             self.assertEqual(delta(m1, m0, "refine_changes_total"), acked)
             self.assertHistograms(m1)
+
+
+WAL_HEADER, FRAME_HEADER = 32, 24  # bytes (SQLite's file format: the WAL)
+
+
+class PagesTests(MetricsCase):
+
+    async def test_wal_and_checkpoint_pages(self):
+        async with Server() as srv:
+            self.server = srv
+            W = await self.connect(srv, "W")
+            room, tokens = await create_room(W, "Pages room")
+            await join(W, room, tokens["member"], "Wil")
+            with open(srv.db, "rb") as f:
+                header = f.read(100)
+            page = int.from_bytes(header[16:18], "big")
+            page = 65536 if page == 1 else page
+            wal = srv.db + "-wal"
+            m0 = scrape(srv.port)
+            size0 = os.path.getsize(wal)
+            n = 40
+            for k in range(n):  # one at a time: each change its own transaction
+                await W.expect_ok("item.add", item={"title": "page %d" % k})
+            m1 = scrape(srv.port)
+            size1 = os.path.getsize(wal)
+            frames = delta(m1, m0, "refine_wal_frames_total")
+            print("pages: %d changes one at a time appended %d pages (%.1f a change); the WAL file "
+                  "grew by %d frames of %d bytes" % (n, frames, frames / n,
+                                                      (size1 - size0) // (page + FRAME_HEADER),
+                                                      page))
+            self.assertEqual(delta(m1, m0, "refine_changes_total"), n)
+            self.assertGreaterEqual(frames, n, "a transaction appends at least one page")
+            self.assertLessEqual(frames, 16 * n, "an item.add writes a few pages, no more")
+            # The file holds every frame appended since it was made (a WAL started over after a
+            # complete checkpoint is written over, not grown): it grew by no more than counted.
+            self.assertGreaterEqual(frames * (page + FRAME_HEADER), size1 - size0)
+            # The checkpointer runs at least once a second; what it copied is handed over with
+            # the next commit.
+            m2 = m1
+            for _ in range(10):
+                if m2["refine_checkpoint_pages_total"] > m0["refine_checkpoint_pages_total"]:
+                    break
+                await asyncio.sleep(1.1)
+                await W.expect_ok("item.add", item={"title": "after a checkpoint"})
+                m2 = scrape(srv.port)
+            copied = delta(m2, m0, "refine_checkpoint_pages_total")
+            print("pages: the checkpoints copied %d pages into the database file" % copied)
+            self.assertGreater(copied, 0, "a checkpoint copied pages into the database file")
+            # a page is copied once per checkpoint that finds it in the WAL: no more pages than
+            # the WAL was given (what it held at the start, and the frames appended since)
+            self.assertLessEqual(copied, delta(m2, m0, "refine_wal_frames_total") +
+                                 (size0 - WAL_HEADER) // (page + FRAME_HEADER))
 
 
 if __name__ == "__main__":
