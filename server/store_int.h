@@ -145,6 +145,13 @@ struct store {
     int64_t mat_done;         /* under mu: log_mark */
     int64_t mat_want;         /* under mu: a reader waits until the mark reaches this */
     uint64_t mat_failures;    /* under mu: cycles that failed */
+    uint64_t rollbacks;       /* under mu: batches that failed (their ids given again) */
+    /* under mu: the rooms with records in the log, by the hash of their id
+     * (0: a free slot), with the last id of each: set before the batch's
+     * commit, dropped once a cycle has applied it (store__log_check). */
+    uint64_t *in_log_key;
+    int64_t *in_log_id;
+    size_t in_log_cap, in_log_n;
 };
 
 /* The page caches (--cache-mb): the writer's holds the pages every room's
@@ -195,8 +202,13 @@ int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *
 
 /* store_log.c. prepare: the log's statements, and the writer's figures read
  * (the opening thread). append: a batch's record into the log (writer, in
- * its transaction; 0 or RF_EINTERNAL); rollback: the log's id and the
- * writer's list of its records back to before a batch that failed. due: a cycle should run (writer,
+ * its transaction; 0 or RF_EINTERNAL); publish: the rooms of the batch's
+ * records from pend[from] on, for readers, before its commit (writer; 0 or
+ * RF_ENOMEM); rollback: the log's id and the writer's list of its records
+ * back to before a batch that failed. check (a reader's thread, in a read
+ * transaction that saw `mark` in server_state): 0 when the tables it sees
+ * hold all of room's records, -1 when a cycle has ended since (read
+ * again), else the log id to wait for (store__log_wait). due: a cycle should run (writer,
  * under mu). step: one transaction of a cycle, starting one if none runs
  * (writer, or the opening thread before the threads start); returns 1 when
  * nothing is left to apply, 0 when more is, or RF_EINTERNAL when it failed
@@ -207,6 +219,8 @@ int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *
 int store__log_prepare(struct store *s);
 int store__log_append(struct store *s, const struct batch *bt, const struct rec *rec);
 void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n);
+int store__log_publish(struct store *s, size_t from);
+int64_t store__log_check(struct store *s, const char *room, int64_t mark);
 int store__log_due(struct store *s);
 int store__log_step(struct store *s);
 int store__log_drain(struct store *s);

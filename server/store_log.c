@@ -7,19 +7,24 @@
  * memory: struct log_ref; at open it reads them from the log) are sorted by
  * room (in log order within a room) and applied as upserts and deletes in
  * transactions of about MAT_CHUNK records, each ending at a room's end,
- * between the writer's batches; the last one also moves the mark (server_state 'log_mark'),
- * deletes the applied rows and adds the cycle's events to the committed
- * events' count (server_state 'events', restore detection: store.h), so a
- * batch's transaction writes nothing but the log.
+ * between the writer's batches; the last one also moves the mark
+ * (server_state 'log_mark'), deletes the applied rows and adds the cycle's
+ * events to the committed events' count (server_state 'events', restore
+ * detection: store.h), so a batch's transaction writes nothing but the log.
  * A room's pages are so written once per cycle however many changes it had.
  *
  * Applying a record again gives the same row, so a cycle cut short (a
  * crash, a failed transaction) is simply run again from the mark: at open
  * the whole log after the mark is applied before anything reads.
  *
- * A room is read from the tables only when the log holds none of its rows
- * (store_read.c); otherwise the reader waits for the cycle that applies
- * them (store__log_wait), which the writer starts at once. */
+ * A room is read from the tables once they hold all of its records
+ * (store_read.c): the writer keeps, under mu, the rooms with records in the
+ * log and the last id of each (set before the batch's commit, dropped after
+ * the cycle that applied it); a reader's transaction reads the mark it
+ * sees, and the room's last id above it makes the reader wait for that
+ * cycle (store__log_wait), which the writer starts at once. The mark it
+ * sees behind the writer's (a cycle ended meanwhile, its rooms dropped)
+ * makes it read again. No scan of the log on a reader's path. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +133,11 @@ void store__log_finalize(struct store *s)
     }
     free(s->cycle);
     free(s->pend);
+    free(s->in_log_key);
+    free(s->in_log_id);
+    s->in_log_key = NULL;
+    s->in_log_id = NULL;
+    s->in_log_cap = s->in_log_n = 0;
     s->cycle = s->pend = NULL;
     s->cycle_n = s->cycle_cap = s->pend_n = s->pend_cap = 0;
     s->cycle_on = 0;
@@ -154,10 +164,111 @@ int store__log_append(struct store *s, const struct batch *bt, const struct rec 
     return pend_add(s, s->log_id, rec_str(bt, r->room), r->kind);
 }
 
+/* ---- the rooms with records in the log (under mu) ---------------------- */
+
+static size_t in_log_slot(const uint64_t *keys, size_t cap, uint64_t key)
+{
+    size_t i = (size_t)key & (cap - 1);
+    while (keys[i] && keys[i] != key)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+/* Room `key` has records up to id (the larger id kept). */
+static void in_log_put(uint64_t *keys, int64_t *ids, size_t cap, size_t *n, uint64_t key,
+                       int64_t id)
+{
+    size_t i = in_log_slot(keys, cap, key);
+    if (!keys[i]) {
+        keys[i] = key;
+        ids[i] = id;
+        ++*n;
+    } else if (ids[i] < id) {
+        ids[i] = id;
+    }
+}
+
+/* The table again with room for `cap` (a power of two), keeping the rooms
+ * whose last id is above `drop`. RF_ENOMEM leaves it as it was. */
+static int in_log_rebuild(struct store *s, size_t cap, int64_t drop)
+{
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    int64_t *ids = malloc(cap * sizeof *ids);
+    if (!keys || !ids) {
+        free(keys);
+        free(ids);
+        return RF_ENOMEM;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < s->in_log_cap; i++)
+        if (s->in_log_key[i] && s->in_log_id[i] > drop)
+            in_log_put(keys, ids, cap, &n, s->in_log_key[i], s->in_log_id[i]);
+    free(s->in_log_key);
+    free(s->in_log_id);
+    s->in_log_key = keys;
+    s->in_log_id = ids;
+    s->in_log_cap = cap;
+    s->in_log_n = n;
+    return 0;
+}
+
+static uint64_t in_log_key(uint64_t room_hash)
+{
+    return room_hash ? room_hash : 1; /* 0 marks a free slot */
+}
+
+int store__log_publish(struct store *s, size_t from)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = from; i < s->pend_n && !rc; i++) {
+        if (2 * (s->in_log_n + 1) > s->in_log_cap)
+            rc = in_log_rebuild(s, s->in_log_cap ? 2 * s->in_log_cap : 1024, 0);
+        if (!rc)
+            in_log_put(s->in_log_key, s->in_log_id, s->in_log_cap, &s->in_log_n,
+                       in_log_key(s->pend[i].room), s->pend[i].id);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int64_t store__log_check(struct store *s, const char *room, int64_t mark)
+{
+    int64_t wait = 0;
+    pthread_mutex_lock(&s->mu);
+    if (mark < s->mat_done) {
+        wait = -1; /* a cycle ended after the reader's snapshot began */
+    } else if (s->in_log_cap) {
+        size_t i = in_log_slot(s->in_log_key, s->in_log_cap, in_log_key(hash_room(room)));
+        if (s->in_log_key[i] && s->in_log_id[i] > mark)
+            wait = s->in_log_id[i];
+    }
+    pthread_mutex_unlock(&s->mu);
+    return wait;
+}
+
+/* After the cycle up to `upto` committed: its rooms leave the table. */
+static void in_log_applied(struct store *s, int64_t upto)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->in_log_cap && in_log_rebuild(s, s->in_log_cap, upto))
+        log_warn("out of memory: rooms whose log is applied are still read as waiting");
+    pthread_mutex_unlock(&s->mu);
+}
+
 void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n)
 {
     s->log_id = log_id;
     s->pend_n = pend_n;
+    /* Ids given to the failed batch will be given again: its rooms wait for
+     * what the log held before it (at worst a cycle more than needed). */
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->in_log_cap; i++)
+        if (s->in_log_key[i] && s->in_log_id[i] > log_id)
+            s->in_log_id[i] = log_id;
+    s->rollbacks++;
+    pthread_cond_broadcast(&s->mat_cv);
+    pthread_mutex_unlock(&s->mu);
 }
 
 static double since(const struct timespec *t)
@@ -301,6 +412,7 @@ int store__log_step(struct store *s)
     if (!last)
         return 0;
     s->log_mark = s->cycle_upto;
+    in_log_applied(s, s->log_mark);
     end_cycle(s, 0);
     return s->log_id <= s->log_mark;
 fail:
@@ -322,13 +434,15 @@ int store__log_drain(struct store *s)
 int store__log_wait(struct store *s, int64_t id)
 {
     pthread_mutex_lock(&s->mu);
-    uint64_t failures = s->mat_failures;
+    uint64_t failures = s->mat_failures, rollbacks = s->rollbacks;
     if (s->mat_want < id)
         s->mat_want = id;
     pthread_cond_signal(&s->work_cv);
-    while (s->mat_done < id && s->mat_failures == failures && !s->quit)
+    /* A batch that failed gives its ids again (id may be one of them): the
+     * caller looks again (0, as when id is applied). */
+    while (s->mat_done < id && s->mat_failures == failures && s->rollbacks == rollbacks && !s->quit)
         pthread_cond_wait(&s->mat_cv, &s->mu);
-    int rc = s->mat_done >= id ? 0 : RF_EINTERNAL;
+    int rc = s->mat_done >= id || s->rollbacks != rollbacks ? 0 : RF_EINTERNAL;
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

@@ -106,7 +106,7 @@ static int write_batch(struct store *s, struct batch *b)
     }
     /* The events are added to server_state's count when the log is applied
      * (store_log.c): a page less in every transaction. */
-    if (store__exec(s->wdb, "COMMIT"))
+    if (store__log_publish(s, pend_n) || store__exec(s->wdb, "COMMIT"))
         goto fail;
     s->events += events;
     b->info.events = (uint64_t)events;
