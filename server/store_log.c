@@ -247,10 +247,13 @@ int64_t store__log_check(struct store *s, const char *room, int64_t mark)
     return wait;
 }
 
-/* After the cycle up to `upto` committed: its rooms leave the table. */
+/* After the cycle up to `upto` committed: its rooms leave the table, and
+ * the mark readers compare with moves in the same hold of mu (a reader
+ * that finds its room gone then also finds the mark it saw behind). */
 static void in_log_applied(struct store *s, int64_t upto)
 {
     pthread_mutex_lock(&s->mu);
+    s->mat_done = upto;
     if (s->in_log_cap && in_log_rebuild(s, s->in_log_cap, upto))
         log_warn("out of memory: rooms whose log is applied are still read as waiting");
     pthread_mutex_unlock(&s->mu);
