@@ -275,6 +275,12 @@ int store_open(struct store **out, const char *path, const struct store_options 
     if (!s)
         return RF_ENOMEM;
     s->hooks = *hooks;
+    /* First: the log's recovery at open takes mu (store_log.c). */
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    pthread_cond_init(&s->ckpt_cv, NULL);
+    pthread_cond_init(&s->mat_cv, NULL);
     s->accum = calloc(1, sizeof *s->accum);
     if (!s->accum)
         goto fail;
@@ -321,11 +327,6 @@ int store_open(struct store **out, const char *path, const struct store_options 
         store__set_cache(s->cdb, SIDE_CACHE_KIB) ||
         store__exec(s->cdb, "PRAGMA journal_mode = WAL"))
         goto fail;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->work_cv, NULL);
-    pthread_cond_init(&s->done_cv, NULL);
-    pthread_cond_init(&s->ckpt_cv, NULL);
-    pthread_cond_init(&s->mat_cv, NULL);
     if (uv_async_init(loop, &s->async, store__on_async))
         goto fail;
     s->async.data = s;
