@@ -293,7 +293,8 @@ int store_open(struct store **out, const char *path, const struct store_options 
         store__set_cache(s->wdb, opts->cache_mb ? (int64_t)opts->cache_mb * 1024 : 65536) ||
         store__exec(s->wdb, opts->full_sync ? "PRAGMA synchronous = FULL"
                                             : "PRAGMA synchronous = NORMAL") ||
-        store__exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb))
+        (s->full_sync = opts->full_sync, 0) || store__exec(s->wdb, "PRAGMA foreign_keys = ON") ||
+        migrate(s->wdb))
         goto fail;
     for (int i = 0; i < REC__COUNT; i++)
         if (store__prepare(s->wdb, WRITE_SQL[i], &s->w[i]))

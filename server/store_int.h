@@ -136,6 +136,7 @@ struct store {
     int cycle_on;             /* writer: a cycle runs */
     struct batch *cycle_rec;  /* writer: the record being applied */
     int64_t max_pages;        /* writer: the size cap (--max-db-size) in pages, or 0 */
+    int full_sync;            /* writer: synchronous=FULL (lifted during a cycle) */
     int64_t cycle_upto;       /* writer: the mark once the cycle is applied */
     int64_t cycle_events;     /* writer: the events among its records */
     struct timespec cycle_at; /* writer: when the last cycle ended (or failed) */

@@ -363,9 +363,15 @@ static int apply_id(struct store *s, int64_t id)
 
 /* The size cap (--max-db-size) bounds what clients write; applying the log
  * only moves records from it into the tables, so a cycle runs above it
- * (else a full database could never apply its log, nor load its rooms). */
+ * (else a full database could never apply its log, nor load its rooms).
+ * And a cycle's transactions need no fsync of their own (a lost one is
+ * applied again from the log; the WAL's next synced commit covers their
+ * frames): with --durability full they run with synchronous=OFF, else each
+ * of them would wait for an fsync that batches then wait behind. */
 static void lift_cap(struct store *s, int lift)
 {
+    if (s->full_sync)
+        store__exec(s->wdb, lift ? "PRAGMA synchronous = OFF" : "PRAGMA synchronous = FULL");
     if (!s->max_pages)
         return;
     char sql[64];
