@@ -548,7 +548,7 @@ static void test_group_commit(void)
 {
     remove_db();
     struct store *s = open_store_with(&(struct store_options){.group_ms = 100});
-    uv_update_time(&loop); /* the store reads the loop's time (uv_now) */
+    uv_update_time(&loop);       /* the store reads the loop's time (uv_now) */
     uint64_t t0 = uv_now(&loop); /* when the first batch is handed over */
     put_room(s, "A");
     pump(s); /* the first goes at once */
