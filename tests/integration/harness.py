@@ -23,7 +23,7 @@ from support.case import (AsyncTestCase, ServerPerTestCase, SharedServerTestCase
                           main, run_async)
 from support.client import Client, create_room, join, pipeline
 from support.raw import RawWs, raw_http, ws_handshake_request
-from support.server import (DEFAULT_SERVER, HERE, ROOT, SANITIZER_MARKERS, TSAN,
+from support.server import (ASAN, DEFAULT_SERVER, HERE, ROOT, SANITIZER_MARKERS, TSAN,
                             Server, ServerError, free_port, http_get, server_binary)
 from support.state import RoomState, comparable_snapshot, rank_key
 from support.wire import (ERROR_CODES, ITEM_FIELDS, RANK_RE, ROLES, SUBPROTOCOL,
@@ -33,7 +33,7 @@ __all__ = [
     "AsyncTestCase", "ServerPerTestCase", "SharedServerTestCase", "main", "run_async",
     "Client", "create_room", "join", "pipeline",
     "RawWs", "raw_http", "ws_handshake_request",
-    "DEFAULT_SERVER", "HERE", "ROOT", "SANITIZER_MARKERS", "TSAN", "Server", "ServerError",
+    "ASAN", "DEFAULT_SERVER", "HERE", "ROOT", "SANITIZER_MARKERS", "TSAN", "Server", "ServerError",
     "free_port", "http_get", "server_binary",
     "RoomState", "comparable_snapshot", "rank_key",
     "ERROR_CODES", "ITEM_FIELDS", "RANK_RE", "ROLES", "SUBPROTOCOL", "TOKEN_RE", "URLSAFE_RE",

@@ -39,7 +39,7 @@ import websockets.exceptions
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (AsyncTestCase, Client, ROLES, RawWs, RoomState, SUBPROTOCOL, Server,  # noqa
-                     ServerError, TOKEN_RE, TSAN, create_room, http_get, is_event, pack, pipeline,
+                     ServerError, TOKEN_RE, ASAN, TSAN, create_room, http_get, is_event, pack, pipeline,
                      join, raw_http, summarize, unpack, ws_handshake_request)
 
 NAN = float("nan")
@@ -47,11 +47,12 @@ INF = float("inf")
 TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 SENTENCE_RE = re.compile(r"^[A-Z].* .*[.!?]$", re.S)
 RSS_BUDGET_KB = 50 * 1024
-if os.environ.get("ASAN_OPTIONS"):
+if ASAN:
     # Under AddressSanitizer freed memory sits in a quarantine (256 MB by default) and every
     # block carries redzones: keep the quarantine small for the servers these tests start and
     # allow the sanitizer's overhead, so the bounds still catch unbounded growth.
-    os.environ["ASAN_OPTIONS"] += ":quarantine_size_mb=4:thread_local_quarantine_size_kb=64"
+    os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS") or "detect_leaks=1") + \
+        ":quarantine_size_mb=4:thread_local_quarantine_size_kb=64"
     RSS_BUDGET_KB = 150 * 1024
 elif TSAN:
     RSS_BUDGET_KB = 150 * 1024

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import websockets  # noqa: E402
 
 from harness import (SUBPROTOCOL, AsyncTestCase, Server, create_room, join, main,  # noqa: E402
-                     pack, pipeline, unpack, TSAN)
+                     pack, pipeline, unpack, ASAN, TSAN)
 
 NOTES = 10000  # the longest notes field (protocol/ops.c)
 # What 50 joiners of the largest room may add to the server's memory (one shared copy of the
@@ -25,10 +25,11 @@ NOTES = 10000  # the longest notes field (protocol/ops.c)
 # to 50 KB each, SQLite's caches). docs and PROTOCOL.md state these figures.
 GROWTH_KB = 64 * 1024
 PEAK_KB = 256 * 1024
-if os.environ.get("ASAN_OPTIONS"):
+if ASAN:
     # AddressSanitizer: redzones, shadow memory and a quarantine of freed memory (kept small
     # here) put the server at ~430 MB before the joins: only the growth is bounded.
-    os.environ["ASAN_OPTIONS"] += ":quarantine_size_mb=4:thread_local_quarantine_size_kb=64"
+    os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS") or "detect_leaks=1") + \
+        ":quarantine_size_mb=4:thread_local_quarantine_size_kb=64"
     GROWTH_KB = 160 * 1024
     PEAK_KB = None
 elif TSAN:

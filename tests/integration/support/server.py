@@ -20,9 +20,23 @@ DEFAULT_SERVER = os.path.join(ROOT, "build", "refine-server")
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
                      "WARNING: ThreadSanitizer")
-# Under ThreadSanitizer (scripts/test sets TSAN_OPTIONS for build-tsan/) every byte of the heap
-# has shadow memory: tests that bound the server's memory allow for it.
-TSAN = bool(os.environ.get("TSAN_OPTIONS"))
+
+
+def _binary_has(marker):
+    """Whether the server binary under test holds `marker` (a sanitizer runtime's symbol)."""
+    try:
+        with open(os.environ.get("REFINE_SERVER") or DEFAULT_SERVER, "rb") as f:
+            return marker in f.read()
+    except OSError:
+        return False
+
+
+# Under AddressSanitizer (redzones, a quarantine of freed memory) and ThreadSanitizer (shadow
+# memory for every byte of the heap) the tests that bound the server's memory allow for it. Told
+# by the environment scripts/test sets (ASAN_OPTIONS for build-asan/, TSAN_OPTIONS for
+# build-tsan/) or, when a sanitizer build is run by hand with plain ctest, by the binary itself.
+ASAN = bool(os.environ.get("ASAN_OPTIONS")) or _binary_has(b"__asan_init")
+TSAN = bool(os.environ.get("TSAN_OPTIONS")) or _binary_has(b"__tsan_init")
 
 
 def free_port():
