@@ -50,11 +50,15 @@ struct rec {
 
 /* A record in the log, as the writer keeps it to sort a cycle by room
  * without reading the log: the hash of its room (a collision only puts two
- * rooms' records in one group, in log order), its id, whether an event. */
+ * rooms' records in one group, in log order), the hash of the row it sets
+ * (its table and key within the room; 0 for an event, which is never
+ * replaced), its id, and where its copy is (rec: its index in the
+ * writer's batch of pending records, pend_b or cycle_b). */
 struct log_ref {
     uint64_t room;
+    uint64_t row;
     int64_t id;
-    int event;
+    size_t rec;
 };
 
 /* The records of one or more loop turns. Batches are recycled (one spare),
@@ -124,9 +128,9 @@ struct store {
     sqlite3_stmt *w_mark;    /* writer: sets the mark */
     sqlite3_stmt *w_trim;    /* writer: deletes the log up to the mark */
     sqlite3_stmt *w_pending; /* writer, at open: the ids after the mark */
-    sqlite3_stmt *w_rec;     /* writer: one record of the log */
     int64_t log_id;          /* writer: the last id given (committed, between batches) */
     int64_t log_mark;        /* writer: the mark, committed */
+    int64_t log_trimmed;     /* writer: the log holds no id up to this (<= log_mark) */
     struct log_ref *pend;    /* writer: the records in the log not in the running cycle */
     size_t pend_n, pend_cap;
     int pend_stale;        /* writer: pend must be read again from the log */
@@ -134,7 +138,9 @@ struct store {
     size_t cycle_n, cycle_cap;
     size_t cycle_next;        /* writer: the first of them not applied yet */
     int cycle_on;             /* writer: a cycle runs */
-    struct batch *cycle_rec;  /* writer: the record being applied */
+    struct batch *pend_b;     /* writer: copies of the records of pend (pend[i].rec) */
+    struct batch *cycle_b;    /* writer: copies of the records of cycle */
+    uint64_t coalesced;       /* writer: state records a later one of the same row replaced */
     int64_t max_pages;        /* writer: the size cap (--max-db-size) in pages, or 0 */
     int full_sync;            /* writer: synchronous=FULL (lifted during a cycle) */
     int64_t cycle_upto;       /* writer: the mark once the cycle is applied */
@@ -219,7 +225,7 @@ int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *
  * RF_EINTERNAL when a cycle failed meanwhile). */
 int store__log_prepare(struct store *s);
 int store__log_append(struct store *s, const struct batch *bt, const struct rec *rec);
-void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n);
+void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n, size_t pend_used);
 int store__log_publish(struct store *s, size_t from);
 int64_t store__log_check(struct store *s, const char *room, int64_t mark);
 int store__log_due(struct store *s);

@@ -2,16 +2,21 @@
  * table `log` (id, kind, room, a, b, i1, i2, data: struct rec's fields) in
  * the batch's transaction, so a change costs a share of the log's last page
  * instead of a page of each table it touches. The state tables (rooms,
- * items, events, ...) are brought up to date behind, in cycles: the
- * records after the mark (the writer keeps their ids and rooms' hashes in
- * memory: struct log_ref; at open it reads them from the log) are sorted by
- * room (in log order within a room) and applied as upserts and deletes in
- * transactions of about MAT_CHUNK records, each ending at a room's end,
- * between the writer's batches; the last one also moves the mark
- * (server_state 'log_mark'), deletes the applied rows and adds the cycle's
- * events to the committed events' count (server_state 'events', restore
- * detection: store.h), so a batch's transaction writes nothing but the log.
- * A room's pages are so written once per cycle however many changes it had.
+ * items, events, ...) are brought up to date behind, in cycles. The writer
+ * keeps a copy of each record after the mark in memory (pend_b, with its
+ * id and hashes in struct log_ref; at open, and after a failed cycle, it
+ * reads them from the log), so a cycle never reads the log. A cycle sorts
+ * its records by room, then by the row each sets, then in log order: of a
+ * row's records only the last is applied (an item changed twenty times in
+ * the cycle is written once), every event is. It applies them as upserts
+ * and deletes in transactions of at most MAT_CHUNK records or MAT_STEP_S,
+ * one between two of the writer's batches, so a batch never waits long
+ * behind one; the last one also moves the mark (server_state 'log_mark')
+ * and adds the cycle's events to the committed events' count (server_state
+ * 'events', restore detection: store.h), so a batch's transaction writes
+ * nothing but the log. The applied rows then leave the log TRIM_CHUNK ids
+ * per transaction. A room's pages are so written once per cycle however
+ * many changes it had.
  *
  * Applying a record again gives the same row, so a cycle cut short (a
  * crash, a failed transaction) is simply run again from the mark: at open
@@ -37,12 +42,15 @@
 
 /* A cycle starts when the log holds MAT_RECORDS records, or MAT_SECONDS
  * after the last one ended, or at once when a reader waits. Its
- * transactions are small (MAT_CHUNK records, about a millisecond or two)
- * so that a batch waiting behind one is not held up long: a room's pages
- * are written once per cycle however many transactions the cycle takes. */
+ * transactions are small (MAT_CHUNK records or MAT_STEP_S seconds) so that
+ * a batch waiting behind one is not held up long: a room's pages are
+ * written once per cycle however many transactions the cycle takes. The
+ * trim's transactions delete TRIM_CHUNK ids each. */
 #define MAT_RECORDS 50000
 #define MAT_SECONDS 5
 #define MAT_CHUNK   500
+#define MAT_STEP_S  0.001
+#define TRIM_CHUNK  5000
 
 static uint64_t hash_room(const char *room)
 {
@@ -52,7 +60,32 @@ static uint64_t hash_room(const char *room)
     return h;
 }
 
-static int pend_add(struct store *s, int64_t id, const char *room, int kind)
+/* The key of the row a state record sets within its room's rows of its
+ * table: `a` (a participant's, an item's, a round's id), none for the
+ * room's own row and for its move (keyed by the room alone). */
+static const char *row_key(const struct batch *bt, const struct rec *r)
+{
+    return r->kind == REC_ROOM || r->kind == REC_MOVED ? NULL : rec_str(bt, r->a);
+}
+
+/* The row a state record sets, as a hash: its table (items and their
+ * deletes share one) and its key within the room. Events are never
+ * replaced: 0. A collision only keeps two rows' records apart (each is
+ * applied, in log order), see replaced(). */
+static uint64_t row_hash(const struct batch *bt, const struct rec *r)
+{
+    if (r->kind == REC_EVENT)
+        return 0;
+    uint64_t h = 14695981039346656037u;
+    h = (h ^ (uint64_t)(r->kind == REC_DEL_ITEM ? REC_ITEM : r->kind)) * 1099511628211u;
+    for (const unsigned char *p = (const unsigned char *)row_key(bt, r); p && *p; p++)
+        h = (h ^ *p) * 1099511628211u;
+    return h ? h : 1;
+}
+
+/* Record bt->v[k] (given log id `id`) joins pend: its copy into pend_b,
+ * its reference into pend. 0 or RF_ENOMEM (then neither changed). */
+static int pend_add(struct store *s, int64_t id, const struct batch *bt, const struct rec *r)
 {
     if (s->pend_n == s->pend_cap) {
         size_t cap = s->pend_cap ? s->pend_cap * 2 : 1024;
@@ -62,7 +95,13 @@ static int pend_add(struct store *s, int64_t id, const char *room, int kind)
         s->pend = v;
         s->pend_cap = cap;
     }
-    s->pend[s->pend_n++] = (struct log_ref){hash_room(room), id, kind == REC_EVENT};
+    struct batch *pb = s->pend_b;
+    if (store__batch_append(pb, r->kind, rec_str(bt, r->room), rec_str(bt, r->a), rec_str(bt, r->b),
+                            r->i1, r->i2, rec_str(bt, r->blob), r->len, NONE))
+        return RF_ENOMEM;
+    const struct rec *c = &pb->v[pb->n - 1];
+    s->pend[s->pend_n++] =
+        (struct log_ref){hash_room(rec_str(pb, c->room)), row_hash(pb, c), id, pb->n - 1};
     return 0;
 }
 
@@ -73,12 +112,28 @@ static int pend_read(struct store *s)
     sqlite3_stmt *st = s->w_pending;
     int rc, bad = 0;
     s->pend_n = 0;
+    s->pend_b->n = s->pend_b->used = 0;
     s->pend_stale = 1;
+    struct batch *one = s->cycle_b; /* free between cycles: holds each row once */
     sqlite3_bind_int64(st, 1, s->log_mark);
-    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        bad = pend_add(s, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-                       sqlite3_column_int(st, 2));
+    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int kind = sqlite3_column_int(st, 1);
+        one->n = one->used = 0;
+        if (kind < 0 || kind >= REC__COUNT) {
+            log_error("the log holds a record of unknown kind %d", kind);
+            bad = 1;
+            break;
+        }
+        bad =
+            store__batch_append(
+                one, (enum rec_kind)kind, (const char *)sqlite3_column_text(st, 2),
+                (const char *)sqlite3_column_text(st, 3), (const char *)sqlite3_column_text(st, 4),
+                sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6),
+                sqlite3_column_blob(st, 7), (size_t)sqlite3_column_bytes(st, 7), NONE) ||
+            pend_add(s, sqlite3_column_int64(st, 0), one, &one->v[0]);
+    }
     sqlite3_reset(st);
+    one->n = one->used = 0;
     if (bad || rc != SQLITE_DONE) {
         log_error("the log could not be read (it is read again before the next cycle)");
         return RF_EINTERNAL;
@@ -97,16 +152,19 @@ int store__log_prepare(struct store *s)
                        "INSERT INTO server_state(key, value) VALUES('log_mark', ?1)"
                        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        &s->w_mark) ||
-        store__prepare(s->wdb, "DELETE FROM log WHERE id <= ?1", &s->w_trim) ||
-        store__prepare(s->wdb, "SELECT id, room, kind FROM log WHERE id > ?1 ORDER BY id",
-                       &s->w_pending) ||
-        store__prepare(s->wdb, "SELECT kind, room, a, b, i1, i2, data FROM log WHERE id = ?1",
-                       &s->w_rec))
+        store__prepare(s->wdb, "DELETE FROM log WHERE id > ?1 AND id <= ?2", &s->w_trim) ||
+        store__prepare(s->wdb,
+                       "SELECT id, kind, room, a, b, i1, i2, data FROM log WHERE id > ?1"
+                       " ORDER BY id",
+                       &s->w_pending))
         return RF_EINTERNAL;
+    if ((!s->pend_b && !(s->pend_b = calloc(1, sizeof *s->pend_b))) ||
+        (!s->cycle_b && !(s->cycle_b = calloc(1, sizeof *s->cycle_b))))
+        return RF_ENOMEM;
     sqlite3_stmt *st;
     if (store__prepare(s->wdb,
                        "SELECT (SELECT value FROM server_state WHERE key = 'log_mark'),"
-                       " (SELECT max(id) FROM log)",
+                       " (SELECT max(id) FROM log), (SELECT min(id) FROM log)",
                        &st))
         return RF_EINTERNAL;
     int rc = sqlite3_step(st);
@@ -114,6 +172,8 @@ int store__log_prepare(struct store *s)
         s->log_mark = sqlite3_column_int64(st, 0);
         int64_t last = sqlite3_column_int64(st, 1);
         s->log_id = last > s->log_mark ? last : s->log_mark;
+        int64_t first = sqlite3_column_int64(st, 2); /* 0: the log is empty */
+        s->log_trimmed = first && first - 1 < s->log_mark ? first - 1 : s->log_mark;
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)
@@ -126,7 +186,7 @@ int store__log_prepare(struct store *s)
 
 void store__log_finalize(struct store *s)
 {
-    sqlite3_stmt **st[] = {&s->w_log, &s->w_mark, &s->w_trim, &s->w_pending, &s->w_rec};
+    sqlite3_stmt **st[] = {&s->w_log, &s->w_mark, &s->w_trim, &s->w_pending};
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
         sqlite3_finalize(*st[i]);
         *st[i] = NULL;
@@ -141,8 +201,9 @@ void store__log_finalize(struct store *s)
     s->cycle = s->pend = NULL;
     s->cycle_n = s->cycle_cap = s->pend_n = s->pend_cap = 0;
     s->cycle_on = 0;
-    store__batch_free(s->cycle_rec);
-    s->cycle_rec = NULL;
+    store__batch_free(s->pend_b);
+    store__batch_free(s->cycle_b);
+    s->pend_b = s->cycle_b = NULL;
 }
 
 int store__log_append(struct store *s, const struct batch *bt, const struct rec *r)
@@ -161,7 +222,7 @@ int store__log_append(struct store *s, const struct batch *bt, const struct rec 
     if (store__step_write(s->wdb, st))
         return RF_EINTERNAL;
     s->log_id++;
-    return pend_add(s, s->log_id, rec_str(bt, r->room), r->kind);
+    return pend_add(s, s->log_id, bt, r);
 }
 
 /* ---- the rooms with records in the log (under mu) ---------------------- */
@@ -259,10 +320,12 @@ static void in_log_applied(struct store *s, int64_t upto)
     pthread_mutex_unlock(&s->mu);
 }
 
-void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n)
+void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n, size_t pend_used)
 {
     s->log_id = log_id;
     s->pend_n = pend_n;
+    s->pend_b->n = pend_n;
+    s->pend_b->used = pend_used;
     /* Ids given to the failed batch will be given again: its rooms wait for
      * what the log held before it (at worst a cycle more than needed). */
     pthread_mutex_lock(&s->mu);
@@ -285,27 +348,65 @@ int store__log_due(struct store *s)
 {
     if (s->cycle_on)
         return 1;
-    if (s->log_id <= s->log_mark)
-        return 0;
     double idle = since(&s->cycle_at);
     if (s->cycle_failed && idle < 1)
+        return 0;
+    if (s->log_trimmed < s->log_mark)
+        return 1;
+    if (s->log_id <= s->log_mark)
         return 0;
     return s->mat_want > s->log_mark || s->log_id - s->log_mark >= MAT_RECORDS ||
            idle >= MAT_SECONDS;
 }
 
+/* A cycle's order: by room, then by the row a record sets (events first),
+ * then in log order, so that a row's records are next to each other and
+ * only the last of them needs applying (replaced()). */
 static int by_room(const void *x, const void *y)
 {
     const struct log_ref *a = x, *b = y;
     if (a->room != b->room)
         return a->room < b->room ? -1 : 1;
+    if (a->row != b->row)
+        return a->row < b->row ? -1 : 1;
     return (a->id > b->id) - (a->id < b->id);
+}
+
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* cycle[i] is a state record that cycle[i + 1] replaces: the same row
+ * (the same room, table and key, compared in full, not by their hashes). */
+static int replaced(const struct store *s, size_t i)
+{
+    if (i + 1 >= s->cycle_n || !s->cycle[i].row)
+        return 0;
+    const struct log_ref *x = &s->cycle[i], *y = &s->cycle[i + 1];
+    if (x->room != y->room || x->row != y->row)
+        return 0;
+    const struct batch *c = s->cycle_b;
+    const struct rec *a = &c->v[x->rec], *b = &c->v[y->rec];
+    int ka = a->kind == REC_DEL_ITEM ? REC_ITEM : (int)a->kind;
+    int kb = b->kind == REC_DEL_ITEM ? REC_ITEM : (int)b->kind;
+    return ka == kb && same_str(rec_str(c, a->room), rec_str(c, b->room)) &&
+           same_str(row_key(c, a), row_key(c, b));
 }
 
 static void end_cycle(struct store *s, int failed)
 {
     s->cycle_on = 0;
     s->cycle_n = s->cycle_next = 0;
+    /* The copies are dropped; a large arena is given back (the next cycle's
+     * is pend_b, which grew meanwhile). */
+    struct batch *c = s->cycle_b;
+    c->n = c->used = 0;
+    if (c->memcap > (4u << 20) || c->cap > 65536) {
+        free(c->mem);
+        free(c->v);
+        *c = (struct batch){0};
+    }
     s->cycle_failed = failed;
     clock_gettime(CLOCK_MONOTONIC, &s->cycle_at);
     if (failed)
@@ -318,8 +419,6 @@ static int start_cycle(struct store *s)
 {
     if (s->pend_stale && pend_read(s))
         return RF_EINTERNAL;
-    if (!s->cycle_rec && !(s->cycle_rec = calloc(1, sizeof *s->cycle_rec)))
-        return RF_ENOMEM;
     struct log_ref *v = s->cycle;
     size_t cap = s->cycle_cap;
     s->cycle = s->pend;
@@ -328,37 +427,28 @@ static int start_cycle(struct store *s)
     s->pend = v;
     s->pend_cap = cap;
     s->pend_n = 0;
+    struct batch *b = s->cycle_b;
+    s->cycle_b = s->pend_b;
+    s->pend_b = b;
+    b->n = b->used = 0;
     s->cycle_next = 0;
     s->cycle_upto = s->log_id;
     s->cycle_events = 0;
     for (size_t i = 0; i < s->cycle_n; i++)
-        s->cycle_events += s->cycle[i].event;
+        s->cycle_events += s->cycle_b->v[s->cycle[i].rec].kind == REC_EVENT;
     qsort(s->cycle, s->cycle_n, sizeof *s->cycle, by_room);
     s->cycle_on = 1;
     return 0;
 }
 
-/* The record of log id `id` into its table. */
-static int apply_id(struct store *s, int64_t id)
+/* cycle[i] into its table, unless a later record of the cycle replaces it. */
+static int apply_ref(struct store *s, size_t i)
 {
-    struct batch *c = s->cycle_rec;
-    sqlite3_stmt *st = s->w_rec;
-    c->n = c->used = 0;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = RF_EINTERNAL;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        int kind = sqlite3_column_int(st, 0);
-        if (kind >= 0 && kind < REC__COUNT)
-            rc = store__batch_append(
-                c, (enum rec_kind)kind, (const char *)sqlite3_column_text(st, 1),
-                (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
-                sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5),
-                sqlite3_column_blob(st, 6), (size_t)sqlite3_column_bytes(st, 6), NONE);
-        else
-            log_error("the log holds a record of unknown kind %d", kind);
+    if (replaced(s, i)) {
+        s->coalesced++;
+        return 0;
     }
-    sqlite3_reset(st);
-    return rc ? rc : store__apply_rec(s, c, &c->v[0]);
+    return store__apply_rec(s, s->cycle_b, &s->cycle_b->v[s->cycle[i].rec]);
 }
 
 /* The size cap (--max-db-size) bounds what clients write; applying the log
@@ -386,9 +476,41 @@ static int step_sql(struct store *s, sqlite3_stmt *st, int64_t v)
     return store__step_write(s->wdb, st);
 }
 
+/* Deletes the next TRIM_CHUNK ids of the applied part of the log, in a
+ * transaction of its own (one DELETE of a whole cycle's rows would hold
+ * the batches up for tens of milliseconds). 0 or RF_EINTERNAL. */
+static int trim_step(struct store *s)
+{
+    int64_t upto =
+        s->log_trimmed + TRIM_CHUNK < s->log_mark ? s->log_trimmed + TRIM_CHUNK : s->log_mark;
+    sqlite3_bind_int64(s->w_trim, 1, s->log_trimmed);
+    sqlite3_bind_int64(s->w_trim, 2, upto);
+    if (store__exec(s->wdb, "BEGIN IMMEDIATE"))
+        return RF_EINTERNAL;
+    if (store__step_write(s->wdb, s->w_trim) || store__exec(s->wdb, "COMMIT")) {
+        store__exec(s->wdb, "ROLLBACK");
+        return RF_EINTERNAL;
+    }
+    s->log_trimmed = upto;
+    return 0;
+}
+
 int store__log_step(struct store *s)
 {
     if (!s->cycle_on) {
+        /* What a cycle applied leaves the log a chunk at a time, after
+         * it: before the next cycle, unless a reader waits for one. */
+        pthread_mutex_lock(&s->mu);
+        int wanted = s->mat_want > s->log_mark;
+        pthread_mutex_unlock(&s->mu);
+        if (s->log_trimmed < s->log_mark && !wanted) {
+            if (trim_step(s)) {
+                s->cycle_failed = 1;
+                clock_gettime(CLOCK_MONOTONIC, &s->cycle_at);
+                return RF_EINTERNAL;
+            }
+            return 0;
+        }
         if (s->log_id <= s->log_mark)
             return 1;
         if (start_cycle(s)) {
@@ -404,15 +526,19 @@ int store__log_step(struct store *s)
         return RF_EINTERNAL;
     }
     size_t i = s->cycle_next, n = 0;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (; i < s->cycle_n; i++, n++) {
-        if (n >= MAT_CHUNK && s->cycle[i].room != s->cycle[i - 1].room)
-            break; /* a room's records are applied in one transaction */
-        if (apply_id(s, s->cycle[i].id))
+        /* Readers wait for the whole cycle (the mark), so a transaction
+         * may end anywhere: after MAT_CHUNK records or MAT_STEP_S. */
+        if (n >= MAT_CHUNK || (n % 32 == 31 && since(&t0) >= MAT_STEP_S))
+            break;
+        if (apply_ref(s, i))
             goto fail;
     }
     int last = i == s->cycle_n;
-    if (last && (step_sql(s, s->w_mark, s->cycle_upto) || step_sql(s, s->w_trim, s->cycle_upto) ||
-                 step_sql(s, s->w_events, s->cycle_events)))
+    if (last &&
+        (step_sql(s, s->w_mark, s->cycle_upto) || step_sql(s, s->w_events, s->cycle_events)))
         goto fail;
     if (store__exec(s->wdb, "COMMIT"))
         goto fail;
@@ -423,7 +549,7 @@ int store__log_step(struct store *s)
     s->log_mark = s->cycle_upto;
     in_log_applied(s, s->log_mark);
     end_cycle(s, 0);
-    return s->log_id <= s->log_mark;
+    return 0; /* the trim follows */
 fail:
     store__exec(s->wdb, "ROLLBACK");
     lift_cap(s, 0);

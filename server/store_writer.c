@@ -94,7 +94,7 @@ int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *
 static int write_batch(struct store *s, struct batch *b)
 {
     int64_t events = 0, log_id = s->log_id;
-    size_t pend_n = s->pend_n;
+    size_t pend_n = s->pend_n, pend_used = s->pend_b ? s->pend_b->used : 0;
     b->info.records = b->info.events = 0;
     if (store__exec(s->wdb, "BEGIN IMMEDIATE"))
         return 0;
@@ -113,7 +113,7 @@ static int write_batch(struct store *s, struct batch *b)
     return 1;
 fail:
     store__exec(s->wdb, "ROLLBACK");
-    store__log_rollback(s, log_id, pend_n); /* the ids it gave are not in the log */
+    store__log_rollback(s, log_id, pend_n, pend_used); /* the ids it gave are not in the log */
     return 0;
 }
 
