@@ -93,6 +93,7 @@ struct store_batch_info {
     double seconds;
     uint64_t records, events;
     uint64_t wal_frames, ckpt_pages;
+    uint64_t log_frames; /* of wal_frames: the log's cycles and trims since the batch before */
     bool ok;
 };
 const struct store_batch_info *store_last_batch(const struct store *s);

@@ -136,15 +136,16 @@ struct store {
     int pend_stale;        /* writer: pend must be read again from the log */
     struct log_ref *cycle; /* writer: the running cycle's records, sorted by room */
     size_t cycle_n, cycle_cap;
-    size_t cycle_next;        /* writer: the first of them not applied yet */
-    int cycle_on;             /* writer: a cycle runs */
-    struct batch *pend_b;     /* writer: copies of the records of pend (pend[i].rec) */
-    struct batch *cycle_b;    /* writer: copies of the records of cycle */
-    uint64_t coalesced;       /* writer: state records a later one of the same row replaced */
-    int64_t max_pages;        /* writer: the size cap (--max-db-size) in pages, or 0 */
-    int full_sync;            /* writer: synchronous=FULL (lifted during a cycle) */
-    int64_t cycle_upto;       /* writer: the mark once the cycle is applied */
-    int64_t cycle_events;     /* writer: the events among its records */
+    size_t cycle_next;     /* writer: the first of them not applied yet */
+    int cycle_on;          /* writer: a cycle runs */
+    struct batch *pend_b;  /* writer: copies of the records of pend (pend[i].rec) */
+    struct batch *cycle_b; /* writer: copies of the records of cycle */
+    uint64_t coalesced;    /* writer: state records a later one of the same row replaced */
+    uint64_t log_frames;   /* writer: pages the cycles and trims wrote, not yet in a batch's info */
+    int64_t max_pages;     /* writer: the size cap (--max-db-size) in pages, or 0 */
+    int full_sync;         /* writer: synchronous=FULL (lifted during a cycle) */
+    int64_t cycle_upto;    /* writer: the mark once the cycle is applied */
+    int64_t cycle_events;  /* writer: the events among its records */
     struct timespec cycle_at; /* writer: when the last cycle ended (or failed) */
     int cycle_failed;         /* writer: the last one failed (retried after a second) */
     pthread_cond_t mat_cv;    /* under mu: a cycle ended (mat_done) or failed */

@@ -247,6 +247,9 @@ static void writer_wait(struct store *s, int *wrote)
 static void writer_step(struct store *s)
 {
     int rc = store__log_step(s);
+    int frames = 0, high = 0; /* the step's pages (the batches' are read after each) */
+    sqlite3_db_status(s->wdb, SQLITE_DBSTATUS_CACHE_WRITE, &frames, &high, 1);
+    s->log_frames += (uint64_t)frames;
     pthread_mutex_lock(&s->mu);
     s->mat_done = s->log_mark;
     if (rc < 0)
@@ -295,7 +298,9 @@ void *store__writer_main(void *arg)
         b->info.seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         b->info.ok = b->ok;
         sqlite3_db_status(s->wdb, SQLITE_DBSTATUS_CACHE_WRITE, &frames, &high, 1);
-        b->info.wal_frames = (uint64_t)frames;
+        b->info.wal_frames = (uint64_t)frames + s->log_frames;
+        b->info.log_frames = s->log_frames;
+        s->log_frames = 0;
         wrote = 1;
         pthread_mutex_lock(&s->mu);
         b->info.ckpt_pages = s->ckpt_pages;
