@@ -146,14 +146,15 @@ struct store {
     int full_sync;         /* writer: synchronous=FULL (lifted during a cycle) */
     int64_t cycle_upto;    /* writer: the mark once the cycle is applied */
     int64_t cycle_events;  /* writer: the events among its records */
-    struct timespec cycle_at; /* writer: when the last cycle ended (or failed) */
-    int cycle_failed;         /* writer: the last one failed (retried after a second) */
-    pthread_cond_t mat_cv;    /* under mu: a cycle ended (mat_done) or failed */
-    int64_t log_committed;    /* under mu: log_id, once committed */
-    int64_t mat_done;         /* under mu: log_mark */
-    int64_t mat_want;         /* under mu: a reader waits until the mark reaches this */
-    uint64_t mat_failures;    /* under mu: cycles that failed */
-    uint64_t rollbacks;       /* under mu: batches that failed (their ids given again) */
+    struct timespec cycle_at;  /* writer: when the last cycle ended (or failed) */
+    int cycle_failed;          /* writer: the last one failed (retried after a second) */
+    struct timespec next_step; /* writer: when the next step may run (store__log_pace) */
+    pthread_cond_t mat_cv;     /* under mu: a cycle ended (mat_done) or failed */
+    int64_t log_committed;     /* under mu: log_id, once committed */
+    int64_t mat_done;          /* under mu: log_mark */
+    int64_t mat_want;          /* under mu: a reader waits until the mark reaches this */
+    uint64_t mat_failures;     /* under mu: cycles that failed */
+    uint64_t rollbacks;        /* under mu: batches that failed (their ids given again) */
     /* under mu: the rooms with records in the log, by the hash of their id
      * (0: a free slot), with the last id of each: set before the batch's
      * commit, dropped once a cycle has applied it (store__log_check). */
@@ -216,20 +217,21 @@ int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *
  * back to before a batch that failed. check (a reader's thread, in a read
  * transaction that saw `mark` in server_state): 0 when the tables it sees
  * hold all of room's records, -1 when a cycle has ended since (read
- * again), else the log id to wait for (store__log_wait). due: a cycle should run (writer,
- * under mu). step: one transaction of a cycle, starting one if none runs
- * (writer, or the opening thread before the threads start); returns 1 when
- * nothing is left to apply, 0 when more is, or RF_EINTERNAL when it failed
- * (nothing of that transaction kept; the cycle starts again later). drain:
- * steps until the tables hold every committed record (0 or RF_EINTERNAL).
- * wait: a reader's thread waits until the mark reaches id (0, or
- * RF_EINTERNAL when a cycle failed meanwhile). */
+ * again), else the log id to wait for (store__log_wait). due: a step of a
+ * cycle or a trim should run now (writer, under mu); pace: the seconds until
+ * the next may run (0: now; writer, under mu). step: one transaction of a cycle, starting one if
+ * none runs (writer, or the opening thread before the threads start); returns 1 when nothing is
+ * left to apply, 0 when more is, or RF_EINTERNAL when it failed (nothing of that transaction kept;
+ * the cycle starts again later). drain: steps until the tables hold every committed record (0 or
+ * RF_EINTERNAL). wait: a reader's thread waits until the mark reaches id (0, or RF_EINTERNAL when a
+ * cycle failed meanwhile). */
 int store__log_prepare(struct store *s);
 int store__log_append(struct store *s, const struct batch *bt, const struct rec *rec);
 void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n, size_t pend_used);
 int store__log_publish(struct store *s, size_t from);
 int64_t store__log_check(struct store *s, const char *room, int64_t mark);
 int store__log_due(struct store *s);
+double store__log_pace(struct store *s);
 int store__log_step(struct store *s);
 int store__log_drain(struct store *s);
 int store__log_wait(struct store *s, int64_t id);

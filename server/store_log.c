@@ -346,8 +346,8 @@ static double since(const struct timespec *t)
 
 int store__log_due(struct store *s)
 {
-    if (s->cycle_on)
-        return 1;
+    if (s->cycle_on || (s->log_trimmed < s->log_mark && !s->cycle_failed))
+        return store__log_pace(s) == 0;
     double idle = since(&s->cycle_at);
     if (s->cycle_failed && idle < 1)
         return 0;
@@ -495,7 +495,7 @@ static int trim_step(struct store *s)
     return 0;
 }
 
-int store__log_step(struct store *s)
+static int log_step_once(struct store *s)
 {
     if (!s->cycle_on) {
         /* What a cycle applied leaves the log a chunk at a time, after
@@ -556,6 +556,42 @@ fail:
     log_error("the log could not be applied to the tables (it is kept and applied again later)");
     end_cycle(s, 1);
     return RF_EINTERNAL;
+}
+
+/* The applier's pace: after a step that took t, the next waits PACE * t
+ * (a batch still goes first), so applying the log takes at most a third of
+ * the writer's time in bursts, and the loop thread, sharing a core with it,
+ * is not held up for a whole cycle. Unless a reader waits for the cycle, or
+ * the log holds more than MAT_RECORDS besides the running cycle (the
+ * applier falls behind the changes: then it runs flat out). */
+#define PACE 2
+
+int store__log_step(struct store *s)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = log_step_once(s);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+    ns *= PACE;
+    s->next_step.tv_sec = t1.tv_sec + (time_t)(ns / 1000000000);
+    s->next_step.tv_nsec = t1.tv_nsec + (long)(ns % 1000000000);
+    if (s->next_step.tv_nsec >= 1000000000) {
+        s->next_step.tv_sec++;
+        s->next_step.tv_nsec -= 1000000000;
+    }
+    return rc;
+}
+
+double store__log_pace(struct store *s)
+{
+    if (s->mat_want > s->log_mark || s->pend_n > MAT_RECORDS)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double d = (double)(s->next_step.tv_sec - now.tv_sec) +
+               (double)(s->next_step.tv_nsec - now.tv_nsec) / 1e9;
+    return d > 0 ? d : 0;
 }
 
 int store__log_drain(struct store *s)

@@ -223,15 +223,23 @@ static void writer_wait(struct store *s, int *wrote)
 {
     while (!s->work_ready && !s->quit && !store__log_due(s)) {
         int pending = s->log_committed > s->mat_done;
-        if (!*wrote && !pending) {
+        /* A cycle or a trim under way, paced: its next step's time. */
+        double pace = s->cycle_on || s->log_trimmed < s->log_mark ? store__log_pace(s) : 0;
+        if (!*wrote && !pending && pace == 0) {
             pthread_cond_wait(&s->work_cv, &s->mu);
             continue;
         }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += pending ? 1 : IDLE_RELEASE_S;
+        if (pace > 0) {
+            long ns = until.tv_nsec + (long)(pace * 1e9);
+            until.tv_sec += ns / 1000000000;
+            until.tv_nsec = ns % 1000000000;
+        } else {
+            until.tv_sec += pending ? 1 : IDLE_RELEASE_S;
+        }
         if (pthread_cond_timedwait(&s->work_cv, &s->mu, &until) == ETIMEDOUT && !pending &&
-            !s->work_ready && !s->quit) {
+            pace == 0 && !s->work_ready && !s->quit) {
             /* Idle: give the page cache back, and the heap it leaves free. */
             pthread_mutex_unlock(&s->mu);
             sqlite3_db_release_memory(s->wdb);
