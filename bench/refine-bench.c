@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -670,12 +671,13 @@ struct cpu_mark {
     uint64_t t;
     double lb_cpu; /* the balancer's CPU time (--balancer-pid) */
     int has_pages; /* pages: read from the server's /metrics (PAGE_METRICS) */
-    double pages[3];
+    double pages[4];
 };
 
 /* What the server's /metrics gives of its storage's pages (issue 14). */
-static const char *const PAGE_METRICS[3] = {
-    "refine_wal_frames_total", "refine_checkpoint_pages_total", "refine_changes_total"};
+static const char *const PAGE_METRICS[4] = {
+    "refine_wal_frames_total", "refine_checkpoint_pages_total", "refine_changes_total",
+    "refine_log_apply_pages_total" /* only a server with the log (schema 6) has it */};
 
 static void mark(const struct run *r, struct cpu_mark *m)
 {
@@ -690,7 +692,8 @@ static void mark(const struct run *r, struct cpu_mark *m)
         target_stats(r->lb_pid, &m->lb_cpu, &lb_rss);
     /* Behind a balancer /metrics would be one instance's: not read. */
     m->has_pages = r->want_pages && r->lb_pid <= 0 &&
-                   target_metrics(r->t->host, r->t->port, PAGE_METRICS, m->pages, 3) == 0;
+                   (target_metrics(r->t->host, r->t->port, PAGE_METRICS, m->pages, 4) == 0 ||
+                    (!isnan(m->pages[0]) && !isnan(m->pages[1]) && !isnan(m->pages[2])));
 }
 
 /* The pages the server's storage wrote per change over a step (its own
@@ -710,6 +713,12 @@ static void put_pages(struct result *res, const struct cpu_mark *a, const struct
          "  %-14s WAL pages per change: %.3f (checkpointed pages per change: %.3f); %.0f WAL "
          "pages, %.0f checkpointed, %.0f changes\n",
          "pages", wal / changes, ckpt / changes, wal, ckpt, changes);
+    double logp = b->pages[3] - a->pages[3];
+    if (!isnan(logp)) {
+        jput(res, ",\"log_apply_pages_per_change\":%.3f", logp / changes);
+        tput(res, "  %-14s of which applying the log to the tables: %.3f per change (%.0f pages)\n",
+             "", logp / changes, logp);
+    }
 }
 
 /* The balancer's CPU over the step, and per delivery (the cost the balancer

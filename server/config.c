@@ -44,6 +44,10 @@ static const char USAGE[] =
     "  --cache-mb N        the database writer's page cache, MiB (REFINE_CACHE_MB, default\n"
     "                      64); with the reader's and checkpointer's 2 MiB each, the\n"
     "                      SQLite page caches hold about N + 4 MiB at most\n"
+    "  --group-commit-ms N  a transaction of the store starts at most every N ms: under\n"
+    "                      load more changes share one (fewer pages written per change),\n"
+    "                      at the cost of up to N ms more before an ok\n"
+    "                      (REFINE_GROUP_COMMIT_MS, default 0: as soon as the last ended)\n"
     "  --tls-cert FILE     serve https and wss with this PEM certificate (REFINE_TLS_CERT)\n"
     "  --tls-key FILE      and this PEM private key (REFINE_TLS_KEY)\n"
     "  --allow-origin O    also accept WebSocket handshakes from browser origin O, e.g.\n"
@@ -172,6 +176,9 @@ static int set_option(struct config *c, const char *name, const char *val, FILE 
     } else if (strcmp(name, "cache-mb") == 0) {
         if (parse_size(val, 1, 1u << 16, &c->cache_mb))
             goto bad;
+    } else if (strcmp(name, "group-commit-ms") == 0) {
+        if (parse_size(val, 0, 1000, &c->group_commit_ms))
+            goto bad;
     } else if (strcmp(name, "tls-cert") == 0) {
         c->tls_cert = val;
     } else if (strcmp(name, "tls-key") == 0) {
@@ -222,6 +229,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
                 {"REFINE_MAX_ROOM_BYTES", "max-room-bytes"},
                 {"REFINE_MAX_DB_SIZE", "max-db-size"},
                 {"REFINE_CACHE_MB", "cache-mb"},
+                {"REFINE_GROUP_COMMIT_MS", "group-commit-ms"},
                 {"REFINE_TLS_CERT", "tls-cert"},
                 {"REFINE_TLS_KEY", "tls-key"},
                 {"REFINE_ALLOW_ORIGIN", "allow-origin"},

@@ -29,6 +29,7 @@ struct config {
     size_t max_db_mb;                        /* --max-db-size: MiB, 0 for no cap */
     size_t max_room_bytes;                   /* --max-room-bytes: a room's item state (16 MiB) */
     size_t cache_mb;                         /* --cache-mb: the writer's SQLite page cache (64) */
+    size_t group_commit_ms;                  /* --group-commit-ms: transactions' least gap (0) */
     const char *tls_cert;                    /* --tls-cert */
     const char *tls_key;                     /* --tls-key */
     const char *origins[CONFIG_MAX_ORIGINS]; /* --allow-origin (repeatable), REFINE_ALLOW_ORIGIN */

@@ -47,8 +47,10 @@ void metrics_on_commit(struct metrics *m, double seconds, uint64_t records, uint
         m->storage_failures++;
 }
 
-void metrics_on_pages(struct metrics *m, uint64_t wal_frames, uint64_t ckpt_pages)
+void metrics_on_pages(struct metrics *m, uint64_t wal_frames, uint64_t ckpt_pages,
+                      uint64_t log_frames)
 {
+    m->log_frames += log_frames;
     m->wal_frames += wal_frames;
     m->ckpt_pages += ckpt_pages;
 }
@@ -275,6 +277,10 @@ int metrics_text(struct metrics *m, const struct metrics_gauges *g, char **out, 
             "Pages the checkpoints copied from the WAL into the database file (counted with the "
             "next commit).",
             m->ckpt_pages);
+    counter(&t, "refine_log_apply_pages_total",
+            "Of refine_wal_frames_total: the pages written applying the log to the tables "
+            "(cycles and trims).",
+            m->log_frames);
 
     histogram(&t, "refine_commit_seconds",
               "Time of the writer's transaction per batch (group commit), seconds.",

@@ -41,6 +41,7 @@ struct metrics {
     uint64_t joins;            /* joins that succeeded */
     uint64_t wal_frames;       /* pages the writer appended to the WAL */
     uint64_t ckpt_pages;       /* pages checkpoints copied into the database file */
+    uint64_t log_frames;       /* of wal_frames: applying the log (cycles, trims) */
     /* Gauges kept as they change (conn.c): */
     uint64_t connections;  /* open WebSockets (on app->conns) */
     uint64_t queued_bytes; /* the sum of their qbytes */
@@ -69,7 +70,8 @@ void metrics_on_commit(struct metrics *m, double seconds, uint64_t records, uint
 
 /* The same batch's pages: appended to the WAL by its transaction, and
  * copied into the database file by the checkpoints since the batch before. */
-void metrics_on_pages(struct metrics *m, uint64_t wal_frames, uint64_t ckpt_pages);
+void metrics_on_pages(struct metrics *m, uint64_t wal_frames, uint64_t ckpt_pages,
+                      uint64_t log_frames);
 
 /* The Prometheus text of m, g and the process' figures, into *out (owned
  * by the caller, NUL-terminated) and *len. m is borrowed (its start time

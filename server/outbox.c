@@ -213,7 +213,7 @@ void outbox_on_commit(void *app)
     struct app *a = app;
     const struct store_batch_info *b = store_last_batch(a->store);
     metrics_on_commit(&a->metrics, b->seconds, b->records, b->events, b->ok);
-    metrics_on_pages(&a->metrics, b->wal_frames, b->ckpt_pages);
+    metrics_on_pages(&a->metrics, b->wal_frames, b->ckpt_pages, b->log_frames);
     outbox_release(app);
 }
 

@@ -43,6 +43,10 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE names(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE moved(room TEXT PRIMARY KEY, to_room TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT "
     "ROWID;",
+    /* 6: the log, the tables written behind it (store_log.c); a schema-5
+     * database has every record in its tables already: its mark is 0 */
+    "CREATE TABLE log(id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, room TEXT NOT NULL, a TEXT,"
+    " b TEXT, i1 INTEGER NOT NULL, i2 INTEGER NOT NULL, data BLOB);",
 };
 
 static const char *const WRITE_SQL[REC__COUNT] = {
@@ -58,7 +62,9 @@ static const char *const WRITE_SQL[REC__COUNT] = {
     [REC_KANO] = "INSERT INTO kano(room, item, seqno, data) VALUES(?1, ?2, ?3, ?4)"
                  " ON CONFLICT(room, item) DO UPDATE SET data = excluded.data",
     [REC_EVENT] = "INSERT INTO events(room, seq, at, author, type, payload)"
-                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(room, seq) DO UPDATE SET"
+                  " at = excluded.at, author = excluded.author, type = excluded.type,"
+                  " payload = excluded.payload",
     [REC_MOVED] = "INSERT INTO moved(room, to_room, at) VALUES(?1, ?2, ?3)"
                   " ON CONFLICT(room) DO UPDATE SET to_room = excluded.to_room, at = excluded.at",
 };
@@ -106,6 +112,18 @@ static int migrate(sqlite3 *db)
 int store__bind_text(sqlite3_stmt *st, int i, const char *s)
 {
     return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+int store__step_write(sqlite3 *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        log_error("sqlite write failed: %s", sqlite3_errmsg(db));
+        return RF_EINTERNAL;
+    }
+    return 0;
 }
 
 /* Writes v to path atomically: a temporary file, fsync, rename. */
@@ -182,7 +200,9 @@ int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 
 static void free_store(uv_handle_t *h)
 {
-    free(h->data);
+    struct store *s = h->data;
+    if (--s->open_handles == 0)
+        free(s);
 }
 
 static int64_t query_int(sqlite3 *db, const char *sql, int64_t dflt)
@@ -255,6 +275,12 @@ int store_open(struct store **out, const char *path, const struct store_options 
     if (!s)
         return RF_ENOMEM;
     s->hooks = *hooks;
+    /* First: the log's recovery at open takes mu (store_log.c). */
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    pthread_cond_init(&s->ckpt_cv, NULL);
+    pthread_cond_init(&s->mat_cv, NULL);
     s->accum = calloc(1, sizeof *s->accum);
     if (!s->accum)
         goto fail;
@@ -267,24 +293,30 @@ int store_open(struct store **out, const char *path, const struct store_options 
         store__set_cache(s->wdb, opts->cache_mb ? (int64_t)opts->cache_mb * 1024 : 65536) ||
         store__exec(s->wdb, opts->full_sync ? "PRAGMA synchronous = FULL"
                                             : "PRAGMA synchronous = NORMAL") ||
-        store__exec(s->wdb, "PRAGMA foreign_keys = ON") || migrate(s->wdb) ||
-        check_restore(s, path) || store__load_moved(s))
+        (s->full_sync = opts->full_sync, 0) || store__exec(s->wdb, "PRAGMA foreign_keys = ON") ||
+        migrate(s->wdb))
         goto fail;
-    if (opts->max_mb) {
-        char sql[96];
-        int64_t page = query_int(s->wdb, "PRAGMA page_size", 4096);
-        snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld",
-                 (long long)((int64_t)opts->max_mb * 1048576 / page));
-        if (store__exec(s->wdb, sql))
-            goto fail;
-    }
-    sqlite3_wal_hook(s->wdb, store__on_wal, s);
     for (int i = 0; i < REC__COUNT; i++)
         if (store__prepare(s->wdb, WRITE_SQL[i], &s->w[i]))
             goto fail;
     if (store__prepare(s->wdb, "UPDATE server_state SET value = value + ?1 WHERE key = 'events'",
                        &s->w_events))
         goto fail;
+    /* Recovery: the log after the mark into the tables, before anything
+     * reads them (and before the size cap, which a full database would
+     * otherwise keep it from). */
+    if (store__log_prepare(s) || store__log_drain(s) || check_restore(s, path) ||
+        store__load_moved(s))
+        goto fail;
+    if (opts->max_mb) {
+        char sql[96];
+        int64_t page = query_int(s->wdb, "PRAGMA page_size", 4096);
+        s->max_pages = (int64_t)opts->max_mb * 1048576 / page;
+        snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)s->max_pages);
+        if (store__exec(s->wdb, sql))
+            goto fail;
+    }
+    sqlite3_wal_hook(s->wdb, store__on_wal, s);
     /* The loop's connection (the ping) must never wait long for a lock. */
     if (store__open_db(path, &s->rdb) || sqlite3_busy_timeout(s->rdb, 100) ||
         store__exec(s->rdb, "PRAGMA wal_autocheckpoint = 0") ||
@@ -296,10 +328,6 @@ int store_open(struct store **out, const char *path, const struct store_options 
         store__set_cache(s->cdb, SIDE_CACHE_KIB) ||
         store__exec(s->cdb, "PRAGMA journal_mode = WAL"))
         goto fail;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->work_cv, NULL);
-    pthread_cond_init(&s->done_cv, NULL);
-    pthread_cond_init(&s->ckpt_cv, NULL);
     if (uv_async_init(loop, &s->async, store__on_async))
         goto fail;
     s->async.data = s;
@@ -316,6 +344,10 @@ int store_open(struct store **out, const char *path, const struct store_options 
         uv_close((uv_handle_t *)&s->async, NULL);
         goto fail;
     }
+    uv_timer_init(loop, &s->group_timer);
+    s->group_timer.data = s;
+    s->group_ms = opts->group_ms;
+    s->open_handles = 2;
     *out = s;
     return 0;
 fail:
@@ -365,9 +397,11 @@ void store_close(struct store *s)
     store__batch_free(s->spare);
     store__free_moved(s);
     pthread_cond_destroy(&s->ckpt_cv);
+    pthread_cond_destroy(&s->mat_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
+    uv_close((uv_handle_t *)&s->group_timer, free_store);
     uv_close((uv_handle_t *)&s->async, free_store);
 }
 
@@ -414,6 +448,14 @@ int store_name_put(struct store *s, const char *key, const char *value)
 uint64_t store_added(const struct store *s)
 {
     return s->added;
+}
+
+int store_materialize(struct store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int64_t id = s->log_committed;
+    pthread_mutex_unlock(&s->mu);
+    return store__log_wait(s, id);
 }
 
 uint64_t store_durable(const struct store *s)

@@ -21,9 +21,14 @@
  *   items(room, id, rank, data)           data: MessagePack item
  *   rounds(room, id, data)                data: MessagePack round, votes included
  *   kano(room, item, seqno, data)         data: MessagePack Kano survey, answers included
- *   events(room, seq, at, author, type, payload)  the append-only log
+ *   events(room, seq, at, author, type, payload)  each room's history
  *   names(key, value)                     the instance's name (key 'instance')
- *   moved(room, to_room, at)              rooms moved to another instance */
+ *   moved(room, to_room, at)              rooms moved to another instance
+ *   log(id, kind, room, a, b, i1, i2, data)  records committed and not yet
+ *                                         applied to the tables above
+ * A transaction appends its records to `log`; the tables are brought up to
+ * date behind it (store_log.c), and a room is read once they hold all of
+ * its records, so readers see every committed record as before. */
 #ifndef REFINE_STORE_H
 #define REFINE_STORE_H
 
@@ -48,6 +53,10 @@ struct store_options {
     bool full_sync;  /* synchronous=FULL: survive power loss */
     size_t max_mb;   /* cap on the database size in MiB (0: none) */
     size_t cache_mb; /* the writer's SQLite page cache in MiB (0: 64) */
+    /* A batch is handed to the writer at most every group_ms ms (0: as
+     * soon as the one before is written): more changes to a transaction,
+     * whose pages (the log's last one) are then shared by more of them. */
+    size_t group_ms;
 };
 
 /* Opens (creating and migrating) the database at path and starts the writer
@@ -84,6 +93,7 @@ struct store_batch_info {
     double seconds;
     uint64_t records, events;
     uint64_t wal_frames, ckpt_pages;
+    uint64_t log_frames; /* of wal_frames: the log's cycles and trims since the batch before */
     bool ok;
 };
 const struct store_batch_info *store_last_batch(const struct store *s);
@@ -163,6 +173,11 @@ void store_reader_close(struct store_reader *q);
  * committed when it returns; 0 or RF_EINTERNAL. */
 int store_name_get(struct store *s, const char *key, char *out, size_t n);
 int store_name_put(struct store *s, const char *key, const char *value);
+
+/* Blocks until the tables hold every record committed so far (the log's
+ * rows applied: store_log.c). 0, or RF_EINTERNAL when that failed. For
+ * tests and tools; it blocks the calling thread for a cycle of the log. */
+int store_materialize(struct store *s);
 
 /* 1 when the database answers a trivial query. */
 int store_healthy(struct store *s);

@@ -34,10 +34,23 @@ void store__submit(struct store *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+static void on_group_timer(uv_timer_t *t)
+{
+    store_flush(t->data);
+}
+
 void store_flush(struct store *s)
 {
-    if (!s->inflight && s->accum->n > 0)
-        store__submit(s);
+    if (s->inflight || s->accum->n == 0)
+        return;
+    uint64_t now = uv_now(s->async.loop);
+    if (s->group_ms && now < s->submitted_at + s->group_ms) {
+        if (!uv_is_active((uv_handle_t *)&s->group_timer))
+            uv_timer_start(&s->group_timer, on_group_timer, s->submitted_at + s->group_ms - now, 0);
+        return;
+    }
+    s->submitted_at = now;
+    store__submit(s);
 }
 
 void store_skip_pending(struct store *s, const char *room)
@@ -95,26 +108,16 @@ msgpack_packer *store_packer(struct store *s)
     return &s->pk;
 }
 
-/* Appends a record. Its blob: blob[0..len), or with PACKED, what was
- * packed since store_packer(). */
-static const char PACKED[1];
-
-static int append(struct store *s, enum rec_kind kind, const char *room, const char *a,
-                  const char *b, int64_t i1, int64_t i2, const void *blob, size_t len)
+/* Appends a record to bt (the arena copies its strings and blob). packed:
+ * where a blob already in bt's arena starts (it is bt->used - packed bytes
+ * long), or NONE for blob[0..len). 0 or RF_ENOMEM (then bt is as it was,
+ * but for a packed blob, dropped). */
+int store__batch_append(struct batch *bt, enum rec_kind kind, const char *room, const char *a,
+                        const char *b, int64_t i1, int64_t i2, const void *blob, size_t len,
+                        size_t packed)
 {
-    struct batch *bt = s->accum;
-    size_t packed = NONE;
-    if (blob == PACKED) {
-        if (!s->pack_open)
-            return RF_EINTERNAL; /* defensive: a put without store_packer() */
-        s->pack_open = 0;
-        if (s->pack_oom) {
-            bt->used = s->pack_start;
-            return RF_ENOMEM;
-        }
-        packed = s->pack_start;
+    if (packed != NONE)
         len = bt->used - packed;
-    }
     if (bt->n == bt->cap) {
         size_t cap = bt->cap ? bt->cap * 2 : 64;
         struct rec *v = realloc(bt->v, cap * sizeof *v);
@@ -145,8 +148,32 @@ static int append(struct store *s, enum rec_kind kind, const char *room, const c
         return RF_ENOMEM;
     }
     bt->v[bt->n++] = r;
-    s->added++;
     return 0;
+}
+
+/* Appends a record to the current batch. Its blob: blob[0..len), or with
+ * PACKED, what was packed since store_packer(). */
+static const char PACKED[1];
+
+static int append(struct store *s, enum rec_kind kind, const char *room, const char *a,
+                  const char *b, int64_t i1, int64_t i2, const void *blob, size_t len)
+{
+    size_t packed = NONE;
+    if (blob == PACKED) {
+        if (!s->pack_open)
+            return RF_EINTERNAL; /* defensive: a put without store_packer() */
+        s->pack_open = 0;
+        if (s->pack_oom) {
+            s->accum->used = s->pack_start;
+            return RF_ENOMEM;
+        }
+        packed = s->pack_start;
+        blob = NULL;
+    }
+    int rc = store__batch_append(s->accum, kind, room, a, b, i1, i2, blob, len, packed);
+    if (rc == 0)
+        s->added++;
+    return rc;
 }
 
 int store_put_room(struct store *s, const char *room, int64_t created_at)

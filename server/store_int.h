@@ -9,7 +9,11 @@
  *   store_writer.c  the writer thread (group commit) and the checkpointer
  *                   thread; the loop thread's side of a written batch
  *   store_read.c    reading a room: on the loop thread, or through a
- *                   store_reader on another thread */
+ *                   store_reader on another thread
+ *   store_log.c     the log: a batch's records appended to the table `log`
+ *                   (writer thread), and materialized behind into the state
+ *                   tables in cycles sorted by room (writer thread; at open,
+ *                   the opening thread); the wait of a reader for it */
 #ifndef REFINE_STORE_INT_H
 #define REFINE_STORE_INT_H
 
@@ -42,6 +46,19 @@ struct rec {
     size_t room, a, b, blob;
     int64_t i1, i2;
     size_t len;
+};
+
+/* A record in the log, as the writer keeps it to sort a cycle by room
+ * without reading the log: the hash of its room (a collision only puts two
+ * rooms' records in one group, in log order), the hash of the row it sets
+ * (its table and key within the room; 0 for an event, which is never
+ * replaced), its id, and where its copy is (rec: its index in the
+ * writer's batch of pending records, pend_b or cycle_b). */
+struct log_ref {
+    uint64_t room;
+    uint64_t row;
+    int64_t id;
+    size_t rec;
 };
 
 /* The records of one or more loop turns. Batches are recycled (one spare),
@@ -95,11 +112,55 @@ struct store {
     int64_t high_water_written; /* the count in the side file */
     time_t high_water_at;
     char high_water_path[4200];
-    sqlite3_stmt *w_events; /* adds a batch's events to server_state */
+    sqlite3_stmt *w_events; /* adds a cycle's events to server_state (store_log.c) */
     uv_async_t async;
+    uv_timer_t group_timer; /* loop thread: hands the batch over once group_ms has passed */
+    uint64_t group_ms;      /* loop thread: store_options.group_ms */
+    uint64_t submitted_at;  /* loop thread: uv_now() when the last batch was handed over */
+    int open_handles;       /* loop thread: async and timer not closed yet (the last frees) */
     struct store_hooks hooks;
     uint64_t failures; /* loop thread: transactions that failed (store_failures) */
     struct map moved;  /* loop thread: room id -> struct store_moved (store_moved.c) */
+    /* The log (store_log.c). Ids are given in order and never reused: the
+     * mark (server_state 'log_mark') is the last id applied to the tables,
+     * and the log holds the rows after it. */
+    sqlite3_stmt *w_log;     /* writer: appends a record */
+    sqlite3_stmt *w_mark;    /* writer: sets the mark */
+    sqlite3_stmt *w_trim;    /* writer: deletes the log up to the mark */
+    sqlite3_stmt *w_pending; /* writer, at open: the ids after the mark */
+    int64_t log_id;          /* writer: the last id given (committed, between batches) */
+    int64_t log_mark;        /* writer: the mark, committed */
+    int64_t log_trimmed;     /* writer: the log holds no id up to this (<= log_mark) */
+    struct log_ref *pend;    /* writer: the records in the log not in the running cycle */
+    size_t pend_n, pend_cap;
+    int pend_stale;        /* writer: pend must be read again from the log */
+    struct log_ref *cycle; /* writer: the running cycle's records, sorted by room */
+    size_t cycle_n, cycle_cap;
+    size_t cycle_next;     /* writer: the first of them not applied yet */
+    int cycle_on;          /* writer: a cycle runs */
+    struct batch *pend_b;  /* writer: copies of the records of pend (pend[i].rec) */
+    struct batch *cycle_b; /* writer: copies of the records of cycle */
+    uint64_t coalesced;    /* writer: state records a later one of the same row replaced */
+    uint64_t log_frames;   /* writer: pages the cycles and trims wrote, not yet in a batch's info */
+    int64_t max_pages;     /* writer: the size cap (--max-db-size) in pages, or 0 */
+    int full_sync;         /* writer: synchronous=FULL (lifted during a cycle) */
+    int64_t cycle_upto;    /* writer: the mark once the cycle is applied */
+    int64_t cycle_events;  /* writer: the events among its records */
+    struct timespec cycle_at;  /* writer: when the last cycle ended (or failed) */
+    int cycle_failed;          /* writer: the last one failed (retried after a second) */
+    struct timespec next_step; /* writer: when the next step may run (store__log_pace) */
+    pthread_cond_t mat_cv;     /* under mu: a cycle ended (mat_done) or failed */
+    int64_t log_committed;     /* under mu: log_id, once committed */
+    int64_t mat_done;          /* under mu: log_mark */
+    int64_t mat_want;          /* under mu: a reader waits until the mark reaches this */
+    uint64_t mat_failures;     /* under mu: cycles that failed */
+    uint64_t rollbacks;        /* under mu: batches that failed (their ids given again) */
+    /* under mu: the rooms with records in the log, by the hash of their id
+     * (0: a free slot), with the last id of each: set before the batch's
+     * commit, dropped once a cycle has applied it (store__log_check). */
+    uint64_t *in_log_key;
+    int64_t *in_log_id;
+    size_t in_log_cap, in_log_n;
 };
 
 /* The page caches (--cache-mb): the writer's holds the pages every room's
@@ -113,14 +174,21 @@ struct store {
 /* store.c: SQLite helpers (any thread, on its own connection) */
 int store__exec(sqlite3 *db, const char *sql);
 int store__bind_text(sqlite3_stmt *st, int i, const char *s);
+/* Steps a statement that writes, then resets it and clears its bindings;
+ * 0, or RF_EINTERNAL with SQLite's message logged. */
+int store__step_write(sqlite3 *db, sqlite3_stmt *st);
 int store__open_db(const char *path, sqlite3 **db);
 int store__set_cache(sqlite3 *db, int64_t kib);
 int store__prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
 /* store.c: the high-water file (struct store says which thread owns it) */
 void store__write_high_water(struct store *s, int64_t events, int force);
 
-/* store_batch.c (loop thread) */
+/* store_batch.c (loop thread; store__batch_append on any thread, with a
+ * batch of its own) */
 void store__batch_free(struct batch *b);
+int store__batch_append(struct batch *bt, enum rec_kind kind, const char *room, const char *a,
+                        const char *b, int64_t i1, int64_t i2, const void *blob, size_t len,
+                        size_t packed);
 void store__submit(struct store *s);
 
 /* store_writer.c: the threads' bodies (arg: the store), the writer's close
@@ -137,6 +205,37 @@ void store__on_async(uv_async_t *h);
  * (0 or RF_EINTERNAL / RF_ENOMEM); and its memory freed, at close. */
 int store__load_moved(struct store *s);
 void store__free_moved(struct store *s);
+
+/* store_writer.c: one record into its state table (the materializer) */
+int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *rec);
+
+/* store_log.c. prepare: the log's statements, and the writer's figures read
+ * (the opening thread). append: a batch's record into the log (writer, in
+ * its transaction; 0 or RF_EINTERNAL); publish: the rooms of the batch's
+ * records from pend[from] on, for readers, before its commit (writer; 0 or
+ * RF_ENOMEM); rollback: the log's id and the writer's list of its records
+ * back to before a batch that failed. check (a reader's thread, in a read
+ * transaction that saw `mark` in server_state): 0 when the tables it sees
+ * hold all of room's records, -1 when a cycle has ended since (read
+ * again), else the log id to wait for (store__log_wait). due: a step of a
+ * cycle or a trim should run now (writer, under mu); pace: the seconds until
+ * the next may run (0: now; writer, under mu). step: one transaction of a cycle, starting one if
+ * none runs (writer, or the opening thread before the threads start); returns 1 when nothing is
+ * left to apply, 0 when more is, or RF_EINTERNAL when it failed (nothing of that transaction kept;
+ * the cycle starts again later). drain: steps until the tables hold every committed record (0 or
+ * RF_EINTERNAL). wait: a reader's thread waits until the mark reaches id (0, or RF_EINTERNAL when a
+ * cycle failed meanwhile). */
+int store__log_prepare(struct store *s);
+int store__log_append(struct store *s, const struct batch *bt, const struct rec *rec);
+void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n, size_t pend_used);
+int store__log_publish(struct store *s, size_t from);
+int64_t store__log_check(struct store *s, const char *room, int64_t mark);
+int store__log_due(struct store *s);
+double store__log_pace(struct store *s);
+int store__log_step(struct store *s);
+int store__log_drain(struct store *s);
+int store__log_wait(struct store *s, int64_t id);
+void store__log_finalize(struct store *s);
 
 /* store_read.c (loop thread: the store's read connection) */
 int store__prepare_reads(sqlite3 *db, sqlite3_stmt **st[NREADS]);

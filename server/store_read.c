@@ -118,18 +118,39 @@ static int row_event(void *arg, sqlite3_stmt *st)
 
 /* The statements that read a room, on one connection. */
 struct store_reader {
+    struct store *s;
     sqlite3 *db;
     sqlite3_stmt *seq, *room, *parts, *items, *rounds, *events, *kano;
+    sqlite3_stmt *mark; /* the log's mark (store_log.c) */
 };
+
+static int row_mark(void *arg, sqlite3_stmt *st)
+{
+    *(int64_t *)arg = sqlite3_column_int64(st, 0);
+    return 0;
+}
 
 static int reader_load(const struct store_reader *q, const char *room, size_t max_events,
                        const struct store_room_reader *r)
 {
     struct load_ctx c = {r, 0, 0};
     int rc;
-    /* One read transaction, so the parts agree with each other. */
-    if (store__exec(q->db, "BEGIN"))
-        return RF_EINTERNAL;
+    /* One read transaction, so the parts agree with each other; and the
+     * tables hold all of the room's records once the mark it sees is past
+     * the room's last record in the log (store_log.c): until then, the
+     * writer applies them. */
+    for (int64_t wait = 1; wait;) {
+        int64_t mark = 0;
+        if (store__exec(q->db, "BEGIN"))
+            return RF_EINTERNAL;
+        if ((rc = read_rows(q->mark, NULL, row_mark, &mark)))
+            goto out;
+        if (!(wait = store__log_check(q->s, room, mark)))
+            break;
+        store__exec(q->db, "COMMIT");
+        if (wait > 0 && store__log_wait(q->s, wait))
+            return RF_EINTERNAL;
+    }
     if ((rc = read_rows(q->seq, room, row_seq, &c)) ||
         (rc = read_rows(q->room, room, row_room, &c)))
         goto out;
@@ -163,10 +184,12 @@ int store_reader_open(struct store *s, struct store_reader **out)
     struct store_reader *q = calloc(1, sizeof *q);
     if (!q)
         return RF_ENOMEM;
+    q->s = s;
     const char *path = sqlite3_db_filename(s->rdb, "main");
     if (!path || !*path || store__open_db(path, &q->db) ||
         store__exec(q->db, "PRAGMA wal_autocheckpoint = 0") ||
         store__set_cache(q->db, SIDE_CACHE_KIB) ||
+        store__prepare(q->db, "SELECT value FROM server_state WHERE key = 'log_mark'", &q->mark) ||
         store__prepare_reads(q->db, (sqlite3_stmt * *[]){&q->seq, &q->room, &q->parts, &q->items,
                                                          &q->rounds, &q->events, &q->kano})) {
         store_reader_close(q);
@@ -186,7 +209,8 @@ void store_reader_close(struct store_reader *q)
 {
     if (!q)
         return;
-    sqlite3_stmt *st[] = {q->seq, q->room, q->parts, q->items, q->rounds, q->events, q->kano};
+    sqlite3_stmt *st[] = {q->seq,    q->room,   q->parts, q->items,
+                          q->rounds, q->events, q->kano,  q->mark};
     for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
         sqlite3_finalize(st[i]);
     sqlite3_close(q->db);

@@ -26,7 +26,9 @@
 #define WAL_CKPT_PAGES  1000
 #define WAL_FORCE_PAGES 8192
 
-static int write_rec(struct store *s, const struct batch *bt, const struct rec *rec)
+/* A record into its state table: an upsert or a delete, so applying the
+ * log again from the mark after a crash gives the same tables. */
+int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *rec)
 {
     if (rec->kind == REC_SKIP)
         return 0;
@@ -84,43 +86,34 @@ static int write_rec(struct store *s, const struct batch *bt, const struct rec *
     default:
         break;
     }
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE) {
-        log_error("sqlite write failed: %s", sqlite3_errmsg(s->wdb));
-        return RF_EINTERNAL;
-    }
-    return 0;
+    return store__step_write(s->wdb, st);
 }
 
-/* Writer thread: one transaction per batch. */
+/* Writer thread: one transaction per batch, its records appended to the
+ * log (the tables catch up behind: store_log.c). */
 static int write_batch(struct store *s, struct batch *b)
 {
-    int64_t events = 0;
+    int64_t events = 0, log_id = s->log_id;
+    size_t pend_n = s->pend_n, pend_used = s->pend_b ? s->pend_b->used : 0;
     b->info.records = b->info.events = 0;
     if (store__exec(s->wdb, "BEGIN IMMEDIATE"))
         return 0;
     for (size_t i = 0; i < b->n; i++) {
-        if (write_rec(s, b, &b->v[i]))
+        if (store__log_append(s, b, &b->v[i]))
             goto fail;
         events += b->v[i].kind == REC_EVENT;
         b->info.records += b->v[i].kind != REC_SKIP;
     }
-    if (events) {
-        sqlite3_bind_int64(s->w_events, 1, events);
-        int rc = sqlite3_step(s->w_events);
-        sqlite3_reset(s->w_events);
-        if (rc != SQLITE_DONE)
-            goto fail;
-    }
-    if (store__exec(s->wdb, "COMMIT"))
+    /* The events are added to server_state's count when the log is applied
+     * (store_log.c): a page less in every transaction. */
+    if (store__log_publish(s, pend_n) || store__exec(s->wdb, "COMMIT"))
         goto fail;
     s->events += events;
     b->info.events = (uint64_t)events;
     return 1;
 fail:
     store__exec(s->wdb, "ROLLBACK");
+    store__log_rollback(s, log_id, pend_n, pend_used); /* the ids it gave are not in the log */
     return 0;
 }
 
@@ -130,6 +123,7 @@ void store__close_writer(struct store *s)
         store__write_high_water(s, s->events, 1);
     sqlite3_finalize(s->w_events);
     s->w_events = NULL;
+    store__log_finalize(s);
     for (int i = 0; i < REC__COUNT; i++) {
         sqlite3_finalize(s->w[i]);
         s->w[i] = NULL;
@@ -222,6 +216,56 @@ void *store__ckpt_main(void *arg)
  * stopped shrinks back, and one under load keeps its cache. */
 #define IDLE_RELEASE_S 10
 
+/* Writer thread, under mu: no batch waits; until one does (or quit, or a
+ * cycle of the log is due), waits: at most until the log's next cycle is
+ * due by time, and after IDLE_RELEASE_S gives its memory back. */
+static void writer_wait(struct store *s, int *wrote)
+{
+    while (!s->work_ready && !s->quit && !store__log_due(s)) {
+        int pending = s->log_committed > s->mat_done;
+        /* A cycle or a trim under way, paced: its next step's time. */
+        double pace = s->cycle_on || s->log_trimmed < s->log_mark ? store__log_pace(s) : 0;
+        if (!*wrote && !pending && pace == 0) {
+            pthread_cond_wait(&s->work_cv, &s->mu);
+            continue;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        if (pace > 0) {
+            long ns = until.tv_nsec + (long)(pace * 1e9);
+            until.tv_sec += ns / 1000000000;
+            until.tv_nsec = ns % 1000000000;
+        } else {
+            until.tv_sec += pending ? 1 : IDLE_RELEASE_S;
+        }
+        if (pthread_cond_timedwait(&s->work_cv, &s->mu, &until) == ETIMEDOUT && !pending &&
+            pace == 0 && !s->work_ready && !s->quit) {
+            /* Idle: give the page cache back, and the heap it leaves free. */
+            pthread_mutex_unlock(&s->mu);
+            sqlite3_db_release_memory(s->wdb);
+            malloc_trim(0);
+            *wrote = 0;
+            pthread_mutex_lock(&s->mu);
+        }
+    }
+}
+
+/* Writer thread, mu not held: one transaction of the log's cycle; waiters
+ * learn when it ended or failed. */
+static void writer_step(struct store *s)
+{
+    int rc = store__log_step(s);
+    int frames = 0, high = 0; /* the step's pages (the batches' are read after each) */
+    sqlite3_db_status(s->wdb, SQLITE_DBSTATUS_CACHE_WRITE, &frames, &high, 1);
+    s->log_frames += (uint64_t)frames;
+    pthread_mutex_lock(&s->mu);
+    s->mat_done = s->log_mark;
+    if (rc < 0)
+        s->mat_failures++;
+    pthread_cond_broadcast(&s->mat_cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 void *store__writer_main(void *arg)
 {
     struct store *s = arg;
@@ -232,29 +276,25 @@ void *store__writer_main(void *arg)
     sqlite3_db_status(s->wdb, SQLITE_DBSTATUS_CACHE_WRITE, &frames, &high, 1);
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->work_ready && !s->quit) {
-            if (!wrote) {
-                pthread_cond_wait(&s->work_cv, &s->mu);
-                continue;
-            }
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += IDLE_RELEASE_S;
-            if (pthread_cond_timedwait(&s->work_cv, &s->mu, &until) == ETIMEDOUT &&
-                !s->work_ready && !s->quit) {
-                /* Idle: give the page cache back, and the heap it leaves free. */
-                pthread_mutex_unlock(&s->mu);
-                sqlite3_db_release_memory(s->wdb);
-                malloc_trim(0);
-                wrote = 0;
-                pthread_mutex_lock(&s->mu);
-            }
-        }
-        if (!s->work_ready) {
-            /* Closing the last connection checkpoints the WAL: it happens
-             * here, on the writer thread, never on the loop thread. */
+        writer_wait(s, &wrote);
+        if (!s->work_ready && s->quit) {
+            /* The tables catch up with the log (what is left, if that
+             * fails, is applied at the next open); closing the last
+             * connection checkpoints the WAL: here, on the writer thread,
+             * never on the loop thread. */
+            pthread_mutex_unlock(&s->mu);
+            store__log_drain(s);
+            pthread_mutex_lock(&s->mu);
+            s->mat_done = s->log_mark;
+            pthread_cond_broadcast(&s->mat_cv);
             store__close_writer(s);
             break;
+        }
+        if (!s->work_ready) { /* a cycle of the log is due */
+            pthread_mutex_unlock(&s->mu);
+            writer_step(s);
+            pthread_mutex_lock(&s->mu);
+            continue;
         }
         struct batch *b = s->inflight;
         s->work_ready = 0;
@@ -266,12 +306,15 @@ void *store__writer_main(void *arg)
         b->info.seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         b->info.ok = b->ok;
         sqlite3_db_status(s->wdb, SQLITE_DBSTATUS_CACHE_WRITE, &frames, &high, 1);
-        b->info.wal_frames = (uint64_t)frames;
+        b->info.wal_frames = (uint64_t)frames + s->log_frames;
+        b->info.log_frames = s->log_frames;
+        s->log_frames = 0;
         wrote = 1;
         pthread_mutex_lock(&s->mu);
         b->info.ckpt_pages = s->ckpt_pages;
         s->ckpt_pages = 0;
         s->events_committed = s->events;
+        s->log_committed = s->log_id;
         s->done = b;
         pthread_cond_signal(&s->done_cv);
         uv_async_send(&s->async);
@@ -286,6 +329,13 @@ void *store__writer_main(void *arg)
             s->wal_pages = 0; /* measured again at the next commit */
             pthread_mutex_lock(&s->mu);
             s->ckpt_pages += pages;
+        }
+        /* A cycle in progress goes on between batches: one of its
+         * transactions after each batch. */
+        if (store__log_due(s)) {
+            pthread_mutex_unlock(&s->mu);
+            writer_step(s);
+            pthread_mutex_lock(&s->mu);
         }
     }
     pthread_mutex_unlock(&s->mu);

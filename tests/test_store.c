@@ -55,12 +55,17 @@ static void on_fail(void *arg, uint64_t upto, const char *const *rooms, size_t n
         snprintf(fail_rooms[i], sizeof fail_rooms[i], "%s", rooms[i]);
 }
 
-static struct store *open_store(size_t max_mb)
+static struct store *open_store_with(const struct store_options *o)
 {
     struct store_hooks hooks = {NULL, on_commit, on_fail};
     struct store *s = NULL;
-    CHECK(store_open(&s, dbpath, &(struct store_options){.max_mb = max_mb}, &loop, &hooks) == 0);
+    CHECK(store_open(&s, dbpath, o, &loop, &hooks) == 0);
     return s;
+}
+
+static struct store *open_store(size_t max_mb)
+{
+    return open_store_with(&(struct store_options){.max_mb = max_mb});
 }
 
 static void close_store(struct store *s)
@@ -203,6 +208,15 @@ static int load(struct store *s, const char *room, struct loaded *l)
     return rc;
 }
 
+/* The applied rows leave the log in transactions after the cycle's: 1 once
+ * it is empty (within 5 s). */
+static int log_emptied(void)
+{
+    for (int i = 0; i < 500 && count("SELECT count(*) FROM log") != 0; i++)
+        usleep(10000);
+    return count("SELECT count(*) FROM log") == 0;
+}
+
 static int has_item(const struct loaded *l, const char *id)
 {
     for (size_t i = 0; i < l->nitems && i < 16; i++)
@@ -225,6 +239,7 @@ static void test_commit_and_load(void)
     CHECK(store_durable(s) == 0);
     pump(s);
     CHECK(commits >= 1 && fails == 0);
+    CHECK(store_materialize(s) == 0); /* the log into the tables, for count() */
     CHECK(count("SELECT count(*) FROM items WHERE room = 'A'") == 2);
     CHECK(store_del_item(s, "A", "i1") == 0);
     pump(s);
@@ -271,6 +286,7 @@ static void test_failed_commit(void)
     CHECK(fail_upto == upto && upto == before + 3);
     CHECK(fail_nrooms == 1 && strcmp(fail_rooms[0], "A") == 0);
     /* Nothing half-written: neither the failing batch nor A's records after it. */
+    CHECK(store_materialize(s) == 0);
     CHECK(count("SELECT count(*) FROM items WHERE room = 'A'") == 1);
     CHECK(count("SELECT count(*) FROM items WHERE id IN ('a2', 'big', 'a3')") == 0);
     CHECK(count("SELECT count(*) FROM events WHERE room = 'A'") == 1);
@@ -285,6 +301,7 @@ static void test_failed_commit(void)
     put_item(s, "A", "a4", "e", 100);
     pump(s);
     CHECK(fails == 1);
+    CHECK(store_materialize(s) == 0);
     CHECK(count("SELECT count(*) FROM items WHERE room = 'A'") == 2);
     close_store(s);
     CHECK(read_high_water() == 1);
@@ -396,6 +413,213 @@ static void test_close_while_checkpointing(void)
     }
 }
 
+/* A cycle applies only the last record of each row (the others are
+ * replaced): an item put several times, deleted and put again, a room's
+ * rows kept apart from another room's of the same key, every event kept. */
+static void test_log_coalesce(void)
+{
+    remove_db();
+    struct store *s = open_store(0);
+    put_room(s, "A");
+    put_room(s, "B");
+    put_item(s, "A", "i1", "a", 40);
+    put_item(s, "A", "i2", "b", 40);
+    add_event(s, "A", 1);
+    pump(s);
+    put_item(s, "A", "i1", "c", 44);
+    CHECK(store_del_item(s, "A", "i2") == 0);
+    put_item(s, "A", "i3", "x", 40);
+    add_event(s, "A", 2);
+    pump(s);
+    CHECK(store_del_item(s, "A", "i1") == 0);
+    put_item(s, "B", "i1", "g", 90);
+    put_item(s, "A", "i2", "d", 70);
+    pump(s);
+    put_item(s, "A", "i1", "f", 50);
+    CHECK(store_del_item(s, "A", "i3") == 0);
+    add_event(s, "A", 3);
+    pump(s);
+    struct loaded l;
+    CHECK(load(s, "A", &l) == 0); /* waits for the cycle */
+    CHECK(l.room && l.seq == 3 && l.nevents == 3 && l.nitems == 2);
+    CHECK(count("SELECT count(*) FROM items WHERE room = 'A' AND id = 'i1' AND rank = 'f'"
+                " AND length(data) = 52") == 1);
+    CHECK(count("SELECT count(*) FROM items WHERE room = 'A' AND id = 'i2' AND rank = 'd'"
+                " AND length(data) = 72") == 1);
+    CHECK(count("SELECT count(*) FROM items WHERE room = 'A' AND id = 'i3'") == 0);
+    CHECK(count("SELECT count(*) FROM items WHERE room = 'B' AND id = 'i1' AND rank = 'g'"
+                " AND length(data) = 92") == 1);
+    CHECK(count("SELECT count(*) FROM events WHERE room = 'A'") == 3);
+    close_store(s);
+    /* Reopened: the same rows (the close applied nothing more). */
+    s = open_store(0);
+    CHECK(load(s, "A", &l) == 0);
+    CHECK(l.room && l.seq == 3 && l.nitems == 2 && has_item(&l, "i1") && has_item(&l, "i2"));
+    close_store(s);
+}
+
+/* Schema 6: a transaction appends its records to the table `log`; the
+ * tables catch up behind. A copy of the database taken while the records
+ * are only in the log (as a kill -9 leaves it) gets them into its tables at
+ * open, and a reader of a room with records in the log waits for them. */
+static void test_log_replay(void)
+{
+    char copy[160], copy_wal[170], wal[170];
+    snprintf(copy, sizeof copy, "%s.copy", dbpath);
+    snprintf(copy_wal, sizeof copy_wal, "%s.copy-wal", dbpath);
+    snprintf(wal, sizeof wal, "%s-wal", dbpath);
+    remove_db();
+    struct store *s = open_store(0);
+    put_room(s, "A");
+    put_item(s, "A", "i1", "a", 10);
+    put_item(s, "A", "i2", "b", 10);
+    add_event(s, "A", 1);
+    pump(s);
+    CHECK(store_del_item(s, "A", "i1") == 0);
+    put_item(s, "A", "i3", "c", 10);
+    add_event(s, "A", 2);
+    pump(s);
+    /* Committed, in the log only (a cycle starts after 5 s or 50,000). */
+    CHECK(count("SELECT count(*) FROM log WHERE room = 'A'") == 7);
+    CHECK(count("SELECT value FROM server_state WHERE key = 'events'") == 0);
+    CHECK(count("SELECT count(*) FROM items") == 0);
+    CHECK(copy_file(wal, copy_wal) == 0 && copy_file(dbpath, copy) == 0);
+    struct loaded l;
+    CHECK(load(s, "A", &l) == 0); /* waits for the log to be applied */
+    CHECK(l.room && l.seq == 2 && l.nevents == 2 && l.nitems == 2);
+    CHECK(has_item(&l, "i2") && has_item(&l, "i3") && !has_item(&l, "i1"));
+    CHECK(log_emptied());
+    CHECK(count("SELECT value FROM server_state WHERE key = 'log_mark'") == 7);
+    close_store(s);
+
+    /* The copy, as after a crash: replayed at open. */
+    remove_db();
+    CHECK(copy_file(copy, dbpath) == 0 && copy_file(copy_wal, wal) == 0);
+    unlink(copy);
+    unlink(copy_wal);
+    CHECK(count("SELECT count(*) FROM log") == 7);
+    s = open_store(0);
+    CHECK(count("SELECT count(*) FROM log") == 0);
+    CHECK(count("SELECT count(*) FROM items WHERE room = 'A'") == 2);
+    CHECK(count("SELECT count(*) FROM events WHERE room = 'A'") == 2);
+    /* The committed events' count (restore detection) took the log's events. */
+    CHECK(count("SELECT value FROM server_state WHERE key = 'events'") == 2);
+    CHECK(store_restores(s) == 0 && read_high_water() == 2);
+    CHECK(store_room_count(s) == 1);
+    CHECK(load(s, "A", &l) == 0);
+    CHECK(l.seq == 2 && l.nitems == 2 && has_item(&l, "i3"));
+    /* Ids go on after the mark: the next records land after it. */
+    add_event(s, "A", 3);
+    pump(s);
+    CHECK(count("SELECT min(id) FROM log") == 8);
+    close_store(s);
+    CHECK(count("SELECT count(*) FROM log") == 0);
+    CHECK(count("SELECT count(*) FROM events WHERE room = 'A'") == 3);
+}
+
+/* A schema-5 database (as the server before the log made it: the same
+ * statements) opens migrated to 6 with every row where it was. */
+static void test_migrate_from_5(void)
+{
+    remove_db();
+    sqlite3 *db;
+    CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(
+              db,
+              "PRAGMA journal_mode = WAL;"
+              "CREATE TABLE rooms(id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, meta BLOB NOT "
+              "NULL) WITHOUT ROWID;"
+              "CREATE TABLE participants(room TEXT NOT NULL, pid TEXT NOT NULL, data BLOB NOT "
+              "NULL, PRIMARY KEY(room, pid)) WITHOUT ROWID;"
+              "CREATE TABLE items(room TEXT NOT NULL, id TEXT NOT NULL, rank TEXT NOT NULL,"
+              " data BLOB NOT NULL, PRIMARY KEY(room, id)) WITHOUT ROWID;"
+              "CREATE INDEX items_rank ON items(room, rank);"
+              "CREATE TABLE events(room TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,"
+              " author TEXT, type TEXT NOT NULL, payload BLOB NOT NULL, PRIMARY KEY(room, seq))"
+              " WITHOUT ROWID;"
+              "CREATE TABLE rounds(room TEXT NOT NULL, id TEXT NOT NULL, seqno INTEGER NOT NULL,"
+              " data BLOB NOT NULL, PRIMARY KEY(room, id)) WITHOUT ROWID;"
+              "CREATE INDEX rounds_order ON rounds(room, seqno);"
+              "CREATE TABLE server_state(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT "
+              "ROWID;"
+              "CREATE TABLE kano(room TEXT NOT NULL, item TEXT NOT NULL, seqno INTEGER NOT NULL,"
+              " data BLOB NOT NULL, PRIMARY KEY(room, item)) WITHOUT ROWID;"
+              "CREATE TABLE names(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+              "CREATE TABLE moved(room TEXT PRIMARY KEY, to_room TEXT NOT NULL, at INTEGER NOT "
+              "NULL) WITHOUT ROWID;"
+              "PRAGMA user_version = 5;"
+              "INSERT INTO rooms VALUES('A', 1000, x'80');"
+              "INSERT INTO items VALUES('A', 'i1', 'a', x'a178'), ('A', 'i2', 'b', x'a178');"
+              "INSERT INTO events VALUES('A', 1, 1001, 'p1', 'item.add', x'80'),"
+              " ('A', 2, 1002, 'p1', 'item.add', x'80');"
+              "INSERT INTO server_state VALUES('events', 2), ('restores', 0);",
+              NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    struct store *s = open_store(0);
+    CHECK(count("PRAGMA user_version") == 6);
+    CHECK(store_room_count(s) == 1 && store_restores(s) == 0);
+    struct loaded l;
+    CHECK(load(s, "A", &l) == 0);
+    CHECK(l.room && l.seq == 2 && l.nevents == 2 && l.nitems == 2 && has_item(&l, "i1"));
+    add_event(s, "A", 3);
+    pump(s);
+    CHECK(load(s, "A", &l) == 0);
+    CHECK(l.seq == 3 && l.nevents == 3);
+    close_store(s);
+}
+
+/* A cycle that fails (another process holds the write lock past the
+ * writer's 2 s) leaves the log as it was: the waiting reader is told, and
+ * the next cycle applies every record. */
+static void test_failed_cycle(void)
+{
+    remove_db();
+    struct store *s = open_store(0);
+    put_room(s, "A");
+    put_item(s, "A", "i1", "a", 10);
+    add_event(s, "A", 1);
+    pump(s);
+    sqlite3 *lock;
+    CHECK(sqlite3_open(dbpath, &lock) == SQLITE_OK);
+    CHECK(sqlite3_exec(lock, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(store_materialize(s) == RF_EINTERNAL);
+    CHECK(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(lock);
+    CHECK(count("SELECT count(*) FROM log") == 3);
+    put_item(s, "A", "i2", "b", 10);
+    pump(s);
+    struct loaded l;
+    CHECK(load(s, "A", &l) == 0); /* the next cycle: after a second */
+    CHECK(l.room && l.seq == 1 && l.nitems == 2 && l.nevents == 1);
+    CHECK(log_emptied());
+    CHECK(count("SELECT value FROM server_state WHERE key = 'events'") == 1);
+    close_store(s);
+}
+
+/* --group-commit-ms: a batch is handed to the writer at most every
+ * group_ms, so the records of the turns in between share one transaction. */
+static void test_group_commit(void)
+{
+    remove_db();
+    struct store *s = open_store_with(&(struct store_options){.group_ms = 100});
+    uv_update_time(&loop);       /* the store reads the loop's time (uv_now) */
+    uint64_t t0 = uv_now(&loop); /* when the first batch is handed over */
+    put_room(s, "A");
+    pump(s); /* the first goes at once */
+    commits = 0;
+    put_item(s, "A", "i1", "a", 10);
+    store_flush(s);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    put_item(s, "A", "i2", "b", 10);
+    store_flush(s);
+    CHECK(store_durable(s) + 2 == store_added(s)); /* both wait */
+    pump(s);
+    uv_update_time(&loop);
+    CHECK(uv_now(&loop) - t0 >= 90);
+    CHECK(commits == 1 && store_last_batch(s)->records == 2);
+    close_store(s);
+}
+
 static long long file_size(const char *suffix)
 {
     char path[160];
@@ -454,6 +678,11 @@ int main(void)
     test_restore_detection();
     test_close_persists_pending();
     test_close_while_checkpointing();
+    test_log_replay();
+    test_log_coalesce();
+    test_migrate_from_5();
+    test_failed_cycle();
+    test_group_commit();
     test_pages();
     CHECK(uv_loop_close(&loop) == 0);
     remove_db();

@@ -246,7 +246,7 @@ class InstanceTests(AsyncTestCase):
 
     async def test_a_database_of_older_versions_keeps_serving_its_rooms(self):
         """A room made before rooms had homes has a bare 22-character id; the database has
-        schema version 4 (no names, no moved). Made here from a room of today, its id rewritten
+        schema version 4 (no names, no moved, no log). Made here from a room of today, its id rewritten
         in every table, the new tables dropped and user_version set back to 4."""
         srv = Server("--instance", "old")
         srv.start()
@@ -267,6 +267,8 @@ class InstanceTests(AsyncTestCase):
             db.execute("UPDATE %s SET room = ? WHERE room = ?" % t, (legacy, room))
         db.execute("DROP TABLE names")
         db.execute("DROP TABLE moved")
+        db.execute("DROP TABLE log")  # schema 6 (empty after a clean stop)
+        db.execute("DELETE FROM server_state WHERE key = 'log_mark'")
         db.execute("PRAGMA user_version = 4")
         db.commit()
         db.close()
@@ -286,7 +288,7 @@ class InstanceTests(AsyncTestCase):
         self.assertTrue(room2.startswith("new."), room2)
         self.assertEqual(await srv.astop(), 0)
         db = sqlite3.connect(srv.db)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 5)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 6)
         self.assertEqual(db.execute("SELECT value FROM names").fetchall(), [("new",)])
         db.close()
 

@@ -54,6 +54,7 @@ EXPECTED = {
     "refine_joins_total": "counter",
     "refine_wal_frames_total": "counter",
     "refine_checkpoint_pages_total": "counter",
+    "refine_log_apply_pages_total": "counter",
     "refine_commit_seconds": "histogram",
     "refine_commit_batch_changes": "histogram",
     "process_cpu_seconds_total": "counter",
