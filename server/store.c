@@ -43,10 +43,10 @@ static const char *const MIGRATIONS[] = {
     "CREATE TABLE names(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE moved(room TEXT PRIMARY KEY, to_room TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT "
     "ROWID;",
-    /* 6: the log, the tables written behind it (store_log.c); a schema-5
-     * database has every record in its tables already: its mark is 0 */
-    "CREATE TABLE log(id INTEGER PRIMARY KEY, kind INTEGER NOT NULL, room TEXT NOT NULL, a TEXT,"
-    " b TEXT, i1 INTEGER NOT NULL, i2 INTEGER NOT NULL, data BLOB);",
+    /* 6: the log, the tables written behind it (store_log.c): a row per
+     * transaction, its n records packed in data (ids id .. id + n - 1); a
+     * schema-5 database has every record in its tables already: its mark is 0 */
+    "CREATE TABLE log(id INTEGER PRIMARY KEY, n INTEGER NOT NULL, data BLOB NOT NULL);",
 };
 
 static const char *const WRITE_SQL[REC__COUNT] = {

@@ -124,7 +124,9 @@ struct store {
     /* The log (store_log.c). Ids are given in order and never reused: the
      * mark (server_state 'log_mark') is the last id applied to the tables,
      * and the log holds the rows after it. */
-    sqlite3_stmt *w_log;     /* writer: appends a record */
+    sqlite3_stmt *w_log; /* writer: appends a batch's row */
+    uint8_t *row;        /* writer: the row being packed (store_log.c) */
+    size_t row_len, row_cap;
     sqlite3_stmt *w_mark;    /* writer: sets the mark */
     sqlite3_stmt *w_trim;    /* writer: deletes the log up to the mark */
     sqlite3_stmt *w_pending; /* writer, at open: the ids after the mark */
@@ -226,7 +228,7 @@ int store__apply_rec(struct store *s, const struct batch *bt, const struct rec *
  * RF_EINTERNAL). wait: a reader's thread waits until the mark reaches id (0, or RF_EINTERNAL when a
  * cycle failed meanwhile). */
 int store__log_prepare(struct store *s);
-int store__log_append(struct store *s, const struct batch *bt, const struct rec *rec);
+int store__log_append(struct store *s, const struct batch *bt);
 void store__log_rollback(struct store *s, int64_t log_id, size_t pend_n, size_t pend_used);
 int store__log_publish(struct store *s, size_t from);
 int64_t store__log_check(struct store *s, const char *room, int64_t mark);

@@ -1,7 +1,7 @@
-/* The log (schema 6): every committed record is first a row appended to the
- * table `log` (id, kind, room, a, b, i1, i2, data: struct rec's fields) in
- * the batch's transaction, so a change costs a share of the log's last page
- * instead of a page of each table it touches. The state tables (rooms,
+/* The log (schema 6): every committed record is first appended to the table
+ * `log` in the batch's transaction, the batch's records packed in one row
+ * (row_pack), so a change costs a share of the log's last page instead of a
+ * page of each table it touches. The state tables (rooms,
  * items, events, ...) are brought up to date behind, in cycles. The writer
  * keeps a copy of each record after the mark in memory (pend_b, with its
  * id and hashes in struct log_ref; at open, and after a failed cycle, it
@@ -107,6 +107,8 @@ static int pend_add(struct store *s, int64_t id, const struct batch *bt, const s
 
 /* pend read from the log: every record after the mark (at open, and after
  * a cycle failed). 0 or RF_EINTERNAL (then pend_stale stays set). */
+static int row_unpack(struct store *s, int64_t id, int64_t n, const uint8_t *p, size_t size);
+
 static int pend_read(struct store *s)
 {
     sqlite3_stmt *st = s->w_pending;
@@ -114,26 +116,11 @@ static int pend_read(struct store *s)
     s->pend_n = 0;
     s->pend_b->n = s->pend_b->used = 0;
     s->pend_stale = 1;
-    struct batch *one = s->cycle_b; /* free between cycles: holds each row once */
     sqlite3_bind_int64(st, 1, s->log_mark);
-    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int kind = sqlite3_column_int(st, 1);
-        one->n = one->used = 0;
-        if (kind < 0 || kind >= REC__COUNT) {
-            log_error("the log holds a record of unknown kind %d", kind);
-            bad = 1;
-            break;
-        }
-        bad =
-            store__batch_append(
-                one, (enum rec_kind)kind, (const char *)sqlite3_column_text(st, 2),
-                (const char *)sqlite3_column_text(st, 3), (const char *)sqlite3_column_text(st, 4),
-                sqlite3_column_int64(st, 5), sqlite3_column_int64(st, 6),
-                sqlite3_column_blob(st, 7), (size_t)sqlite3_column_bytes(st, 7), NONE) ||
-            pend_add(s, sqlite3_column_int64(st, 0), one, &one->v[0]);
-    }
+    while (!bad && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        bad = row_unpack(s, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                         sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
     sqlite3_reset(st);
-    one->n = one->used = 0;
     if (bad || rc != SQLITE_DONE) {
         log_error("the log could not be read (it is read again before the next cycle)");
         return RF_EINTERNAL;
@@ -144,18 +131,13 @@ static int pend_read(struct store *s)
 
 int store__log_prepare(struct store *s)
 {
-    if (store__prepare(s->wdb,
-                       "INSERT INTO log(id, kind, room, a, b, i1, i2, data)"
-                       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                       &s->w_log) ||
+    if (store__prepare(s->wdb, "INSERT INTO log(id, n, data) VALUES(?1, ?2, ?3)", &s->w_log) ||
         store__prepare(s->wdb,
                        "INSERT INTO server_state(key, value) VALUES('log_mark', ?1)"
                        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                        &s->w_mark) ||
         store__prepare(s->wdb, "DELETE FROM log WHERE id > ?1 AND id <= ?2", &s->w_trim) ||
-        store__prepare(s->wdb,
-                       "SELECT id, kind, room, a, b, i1, i2, data FROM log WHERE id > ?1"
-                       " ORDER BY id",
+        store__prepare(s->wdb, "SELECT id, n, data FROM log WHERE id > ?1 ORDER BY id",
                        &s->w_pending))
         return RF_EINTERNAL;
     if ((!s->pend_b && !(s->pend_b = calloc(1, sizeof *s->pend_b))) ||
@@ -164,7 +146,7 @@ int store__log_prepare(struct store *s)
     sqlite3_stmt *st;
     if (store__prepare(s->wdb,
                        "SELECT (SELECT value FROM server_state WHERE key = 'log_mark'),"
-                       " (SELECT max(id) FROM log), (SELECT min(id) FROM log)",
+                       " (SELECT max(id + n - 1) FROM log), (SELECT min(id) FROM log)",
                        &st))
         return RF_EINTERNAL;
     int rc = sqlite3_step(st);
@@ -201,28 +183,170 @@ void store__log_finalize(struct store *s)
     s->cycle = s->pend = NULL;
     s->cycle_n = s->cycle_cap = s->pend_n = s->pend_cap = 0;
     s->cycle_on = 0;
+    free(s->row);
+    s->row = NULL;
+    s->row_len = s->row_cap = 0;
     store__batch_free(s->pend_b);
     store__batch_free(s->cycle_b);
     s->pend_b = s->cycle_b = NULL;
 }
 
-int store__log_append(struct store *s, const struct batch *bt, const struct rec *r)
+/* ---- a transaction's records in one row of the log -------------------- */
+
+/* A row of the log holds a batch's records (n of them, ids id .. id + n -
+ * 1), each packed as its kind (1 byte), i1 and i2 (8 bytes each), the
+ * lengths of room, a, b and blob (4 bytes each, NIL for a NULL string or no
+ * blob), then their bytes; integers little-endian. One row per transaction:
+ * one insert, however many records. */
+#define NIL      0xffffffffu
+#define REC_HEAD (1 + 8 + 8 + 4 * 4)
+
+static void put_le(uint8_t *p, uint64_t v, int bytes)
 {
-    if (r->kind == REC_SKIP)
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Room for `more` bytes in the row being packed. 0 or RF_ENOMEM. */
+static int row_reserve(struct store *s, size_t more)
+{
+    if (s->row_len + more <= s->row_cap)
+        return 0;
+    size_t cap = s->row_cap ? s->row_cap : 4096;
+    while (cap < s->row_len + more)
+        cap *= 2;
+    uint8_t *p = realloc(s->row, cap);
+    if (!p)
+        return RF_ENOMEM;
+    s->row = p;
+    s->row_cap = cap;
+    return 0;
+}
+
+static int row_pack(struct store *s, const struct batch *bt, const struct rec *r)
+{
+    const char *str[3] = {rec_str(bt, r->room), rec_str(bt, r->a), rec_str(bt, r->b)};
+    size_t len[4], total = REC_HEAD;
+    for (int i = 0; i < 3; i++)
+        total += len[i] = str[i] ? strlen(str[i]) : 0;
+    const void *blob = rec_str(bt, r->blob);
+    total += len[3] = blob ? r->len : 0;
+    if (row_reserve(s, total))
+        return RF_ENOMEM;
+    uint8_t *p = s->row + s->row_len;
+    p[0] = (uint8_t)r->kind;
+    put_le(p + 1, (uint64_t)r->i1, 8);
+    put_le(p + 9, (uint64_t)r->i2, 8);
+    for (int i = 0; i < 4; i++) {
+        int null = i < 3 ? !str[i] : !blob;
+        put_le(p + 17 + 4 * i, null ? NIL : (uint32_t)len[i], 4);
+    }
+    p += REC_HEAD;
+    for (int i = 0; i < 4; i++) {
+        const void *src = i < 3 ? (const void *)str[i] : blob;
+        if (len[i])
+            memcpy(p, src, len[i]);
+        p += len[i];
+    }
+    s->row_len += total;
+    return 0;
+}
+
+/* A row read back from the log (id, n, data) into pend. 0, or RF_EINTERNAL
+ * (malformed: logged) or RF_ENOMEM. */
+static int row_unpack(struct store *s, int64_t id, int64_t n, const uint8_t *p, size_t size)
+{
+    struct batch *one = s->cycle_b; /* free between cycles: holds each record once */
+    size_t at = 0;
+    for (int64_t k = 0; k < n; k++) {
+        if (size - at < REC_HEAD || p[at] >= REC__COUNT)
+            goto bad;
+        const uint8_t *h = p + at;
+        char *str[3] = {NULL, NULL, NULL};
+        const void *blob = NULL;
+        size_t blob_len = 0;
+        at += REC_HEAD;
+        int rc = 0;
+        for (int i = 0; i < 4 && !rc; i++) {
+            uint32_t len = (uint32_t)get_le(h + 17 + 4 * i, 4);
+            if (len == NIL)
+                continue;
+            if (len > size - at) {
+                rc = RF_EINTERNAL;
+                break;
+            }
+            if (i == 3) {
+                blob = p + at;
+                blob_len = len;
+            } else if (!(str[i] = strndup((const char *)p + at, len))) {
+                rc = RF_ENOMEM;
+            }
+            at += len;
+        }
+        one->n = one->used = 0;
+        if (!rc)
+            rc = str[0] ? 0 : RF_EINTERNAL; /* every record has its room */
+        if (!rc)
+            rc = store__batch_append(one, (enum rec_kind)h[0], str[0], str[1], str[2],
+                                     (int64_t)get_le(h + 1, 8), (int64_t)get_le(h + 9, 8), blob,
+                                     blob_len, NONE);
+        if (!rc)
+            rc = pend_add(s, id + k, one, &one->v[0]);
+        for (int i = 0; i < 3; i++)
+            free(str[i]);
+        one->n = one->used = 0;
+        if (rc == RF_EINTERNAL)
+            goto bad;
+        if (rc)
+            return rc;
+    }
+    if (at == size)
+        return 0;
+bad:
+    log_error("the log's row %lld is malformed", (long long)id);
+    return RF_EINTERNAL;
+}
+
+int store__log_append(struct store *s, const struct batch *bt)
+{
+    int64_t n = 0;
+    s->row_len = 0;
+    for (size_t i = 0; i < bt->n; i++) {
+        if (bt->v[i].kind == REC_SKIP)
+            continue;
+        if (row_pack(s, bt, &bt->v[i]))
+            return RF_ENOMEM;
+        n++;
+    }
+    if (!n)
         return 0;
     sqlite3_stmt *st = s->w_log;
     sqlite3_bind_int64(st, 1, s->log_id + 1);
-    sqlite3_bind_int(st, 2, (int)r->kind);
-    store__bind_text(st, 3, rec_str(bt, r->room));
-    store__bind_text(st, 4, rec_str(bt, r->a));
-    store__bind_text(st, 5, rec_str(bt, r->b));
-    sqlite3_bind_int64(st, 6, r->i1);
-    sqlite3_bind_int64(st, 7, r->i2);
-    sqlite3_bind_blob(st, 8, rec_str(bt, r->blob), (int)r->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, n);
+    sqlite3_bind_blob(st, 3, s->row, (int)s->row_len, SQLITE_STATIC);
     if (store__step_write(s->wdb, st))
         return RF_EINTERNAL;
-    s->log_id++;
-    return pend_add(s, s->log_id, bt, r);
+    if (s->row_cap > (1u << 20)) { /* a large batch's (an import): given back */
+        free(s->row);
+        s->row = NULL;
+        s->row_cap = 0;
+    }
+    for (size_t i = 0; i < bt->n; i++) {
+        if (bt->v[i].kind == REC_SKIP)
+            continue;
+        if (pend_add(s, s->log_id + 1, bt, &bt->v[i]))
+            return RF_ENOMEM;
+        s->log_id++;
+    }
+    return 0;
 }
 
 /* ---- the rooms with records in the log (under mu) ---------------------- */

@@ -98,9 +98,9 @@ static int write_batch(struct store *s, struct batch *b)
     b->info.records = b->info.events = 0;
     if (store__exec(s->wdb, "BEGIN IMMEDIATE"))
         return 0;
+    if (store__log_append(s, b))
+        goto fail;
     for (size_t i = 0; i < b->n; i++) {
-        if (store__log_append(s, b, &b->v[i]))
-            goto fail;
         events += b->v[i].kind == REC_EVENT;
         b->info.records += b->v[i].kind != REC_SKIP;
     }
