@@ -253,6 +253,9 @@ int metrics_text(struct metrics *m, const struct metrics_gauges *g, char **out, 
           "Bytes of events, notices and replies queued to connections and not yet written (a "
           "join's snapshot or replay not counted): what --max-queue limits.",
           (double)g->queued_bytes);
+    gauge(&t, "refine_log_pending_records",
+          "Records committed to the log and not yet applied to the tables behind it.",
+          (double)g->log_pending);
     gauge(&t, "refine_slow_readers",
           "Connections whose queue is over --max-queue (closed with 4001 if it stays so).",
           (double)g->slow_readers);

@@ -61,6 +61,7 @@ struct metrics_gauges {
     uint64_t participants_online; /* participants with at least one open connection */
     uint64_t queued_bytes;        /* output queued to connections, not yet written */
     uint64_t slow_readers;        /* connections over --max-queue (closed if they stay) */
+    uint64_t log_pending;         /* records committed to the log, not yet in the tables */
 };
 
 /* A batch written by the store (store_last_batch()): its transaction took

@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "net_int.h"
 #include "room.h"
+#include "store.h"
 
 static void count_room(struct room *r, void *arg)
 {
@@ -25,7 +26,8 @@ void net_metrics_gauges(struct app *app, struct metrics_gauges *g)
                                  .rooms_loaded = app->rooms.count,
                                  .rooms = app->room_count,
                                  .queued_bytes = m->queued_bytes,
-                                 .slow_readers = m->slow_readers};
+                                 .slow_readers = m->slow_readers,
+                                 .log_pending = app->store ? store_log_pending(app->store) : 0};
     room_each(app, count_room, g);
 }
 

@@ -98,6 +98,10 @@ struct store_batch_info {
 };
 const struct store_batch_info *store_last_batch(const struct store *s);
 
+/* Records committed to the log and not yet applied to the tables behind it
+ * (store_log.c; any thread). */
+uint64_t store_log_pending(struct store *s);
+
 /* Record appenders. Every pointer argument is borrowed (copied). Each returns
  * 0 or RF_ENOMEM (then nothing was appended).
  *

@@ -726,6 +726,14 @@ int store__log_drain(struct store *s)
     return rc < 0 ? rc : 0;
 }
 
+uint64_t store_log_pending(struct store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int64_t n = s->log_committed - s->mat_done;
+    pthread_mutex_unlock(&s->mu);
+    return n > 0 ? (uint64_t)n : 0;
+}
+
 int store__log_wait(struct store *s, int64_t id)
 {
     pthread_mutex_lock(&s->mu);

@@ -48,9 +48,9 @@ static void test_text(void)
     metrics_on_commit(&m, 0.0003, 3, 2, true);
     metrics_on_commit(&m, 5.0, 6000, 0, false); /* past every bound: +Inf; a failure */
     metrics_on_pages(&m, 5, 0, 0);
-    metrics_on_pages(&m, 3, 7,
-                     2); /* the checkpoints' pages, with a later commit; 2 of 3 the log's */
-    struct metrics_gauges g = {"a\"b\\c\nd", 3, 4, 5, 6, 7, 1};
+    /* the checkpoints' pages, with a later commit; 2 of the 3 WAL pages the log's */
+    metrics_on_pages(&m, 3, 7, 2);
+    struct metrics_gauges g = {"a\"b\\c\nd", 3, 4, 5, 6, 7, 1, 9};
     char *t;
     size_t len;
     CHECK(metrics_text(&m, &g, &t, &len) == 0);
@@ -77,6 +77,8 @@ static void test_text(void)
     CHECK(has_line(t, "refine_checkpoint_pages_total 7"));
     CHECK(has_line(t, "# TYPE refine_log_apply_pages_total counter"));
     CHECK(has_line(t, "refine_log_apply_pages_total 2"));
+    CHECK(has_line(t, "# TYPE refine_log_pending_records gauge"));
+    CHECK(has_line(t, "refine_log_pending_records 9"));
     CHECK(has_line(t, "# TYPE refine_commit_seconds histogram"));
     CHECK(has_line(t, "refine_commit_seconds_bucket{le=\"0.0001\"} 1"));
     CHECK(has_line(t, "refine_commit_seconds_bucket{le=\"0.00025\"} 1"));
@@ -102,7 +104,7 @@ static void test_text(void)
         help++;
     for (const char *p = t; (p = strstr(p, "# TYPE ")); p++)
         type++;
-    CHECK(help == type && help == 25);
+    CHECK(help == type && help == 26);
     /* the start time is read once and kept */
     double start = m.start_time;
     CHECK(start > 1.6e9);

@@ -15,10 +15,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import websockets  # noqa: E402
 
-from harness import (SUBPROTOCOL, AsyncTestCase, Server, create_room, join, main,  # noqa: E402
-                     pack, pipeline, unpack, ASAN, TSAN)
+from harness import (SUBPROTOCOL, AsyncTestCase, Server, create_room, http_get, join,  # noqa: E402
+                     main, pack, pipeline, unpack, ASAN, TSAN)
 
 NOTES = 10000  # the longest notes field (protocol/ops.c)
+
+
+def log_pending(port):
+    """The server's records not yet applied from its log to its tables (/metrics)."""
+    status, _, body = http_get(port, "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith("refine_log_pending_records "):
+            return float(line.split()[1])
+    raise AssertionError("no refine_log_pending_records in /metrics (%d)" % status)
 # What 50 joiners of the largest room may add to the server's memory (one shared copy of the
 # ~17 MB of items, and a 64 KiB slice buffer per connection: not 50 copies, over 800 MB), and
 # the most it may reach with that room loaded (the room, its replay ring of 512 events of up
@@ -176,6 +185,13 @@ class LargeRoom(AsyncTestCase):
                     if len(oks) < len(replies):
                         self.assertEqual(replies[len(oks)]["code"], "too_large")
                         break
+            # The room's records go to the tables behind the log (a cycle within 5 s): that
+            # work and its memory (the writer's copies, SQLite's cache) are the build's, not the
+            # joins'. Measured once the log is applied.
+            deadline = time.monotonic() + 30
+            while log_pending(server.port) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            self.assertEqual(log_pending(server.port), 0)
             pid = server.proc.pid
             before_hwm, before_rss = rss_kb(pid)
             try:  # the high-water mark from now on (Linux: clear_refs 5 resets VmHWM)

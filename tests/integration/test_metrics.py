@@ -55,6 +55,7 @@ EXPECTED = {
     "refine_wal_frames_total": "counter",
     "refine_checkpoint_pages_total": "counter",
     "refine_log_apply_pages_total": "counter",
+    "refine_log_pending_records": "gauge",
     "refine_commit_seconds": "histogram",
     "refine_commit_batch_changes": "histogram",
     "process_cpu_seconds_total": "counter",
