@@ -616,6 +616,7 @@ static int trim_step(struct store *s)
         return RF_EINTERNAL;
     }
     s->log_trimmed = upto;
+    s->cycle_failed = 0; /* the database takes writes again: no second's wait before the next */
     return 0;
 }
 
