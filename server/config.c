@@ -48,6 +48,9 @@ static const char USAGE[] =
     "                      load more changes share one (fewer pages written per change),\n"
     "                      at the cost of up to N ms more before an ok\n"
     "                      (REFINE_GROUP_COMMIT_MS, default 0: as soon as the last ended)\n"
+    "  --log-cycle-ms N    the log is applied to the tables at least every N ms (and every\n"
+    "                      50,000 records): longer writes fewer pages per change, keeps\n"
+    "                      more copies in memory (REFINE_LOG_CYCLE_MS, default 5000)\n"
     "  --tls-cert FILE     serve https and wss with this PEM certificate (REFINE_TLS_CERT)\n"
     "  --tls-key FILE      and this PEM private key (REFINE_TLS_KEY)\n"
     "  --allow-origin O    also accept WebSocket handshakes from browser origin O, e.g.\n"
@@ -179,6 +182,9 @@ static int set_option(struct config *c, const char *name, const char *val, FILE 
     } else if (strcmp(name, "group-commit-ms") == 0) {
         if (parse_size(val, 0, 1000, &c->group_commit_ms))
             goto bad;
+    } else if (strcmp(name, "log-cycle-ms") == 0) {
+        if (parse_size(val, 10, 600000, &c->log_cycle_ms))
+            goto bad;
     } else if (strcmp(name, "tls-cert") == 0) {
         c->tls_cert = val;
     } else if (strcmp(name, "tls-key") == 0) {
@@ -230,6 +236,7 @@ int config_parse(struct config *c, int argc, char **argv, FILE *out, FILE *err)
                 {"REFINE_MAX_DB_SIZE", "max-db-size"},
                 {"REFINE_CACHE_MB", "cache-mb"},
                 {"REFINE_GROUP_COMMIT_MS", "group-commit-ms"},
+                {"REFINE_LOG_CYCLE_MS", "log-cycle-ms"},
                 {"REFINE_TLS_CERT", "tls-cert"},
                 {"REFINE_TLS_KEY", "tls-key"},
                 {"REFINE_ALLOW_ORIGIN", "allow-origin"},

@@ -14,24 +14,25 @@
 #define INSTANCE_NAME_MAX  16 /* an instance's name: 1..16 of [a-z0-9], a letter first */
 
 struct config {
-    int port;                                /* --port, REFINE_PORT (8080) */
-    const char *db;                          /* --db, REFINE_DB (refine.db) */
-    const char *web;                         /* --web, REFINE_WEB (NULL: the built-in client) */
-    int log_level;                           /* --log-level, REFINE_LOG_LEVEL (info) */
-    size_t max_message;                      /* --max-message, REFINE_MAX_MESSAGE (65536) */
-    size_t replay_events;                    /* --replay-events, REFINE_REPLAY_EVENTS (512) */
-    size_t max_queue;                        /* --max-queue, REFINE_MAX_QUEUE (1 MiB) */
-    const char *durability;                  /* --durability, REFINE_DURABILITY (normal|full) */
-    size_t rate;                             /* --rate: messages per second per connection (50) */
-    size_t max_conns_per_ip;                 /* --max-conns-per-ip (64) */
-    size_t max_participants;                 /* --max-participants: per room (100) */
-    size_t max_rooms;                        /* --max-rooms (100000) */
-    size_t max_db_mb;                        /* --max-db-size: MiB, 0 for no cap */
-    size_t max_room_bytes;                   /* --max-room-bytes: a room's item state (16 MiB) */
-    size_t cache_mb;                         /* --cache-mb: the writer's SQLite page cache (64) */
-    size_t group_commit_ms;                  /* --group-commit-ms: transactions' least gap (0) */
-    const char *tls_cert;                    /* --tls-cert */
-    const char *tls_key;                     /* --tls-key */
+    int port;                /* --port, REFINE_PORT (8080) */
+    const char *db;          /* --db, REFINE_DB (refine.db) */
+    const char *web;         /* --web, REFINE_WEB (NULL: the built-in client) */
+    int log_level;           /* --log-level, REFINE_LOG_LEVEL (info) */
+    size_t max_message;      /* --max-message, REFINE_MAX_MESSAGE (65536) */
+    size_t replay_events;    /* --replay-events, REFINE_REPLAY_EVENTS (512) */
+    size_t max_queue;        /* --max-queue, REFINE_MAX_QUEUE (1 MiB) */
+    const char *durability;  /* --durability, REFINE_DURABILITY (normal|full) */
+    size_t rate;             /* --rate: messages per second per connection (50) */
+    size_t max_conns_per_ip; /* --max-conns-per-ip (64) */
+    size_t max_participants; /* --max-participants: per room (100) */
+    size_t max_rooms;        /* --max-rooms (100000) */
+    size_t max_db_mb;        /* --max-db-size: MiB, 0 for no cap */
+    size_t max_room_bytes;   /* --max-room-bytes: a room's item state (16 MiB) */
+    size_t cache_mb;         /* --cache-mb: the writer's SQLite page cache (64) */
+    size_t group_commit_ms;  /* --group-commit-ms: transactions' least gap (0) */
+    size_t log_cycle_ms;     /* --log-cycle-ms: the log applied at least this often */
+    const char *tls_cert;    /* --tls-cert */
+    const char *tls_key;     /* --tls-key */
     const char *origins[CONFIG_MAX_ORIGINS]; /* --allow-origin (repeatable), REFINE_ALLOW_ORIGIN */
     size_t norigins;
     struct proxy_net

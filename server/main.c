@@ -171,7 +171,7 @@ int main(int argc, char **argv)
         store_open(&app.store, app.cfg.db,
                    &(struct store_options){strcmp(app.cfg.durability, "full") == 0,
                                            app.cfg.max_db_mb, app.cfg.cache_mb,
-                                           app.cfg.group_commit_ms},
+                                           app.cfg.group_commit_ms, app.cfg.log_cycle_ms},
                    &loop, &hooks)) {
         log_error("cannot open the database %s", app.cfg.db);
         outbox_free(app.outbox);

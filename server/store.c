@@ -281,6 +281,7 @@ int store_open(struct store **out, const char *path, const struct store_options 
     pthread_cond_init(&s->done_cv, NULL);
     pthread_cond_init(&s->ckpt_cv, NULL);
     pthread_cond_init(&s->mat_cv, NULL);
+    s->cycle_s = (double)(opts->cycle_ms ? opts->cycle_ms : 5000) / 1000;
     s->accum = calloc(1, sizeof *s->accum);
     if (!s->accum)
         goto fail;

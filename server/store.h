@@ -57,6 +57,9 @@ struct store_options {
      * soon as the one before is written): more changes to a transaction,
      * whose pages (the log's last one) are then shared by more of them. */
     size_t group_ms;
+    /* The log is applied to the tables at least every cycle_ms ms (0:
+     * 5,000), and every 50,000 records (store_log.c). */
+    size_t cycle_ms;
 };
 
 /* Opens (creating and migrating) the database at path and starts the writer

@@ -148,8 +148,9 @@ struct store {
     int full_sync;         /* writer: synchronous=FULL (lifted during a cycle) */
     int64_t cycle_upto;    /* writer: the mark once the cycle is applied */
     int64_t cycle_events;  /* writer: the events among its records */
-    struct timespec cycle_at;  /* writer: when the last cycle ended (or failed) */
-    int cycle_failed;          /* writer: the last one failed (retried after a second) */
+    struct timespec cycle_at; /* writer: when the last cycle ended (or failed) */
+    int cycle_failed;         /* writer: the last one failed (retried after a second) */
+    double cycle_s; /* store_options.cycle_ms, in seconds (set before the threads start) */
     struct timespec next_step; /* writer: when the next step may run (store__log_pace) */
     pthread_cond_t mat_cv;     /* under mu: a cycle ended (mat_done) or failed */
     int64_t log_committed;     /* under mu: log_id, once committed */

@@ -40,14 +40,13 @@
 #include "store.h"
 #include "store_int.h"
 
-/* A cycle starts when the log holds MAT_RECORDS records, or MAT_SECONDS
- * after the last one ended, or at once when a reader waits. Its
+/* A cycle starts when the log holds MAT_RECORDS records, or cycle_s
+ * (--log-cycle-ms) after the last one ended, or at once when a reader waits. Its
  * transactions are small (MAT_CHUNK records or MAT_STEP_S seconds) so that
  * a batch waiting behind one is not held up long: a room's pages are
  * written once per cycle however many transactions the cycle takes. The
  * trim's transactions delete TRIM_CHUNK ids each. */
 #define MAT_RECORDS 50000
-#define MAT_SECONDS 5
 #define MAT_CHUNK   500
 #define MAT_STEP_S  0.001
 #define TRIM_CHUNK  5000
@@ -480,7 +479,7 @@ int store__log_due(struct store *s)
     if (s->log_id <= s->log_mark)
         return 0;
     return s->mat_want > s->log_mark || s->log_id - s->log_mark >= MAT_RECORDS ||
-           idle >= MAT_SECONDS;
+           idle >= s->cycle_s;
 }
 
 /* A cycle's order: by room, then by the row a record sets (events first),
