@@ -571,16 +571,22 @@ int ops_validate_fields(const struct field_spec *fields, const msgpack_object *m
                 return RF_EBAD_REQUEST;
         }
     }
+    /* Every occurrence of a field's key: a map may repeat one, and who
+     * applies the map (backlog_item_apply) takes each of them. */
     for (const struct field_spec *f = fields; f->name; f++) {
-        const msgpack_object *v = codec_get(map, f->name);
-        if (!v) {
-            if ((f->flags & FF_REQUIRED) && !partial)
-                FAIL("Field '%s' is required.", f->name);
-            continue;
+        bool found = false;
+        for (uint32_t i = 0; i < map->via.map.size; i++) {
+            const msgpack_object_kv *kv = &map->via.map.ptr[i];
+            if (kv->key.type != MSGPACK_OBJECT_STR ||
+                !codec_str_eq_n(kv->key.via.str.ptr, kv->key.via.str.size, f->name))
+                continue;
+            found = true;
+            int rc = check_field(f, &kv->val, why, whysz);
+            if (rc)
+                return rc;
         }
-        int rc = check_field(f, v, why, whysz);
-        if (rc)
-            return rc;
+        if (!found && (f->flags & FF_REQUIRED) && !partial)
+            FAIL("Field '%s' is required.", f->name);
     }
     return 0;
 }

@@ -322,6 +322,11 @@ class ImportTests(ServerPerTestCase):
             (b'{"items": 3}', None, 400, "array"),
             (b'[1, 2]', "?format=json", 400, "object"),
             (b'{"nothing": 1}', None, 400, 'no "items"'),
+            # a key repeated with a value of the wrong type (its first one valid): refused,
+            # not applied (tests/fuzz/crashes/import-repeated-key-wrong-type.json)
+            (b'{"items": [{"title": "x", "labels": [], "labels": "split"}]}', None, 400,
+             "labels"),
+            (b'{"items": [{"title": "x", "value": 5, "value": "lots"}]}', None, 400, "value"),
         ]
         for body, query, want, text in cases:
             status, ans = self.post(room, tokens["owner"], body, query or "")
