@@ -17,6 +17,7 @@
 #include "log.h"
 #include "move.h"
 #include "net_int.h"
+#include "reply.h"
 #include "room.h"
 #include "room_load.h"
 #include "store.h"
@@ -324,15 +325,13 @@ static int redirect(struct lws *wsi, struct http_session *s, const char *path, s
          i++)
         l += (size_t)snprintf(loc + l, sizeof loc - l, "%c%s", i ? '&' : '?', arg);
     room_home(to, home);
-    char *body = malloc(512);
-    if (!body || l >= sizeof loc) {
-        free(body);
+    char msg[160], *body;
+    size_t len;
+    struct reply_fields x = {0};
+    snprintf(msg, sizeof msg, "This room moved to %s on instance %s.", to, home);
+    if (l >= sizeof loc || reply_fields_add(&x, "room", to) || reply_fields_add(&x, "home", home) ||
+        reply_error_json(RF_EMOVED, msg, &x, &body, &len))
         return 1;
-    }
-    size_t len = (size_t)snprintf(body, 512,
-                                  "{\"code\":\"moved\",\"room\":\"%s\",\"home\":\"%s\",\"msg\":"
-                                  "\"This room moved to %s on instance %s.\"}\n",
-                                  to, home, to, home);
     if (lws_add_http_common_headers(wsi, 308, "application/json", len, &p, end) ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"location:",
                                     (const unsigned char *)loc, (int)strlen(loc), &p, end) ||

@@ -142,7 +142,6 @@ struct store {
     int cycle_on;          /* writer: a cycle runs */
     struct batch *pend_b;  /* writer: copies of the records of pend (pend[i].rec) */
     struct batch *cycle_b; /* writer: copies of the records of cycle */
-    uint64_t coalesced;    /* writer: state records a later one of the same row replaced */
     uint64_t log_frames;   /* writer: pages the cycles and trims wrote, not yet in a batch's info */
     int64_t max_pages;     /* writer: the size cap (--max-db-size) in pages, or 0 */
     int full_sync;         /* writer: synchronous=FULL (lifted during a cycle) */

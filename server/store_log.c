@@ -51,12 +51,19 @@
 #define MAT_STEP_S  0.001
 #define TRIM_CHUNK  5000
 
-static uint64_t hash_room(const char *room)
+#define FNV_BASIS 14695981039346656037u
+
+/* FNV-1a of h followed by the bytes of s (NULL: none). */
+static uint64_t fnv(uint64_t h, const char *s)
 {
-    uint64_t h = 14695981039346656037u; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)room; p && *p; p++)
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++)
         h = (h ^ *p) * 1099511628211u;
     return h;
+}
+
+static uint64_t hash_room(const char *room)
+{
+    return fnv(FNV_BASIS, room);
 }
 
 /* The key of the row a state record sets within its room's rows of its
@@ -75,10 +82,9 @@ static uint64_t row_hash(const struct batch *bt, const struct rec *r)
 {
     if (r->kind == REC_EVENT)
         return 0;
-    uint64_t h = 14695981039346656037u;
-    h = (h ^ (uint64_t)(r->kind == REC_DEL_ITEM ? REC_ITEM : r->kind)) * 1099511628211u;
-    for (const unsigned char *p = (const unsigned char *)row_key(bt, r); p && *p; p++)
-        h = (h ^ *p) * 1099511628211u;
+    uint64_t h =
+        (FNV_BASIS ^ (uint64_t)(r->kind == REC_DEL_ITEM ? REC_ITEM : r->kind)) * 1099511628211u;
+    h = fnv(h, row_key(bt, r));
     return h ? h : 1;
 }
 
@@ -567,10 +573,8 @@ static int start_cycle(struct store *s)
 /* cycle[i] into its table, unless a later record of the cycle replaces it. */
 static int apply_ref(struct store *s, size_t i)
 {
-    if (replaced(s, i)) {
-        s->coalesced++;
+    if (replaced(s, i))
         return 0;
-    }
     return store__apply_rec(s, s->cycle_b, &s->cycle_b->v[s->cycle[i].rec]);
 }
 
